@@ -1,0 +1,291 @@
+"""The main flow, end to end, on a freshly started stack.
+
+Three people are registered with their caseworkers; a language school reports
+their enrolment over AMQP; the employment agency and the chamber of crafts
+publish openings; one person passes the DTZ at B1 and completes the course. No
+one presses a button after that: placement computes suggestions and the
+caseworker's inbox (and mailbox) receives them with reasons.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+import time
+from datetime import date, timedelta
+from typing import Any
+
+import httpx
+from lotse_shared.contracts import partner as p
+from lotse_shared.contracts.common import CefrLevel, CourseType, OpeningType, Sector
+
+from .partner import PartnerPublisher
+from .stack import LocalStack
+
+SCHOOL = "vhs-region-kassel"
+COURSE = p.CourseRef(provider="VHS Region Kassel", course_ref="IK-2026-14")
+
+PEOPLE: list[dict[str, Any]] = [
+    {
+        "given_name": "Amal",
+        "family_name": "Haddad",
+        "birth_year": 1997,
+        "municipality": "Baunatal",
+        "german_level": "A2",
+        "languages": [{"language": "ar", "mother_tongue": True}],
+        "education": {"level": "mittlerer_abschluss", "years_of_school": 10},
+        "work_experience": [{"occupation_code": "51312", "title": "Lagerarbeit", "years": 2}],
+        "sectors_of_interest": ["logistik", "handel"],
+        "residence_status": "aufenthaltserlaubnis",
+        "work_permission": "allowed",
+        "driving_licence": False,
+        "max_commute_km": 25,
+        "consent": {"matching": True, "email_notifications": True},
+        "contacts": [
+            {
+                "role": "caseworker",
+                "name": "Petra Schmidt",
+                "email": "petra.schmidt@landkreis-kassel.example",
+            },
+            {"role": "mentor", "name": "Jürgen Becker", "email": "j.becker@berufspaten.example"},
+        ],
+    },
+    {
+        "given_name": "Yonas",
+        "family_name": "Tesfay",
+        "birth_year": 2004,
+        "municipality": "Hofgeismar",
+        "german_level": "A2",
+        "sectors_of_interest": ["handwerk", "bau"],
+        "residence_status": "aufenthaltsgestattung",
+        "work_permission": "needs_approval",
+        "driving_licence": False,
+        "max_commute_km": 20,
+        "consent": {"matching": True, "email_notifications": True},
+        "contacts": [
+            {
+                "role": "caseworker",
+                "name": "Murat Yilmaz",
+                "email": "murat.yilmaz@landkreis-kassel.example",
+            },
+        ],
+    },
+    {
+        "given_name": "Olena",
+        "family_name": "Kovalenko",
+        "birth_year": 1989,
+        "municipality": "Vellmar",
+        "german_level": "B1",
+        "education": {"level": "university"},
+        "sectors_of_interest": ["gastronomie"],
+        "residence_status": "aufenthaltserlaubnis",
+        "work_permission": "allowed",
+        "driving_licence": True,
+        "max_commute_km": 30,
+        "consent": {"matching": True, "email_notifications": True},
+        "contacts": [
+            {
+                "role": "caseworker",
+                "name": "Petra Schmidt",
+                "email": "petra.schmidt@landkreis-kassel.example",
+            },
+        ],
+    },
+]
+
+
+def openings(today: date) -> list[tuple[str, p.OpeningReportedV1]]:
+    def loc(m: str) -> p.OpeningLocation:
+        return p.OpeningLocation(municipality=m)
+
+    return [
+        (
+            "ba-jobsuche",
+            p.OpeningReportedV1(
+                source_ref="10001-1000123456-S",
+                opening_type=OpeningType.AUSBILDUNG,
+                title="Ausbildung Fachkraft für Lagerlogistik",
+                employer="Nordhessen Logistik GmbH",
+                occupation_code="51322",
+                sector=Sector.LOGISTIK,
+                required_german_level=CefrLevel.B1,
+                location=loc("Kassel"),
+                start_date=today + timedelta(days=60),
+                seats=2,
+            ),
+        ),
+        (
+            "ba-jobsuche",
+            p.OpeningReportedV1(
+                source_ref="10001-1000123999-S",
+                opening_type=OpeningType.EINSTIEGSQUALIFIZIERUNG,
+                title="EQ Verkauf im Baumarkt",
+                employer="Baumarkt Baunatal",
+                occupation_code="62102",
+                sector=Sector.HANDEL,
+                required_german_level=CefrLevel.B1,
+                location=loc("Baunatal"),
+                start_date=today + timedelta(days=30),
+            ),
+        ),
+        (
+            "hwk-kassel",
+            p.OpeningReportedV1(
+                source_ref="HWK-2026-0815",
+                opening_type=OpeningType.AUSBILDUNG,
+                title="Ausbildung Anlagenmechaniker/in SHK",
+                employer="Haustechnik Hofgeismar",
+                occupation_code="34212",
+                sector=Sector.HANDWERK,
+                required_german_level=CefrLevel.B1,
+                location=loc("Hofgeismar"),
+                start_date=today + timedelta(days=200),
+            ),
+        ),
+        (
+            "ba-jobsuche",
+            p.OpeningReportedV1(
+                source_ref="10001-1000124001-S",
+                opening_type=OpeningType.PRAKTIKUM,
+                title="Praktikum Küche",
+                employer="Landgasthof Vellmar",
+                occupation_code="29301",
+                sector=Sector.GASTRONOMIE,
+                required_german_level=CefrLevel.A2,
+                location=loc("Vellmar"),
+                start_date=today + timedelta(days=14),
+            ),
+        ),
+        (
+            "ihk-kassel",
+            p.OpeningReportedV1(
+                source_ref="IHK-77-2026",
+                opening_type=OpeningType.BESCHAEFTIGUNG,
+                title="Sachbearbeitung Disposition",
+                employer="Spedition Wolfhagen",
+                occupation_code="51613",
+                sector=Sector.BUERO,
+                required_german_level=CefrLevel.B2,
+                location=loc("Wolfhagen"),
+            ),
+        ),
+    ]
+
+
+async def _wait_for(predicate: Any, timeout_s: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = await predicate()
+        if result:
+            return result
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"waited {timeout_s}s for {what}")
+
+
+def _print_inbox(recipient: str, items: list[dict[str, Any]]) -> None:
+    print(f"\n=== Posteingang von {recipient}: {len(items)} Benachrichtigungen ===")
+    for n in items:
+        state = "ungelesen" if n["read_at"] is None else "gelesen"
+        print(f"\n--- [{state}] {n['subject']}  (E-Mail: {n['email_status']})")
+        print(textwrap.indent(n["body"].rstrip(), "    "))
+
+
+async def run_demo(stack: LocalStack) -> int:
+    today = date.today()
+    async with httpx.AsyncClient(timeout=10) as http:
+        print("1. intake: registering three people with their caseworkers")
+        ids = []
+        for person in PEOPLE:
+            r = await http.post(f"{stack.url('intake')}/people", json=person)
+            r.raise_for_status()
+            ids.append(r.json()["person_id"])
+            print(f"   {person['given_name']} {person['family_name']} -> {ids[-1]}")
+
+        async with PartnerPublisher(stack.config.rabbit_url, stack.config.namespace) as pub:
+            print("2. school (AMQP): enrolment in an Integrationskurs")
+            details = p.CourseDetails(
+                **COURSE.model_dump(),
+                course_type=CourseType.INTEGRATIONSKURS,
+                title="Integrationskurs Modul 1-6",
+                target_level=CefrLevel.B1,
+                starts_on=today - timedelta(days=300),
+                ends_on=today,
+                municipality="Baunatal",
+                teaching_units=700,
+            )
+            for pid in ids:
+                await pub.publish(
+                    p.EnrolmentReported.create(
+                        p.EnrolmentReportedV1(person_id=pid, course=details), producer=SCHOOL
+                    )
+                )
+
+            async def enrolled() -> bool:
+                r = await http.get(
+                    f"{stack.url('courses')}/enrolments", params={"person_id": ids[0]}
+                )
+                return r.status_code == 200 and len(r.json()) == 1
+
+            await _wait_for(enrolled, 30, "the enrolment")
+
+            print("3. employment agency and chambers (AMQP): five openings")
+            for source, report in openings(today):
+                await pub.publish(p.OpeningReported.create(report, producer=source))
+
+            async def all_openings() -> bool:
+                r = await http.get(f"{stack.url('placement')}/openings")
+                return len(r.json()) == 5
+
+            await _wait_for(all_openings, 30, "the openings")
+
+            print("4. school (AMQP): DTZ result B1 and course completion for Amal Haddad")
+            await pub.publish(
+                p.ExamResultReported.create(
+                    p.ExamResultReportedV1(
+                        person_id=ids[0],
+                        course=COURSE,
+                        exam="dtz",
+                        result="B1",
+                        taken_on=today - timedelta(days=3),
+                    ),
+                    producer=SCHOOL,
+                )
+            )
+            await pub.publish(
+                p.CompletionReported.create(
+                    p.CompletionReportedV1(person_id=ids[0], course=COURSE, completed_on=today),
+                    producer=SCHOOL,
+                )
+            )
+
+        caseworker = PEOPLE[0]["contacts"][0]["email"]
+
+        async def course_alert() -> list[dict[str, Any]] | None:
+            r = await http.get(
+                f"{stack.url('notifications')}/notifications", params={"recipient": caseworker}
+            )
+            items: list[dict[str, Any]] = r.json()
+            done = any(
+                n["kind"] == "suggestions_ready" and "Lagerlogistik" in n["body"] for n in items
+            )
+            return items if done else None
+
+        print("5. waiting for placement and notifications (no one presses a button) ...")
+        items = await _wait_for(course_alert, 60, "the caseworker's alert")
+        await asyncio.sleep(1.0)  # let the email go out
+        r = await http.get(
+            f"{stack.url('notifications')}/notifications", params={"recipient": caseworker}
+        )
+        _print_inbox(caseworker, r.json())
+
+        r = await http.get(f"{stack.url('placement')}/people/{ids[1]}/evaluation")
+        print(f"\n=== Warum nicht? Yonas Tesfay ({len(r.json())} offene Stellen geprüft) ===")
+        for e in r.json()[:3]:
+            failed = [x["reason"] for x in e["rules"] if not x["passed"]]
+            print(f"   {e['title']}: {'; '.join(failed) or 'passt'}")
+
+    if stack.mail_sink is not None:
+        print(f"\n=== SMTP: {len(stack.mail_sink.mails)} E-Mails angenommen ===")
+        for mail in stack.mail_sink.mails:
+            print(f"   an {', '.join(mail.rcpt_tos)}: {mail.subject}")
+    return 0 if items else 1

@@ -1,0 +1,193 @@
+"""Start the whole stack as local processes, and stop it cleanly.
+
+- MongoDB: ``LOTSE_MONGO_URL`` if given, else a SecantusDB server in a temp dir;
+- SMTP: ``LOTSE_SMTP_HOST``/``LOTSE_SMTP_PORT`` if given, else an in-process sink;
+- RabbitMQ: ``LOTSE_RABBIT_URL`` (default amqp://guest:guest@127.0.0.1:5672/);
+- the four services, each ``python -m lotse_<service>`` with its own port.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .mailsink import MailSink
+from .ports import free_port, port_open
+
+SERVICES = ("intake", "courses", "placement", "notifications")
+DEFAULT_PORTS = {"intake": 8001, "courses": 8002, "placement": 8003, "notifications": 8004}
+
+
+@dataclass
+class StackConfig:
+    namespace: str = "lotse"
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    rabbit_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    mongo_url: str | None = None
+    smtp: tuple[str, int] | None = None
+    log_dir: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        smtp_host = os.environ.get("LOTSE_SMTP_HOST")
+        return cls(
+            namespace=os.environ.get("LOTSE_NAMESPACE", "lotse"),
+            rabbit_url=os.environ.get("LOTSE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+            mongo_url=os.environ.get("LOTSE_MONGO_URL") or None,
+            smtp=(smtp_host, int(os.environ.get("LOTSE_SMTP_PORT", "25"))) if smtp_host else None,
+        )
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.workdir = Path(tempfile.mkdtemp(prefix="lotse-stack-"))
+        self.log_dir = config.log_dir or self.workdir / "logs"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.mongo_url = config.mongo_url or ""
+        self.mail_sink: MailSink | None = None
+        self.smtp = config.smtp
+        self._mongo_proc: subprocess.Popen[bytes] | None = None
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.config.ports[service]}"
+
+    # --- infrastructure -------------------------------------------------------------
+    def _start_mongo(self) -> None:
+        if self.mongo_url:
+            return
+        exe = shutil.which("secantusd-py") or str(Path(sys.executable).parent / "secantusd-py")
+        port = free_port()
+        log = open(self.log_dir / "secantusdb.log", "wb")  # noqa: SIM115
+        self._mongo_proc = subprocess.Popen(
+            [
+                exe,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--storage-path",
+                str(self.workdir / "db"),
+                "--log-level",
+                "WARNING",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while not port_open("127.0.0.1", port):
+            if self._mongo_proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"SecantusDB did not start; see {self.log_dir}/secantusdb.log")
+            time.sleep(0.1)
+        self.mongo_url = f"mongodb://127.0.0.1:{port}/?replicaSet=secantus&retryWrites=false"
+
+    def _start_smtp(self) -> None:
+        if self.smtp is not None:
+            return
+        self.mail_sink = MailSink()
+        self.mail_sink.start()
+        self.smtp = (self.mail_sink.host, self.mail_sink.port)
+
+    # --- services ---------------------------------------------------------------------
+    def service_env(self, service: str) -> dict[str, str]:
+        assert self.smtp is not None
+        port = self.config.ports[service]
+        return {
+            **os.environ,
+            "LOTSE_NAMESPACE": self.config.namespace,
+            "LOTSE_RABBIT_URL": self.config.rabbit_url,
+            "LOTSE_MONGO_URL": self.mongo_url,
+            "LOTSE_HTTP_PORT": str(port),
+            "LOTSE_SMTP_HOST": self.smtp[0],
+            "LOTSE_SMTP_PORT": str(self.smtp[1]),
+            "LOTSE_INBOX_URL": f"{self.url('notifications')}/notifications",
+            "LOTSE_OUTBOX_POLL_S": "0.5",
+            **self.config.extra_env,
+        }
+
+    def start_service(self, service: str) -> None:
+        log = open(self.log_dir / f"{service}.log", "ab")  # noqa: SIM115
+        self.procs[service] = subprocess.Popen(
+            [sys.executable, "-m", f"lotse_{service}"],
+            env=self.service_env(service),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop_service(self, service: str, *, kill: bool = False) -> None:
+        proc = self.procs.pop(service, None)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def wait_healthy(self, services: tuple[str, ...] = SERVICES, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        pending = set(services)
+        while pending:
+            for service in sorted(pending):
+                proc = self.procs[service]
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"{service} exited with {proc.returncode}; see {self.log_dir}/{service}.log"
+                    )
+                try:
+                    if httpx.get(f"{self.url(service)}/healthz", timeout=1).status_code == 200:
+                        pending.discard(service)
+                except httpx.HTTPError:
+                    pass
+            if pending and time.monotonic() > deadline:
+                raise RuntimeError(f"not healthy after {timeout_s}s: {sorted(pending)}")
+            time.sleep(0.2)
+
+    def start(self) -> None:
+        for service in SERVICES:
+            port = self.config.ports[service]
+            if port_open("127.0.0.1", port):
+                raise RuntimeError(f"port {port} for {service} is taken; is a stack running?")
+        self._start_mongo()
+        self._start_smtp()
+        for service in SERVICES:
+            self.start_service(service)
+        self.wait_healthy()
+
+    def stop(self) -> None:
+        for service in reversed(SERVICES):
+            self.stop_service(service)
+        if self.mail_sink is not None:
+            self.mail_sink.stop()
+        if self._mongo_proc is not None and self._mongo_proc.poll() is None:
+            self._mongo_proc.send_signal(signal.SIGTERM)
+            try:
+                self._mongo_proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._mongo_proc.kill()
+        shutil.rmtree(self.workdir / "db", ignore_errors=True)
+
+    def __enter__(self) -> LocalStack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

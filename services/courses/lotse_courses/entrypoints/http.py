@@ -1,0 +1,100 @@
+"""courses' HTTP routes: translate requests into handler calls, nothing more."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from lotse_shared.contracts.common import CefrLevel
+from pydantic import BaseModel, ConfigDict, Field
+
+from lotse_courses.domain.model import Course, CourseDetails, Enrolment, ExamKind, ExamResultValue
+from lotse_courses.handlers import CoursesHandlers
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EnrolmentRequest(_Body):
+    person_id: uuid.UUID
+    course_id: uuid.UUID
+
+
+class AttendanceRequest(_Body):
+    session_date: date
+    present: bool
+
+
+class ExamRequest(_Body):
+    exam: ExamKind
+    level_tested: CefrLevel | None = Field(
+        default=None, description="DTB/telc: the level tested. DTZ: leave empty (it is scaled)."
+    )
+    result: ExamResultValue = Field(description="DTZ: A2, B1 or below_A2. Others: passed/failed.")
+    taken_on: date
+
+
+class CompletionRequest(_Body):
+    completed_on: date
+    level_reached: CefrLevel | None = Field(
+        default=None, description="If empty, the best passed exam decides."
+    )
+
+
+class DropoutRequest(_Body):
+    dropped_on: date
+    reason: str = Field(min_length=1, max_length=500)
+
+
+def make_router(h: CoursesHandlers) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/courses", status_code=status.HTTP_201_CREATED, tags=["courses"])
+    async def create_course(details: CourseDetails) -> Course:
+        return await h.create_course(details)
+
+    @router.get("/courses", tags=["courses"])
+    async def list_courses(
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> list[Course]:
+        return await h.repo.list_courses(limit, offset)
+
+    @router.get("/courses/{course_id}", tags=["courses"])
+    async def get_course(course_id: uuid.UUID) -> Course:
+        return await h.get_course(course_id)
+
+    @router.post("/enrolments", status_code=status.HTTP_201_CREATED, tags=["enrolments"])
+    async def enrol(body: EnrolmentRequest) -> Enrolment:
+        return await h.enrol(body.course_id, body.person_id)
+
+    @router.get("/enrolments", tags=["enrolments"], summary="A person's enrolments")
+    async def enrolments_of(person_id: uuid.UUID) -> list[Enrolment]:
+        return [(e) for e in await h.repo.enrolments_of_person(person_id)]
+
+    @router.get("/enrolments/{enrolment_id}", tags=["enrolments"])
+    async def get_enrolment(enrolment_id: uuid.UUID) -> Enrolment:
+        return await h.get_enrolment(enrolment_id)
+
+    @router.post("/enrolments/{enrolment_id}/attendance", tags=["enrolments"])
+    async def attendance(enrolment_id: uuid.UUID, body: AttendanceRequest) -> Enrolment:
+        return await h.record_attendance(enrolment_id, body.session_date, body.present)
+
+    @router.post("/enrolments/{enrolment_id}/exams", tags=["enrolments"])
+    async def exam(enrolment_id: uuid.UUID, body: ExamRequest) -> Enrolment:
+        return await h.record_exam(
+            enrolment_id, body.exam, body.level_tested, body.result, body.taken_on
+        )
+
+    @router.post("/enrolments/{enrolment_id}/completion", tags=["enrolments"])
+    async def complete(enrolment_id: uuid.UUID, body: CompletionRequest) -> Enrolment:
+        return await h.complete(enrolment_id, body.completed_on, body.level_reached)
+
+    @router.post("/enrolments/{enrolment_id}/dropout", tags=["enrolments"])
+    async def dropout(enrolment_id: uuid.UUID, body: DropoutRequest) -> Enrolment:
+        return await h.drop(enrolment_id, body.dropped_on, body.reason)
+
+    return router

@@ -1,0 +1,145 @@
+"""Where courses keeps courses, enrolments and the people it has heard of."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from lotse_shared.contracts.intake import PersonSnapshotV1
+from lotse_shared.persistence.mongo import Transaction
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from .domain.model import Course, Enrolment
+
+Document = dict[str, Any]
+
+
+class CoursesRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.courses = db["courses"]
+        self.enrolments = db["enrolments"]
+        self.people = db["known_people"]
+
+    async def ensure_indexes(self) -> None:
+        await self.courses.create_indexes(
+            [IndexModel([("provider", 1), ("course_ref", 1)], unique=True, name="provider_ref")]
+        )
+        await self.enrolments.create_indexes(
+            [
+                IndexModel(
+                    [("course_id", 1), ("person_id", 1)], unique=True, name="one_per_course"
+                ),
+                IndexModel([("person_id", ASCENDING)], name="by_person"),
+            ]
+        )
+
+    # people (read model fed by intake's events)
+    async def remember_person(self, tx: Transaction, person: PersonSnapshotV1) -> bool:
+        """Keep the newest revision; False if this one is older than what we hold."""
+        result = await self.people.update_one(
+            {"_id": person.person_id, "revision": {"$lt": person.revision}},
+            {"$set": {"district_id": person.district_id, "revision": person.revision}},
+            session=tx.session,
+        )
+        if result.matched_count:
+            return True
+        existing = await self.people.find_one({"_id": person.person_id}, session=tx.session)
+        if existing is not None:
+            return False
+        await self.people.insert_one(
+            {
+                "_id": person.person_id,
+                "district_id": person.district_id,
+                "revision": person.revision,
+            },
+            session=tx.session,
+        )
+        return True
+
+    async def is_known(
+        self, person_id: uuid.UUID, session: AsyncClientSession | None = None
+    ) -> bool:
+        return await self.people.count_documents({"_id": person_id}, limit=1, session=session) > 0
+
+    # courses
+    async def add_course(self, tx: Transaction, course: Course) -> None:
+        await self.courses.insert_one(_course_doc(course), session=tx.session)
+
+    async def get_course(
+        self, course_id: uuid.UUID, session: AsyncClientSession | None = None
+    ) -> Course | None:
+        doc = await self.courses.find_one({"_id": course_id}, session=session)
+        return _course(doc) if doc else None
+
+    async def course_by_ref(
+        self, provider: str, course_ref: str, session: AsyncClientSession | None = None
+    ) -> Course | None:
+        doc = await self.courses.find_one(
+            {"provider": provider, "course_ref": course_ref}, session=session
+        )
+        return _course(doc) if doc else None
+
+    async def list_courses(self, limit: int, offset: int) -> list[Course]:
+        cursor = self.courses.find().sort("starts_on", -1).skip(offset).limit(limit)
+        return [_course(d) async for d in cursor]
+
+    # enrolments
+    async def add_enrolment(self, tx: Transaction, enrolment: Enrolment) -> None:
+        await self.enrolments.insert_one(_enrolment_doc(enrolment), session=tx.session)
+
+    async def save_enrolment(self, tx: Transaction, enrolment: Enrolment) -> None:
+        await self.enrolments.replace_one(
+            {"_id": enrolment.enrolment_id}, _enrolment_doc(enrolment), session=tx.session
+        )
+
+    async def get_enrolment(
+        self, enrolment_id: uuid.UUID, session: AsyncClientSession | None = None
+    ) -> Enrolment | None:
+        doc = await self.enrolments.find_one({"_id": enrolment_id}, session=session)
+        return _enrolment(doc) if doc else None
+
+    async def enrolment_of(
+        self, course_id: uuid.UUID, person_id: uuid.UUID, session: AsyncClientSession | None = None
+    ) -> Enrolment | None:
+        doc = await self.enrolments.find_one(
+            {"course_id": course_id, "person_id": person_id}, session=session
+        )
+        return _enrolment(doc) if doc else None
+
+    async def enrolments_of_person(self, person_id: uuid.UUID) -> list[Enrolment]:
+        cursor = self.enrolments.find({"person_id": person_id}).sort("enrolled_at", 1)
+        return [_enrolment(d) async for d in cursor]
+
+
+def _course_doc(course: Course) -> Document:
+    doc = course.model_dump(mode="json", exclude={"course_id"})
+    doc["_id"] = course.course_id
+    return doc
+
+
+def _course(doc: Document) -> Course:
+    data = dict(doc)
+    data["course_id"] = data.pop("_id")
+    return Course.model_validate(data)
+
+
+def _enrolment_doc(enrolment: Enrolment) -> Document:
+    doc = enrolment.model_dump(
+        mode="json",
+        exclude={"enrolment_id", "course_id", "person_id", "enrolled_at"},
+    )
+    doc.update(
+        _id=enrolment.enrolment_id,
+        course_id=enrolment.course_id,
+        person_id=enrolment.person_id,
+        enrolled_at=enrolment.enrolled_at,
+    )
+    return doc
+
+
+def _enrolment(doc: Document) -> Enrolment:
+    data = dict(doc)
+    data["enrolment_id"] = data.pop("_id")
+    return Enrolment.model_validate(data)

@@ -1,0 +1,79 @@
+"""intake's HTTP routes: translate requests into handler calls, nothing more."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, status
+from pydantic import BaseModel
+
+from lotse_intake.domain.model import Person, PersonDetails
+from lotse_intake.handlers import IntakeHandlers
+
+
+class PersonOut(Person):
+    """A person as stored, with revision and timestamps."""
+
+
+class PersonList(BaseModel):
+    items: list[PersonOut]
+    limit: int
+    offset: int
+
+
+def make_router(handlers: IntakeHandlers) -> APIRouter:
+    router = APIRouter(prefix="/people", tags=["people"])
+
+    @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a person")
+    async def register(details: PersonDetails) -> PersonOut:
+        return PersonOut.model_validate((await handlers.register(details)).model_dump())
+
+    @router.get("/{person_id}", summary="Read one person")
+    async def read(person_id: uuid.UUID) -> PersonOut:
+        return PersonOut.model_validate((await handlers.get(person_id)).model_dump())
+
+    @router.get("", summary="List people, filtered by municipality or responsible contact")
+    async def list_people(
+        municipality: str | None = None,
+        contact_email: Annotated[str | None, Query(description="A responsible contact")] = None,
+        district_id: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> PersonList:
+        people = await handlers.people.list(
+            district_id=district_id,
+            municipality=municipality,
+            contact_email=contact_email,
+            limit=limit,
+            offset=offset,
+        )
+        return PersonList(
+            items=[PersonOut.model_validate(p.model_dump()) for p in people],
+            limit=limit,
+            offset=offset,
+        )
+
+    @router.put("/{person_id}", summary="Replace a person's details")
+    async def replace(
+        person_id: uuid.UUID,
+        details: PersonDetails,
+        if_match: Annotated[
+            int | None, Header(description="Expected revision; 409 if it moved on")
+        ] = None,
+    ) -> PersonOut:
+        person = await handlers.replace(person_id, details, if_revision=if_match)
+        return PersonOut.model_validate(person.model_dump())
+
+    @router.patch("/{person_id}", summary="Change some of a person's details")
+    async def patch(
+        person_id: uuid.UUID,
+        changes: Annotated[
+            dict[str, Any],
+            Body(examples=[{"german_level": "B1", "municipality": "Vellmar"}]),
+        ],
+    ) -> PersonOut:
+        person = await handlers.patch(person_id, changes)
+        return PersonOut.model_validate(person.model_dump())
+
+    return router

@@ -1,0 +1,82 @@
+"""Where intake keeps people: the store the handlers see, and its Mongo adapter."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from lotse_shared.persistence.mongo import Transaction
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from .domain.model import Person
+
+Document = dict[str, Any]
+
+
+class PeopleRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.people = db["people"]
+
+    async def ensure_indexes(self) -> None:
+        await self.people.create_indexes(
+            [
+                IndexModel([("district_id", ASCENDING), ("municipality", ASCENDING)]),
+                IndexModel([("contacts.email", ASCENDING)], name="by_contact_email"),
+                IndexModel([("family_name", ASCENDING), ("given_name", ASCENDING)]),
+            ]
+        )
+
+    async def add(self, tx: Transaction, person: Person) -> None:
+        await self.people.insert_one(_to_doc(person), session=tx.session)
+
+    async def replace(self, tx: Transaction, person: Person, *, expected_revision: int) -> bool:
+        """Replace if nobody changed it meanwhile (optimistic concurrency)."""
+        result = await self.people.replace_one(
+            {"_id": person.person_id, "revision": expected_revision},
+            _to_doc(person),
+            session=tx.session,
+        )
+        return result.modified_count == 1
+
+    async def get(self, person_id: uuid.UUID) -> Person | None:
+        doc = await self.people.find_one({"_id": person_id})
+        return _from_doc(doc) if doc else None
+
+    async def list(
+        self,
+        *,
+        district_id: str | None,
+        municipality: str | None,
+        contact_email: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[Person]:
+        query: Document = {}
+        if district_id:
+            query["district_id"] = district_id
+        if municipality:
+            query["municipality"] = municipality
+        if contact_email:
+            query["contacts.email"] = contact_email
+        cursor = (
+            self.people.find(query)
+            .sort([("family_name", 1), ("given_name", 1), ("_id", 1)])
+            .skip(offset)
+            .limit(limit)
+        )
+        return [_from_doc(d) async for d in cursor]
+
+
+def _to_doc(person: Person) -> Document:
+    doc = person.model_dump(mode="json", exclude={"person_id", "created_at", "updated_at"})
+    doc["_id"] = person.person_id
+    doc["created_at"] = person.created_at
+    doc["updated_at"] = person.updated_at
+    return doc
+
+
+def _from_doc(doc: Document) -> Person:
+    data = dict(doc)
+    data["person_id"] = data.pop("_id")
+    return Person.model_validate(data)

@@ -1,0 +1,78 @@
+"""Sending email over SMTP, telling temporary failures from permanent ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+
+import aiosmtplib
+
+
+class TemporaryEmailError(Exception):
+    """Worth trying again later: 4xx reply, connection refused, timeout."""
+
+
+class PermanentEmailError(Exception):
+    """Will fail again: 5xx reply (unknown mailbox, rejected)."""
+
+
+@dataclass(frozen=True)
+class Email:
+    to_name: str
+    to_address: str
+    subject: str
+    body: str
+    message_id_hint: str
+
+
+class SmtpSender:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        mail_from: str,
+        *,
+        starttls: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.mail_from = mail_from
+        self.starttls = starttls
+        self.username = username
+        self.password = password
+        self.timeout_s = timeout_s
+
+    async def send(self, email: Email) -> None:
+        msg = EmailMessage()
+        msg["From"] = self.mail_from
+        msg["To"] = formataddr((email.to_name, email.to_address))
+        msg["Subject"] = email.subject
+        msg["Message-ID"] = make_msgid(idstring=email.message_id_hint, domain="lotse.local")
+        msg["Auto-Submitted"] = "auto-generated"
+        msg.set_content(email.body)
+        try:
+            await aiosmtplib.send(
+                msg,
+                hostname=self.host,
+                port=self.port,
+                start_tls=self.starttls,
+                username=self.username,
+                password=self.password,
+                timeout=self.timeout_s,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            detail = "; ".join(f"{r.code} {r.message}" for r in exc.recipients)
+            if codes and all(500 <= c < 600 for c in codes):
+                raise PermanentEmailError(detail) from exc
+            raise TemporaryEmailError(detail) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            if 500 <= exc.code < 600:
+                raise PermanentEmailError(f"{exc.code} {exc.message}") from exc
+            raise TemporaryEmailError(f"{exc.code} {exc.message}") from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise TemporaryEmailError(f"{type(exc).__name__}: {exc}") from exc

@@ -1,0 +1,14 @@
+"""Run placement: ``python -m lotse_placement`` (settings from LOTSE_* environment variables)."""
+
+from lotse_shared.runner import serve
+
+from .bootstrap import create_app
+from .settings import PlacementSettings
+
+
+def main() -> None:
+    serve(PlacementSettings(), create_app)
+
+
+if __name__ == "__main__":
+    main()

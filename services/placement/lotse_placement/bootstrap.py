@@ -1,0 +1,54 @@
+"""placement's composition root: builds everything once, lets tests replace parts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from fastapi import FastAPI
+from lotse_shared.contracts import placement as ev
+from lotse_shared.http import create_http_app
+from lotse_shared.service import build_runtime, document_publications, run_lifespan
+
+from .entrypoints.http import make_router
+from .entrypoints.messaging import register_subscriptions
+from .handlers import PlacementHandlers
+from .repository import PlacementRepository
+from .settings import PlacementSettings
+
+
+@dataclass
+class Overrides:
+    repo: PlacementRepository | None = None
+    today: Callable[[], date] | None = None
+
+
+def create_app(
+    settings: PlacementSettings | None = None, overrides: Overrides | None = None
+) -> FastAPI:
+    settings = settings or PlacementSettings()
+    overrides = overrides or Overrides()
+    rt = build_runtime(settings)
+    repo = overrides.repo or PlacementRepository(rt.db)
+    handlers = PlacementHandlers(
+        uow=rt.uow,
+        repo=repo,
+        parking=rt.parking,
+        suggestions_per_set=settings.suggestions_per_set,
+    )
+    if overrides.today is not None:
+        handlers.today = overrides.today
+    register_subscriptions(rt.subscriptions, handlers)
+    rt.parking.attach(rt.subscriptions.dispatch)
+    document_publications(rt, [ev.OpeningPublished, ev.OpeningClosed, ev.SuggestionsReady])
+    app = create_http_app(
+        rt,
+        title="Lotse placement",
+        description="Openings from partners, ranked suggestions with reasons, the pipeline.",
+        routers=[make_router(handlers)],
+        lifespan=lambda: run_lifespan(rt, index_setup=[repo.ensure_indexes]),
+    )
+    app.state.runtime = rt
+    app.state.handlers = handlers
+    return app

@@ -1,0 +1,250 @@
+"""Matching: hard rules first, then a score with reasons a caseworker can read.
+
+A hard rule is a yes/no ("may this person take this opening?"); an opening that
+fails one is never suggested, whatever its score. Reasons are German, since
+they go straight into the caseworker's alert.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+
+from lotse_shared.contracts.common import (
+    EducationLevel,
+    OpeningType,
+    ResidenceStatus,
+    Sector,
+    WorkPermission,
+)
+from lotse_shared.places import distance_km, find_place
+
+from .model import Candidate, Opening, OpeningStatus
+
+NO_CAR_REACH_KM = 15  # without a licence, buses make more than this impractical ...
+NO_CAR_RAIL_REACH_KM = 35  # ... unless both places are on the railway
+
+TYPE_LABEL = {
+    OpeningType.PRAKTIKUM: "Praktikum",
+    OpeningType.EINSTIEGSQUALIFIZIERUNG: "Einstiegsqualifizierung",
+    OpeningType.AUSBILDUNG: "Ausbildung",
+    OpeningType.BESCHAEFTIGUNG: "Beschäftigung",
+}
+SECTOR_LABEL = {
+    Sector.LOGISTIK: "Logistik",
+    Sector.HANDWERK: "Handwerk",
+    Sector.GASTRONOMIE: "Gastronomie",
+    Sector.BAU: "Bau",
+    Sector.PFLEGE: "Pflege",
+    Sector.INDUSTRIE: "Industrie",
+    Sector.HANDEL: "Handel",
+    Sector.REINIGUNG: "Reinigung",
+    Sector.LANDWIRTSCHAFT: "Landwirtschaft",
+    Sector.BUERO: "Büro",
+    Sector.SONSTIGE: "Sonstiges",
+}
+STATUS_LABEL = {
+    ResidenceStatus.AUFENTHALTSERLAUBNIS: "Aufenthaltserlaubnis",
+    ResidenceStatus.AUFENTHALTSGESTATTUNG: "Aufenthaltsgestattung",
+    ResidenceStatus.DULDUNG: "Duldung",
+    ResidenceStatus.AUSBILDUNGSDULDUNG: "Ausbildungsduldung",
+    ResidenceStatus.BESCHAEFTIGUNGSDULDUNG: "Beschäftigungsduldung",
+    ResidenceStatus.NIEDERLASSUNGSERLAUBNIS: "Niederlassungserlaubnis",
+}
+
+# Which opening types a residence title allows at all, once work is permitted.
+# The two special Duldungen are tied to one kind of work.
+TYPES_ALLOWED_BY_STATUS: dict[ResidenceStatus, frozenset[OpeningType]] = {
+    ResidenceStatus.AUSBILDUNGSDULDUNG: frozenset({OpeningType.AUSBILDUNG}),
+    ResidenceStatus.BESCHAEFTIGUNGSDULDUNG: frozenset({OpeningType.BESCHAEFTIGUNG}),
+}
+ALL_TYPES = frozenset(OpeningType)
+
+
+def permitted_types(person: Candidate) -> frozenset[OpeningType]:
+    """Opening types this person may take; empty if they may not work at all."""
+    if person.work_permission in (WorkPermission.NOT_ALLOWED, WorkPermission.NEEDS_APPROVAL):
+        return frozenset()
+    return TYPES_ALLOWED_BY_STATUS.get(person.residence_status, ALL_TYPES)
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule: str
+    passed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    opening: Opening
+    distance_km: float
+    results: tuple[RuleResult, ...]
+
+    @property
+    def eligible(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failed(self) -> list[RuleResult]:
+        return [r for r in self.results if not r.passed]
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    opening: Opening
+    distance_km: float
+    score: float
+    reasons: list[str] = field(default_factory=list)
+
+
+def commute_km(person: Candidate, opening: Opening) -> float:
+    return round(distance_km(person.lat, person.lon, opening.lat, opening.lon), 1)
+
+
+def reach_km(person: Candidate, opening: Opening) -> float:
+    """How far this person can get to work: their own limit, less without a car."""
+    if person.driving_licence:
+        return float(person.max_commute_km)
+    here = find_place(person.municipality)
+    there = find_place(opening.municipality) if opening.municipality else None
+    by_rail = bool(here and there and here.rail and there.rail)
+    return float(min(person.max_commute_km, NO_CAR_RAIL_REACH_KM if by_rail else NO_CAR_REACH_KM))
+
+
+# --- hard rules ---------------------------------------------------------------
+
+
+def rule_work_permission(person: Candidate, opening: Opening, _: float) -> RuleResult:
+    status = STATUS_LABEL[person.residence_status]
+    label = TYPE_LABEL[opening.opening_type]
+    if person.work_permission is WorkPermission.NOT_ALLOWED:
+        return RuleResult("work_permission", False, f"Keine Arbeitserlaubnis ({status})")
+    if person.work_permission is WorkPermission.NEEDS_APPROVAL:
+        return RuleResult(
+            "work_permission",
+            False,
+            f"Beschäftigungserlaubnis der Ausländerbehörde fehlt noch ({status})",
+        )
+    if opening.opening_type not in permitted_types(person):
+        return RuleResult("work_permission", False, f"{status} erlaubt keine {label}")
+    how = "erlaubt" if person.work_permission is WorkPermission.ALLOWED else "genehmigt"
+    return RuleResult("work_permission", True, f"Arbeit {how} ({status})")
+
+
+def rule_german_level(person: Candidate, opening: Opening, _: float) -> RuleResult:
+    level = person.effective_german_level
+    have = f"{level.value} erreicht" if level else "noch kein Deutschniveau"
+    if opening.required_german_level is None:
+        return RuleResult("german_level", True, f"{have}, Stelle nennt kein Sprachniveau")
+    need = opening.required_german_level.value
+    if person.german_rank >= opening.required_rank:
+        return RuleResult("german_level", True, f"{have}, Stelle verlangt {need}")
+    return RuleResult("german_level", False, f"{have}, Stelle verlangt {need}")
+
+
+def rule_open_with_seats(_: Candidate, opening: Opening, __: float) -> RuleResult:
+    if opening.status is not OpeningStatus.OPEN:
+        return RuleResult("open_with_seats", False, "Stelle ist geschlossen")
+    if opening.seats_free <= 0:
+        return RuleResult("open_with_seats", False, "Alle Plätze sind vergeben")
+    seats = "1 Platz frei" if opening.seats_free == 1 else f"{opening.seats_free} Plätze frei"
+    return RuleResult("open_with_seats", True, f"Stelle offen, {seats}")
+
+
+def rule_reachable(person: Candidate, opening: Opening, km: float) -> RuleResult:
+    limit = reach_km(person, opening)
+    how = "Führerschein vorhanden" if person.driving_licence else "ohne Führerschein"
+    if km <= limit:
+        return RuleResult("reachable", True, f"{km:.0f} km, {how}")
+    return RuleResult("reachable", False, f"{km:.0f} km, {how}: mehr als {limit:.0f} km Arbeitsweg")
+
+
+HardRule = Callable[[Candidate, Opening, float], RuleResult]
+HARD_RULES: tuple[HardRule, ...] = (
+    rule_work_permission,
+    rule_german_level,
+    rule_open_with_seats,
+    rule_reachable,
+)
+
+
+def evaluate(person: Candidate, opening: Opening) -> Evaluation:
+    km = commute_km(person, opening)
+    return Evaluation(opening, km, tuple(rule(person, opening, km) for rule in HARD_RULES))
+
+
+# --- score --------------------------------------------------------------------
+
+_SKILLED_EDUCATION = {EducationLevel.VOCATIONAL, EducationLevel.UNIVERSITY}
+
+
+def score(person: Candidate, opening: Opening, km: float, today: date) -> tuple[float, list[str]]:
+    points = 0.0
+    reasons: list[str] = []
+    sector = SECTOR_LABEL[opening.sector]
+    if opening.sector in person.sectors_of_interest:
+        points += 30
+        reasons.append(f"Interesse an {sector}")
+    if opening.occupation_code:
+        group = opening.occupation_code[:3]
+        main_group = opening.occupation_code[:2]
+        if any(code[:3] == group for code in person.experience_occupations):
+            points += 25
+            reasons.append(f"Berufserfahrung in der Berufsgruppe (KldB {group})")
+        elif any(code[:2] == main_group for code in person.experience_occupations):
+            points += 12
+            reasons.append(f"Berufserfahrung im Berufsbereich (KldB {main_group})")
+    limit = max(reach_km(person, opening), 1.0)
+    points += 20 * max(0.0, 1 - km / limit)
+    if km <= 10:
+        reasons.append(f"kurzer Arbeitsweg ({km:.0f} km)")
+    ready = max(today, person.available_from or today)
+    if opening.start_date is not None:
+        wait = (opening.start_date - ready).days
+        if 0 <= wait <= 90:
+            points += 15
+            reasons.append(f"Beginn bald ({opening.start_date:%d.%m.%Y})")
+        elif 90 < wait <= 240:
+            points += 8
+            reasons.append(f"Beginn am {opening.start_date:%d.%m.%Y}")
+        elif wait < 0:
+            points += 10
+            reasons.append("Beginn sofort möglich")
+    if person.german_rank > opening.required_rank and opening.required_german_level:
+        points += 5
+        reasons.append("Deutsch über der Anforderung")
+    skill = opening.skill_level
+    if (
+        opening.opening_type is OpeningType.BESCHAEFTIGUNG
+        and skill is not None
+        and skill >= 2
+        and person.education_level not in _SKILLED_EDUCATION
+    ):
+        points -= 15
+        reasons.append("Fachkraftstelle, Berufsabschluss fehlt")
+    return round(points, 1), reasons
+
+
+def rank(
+    person: Candidate,
+    openings: Iterable[Opening],
+    today: date,
+    *,
+    limit: int,
+    exclude: set[str] | frozenset[str] = frozenset(),
+) -> list[Suggestion]:
+    """Eligible openings, best first; those in ``exclude`` (already told) left out."""
+    suggestions = []
+    for opening in openings:
+        if str(opening.opening_id) in exclude:
+            continue
+        evaluation = evaluate(person, opening)
+        if not evaluation.eligible:
+            continue
+        points, why = score(person, opening, evaluation.distance_km, today)
+        hard = [r.reason for r in evaluation.results if r.rule in ("german_level", "reachable")]
+        suggestions.append(Suggestion(opening, evaluation.distance_km, points, [*hard, *why]))
+    suggestions.sort(key=lambda s: (-s.score, s.distance_km, s.opening.title))
+    return suggestions[:limit]

@@ -1,0 +1,32 @@
+"""placement's subscription table: each event type, its queue and the handler it calls."""
+
+from __future__ import annotations
+
+from lotse_shared.contracts.courses import CourseCompleted
+from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
+from lotse_shared.contracts.partner import OpeningReported, OpeningWithdrawn
+from lotse_shared.messaging.subscriptions import Subscriptions
+
+from lotse_placement.handlers import PlacementHandlers
+
+
+def register_subscriptions(subs: Subscriptions, h: PlacementHandlers) -> None:
+    @subs.on(PersonRegistered, "Keep the person's matching facts")
+    async def person_registered(event: PersonRegistered) -> None:
+        await h.person_changed(event)
+
+    @subs.on(PersonUpdated, "Keep the newest facts; re-match on a change")
+    async def person_updated(event: PersonUpdated) -> None:
+        await h.person_changed(event)
+
+    @subs.on(CourseCompleted, "Compute suggestions for the new German level")
+    async def course_completed(event: CourseCompleted) -> None:
+        await h.course_completed(event)
+
+    @subs.on(OpeningReported, "Store or update the opening; match it against people")
+    async def opening_reported(event: OpeningReported) -> None:
+        await h.opening_reported(event)
+
+    @subs.on(OpeningWithdrawn, "Close the opening")
+    async def opening_withdrawn(event: OpeningWithdrawn) -> None:
+        await h.opening_withdrawn(event)

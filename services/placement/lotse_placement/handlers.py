@@ -1,0 +1,258 @@
+"""placement's use cases: keep people and openings, compute and announce suggestions."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from lotse_shared.contracts import placement as ev
+from lotse_shared.contracts.courses import CourseCompleted
+from lotse_shared.contracts.envelope import Event
+from lotse_shared.contracts.intake import PersonRegistered, PersonSnapshotV1, PersonUpdated
+from lotse_shared.contracts.partner import OpeningReported, OpeningReportedV1, OpeningWithdrawn
+from lotse_shared.errors import NotFound, RuleViolation
+from lotse_shared.messaging.errors import PersonNotYetKnown
+from lotse_shared.messaging.parking import ParkingLot
+from lotse_shared.persistence.mongo import Transaction, UnitOfWork
+from lotse_shared.places import find_place
+
+from .domain.matching import Evaluation, Suggestion, evaluate, rank
+from .domain.model import Candidate, Opening, OpeningStatus
+from .repository import PlacementRepository
+
+PRODUCER = "placement"
+Trigger = Literal["course_completed", "opening_published", "person_changed"]
+
+
+def candidate_from(snapshot: PersonSnapshotV1, course_level: Any = None) -> Candidate:
+    place = find_place(snapshot.municipality)
+    if place is None:
+        raise RuleViolation("payload.municipality", f"unknown place {snapshot.municipality!r}")
+    return Candidate(
+        person_id=snapshot.person_id,
+        district_id=snapshot.district_id,
+        revision=snapshot.revision,
+        birth_year=snapshot.birth_year,
+        municipality=place.name,
+        lat=place.lat,
+        lon=place.lon,
+        german_level=snapshot.german_level,
+        course_level=course_level,
+        residence_status=snapshot.residence_status,
+        work_permission=snapshot.work_permission,
+        driving_licence=snapshot.driving_licence,
+        max_commute_km=snapshot.max_commute_km,
+        sectors_of_interest=snapshot.sectors_of_interest,
+        experience_occupations=snapshot.experience_occupations,
+        education_level=snapshot.education_level,
+        available_from=snapshot.available_from,
+        matching_consent=snapshot.consent.matching,
+    )
+
+
+def opening_from(report: OpeningReportedV1, source: str, previous: Opening | None) -> Opening:
+    loc = report.location
+    place = find_place(loc.municipality) if loc.municipality else None
+    if loc.municipality and place is None and loc.lat is None:
+        raise RuleViolation("location.municipality", f"unknown place {loc.municipality!r}")
+    lat = loc.lat if loc.lat is not None else place.lat if place else None
+    lon = loc.lon if loc.lon is not None else place.lon if place else None
+    assert lat is not None, "OpeningLocation guarantees a place or coordinates"
+    assert lon is not None
+    now = datetime.now(UTC)
+    return Opening(
+        opening_id=previous.opening_id if previous else uuid.uuid4(),
+        source=source,
+        source_ref=report.source_ref,
+        district_id=report.district_id,
+        opening_type=report.opening_type,
+        title=report.title,
+        employer=report.employer,
+        occupation_code=report.occupation_code,
+        sector=report.sector,
+        required_german_level=report.required_german_level,
+        municipality=place.name if place else loc.municipality,
+        postcode=loc.postcode,
+        lat=lat,
+        lon=lon,
+        start_date=report.start_date,
+        seats=report.seats,
+        seats_taken=previous.seats_taken if previous else 0,
+        description=report.description,
+        published_at=previous.published_at if previous else now,
+        updated_at=now,
+    )
+
+
+def _suggestion_doc(s: Suggestion) -> dict[str, Any]:
+    o = s.opening
+    return {
+        "opening_id": o.opening_id,
+        "opening_type": o.opening_type.value,
+        "title": o.title,
+        "employer": o.employer,
+        "municipality": o.municipality,
+        "distance_km": s.distance_km,
+        "score": s.score,
+        "reasons": s.reasons,
+    }
+
+
+@dataclass
+class PlacementHandlers:
+    uow: UnitOfWork
+    repo: PlacementRepository
+    parking: ParkingLot
+    suggestions_per_set: int = 5
+    today: Callable[[], date] = lambda: datetime.now(UTC).date()
+
+    # --- people -------------------------------------------------------------------
+    async def person_changed(self, event: PersonRegistered | PersonUpdated) -> None:
+        async with self.uow.transaction(applying=event) as tx:
+            existing = await self.repo.candidate(event.payload.person_id, tx.session)
+            person = candidate_from(event.payload, existing.course_level if existing else None)
+            if await self.repo.save_candidate(tx, person) and existing is not None:
+                # a new level, permit or place can open doors: tell only what is new
+                await self._suggest(tx, person, "person_changed", cause=event)
+        await self.parking.replay_for([str(event.payload.person_id)])
+
+    async def course_completed(self, event: CourseCompleted) -> None:
+        async with self.uow.transaction(applying=event) as tx:
+            person = await self.repo.candidate(event.payload.person_id, tx.session)
+            if person is None:
+                raise PersonNotYetKnown(str(event.payload.person_id))
+            reached = event.payload.level_reached
+            if person.course_level is None or reached.rank > person.course_level.rank:
+                person = person.model_copy(update={"course_level": reached})
+                await self.repo.update_course_level(tx, person)
+            await self._suggest(tx, person, "course_completed", cause=event)
+
+    # --- openings -----------------------------------------------------------------
+    async def report_opening(
+        self, report: OpeningReportedV1, source: str, *, cause: Event | None = None
+    ) -> Opening:
+        async with self.uow.transaction(applying=cause) as tx:
+            previous = await self.repo.opening_by_ref(source, report.source_ref, tx.session)
+            opening = opening_from(report, source, previous)
+            await self.repo.save_opening(tx, opening, previous)
+            tx.publish(
+                ev.OpeningPublished.create(_opening_facts(opening), producer=PRODUCER, cause=cause)
+            )
+            for person in await self.repo.candidates_for(opening, tx.session):
+                await self._suggest(tx, person, "opening_published", cause=cause, only=opening)
+        return opening
+
+    async def opening_reported(self, event: OpeningReported) -> None:
+        await self.report_opening(event.payload, event.producer, cause=event)
+
+    async def close_opening(
+        self, source: str, source_ref: str, reason: str, *, cause: Event | None = None
+    ) -> Opening:
+        async with self.uow.transaction(applying=cause) as tx:
+            previous = await self.repo.opening_by_ref(source, source_ref, tx.session)
+            if previous is None:
+                raise NotFound(f"no opening {source}/{source_ref}")
+            if previous.status is OpeningStatus.CLOSED:
+                return previous
+            closed = previous.model_copy(
+                update={
+                    "status": OpeningStatus.CLOSED,
+                    "closed_reason": reason,
+                    "updated_at": datetime.now(UTC),
+                }
+            )
+            await self.repo.save_opening(tx, closed, previous)
+            tx.publish(
+                ev.OpeningClosed.create(
+                    ev.OpeningClosedV1(
+                        opening_id=closed.opening_id,
+                        source=source,
+                        source_ref=source_ref,
+                        reason=reason,
+                    ),
+                    producer=PRODUCER,
+                    cause=cause,
+                )
+            )
+        return closed
+
+    async def opening_withdrawn(self, event: OpeningWithdrawn) -> None:
+        await self.close_opening(
+            event.producer, event.payload.source_ref, event.payload.reason, cause=event
+        )
+
+    # --- questions a caseworker asks ------------------------------------------------
+    async def evaluate_person(self, person_id: uuid.UUID) -> tuple[Candidate, list[Evaluation]]:
+        """Every open opening of the person's district with each hard rule's verdict."""
+        person = await self.repo.candidate(person_id)
+        if person is None:
+            raise NotFound(f"person {person_id} is not known to placement")
+        openings = await self.repo.open_openings(person.district_id)
+        evaluations = [evaluate(person, o) for o in openings]
+        evaluations.sort(key=lambda e: (len(e.failed), e.distance_km))
+        return person, evaluations
+
+    # --- the heart: compute, record and announce --------------------------------------
+    async def _suggest(
+        self,
+        tx: Transaction,
+        person: Candidate,
+        trigger: Trigger,
+        *,
+        cause: Event | None,
+        only: Opening | None = None,
+    ) -> list[Suggestion]:
+        if not person.matching_consent:
+            return []
+        if only is not None:
+            pool = [only]
+        else:
+            pool = await self.repo.openings_for(person, float(person.max_commute_km), tx.session)
+        told = await self.repo.already_suggested(person.person_id, tx.session)
+        best = rank(person, pool, self.today(), limit=self.suggestions_per_set, exclude=told)
+        if not best:
+            return []
+        set_id = uuid.uuid4()
+        await self.repo.record_set(
+            tx,
+            {
+                "_id": set_id,
+                "person_id": person.person_id,
+                "district_id": person.district_id,
+                "trigger": trigger,
+                "cause_event_id": str(cause.event_id) if cause else None,
+                "german_level": person.effective_german_level,
+                "suggestions": [_suggestion_doc(s) for s in best],
+                "created_at": datetime.now(UTC),
+            },
+        )
+        payload = ev.SuggestionsReadyV1(
+            suggestion_set_id=set_id,
+            person_id=person.person_id,
+            district_id=person.district_id,
+            trigger=trigger,
+            german_level=person.effective_german_level,
+            suggestions=[ev.SuggestionV1.model_validate(_suggestion_doc(s)) for s in best],
+        )
+        tx.publish(ev.SuggestionsReady.create(payload, producer=PRODUCER, cause=cause))
+        return best
+
+
+def _opening_facts(o: Opening) -> ev.OpeningFactsV1:
+    return ev.OpeningFactsV1(
+        opening_id=o.opening_id,
+        source=o.source,
+        source_ref=o.source_ref,
+        opening_type=o.opening_type,
+        title=o.title,
+        employer=o.employer,
+        occupation_code=o.occupation_code,
+        sector=o.sector,
+        required_german_level=o.required_german_level,
+        municipality=o.municipality,
+        start_date=o.start_date,
+        seats_free=o.seats_free,
+    )

@@ -1,0 +1,216 @@
+"""Where placement keeps openings, its read model of people, and suggestions."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from lotse_shared.persistence.mongo import Transaction
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+
+from .domain.matching import permitted_types
+from .domain.model import Candidate, Opening
+
+Document = dict[str, Any]
+KM_PER_DEGREE_LAT = 111.0
+MAX_REACH_KM = 150.0
+
+
+def bounding_box(lat: float, lon: float, km: float) -> Document:
+    """A lat/lon box around a point; cheap to index, refined by the exact distance."""
+    dlat = km / KM_PER_DEGREE_LAT
+    dlon = km / (KM_PER_DEGREE_LAT * max(math.cos(math.radians(lat)), 0.1))
+    return {
+        "lat": {"$gte": lat - dlat, "$lte": lat + dlat},
+        "lon": {"$gte": lon - dlon, "$lte": lon + dlon},
+    }
+
+
+class PlacementRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.openings = db["openings"]
+        self.people = db["people"]
+        self.sets = db["suggestion_sets"]
+        self.suggested = db["suggested"]
+
+    async def ensure_indexes(self) -> None:
+        await self.openings.create_indexes(
+            [
+                IndexModel([("source", 1), ("source_ref", 1)], unique=True, name="source_ref"),
+                IndexModel(
+                    [("status", 1), ("opening_type", 1), ("required_rank", 1), ("lat", 1)],
+                    name="open_by_type_level",
+                ),
+            ]
+        )
+        await self.people.create_indexes(
+            [IndexModel([("permitted_types", 1), ("german_rank", 1), ("lat", 1)], name="matchable")]
+        )
+        await self.sets.create_indexes(
+            [IndexModel([("person_id", ASCENDING), ("created_at", DESCENDING)], name="by_person")]
+        )
+        await self.suggested.create_indexes([IndexModel("person_id", name="by_person")])
+
+    # --- people read model ------------------------------------------------------
+    async def save_candidate(self, tx: Transaction, person: Candidate) -> bool:
+        """Store if newer than what we hold (events can overtake each other)."""
+        doc = _candidate_doc(person)
+        result = await self.people.replace_one(
+            {"_id": person.person_id, "revision": {"$lt": person.revision}},
+            doc,
+            session=tx.session,
+        )
+        if result.matched_count:
+            return True
+        # A duplicate-key error would abort the transaction, so look before inserting.
+        if await self.people.count_documents({"_id": person.person_id}, session=tx.session):
+            return False
+        await self.people.insert_one(doc, session=tx.session)
+        return True
+
+    async def update_course_level(self, tx: Transaction, person: Candidate) -> None:
+        await self.people.update_one(
+            {"_id": person.person_id},
+            {"$set": {"course_level": person.course_level, "german_rank": person.german_rank}},
+            session=tx.session,
+        )
+
+    async def candidate(
+        self, person_id: uuid.UUID, session: AsyncClientSession | None = None
+    ) -> Candidate | None:
+        doc = await self.people.find_one({"_id": person_id}, session=session)
+        return _candidate(doc) if doc else None
+
+    async def candidates_for(
+        self, opening: Opening, session: AsyncClientSession | None = None
+    ) -> list[Candidate]:
+        """People who could fit this opening, found by index; exact rules run after."""
+        query: Document = {
+            "permitted_types": opening.opening_type.value,
+            "german_rank": {"$gte": opening.required_rank},
+            "matching_consent": True,
+            "district_id": opening.district_id,
+            **bounding_box(opening.lat, opening.lon, MAX_REACH_KM),
+        }
+        return [_candidate(d) async for d in self.people.find(query, session=session)]
+
+    # --- openings -----------------------------------------------------------------
+    async def opening_by_ref(
+        self, source: str, source_ref: str, session: AsyncClientSession | None = None
+    ) -> Opening | None:
+        doc = await self.openings.find_one(
+            {"source": source, "source_ref": source_ref}, session=session
+        )
+        return _opening(doc) if doc else None
+
+    async def get_opening(
+        self, opening_id: uuid.UUID, session: AsyncClientSession | None = None
+    ) -> Opening | None:
+        doc = await self.openings.find_one({"_id": opening_id}, session=session)
+        return _opening(doc) if doc else None
+
+    async def save_opening(
+        self, tx: Transaction, opening: Opening, previous: Opening | None
+    ) -> None:
+        doc = _opening_doc(opening)
+        if previous is None:
+            await self.openings.insert_one(doc, session=tx.session)
+            return
+        history_entry = {
+            k: v for k, v in _opening_doc(previous).items() if k not in ("_id", "history")
+        }
+        await self.openings.update_one(
+            {"_id": opening.opening_id},
+            {"$set": doc, "$push": {"history": history_entry}},
+            session=tx.session,
+        )
+
+    async def openings_for(
+        self, person: Candidate, reach_km: float, session: AsyncClientSession | None = None
+    ) -> list[Opening]:
+        """Open openings this person might take, found by index; exact rules run after."""
+        types = [t.value for t in permitted_types(person)]
+        if not types:
+            return []
+        query: Document = {
+            "status": "open",
+            "opening_type": {"$in": types},
+            "required_rank": {"$lte": person.german_rank},
+            "seats_free": {"$gt": 0},
+            "district_id": person.district_id,
+            **bounding_box(person.lat, person.lon, reach_km),
+        }
+        return [_opening(d) async for d in self.openings.find(query, session=session)]
+
+    async def list_openings(self, status: str | None, limit: int, offset: int) -> list[Opening]:
+        query = {"status": status} if status else {}
+        cursor = self.openings.find(query).sort("published_at", -1).skip(offset).limit(limit)
+        return [_opening(d) async for d in cursor]
+
+    async def open_openings(self, district_id: str) -> list[Opening]:
+        cursor = self.openings.find({"status": "open", "district_id": district_id})
+        return [_opening(d) async for d in cursor]
+
+    # --- suggestions ----------------------------------------------------------------
+    async def already_suggested(
+        self, person_id: uuid.UUID, session: AsyncClientSession | None = None
+    ) -> set[str]:
+        cursor = self.suggested.find({"person_id": person_id}, {"opening_id": 1}, session=session)
+        return {str(d["opening_id"]) async for d in cursor}
+
+    async def record_set(self, tx: Transaction, suggestion_set: Document) -> None:
+        await self.sets.insert_one(suggestion_set, session=tx.session)
+        now = datetime.now(UTC)
+        await self.suggested.insert_many(
+            [
+                {
+                    "_id": f"{suggestion_set['person_id']}:{s['opening_id']}",
+                    "person_id": suggestion_set["person_id"],
+                    "opening_id": s["opening_id"],
+                    "suggestion_set_id": suggestion_set["_id"],
+                    "at": now,
+                }
+                for s in suggestion_set["suggestions"]
+            ],
+            session=tx.session,
+        )
+
+    async def sets_of(self, person_id: uuid.UUID, limit: int = 20) -> list[Document]:
+        cursor = self.sets.find({"person_id": person_id}).sort("created_at", -1).limit(limit)
+        return [d async for d in cursor]
+
+
+def _candidate_doc(person: Candidate) -> Document:
+    doc = person.model_dump(mode="json", exclude={"person_id"})
+    doc["_id"] = person.person_id
+    doc["german_rank"] = person.german_rank
+    doc["permitted_types"] = sorted(t.value for t in permitted_types(person))
+    return doc
+
+
+def _candidate(doc: Document) -> Candidate:
+    data = dict(doc)
+    data["person_id"] = data.pop("_id")
+    return Candidate.model_validate(data)
+
+
+def _opening_doc(opening: Opening) -> Document:
+    doc = opening.model_dump(mode="json", exclude={"opening_id", "published_at", "updated_at"})
+    doc.update(
+        _id=opening.opening_id,
+        published_at=opening.published_at,
+        updated_at=opening.updated_at,
+        seats_free=opening.seats_free,
+        required_rank=opening.required_rank,
+    )
+    return doc
+
+
+def _opening(doc: Document) -> Opening:
+    data = {k: v for k, v in doc.items() if k != "history"}
+    data["opening_id"] = data.pop("_id")
+    return Opening.model_validate(data)

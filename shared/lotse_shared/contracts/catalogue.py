@@ -1,0 +1,29 @@
+"""Every event class Lotse knows, keyed by routing key. Used by tests and docs."""
+
+from __future__ import annotations
+
+from . import courses, intake, notifications, partner, placement
+from .envelope import Event
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    intake.PersonRegistered,
+    intake.PersonUpdated,
+    courses.Enrolled,
+    courses.AttendanceRecorded,
+    courses.ExamResultRecorded,
+    courses.CourseCompleted,
+    courses.CourseDropped,
+    placement.OpeningPublished,
+    placement.OpeningClosed,
+    placement.SuggestionsReady,
+    notifications.NotificationDelivered,
+    partner.EnrolmentReported,
+    partner.AttendanceReported,
+    partner.ExamResultReported,
+    partner.CompletionReported,
+    partner.DropoutReported,
+    partner.OpeningReported,
+    partner.OpeningWithdrawn,
+)
+
+BY_ROUTING_KEY: dict[str, type[Event]] = {cls.ROUTING_KEY: cls for cls in ALL_EVENTS}

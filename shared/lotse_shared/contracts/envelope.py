@@ -1,0 +1,72 @@
+"""The envelope every Lotse event travels in.
+
+An event on the wire is one JSON object::
+
+    {"event_id": "...", "event_type": "courses.course.completed", "event_version": 1,
+     "occurred_at": "2026-11-24T09:00:00Z", "producer": "courses",
+     "correlation_id": "...", "causation_id": "...", "payload": {...}}
+
+Each concrete event class pins ``event_type`` and ``event_version`` with
+``Literal`` types, so a message of the wrong type or version fails validation
+instead of being half-understood. A breaking change gets a new class
+(``...V2``) published beside the old one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Payload(BaseModel):
+    """Base of every payload: frozen, unknown fields ignored (forward compatible)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class PartnerPayload(Payload):
+    """Payloads partners send: unknown fields are an error, so a typo is reported by name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Event(BaseModel):
+    """Envelope fields shared by every event. Subclasses add ``payload``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    ROUTING_KEY: ClassVar[str]
+    DESCRIPTION: ClassVar[str] = ""
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4, description="Unique per event.")
+    event_type: str = Field(description="Dotted name, e.g. courses.course.completed.")
+    event_version: int = Field(description="Schema version of the payload.")
+    occurred_at: AwareDatetime = Field(default_factory=utcnow)
+    producer: str = Field(
+        min_length=1, max_length=64, description="Service or partner that produced it."
+    )
+    correlation_id: uuid.UUID = Field(
+        default_factory=uuid.uuid4, description="Shared by every event of one business flow."
+    )
+    causation_id: uuid.UUID | None = Field(
+        default=None, description="event_id of the event that caused this one."
+    )
+
+    @classmethod
+    def create(cls, payload: Payload, *, producer: str, cause: Event | None = None) -> Self:
+        """Build an event; with ``cause``, it joins the cause's flow (correlation/causation)."""
+        fields: dict[str, Any] = {"producer": producer, "payload": payload}
+        if cause is not None:
+            fields["correlation_id"] = cause.correlation_id
+            fields["causation_id"] = cause.event_id
+        return cls(**fields)
+
+    def to_wire(self) -> bytes:
+        return self.model_dump_json().encode()

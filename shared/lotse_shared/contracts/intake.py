@@ -1,0 +1,85 @@
+"""Events intake publishes: a person's matching facts and responsible contacts.
+
+They carry what consumers need (placement: matching facts; notifications: who to
+tell and how to address them), not the whole profile: no phone, no address, no
+languages other than German.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Literal
+
+from pydantic import EmailStr, Field
+
+from . import routing
+from .common import (
+    CefrLevel,
+    ContactRole,
+    DistrictId,
+    EducationLevel,
+    KldbCode,
+    Language,
+    ResidenceStatus,
+    Sector,
+    WorkPermission,
+)
+from .envelope import Event, Payload
+
+
+class ResponsibleContact(Payload):
+    role: ContactRole
+    name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+    language: Language = Language.DE
+
+
+class Consent(Payload):
+    """Consent per purpose; absent means not given."""
+
+    matching: bool = False
+    share_with_employers: bool = False
+    email_notifications: bool = False
+
+
+class PersonSnapshotV1(Payload):
+    """The facts of a person other services keep, at one revision.
+
+    ``revision`` grows with every change, so a consumer applies a snapshot only if
+    it is newer than the one it holds (events may arrive out of order).
+    """
+
+    person_id: uuid.UUID
+    district_id: DistrictId
+    revision: int = Field(ge=1)
+    display_name: str = Field(min_length=1, max_length=200)
+    birth_year: int = Field(ge=1900, le=2100)
+    municipality: str
+    german_level: CefrLevel | None = None
+    residence_status: ResidenceStatus
+    work_permission: WorkPermission
+    driving_licence: bool = False
+    max_commute_km: int = Field(ge=0, le=300)
+    sectors_of_interest: list[Sector] = Field(default_factory=list)
+    experience_occupations: list[KldbCode] = Field(default_factory=list)
+    education_level: EducationLevel = EducationLevel.NONE
+    available_from: date | None = None
+    consent: Consent = Field(default_factory=Consent)
+    contacts: list[ResponsibleContact] = Field(default_factory=list)
+
+
+class PersonRegistered(Event):
+    ROUTING_KEY = routing.PERSON_REGISTERED_V1
+    DESCRIPTION = "A person was registered with intake, with their responsible contacts."
+    event_type: Literal["intake.person.registered"] = "intake.person.registered"
+    event_version: Literal[1] = 1
+    payload: PersonSnapshotV1
+
+
+class PersonUpdated(Event):
+    ROUTING_KEY = routing.PERSON_UPDATED_V1
+    DESCRIPTION = "A person's facts or contacts changed; carries the full new snapshot."
+    event_type: Literal["intake.person.updated"] = "intake.person.updated"
+    event_version: Literal[1] = 1
+    payload: PersonSnapshotV1

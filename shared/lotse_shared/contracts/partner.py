@@ -1,0 +1,180 @@
+"""What partners send to Lotse over AMQP: schools report course events,
+the employment agency and the chambers report openings.
+
+Partners publish to the ``<namespace>.events`` topic exchange with the routing
+keys ``partner.*`` from :mod:`routing`, persistent, ``content_type``
+``application/json``. ``producer`` names the partner (e.g. ``vhs-kassel``,
+``ba-jobsuche``, ``ihk-kassel``). Unknown fields are refused by name so a
+typo does not pass silently. See ``docs/partner-events.md``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+
+from . import routing
+from .common import CefrLevel, CourseType, DistrictId, KldbCode, OpeningType, Sector
+from .envelope import Event, PartnerPayload
+
+
+class CourseRef(PartnerPayload):
+    """Identifies a course by the provider's own reference."""
+
+    provider: str = Field(min_length=1, max_length=120, examples=["VHS Region Kassel"])
+    course_ref: str = Field(min_length=1, max_length=120, examples=["IK-2026-14"])
+
+
+class CourseDetails(CourseRef):
+    course_type: CourseType
+    title: str = Field(min_length=1, max_length=200)
+    target_level: CefrLevel
+    starts_on: date
+    ends_on: date
+    municipality: str
+    teaching_units: int | None = Field(default=None, ge=1, le=2000)
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> Self:
+        if self.ends_on < self.starts_on:
+            raise ValueError("ends_on is before starts_on")
+        return self
+
+
+class EnrolmentReportedV1(PartnerPayload):
+    person_id: uuid.UUID
+    course: CourseDetails
+
+
+class EnrolmentReported(Event):
+    ROUTING_KEY = routing.PARTNER_ENROLMENT_REPORTED_V1
+    DESCRIPTION = "A school or language school reports that a person was enrolled."
+    event_type: Literal["partner.course.enrolment_reported"] = "partner.course.enrolment_reported"
+    event_version: Literal[1] = 1
+    payload: EnrolmentReportedV1
+
+
+class AttendanceReportedV1(PartnerPayload):
+    person_id: uuid.UUID
+    course: CourseRef
+    session_date: date
+    present: bool
+
+
+class AttendanceReported(Event):
+    ROUTING_KEY = routing.PARTNER_ATTENDANCE_REPORTED_V1
+    DESCRIPTION = "A school reports a person's attendance at one session."
+    event_type: Literal["partner.course.attendance_reported"] = "partner.course.attendance_reported"
+    event_version: Literal[1] = 1
+    payload: AttendanceReportedV1
+
+
+class ExamResultReportedV1(PartnerPayload):
+    person_id: uuid.UUID
+    course: CourseRef
+    exam: Literal["dtz", "dtb", "telc"]
+    level_tested: CefrLevel | None = Field(
+        default=None, description="DTB/telc: the level the exam tests. DTZ: leave empty."
+    )
+    result: Literal["passed", "failed", "A2", "B1", "below_A2"] = Field(
+        description="DTZ is scaled: A2, B1 or below_A2. DTB/telc: passed or failed."
+    )
+    taken_on: date
+
+
+class ExamResultReported(Event):
+    ROUTING_KEY = routing.PARTNER_EXAM_RESULT_REPORTED_V1
+    DESCRIPTION = "An exam result: DTZ (scaled A2/B1), DTB or telc."
+    event_type: Literal["partner.course.exam_result_reported"] = (
+        "partner.course.exam_result_reported"
+    )
+    event_version: Literal[1] = 1
+    payload: ExamResultReportedV1
+
+
+class CompletionReportedV1(PartnerPayload):
+    person_id: uuid.UUID
+    course: CourseRef
+    completed_on: date
+    level_reached: CefrLevel | None = Field(
+        default=None, description="If empty, the best passed exam of the enrolment decides."
+    )
+
+
+class CompletionReported(Event):
+    ROUTING_KEY = routing.PARTNER_COMPLETION_REPORTED_V1
+    DESCRIPTION = "A school reports that a person completed a course."
+    event_type: Literal["partner.course.completion_reported"] = "partner.course.completion_reported"
+    event_version: Literal[1] = 1
+    payload: CompletionReportedV1
+
+
+class DropoutReportedV1(PartnerPayload):
+    person_id: uuid.UUID
+    course: CourseRef
+    dropped_on: date
+    reason: str = Field(default="", max_length=500)
+
+
+class DropoutReported(Event):
+    ROUTING_KEY = routing.PARTNER_DROPOUT_REPORTED_V1
+    DESCRIPTION = "A school reports that a person left a course."
+    event_type: Literal["partner.course.dropout_reported"] = "partner.course.dropout_reported"
+    event_version: Literal[1] = 1
+    payload: DropoutReportedV1
+
+
+class OpeningLocation(PartnerPayload):
+    municipality: str | None = Field(default=None, examples=["Baunatal"])
+    postcode: str | None = Field(default=None, pattern=r"^\d{5}$")
+    lat: float | None = Field(default=None, ge=-90, le=90)
+    lon: float | None = Field(default=None, ge=-180, le=180)
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> Self:
+        if self.municipality is None and (self.lat is None or self.lon is None):
+            raise ValueError("give a municipality or both lat and lon")
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon go together")
+        return self
+
+
+class OpeningReportedV1(PartnerPayload):
+    source_ref: str = Field(
+        min_length=1, max_length=120, description="The partner's reference number (refnr)."
+    )
+    district_id: DistrictId = "kassel"
+    opening_type: OpeningType
+    title: str = Field(min_length=1, max_length=300)
+    employer: str = Field(min_length=1, max_length=300)
+    occupation_code: KldbCode | None = None
+    sector: Sector
+    required_german_level: CefrLevel | None = None
+    location: OpeningLocation
+    start_date: date | None = None
+    seats: int = Field(default=1, ge=1, le=500)
+    description: str = Field(default="", max_length=20_000)
+
+
+class OpeningReported(Event):
+    ROUTING_KEY = routing.PARTNER_OPENING_REPORTED_V1
+    DESCRIPTION = "A partner publishes or updates an opening; the same source_ref again updates it."
+    event_type: Literal["partner.opening.reported"] = "partner.opening.reported"
+    event_version: Literal[1] = 1
+    payload: OpeningReportedV1
+
+
+class OpeningWithdrawnV1(PartnerPayload):
+    source_ref: str = Field(min_length=1, max_length=120)
+    reason: str = Field(default="withdrawn by partner", max_length=500)
+
+
+class OpeningWithdrawn(Event):
+    ROUTING_KEY = routing.PARTNER_OPENING_WITHDRAWN_V1
+    DESCRIPTION = "A partner withdraws an opening (filled or no longer offered)."
+    event_type: Literal["partner.opening.withdrawn"] = "partner.opening.withdrawn"
+    event_version: Literal[1] = 1
+    payload: OpeningWithdrawnV1

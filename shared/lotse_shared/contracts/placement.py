@@ -1,0 +1,79 @@
+"""Events the placement service publishes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Literal
+
+from pydantic import Field
+
+from . import routing
+from .common import CefrLevel, DistrictId, KldbCode, OpeningType, Sector
+from .envelope import Event, Payload
+
+
+class OpeningFactsV1(Payload):
+    opening_id: uuid.UUID
+    source: str
+    source_ref: str
+    opening_type: OpeningType
+    title: str
+    employer: str
+    occupation_code: KldbCode | None
+    sector: Sector
+    required_german_level: CefrLevel | None
+    municipality: str | None
+    start_date: date | None
+    seats_free: int
+
+
+class OpeningPublished(Event):
+    ROUTING_KEY = routing.OPENING_PUBLISHED_V1
+    DESCRIPTION = "An opening was published or changed and is open for suggestions."
+    event_type: Literal["placement.opening.published"] = "placement.opening.published"
+    event_version: Literal[1] = 1
+    payload: OpeningFactsV1
+
+
+class OpeningClosedV1(Payload):
+    opening_id: uuid.UUID
+    source: str
+    source_ref: str
+    reason: str
+
+
+class OpeningClosed(Event):
+    ROUTING_KEY = routing.OPENING_CLOSED_V1
+    DESCRIPTION = "An opening was closed (withdrawn by the partner, filled, or expired)."
+    event_type: Literal["placement.opening.closed"] = "placement.opening.closed"
+    event_version: Literal[1] = 1
+    payload: OpeningClosedV1
+
+
+class SuggestionV1(Payload):
+    opening_id: uuid.UUID
+    opening_type: OpeningType
+    title: str
+    employer: str
+    municipality: str | None
+    distance_km: float | None
+    score: float
+    reasons: list[str] = Field(description="German, for the caseworker.")
+
+
+class SuggestionsReadyV1(Payload):
+    suggestion_set_id: uuid.UUID
+    person_id: uuid.UUID
+    district_id: DistrictId
+    trigger: Literal["course_completed", "opening_published", "person_changed"]
+    german_level: CefrLevel | None
+    suggestions: list[SuggestionV1] = Field(min_length=1)
+
+
+class SuggestionsReady(Event):
+    ROUTING_KEY = routing.SUGGESTIONS_READY_V1
+    DESCRIPTION = "New ranked placement suggestions for one person, best first."
+    event_type: Literal["placement.suggestions.ready"] = "placement.suggestions.ready"
+    event_version: Literal[1] = 1
+    payload: SuggestionsReadyV1

@@ -1,0 +1,1 @@
+"""Messaging plumbing: topology, broker factory, dead letters, outbox relay, parking."""

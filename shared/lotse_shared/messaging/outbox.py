@@ -1,0 +1,139 @@
+"""The outbox relay: publishes what transactions wrote to the outbox.
+
+After a commit the unit of work kicks the relay, so the usual delay is one
+round trip. The relay also wakes every ``poll_s`` to publish what a crash left
+behind. A batch is first leased (so replicas do not all publish it), then
+published concurrently within a bound, each with publisher confirms, persistent
+delivery and ``mandatory`` (unroutable is an error), then marked sent. A crash
+between publish and mark means the event is sent again; consumers are
+idempotent on the event id, so that is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from faststream.rabbit import RabbitBroker, RabbitExchange
+from pymongo.asynchronous.database import AsyncDatabase
+
+from lotse_shared.contracts.envelope import Event
+from lotse_shared.persistence.mongo import OUTBOX
+
+log = logging.getLogger("lotse.outbox")
+
+Document = dict[str, Any]
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        broker: RabbitBroker,
+        exchange: RabbitExchange,
+        *,
+        poll_s: float = 1.0,
+        batch_size: int = 500,
+        concurrency: int = 64,
+        lease_s: float = 30.0,
+    ) -> None:
+        self.db = db
+        self.broker = broker
+        self.exchange = exchange
+        self.poll_s = poll_s
+        self.batch_size = batch_size
+        self.lease = timedelta(seconds=lease_s)
+        self._limit = asyncio.Semaphore(concurrency)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def kick(self, _events: list[Event] | None = None) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, timeout=10)
+            self._task = None
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
+            self._wake.clear()
+            try:
+                while await self.publish_pending() == self.batch_size:
+                    pass
+            except Exception:
+                log.exception("outbox relay round failed; retrying in %.1fs", self.poll_s)
+
+    async def publish_pending(self) -> int:
+        """Lease, publish and mark one batch; returns how many were published."""
+        now = datetime.now(UTC)
+        token = uuid.uuid4().hex
+        candidates = (
+            await self.db[OUTBOX]
+            .find(
+                {"sent_at": None, "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}]},
+                {"_id": 1},
+            )
+            .sort("created_at", 1)
+            .limit(self.batch_size)
+            .to_list()
+        )
+        if not candidates:
+            return 0
+        ids = [c["_id"] for c in candidates]
+        await self.db[OUTBOX].update_many(
+            {
+                "_id": {"$in": ids},
+                "sent_at": None,
+                "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}],
+            },
+            {"$set": {"lease_until": now + self.lease, "lease_token": token}},
+        )
+        leased = (
+            await self.db[OUTBOX]
+            .find({"lease_token": token, "sent_at": None})
+            .sort("created_at", 1)
+            .to_list()
+        )
+        results = await asyncio.gather(
+            *(self._publish(doc) for doc in leased), return_exceptions=True
+        )
+        sent = [doc["_id"] for doc, ok in zip(leased, results, strict=True) if ok is True]
+        for doc, result in zip(leased, results, strict=True):
+            if result is not True:
+                log.error("publishing outbox event %s failed: %r", doc["_id"], result)
+        if sent:
+            done = datetime.now(UTC)
+            await self.db[OUTBOX].update_many(
+                {"_id": {"$in": sent}}, {"$set": {"sent_at": done, "sent_at_ttl": done}}
+            )
+        return len(sent)
+
+    async def _publish(self, doc: Document) -> bool:
+        async with self._limit:
+            await self.broker.publish(
+                bytes(doc["body"]),
+                exchange=self.exchange,
+                routing_key=doc["routing_key"],
+                persist=True,
+                mandatory=True,
+                message_id=doc["_id"],
+                correlation_id=doc["correlation_id"],
+                content_type="application/json",
+                message_type=doc["event_type"],
+            )
+        return True

@@ -1,0 +1,166 @@
+"""Events that cannot be applied yet wait here (see errors.NotYetApplicable).
+
+Events travel on separate queues, so "course completed" can overtake "person
+registered". Such an event is kept in the service's ``parked`` collection and
+tried again: at once when another event about the same person is applied, and
+by a sweep every few seconds with growing pauses per event. An event still
+parked after ``max_age_s`` is dead-lettered with its reason; one that fails for
+good on replay (a rule violation) is dead-lettered at once. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from pymongo import IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+
+from lotse_shared.errors import DomainError
+
+from .errors import AlreadyApplied, NotYetApplicable
+
+if TYPE_CHECKING:
+    from .deadletter import DeadLetters
+
+log = logging.getLogger("lotse.parking")
+
+Document = dict[str, Any]
+PARKED = "parked"
+MAX_PAUSE = timedelta(hours=1)
+
+Dispatch = Callable[[str, bytes], Awaitable[None]]
+
+
+class ParkingLot:
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        dead_letters: DeadLetters,
+        *,
+        max_age_s: float,
+        sweep_every_s: float = 5.0,
+    ) -> None:
+        self.db = db
+        self.dead_letters = dead_letters
+        self.max_age = timedelta(seconds=max_age_s)
+        self.sweep_every_s = sweep_every_s
+        self._dispatch: Dispatch | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def attach(self, dispatch: Dispatch) -> None:
+        """Wire the service's handlers in (done once by the composition root)."""
+        self._dispatch = dispatch
+
+    async def ensure_indexes(self) -> None:
+        await self.db[PARKED].create_indexes(
+            [
+                IndexModel("person_id", name="by_person"),
+                IndexModel("retry_at", name="by_retry"),
+                IndexModel("parked_at", name="by_age"),
+            ]
+        )
+
+    async def park(
+        self, *, event_id: str, routing_key: str, body: bytes, person_id: str, reason: str
+    ) -> None:
+        now = datetime.now(UTC)
+        await self.db[PARKED].update_one(
+            {"_id": event_id},
+            {
+                "$setOnInsert": {
+                    "routing_key": routing_key,
+                    "body": body,
+                    "person_id": person_id,
+                    "parked_at": now,
+                    "attempts": 0,
+                    "retry_at": now + timedelta(seconds=self.sweep_every_s),
+                },
+                "$set": {"reason": reason},
+            },
+            upsert=True,
+        )
+
+    async def count(self) -> int:
+        return await self.db[PARKED].count_documents({})
+
+    async def replay_for(self, person_ids: Iterable[str]) -> int:
+        """Try the parked events of these people now; returns how many were applied."""
+        docs = await self.db[PARKED].find({"person_id": {"$in": list(person_ids)}}).to_list()
+        return await self._replay(docs)
+
+    async def _replay(self, docs: list[Document]) -> int:
+        if self._dispatch is None or not docs:
+            return 0
+        applied = 0
+        for doc in sorted(docs, key=lambda d: d["parked_at"]):
+            try:
+                await self._dispatch(doc["routing_key"], bytes(doc["body"]))
+            except AlreadyApplied:
+                pass
+            except NotYetApplicable as exc:
+                attempts = int(doc.get("attempts", 0)) + 1
+                pause = min(timedelta(seconds=self.sweep_every_s * 2**attempts), MAX_PAUSE)
+                await self.db[PARKED].update_one(
+                    {"_id": doc["_id"]},
+                    {
+                        "$set": {
+                            "reason": str(exc),
+                            "attempts": attempts,
+                            "retry_at": datetime.now(UTC) + pause,
+                        }
+                    },
+                )
+                continue
+            except (ValidationError, DomainError) as exc:
+                await self._dead_letter(doc, str(exc))
+                continue
+            await self.db[PARKED].delete_one({"_id": doc["_id"]})
+            applied += 1
+        return applied
+
+    async def sweep(self) -> tuple[int, int]:
+        """Retry what is due, dead-letter what waited too long."""
+        now = datetime.now(UTC)
+        expired = 0
+        for doc in await self.db[PARKED].find({"parked_at": {"$lt": now - self.max_age}}).to_list():
+            await self._dead_letter(doc, f"{doc['reason']}; waited longer than {self.max_age}")
+            expired += 1
+        due = await self.db[PARKED].find({"retry_at": {"$lte": now}}).to_list()
+        return (await self._replay(due), expired)
+
+    async def _dead_letter(self, doc: Document, reason: str) -> None:
+        await self.dead_letters.send(
+            body=bytes(doc["body"]),
+            headers={},
+            routing_key=doc["routing_key"],
+            reason=reason,
+            error_type="NotApplicable",
+            message_id=doc["_id"],
+            correlation_id=None,
+        )
+        await self.db[PARKED].delete_one({"_id": doc["_id"]})
+        log.warning("parked event %s dead-lettered: %s", doc["_id"], reason)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="parking-sweep")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_every_s)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("parking sweep failed")

@@ -1,0 +1,71 @@
+"""A service's subscription table, built on FastStream.
+
+Each entry binds one event class to one handler: the service's own durable
+queue for the event's routing key is declared and consumed, the payload is
+validated against the event class (so the AsyncAPI document shows it), and the
+same table dispatches parked events when they are replayed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from faststream.middlewares import AckPolicy
+from faststream.rabbit import RabbitBroker
+
+from lotse_shared.contracts.envelope import Event
+from lotse_shared.persistence.retry import retry_transient
+
+from .topology import Topology
+
+E = TypeVar("E", bound=Event)
+Handler = Callable[[Any], Awaitable[None]]
+
+
+class Subscriptions:
+    def __init__(self, broker: RabbitBroker, topology: Topology) -> None:
+        self.broker = broker
+        self.topology = topology
+        self._table: dict[str, tuple[type[Event], Handler]] = {}
+
+    def on(
+        self, event_cls: type[E], description: str
+    ) -> Callable[[Callable[[E], Awaitable[None]]], Callable[[E], Awaitable[None]]]:
+        """Decorator: ``@subs.on(CourseCompleted, "compute suggestions")``."""
+
+        def register(fn: Callable[[E], Awaitable[None]]) -> Callable[[E], Awaitable[None]]:
+            if event_cls.ROUTING_KEY in self._table:
+                raise ValueError(f"{event_cls.ROUTING_KEY} is subscribed twice")
+            self._table[event_cls.ROUTING_KEY] = (event_cls, fn)
+
+            async def consume(event: E) -> None:
+                await retry_transient(lambda: fn(event))
+
+            # FastStream validates against, and documents, the handler's signature
+            consume.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
+            consume.__annotations__ = typing.get_type_hints(fn)
+            consume.__name__ = fn.__name__
+
+            self.broker.subscriber(
+                self.topology.queue_for(event_cls.ROUTING_KEY),
+                self.topology.events_exchange,
+                ack_policy=AckPolicy.NACK_ON_ERROR,
+                title=f"{self.topology.service}:{event_cls.ROUTING_KEY}",
+                description=f"{description} ({event_cls.DESCRIPTION})",
+            )(consume)
+            return fn
+
+        return register
+
+    @property
+    def routing_keys(self) -> list[str]:
+        return list(self._table)
+
+    async def dispatch(self, routing_key: str, body: bytes) -> None:
+        """Apply a message outside the broker (parked-event replay)."""
+        event_cls, fn = self._table[routing_key]
+        event = event_cls.model_validate_json(body)
+        await retry_transient(lambda: fn(event))

@@ -1,0 +1,1 @@
+"""MongoDB plumbing: client factory and the unit of work."""

@@ -1,0 +1,120 @@
+"""The AsyncMongoClient factory and the unit of work every handler writes through.
+
+A unit of work is one MongoDB transaction holding, together:
+- the inbox record of the event being applied (unique ``_id`` = event id, so a
+  second delivery fails on the index, not on a check-then-write race);
+- the handler's own writes;
+- the events the change causes (the outbox), published after commit by the relay.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from lotse_shared.contracts.envelope import Event
+from lotse_shared.messaging.errors import AlreadyApplied
+
+log = logging.getLogger("lotse.persistence")
+
+Document = dict[str, Any]
+
+INBOX = "inbox"
+OUTBOX = "outbox"
+DEDUP_WINDOW_S = 90 * 24 * 3600
+
+
+def make_client(url: str) -> AsyncMongoClient[Document]:
+    """Create (not connect) a client; the first operation connects."""
+    return AsyncMongoClient(
+        url, tz_aware=True, uuidRepresentation="standard", serverSelectionTimeoutMS=5000
+    )
+
+
+async def ensure_plumbing_indexes(db: AsyncDatabase[Document]) -> None:
+    await db[INBOX].create_indexes(
+        [IndexModel("applied_at", expireAfterSeconds=DEDUP_WINDOW_S, name="dedup_window")]
+    )
+    await db[OUTBOX].create_indexes(
+        [
+            IndexModel([("sent_at", 1), ("created_at", 1)], name="unsent_first"),
+            IndexModel(
+                "sent_at_ttl",
+                expireAfterSeconds=7 * 24 * 3600,
+                name="sent_ttl",
+            ),
+        ]
+    )
+
+
+def outbox_document(event: Event) -> Document:
+    return {
+        "_id": str(event.event_id),
+        "routing_key": event.ROUTING_KEY,
+        "event_type": event.event_type,
+        "correlation_id": str(event.correlation_id),
+        "body": event.to_wire(),
+        "created_at": datetime.now(UTC),
+        "sent_at": None,
+        "lease_until": None,
+    }
+
+
+@dataclass
+class Transaction:
+    """What a handler sees inside a unit of work."""
+
+    db: AsyncDatabase[Document]
+    session: AsyncClientSession
+    events: list[Event] = field(default_factory=list)
+
+    def publish(self, event: Event) -> None:
+        """Record an event; it is written with the transaction and published after commit."""
+        self.events.append(event)
+
+
+class UnitOfWork:
+    def __init__(
+        self,
+        client: AsyncMongoClient[Document],
+        db: AsyncDatabase[Document],
+        on_committed: Callable[[list[Event]], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.db = db
+        self._on_committed = on_committed
+
+    @asynccontextmanager
+    async def transaction(self, applying: Event | None = None) -> AsyncIterator[Transaction]:
+        """Open a transaction; with ``applying``, raise AlreadyApplied on a repeat event."""
+        async with self.client.start_session() as session:  # noqa: SIM117 (awaited inner)
+            async with await session.start_transaction():
+                tx = Transaction(db=self.db, session=session)
+                if applying is not None:
+                    try:
+                        await self.db[INBOX].insert_one(
+                            {
+                                "_id": str(applying.event_id),
+                                "event_type": applying.event_type,
+                                "applied_at": datetime.now(UTC),
+                            },
+                            session=session,
+                        )
+                    except DuplicateKeyError:
+                        raise AlreadyApplied(str(applying.event_id)) from None
+                yield tx
+                if tx.events:
+                    await self.db[OUTBOX].insert_many(
+                        [outbox_document(e) for e in tx.events], session=session
+                    )
+        if tx.events and self._on_committed is not None:
+            self._on_committed(tx.events)

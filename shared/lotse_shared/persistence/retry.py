@@ -1,0 +1,35 @@
+"""Retry a unit of work that lost a write conflict.
+
+Concurrent transactions touching the same documents abort with MongoDB's
+``TransientTransactionError`` label; the whole use case (which is idempotent:
+its transaction was rolled back) is simply run again after a short random pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pymongo.errors import PyMongoError
+
+T = TypeVar("T")
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, PyMongoError) and (
+        exc.has_error_label("TransientTransactionError")
+        or exc.has_error_label("UnknownTransactionCommitResult")
+    )
+
+
+async def retry_transient(fn: Callable[[], Awaitable[T]], *, attempts: int = 8) -> T:
+    for attempt in range(attempts):
+        try:
+            return await fn()
+        except PyMongoError as exc:
+            if not is_transient(exc) or attempt == attempts - 1:
+                raise
+            await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))
+    raise AssertionError("unreachable")

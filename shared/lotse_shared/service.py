@@ -1,0 +1,168 @@
+"""What every service is made of, assembled without I/O.
+
+``build_runtime`` creates the broker, the Mongo client, the unit of work, the
+outbox relay, the dead-letter target and the parking lot. ``run_lifespan`` is
+the one place they connect, declare and start (in order), and stop (in
+reverse). Each service's ``bootstrap.create_app`` calls both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
+from faststream.rabbit.schemas import QueueType
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from .contracts.envelope import Event
+from .messaging.deadletter import DeadLetters, dead_letter_middleware
+from .messaging.outbox import OutboxRelay
+from .messaging.parking import ParkingLot
+from .messaging.subscriptions import Subscriptions
+from .messaging.topology import Topology
+from .persistence.mongo import UnitOfWork, ensure_plumbing_indexes, make_client
+from .settings import ServiceSettings
+
+log = logging.getLogger("lotse.service")
+
+Document = dict[str, Any]
+StartHook = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class ServiceRuntime:
+    settings: ServiceSettings
+    topology: Topology
+    broker: RabbitBroker
+    client: AsyncMongoClient[Document]
+    db: AsyncDatabase[Document]
+    uow: UnitOfWork
+    relay: OutboxRelay
+    dead_letters: DeadLetters
+    parking: ParkingLot
+    subscriptions: Subscriptions
+
+
+def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
+    topology = Topology(settings.namespace, settings.service_name)
+    dead_letters = DeadLetters(topology)
+    client = make_client(settings.mongo_url)
+    db = client[settings.database_name]
+    parking = ParkingLot(db, dead_letters, max_age_s=settings.parked_max_age_s)
+    broker = RabbitBroker(
+        settings.rabbit_url,
+        default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True),
+        app_id=settings.service_name,
+        graceful_timeout=15.0,
+        middlewares=[dead_letter_middleware(dead_letters, parking, settings.redelivery_delay_s)],
+        log_level=logging.DEBUG,
+    )
+    dead_letters.broker = broker
+    relay = OutboxRelay(db, broker, topology.events_exchange, poll_s=settings.outbox_poll_s)
+    uow = UnitOfWork(client, db, on_committed=relay.kick)
+    return ServiceRuntime(
+        settings=settings,
+        topology=topology,
+        broker=broker,
+        client=client,
+        db=db,
+        uow=uow,
+        relay=relay,
+        dead_letters=dead_letters,
+        parking=parking,
+        subscriptions=Subscriptions(broker, topology),
+    )
+
+
+def document_publications(rt: ServiceRuntime, events: Sequence[type[Event]]) -> None:
+    """Declare what the service publishes, so its AsyncAPI document lists it.
+
+    Publishing itself goes through the outbox relay; these publishers carry the
+    exchange, routing key and payload schema for the documentation.
+    """
+    for event_cls in events:
+        rt.broker.publisher(
+            exchange=rt.topology.events_exchange,
+            routing_key=event_cls.ROUTING_KEY,
+            title=f"{rt.settings.service_name}:{event_cls.ROUTING_KEY}",
+            description=event_cls.DESCRIPTION,
+            schema=event_cls,
+            persist=True,
+        )
+
+
+def event_log_queue(topology: Topology) -> RabbitQueue:
+    """A stream of every event (7 days), for operators and for debugging flows.
+
+    It also means an event nobody subscribes to yet is routable; a publish that
+    reaches no queue at all is still an error (``mandatory``).
+    """
+    return RabbitQueue(
+        f"{topology.namespace}.event-log",
+        queue_type=QueueType.STREAM,
+        durable=True,
+        arguments={"x-max-age": "7D"},
+    )
+
+
+async def declare_shared_topology(rt: ServiceRuntime) -> None:
+    events = await rt.broker.declare_exchange(rt.topology.events_exchange)
+    await rt.broker.declare_exchange(rt.topology.dead_exchange)
+    dead_queue = await rt.broker.declare_queue(rt.topology.dead_letter_queue)
+    await dead_queue.bind(rt.topology.dead_exchange.name, rt.topology.dead_letter_routing_key)
+    log_queue = await rt.broker.declare_queue(event_log_queue(rt.topology))
+    await log_queue.bind(events, "#")
+
+
+async def ping_database(rt: ServiceRuntime, timeout_s: float = 1.0) -> bool:
+    try:
+        await asyncio.wait_for(rt.client.admin.command("ping"), timeout=timeout_s)
+    except Exception:
+        return False
+    return True
+
+
+async def ping_broker(rt: ServiceRuntime, timeout_s: float = 1.0) -> bool:
+    try:
+        return bool(await rt.broker.ping(timeout=timeout_s))
+    except Exception:
+        return False
+
+
+@contextlib.asynccontextmanager
+async def run_lifespan(
+    rt: ServiceRuntime,
+    *,
+    index_setup: Sequence[StartHook] = (),
+    background: Sequence[tuple[StartHook, StartHook]] = (),
+) -> AsyncIterator[None]:
+    """Connect, declare, start; on exit stop consuming first, then flush and close."""
+    await ensure_plumbing_indexes(rt.db)
+    await rt.parking.ensure_indexes()
+    for setup in index_setup:
+        await setup()
+    await rt.broker.connect()
+    await declare_shared_topology(rt)
+    await rt.broker.start()
+    rt.relay.start()
+    rt.relay.kick()  # publish whatever a previous run left in the outbox
+    rt.parking.start()
+    for start, _ in background:
+        await start()
+    log.info("%s started", rt.settings.service_name)
+    try:
+        yield
+    finally:
+        for _, stop in reversed(background):
+            await stop()
+        await rt.parking.stop()
+        await rt.relay.stop()  # what is still unsent stays in the outbox for the next start
+        await rt.broker.stop()  # waits for in-flight handlers (graceful_timeout)
+        await rt.client.close()
+        log.info("%s stopped", rt.settings.service_name)

@@ -1,0 +1,57 @@
+"""Base settings shared by every service.
+
+Every setting is an environment variable with the ``LOTSE_`` prefix
+(``LOTSE_RABBIT_URL``, ``LOTSE_MONGO_URL`` ...). Each service subclasses
+:class:`ServiceSettings` in its own ``settings.py`` to add its own fields and
+its default HTTP port; that subclass is the one place the service reads them.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LOTSE_", extra="ignore", frozen=True)
+
+    service_name: str = Field(default="lotse", description="Name used in logs and events.")
+    rabbit_url: str = Field(
+        default="amqp://guest:guest@127.0.0.1:5672/",
+        description="AMQP URL of the RabbitMQ broker.",
+    )
+    mongo_url: str = Field(
+        default="mongodb://127.0.0.1:27017/?replicaSet=rs0&retryWrites=false",
+        description="MongoDB URL of a replica set (transactions are used). "
+        "Keep retryWrites=false with SecantusDB.",
+    )
+    namespace: str = Field(
+        default="lotse",
+        description="Prefix of every exchange, queue and database; tests use a unique one.",
+    )
+    http_host: str = Field(default="127.0.0.1", description="HTTP bind address.")
+    http_port: int = Field(default=8000, description="HTTP port.")
+    prefetch: int = Field(
+        default=32, description="Unacknowledged messages per consumer (bounds concurrency)."
+    )
+    redelivery_delay_s: float = Field(
+        default=1.0,
+        description="Pause before a message that failed for a transient reason is requeued.",
+    )
+    outbox_poll_s: float = Field(
+        default=1.0, description="How often the outbox relay looks for unsent events."
+    )
+    parked_max_age_s: float = Field(
+        default=7 * 24 * 3600.0,
+        description="How long an event about a not-yet-known person waits before it is "
+        "dead-lettered.",
+    )
+    environment: str = Field(
+        default="development",
+        description="development | production; production hides the AsyncAPI page.",
+    )
+    log_level: str = Field(default="INFO", description="Python log level.")
+
+    @property
+    def database_name(self) -> str:
+        return f"{self.namespace}_{self.service_name}"
