@@ -1,0 +1,96 @@
+"""Fixtures for the real infrastructure every test layer above unit needs.
+
+- RabbitMQ: ``LOTSE_RABBIT_URL`` or amqp://guest:guest@127.0.0.1:5672/ (must be running;
+  ``.ci/run`` starts or installs it);
+- MongoDB: ``MONGO_URL`` (a real mongod replica set) if given, else a SecantusDB
+  server started for the session in a temp dir;
+- every test gets its own namespace, so exchanges, queues and databases never
+  collide; they are deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from lotse_devstack.ports import free_port, port_open
+from tests.support import delete_namespace
+
+RABBIT_URL = os.environ.get("LOTSE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+@pytest.fixture(scope="session")
+def rabbit_url() -> str:
+    if not port_open("127.0.0.1", 5672) and "127.0.0.1" in RABBIT_URL:
+        pytest.fail("RabbitMQ is not reachable on 127.0.0.1:5672; run .ci/run or start it")
+    return RABBIT_URL
+
+
+@pytest.fixture(scope="session")
+def mongo_url() -> Iterator[str]:
+    given = os.environ.get("MONGO_URL")
+    if given:
+        yield given
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="lotse-test-db-"))
+    port = free_port()
+    exe = shutil.which("secantusd-py") or str(Path(sys.executable).parent / "secantusd-py")
+    log = open(workdir / "secantusdb.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(workdir / "db"),
+         "--log-level", "WARNING"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while not port_open("127.0.0.1", port):
+        assert proc.poll() is None, (workdir / "secantusdb.log").read_text()
+        assert time.monotonic() < deadline, "SecantusDB did not start"
+        time.sleep(0.1)
+    yield f"mongodb://127.0.0.1:{port}/?replicaSet=secantus&retryWrites=false"
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+async def namespace(rabbit_url: str, mongo_url: str) -> AsyncIterator[str]:
+    ns = f"t{uuid.uuid4().hex[:10]}"
+    yield ns
+    await delete_namespace(rabbit_url, ns)
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
+    for name in await client.list_database_names():
+        if name.startswith(f"{ns}_"):
+            await client.drop_database(name)
+    await client.close()
+
+
+@pytest.fixture
+def service_env(
+    monkeypatch: pytest.MonkeyPatch, namespace: str, rabbit_url: str, mongo_url: str
+) -> dict[str, str]:
+    """Point every service's settings at the test infrastructure and namespace."""
+    env = {
+        "LOTSE_NAMESPACE": namespace,
+        "LOTSE_RABBIT_URL": rabbit_url,
+        "LOTSE_MONGO_URL": mongo_url,
+        "LOTSE_OUTBOX_POLL_S": "0.2",
+        "LOTSE_REDELIVERY_DELAY_S": "0.2",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env

@@ -1,0 +1,194 @@
+"""Sample people, openings and events, valid by default; tests change one thing."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+from lotse_shared.contracts import courses as c
+from lotse_shared.contracts import intake as i
+from lotse_shared.contracts import notifications as n
+from lotse_shared.contracts import partner as p
+from lotse_shared.contracts import placement as pl
+from lotse_shared.contracts.common import (
+    CefrLevel,
+    ContactRole,
+    CourseType,
+    OpeningType,
+    ResidenceStatus,
+    Sector,
+    WorkPermission,
+)
+from lotse_shared.contracts.envelope import Event
+
+TODAY = date(2026, 11, 24)
+CASEWORKER = "petra.schmidt@landkreis-kassel.example"
+COURSE_REF = p.CourseRef(provider="VHS Region Kassel", course_ref="IK-1")
+
+
+def person_body(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "given_name": "Amal",
+        "family_name": "Haddad",
+        "birth_year": 1997,
+        "municipality": "Baunatal",
+        "german_level": "A2",
+        "work_experience": [{"occupation_code": "51312", "title": "Lager", "years": 2}],
+        "sectors_of_interest": ["logistik"],
+        "residence_status": "aufenthaltserlaubnis",
+        "work_permission": "allowed",
+        "driving_licence": False,
+        "max_commute_km": 25,
+        "consent": {"matching": True, "email_notifications": True},
+        "contacts": [
+            {"role": "caseworker", "name": "Petra Schmidt", "email": CASEWORKER},
+            {"role": "mentor", "name": "Jürgen Becker", "email": "j.becker@paten.example"},
+        ],
+    }
+    body.update(changes)
+    return body
+
+
+def snapshot(**changes: Any) -> i.PersonSnapshotV1:
+    data: dict[str, Any] = {
+        "person_id": uuid.uuid4(),
+        "district_id": "kassel",
+        "revision": 1,
+        "display_name": "Amal Haddad",
+        "birth_year": 1997,
+        "municipality": "Baunatal",
+        "german_level": CefrLevel.A2,
+        "residence_status": ResidenceStatus.AUFENTHALTSERLAUBNIS,
+        "work_permission": WorkPermission.ALLOWED,
+        "driving_licence": False,
+        "max_commute_km": 25,
+        "sectors_of_interest": [Sector.LOGISTIK],
+        "experience_occupations": ["51312"],
+        "consent": i.Consent(matching=True, email_notifications=True),
+        "contacts": [
+            i.ResponsibleContact(role=ContactRole.CASEWORKER, name="Petra Schmidt",
+                                 email=CASEWORKER),
+            i.ResponsibleContact(role=ContactRole.MENTOR, name="Jürgen Becker",
+                                 email="j.becker@paten.example"),
+        ],
+    }
+    data.update(changes)
+    return i.PersonSnapshotV1(**data)
+
+
+def opening_report(**changes: Any) -> p.OpeningReportedV1:
+    data: dict[str, Any] = {
+        "source_ref": f"REF-{uuid.uuid4().hex[:8]}",
+        "opening_type": OpeningType.AUSBILDUNG,
+        "title": "Ausbildung Fachkraft für Lagerlogistik",
+        "employer": "Nordhessen Logistik GmbH",
+        "occupation_code": "51322",
+        "sector": Sector.LOGISTIK,
+        "required_german_level": CefrLevel.B1,
+        "location": p.OpeningLocation(municipality="Kassel"),
+        "start_date": TODAY + timedelta(days=60),
+    }
+    data.update(changes)
+    return p.OpeningReportedV1(**data)
+
+
+def enrolment_facts(person_id: uuid.UUID | None = None) -> dict[str, Any]:
+    return {
+        "enrolment_id": uuid.uuid4(),
+        "person_id": person_id or uuid.uuid4(),
+        "district_id": "kassel",
+        "course_id": uuid.uuid4(),
+        "course_type": CourseType.INTEGRATIONSKURS,
+        "target_level": CefrLevel.B1,
+    }
+
+
+def course_details(**changes: Any) -> p.CourseDetails:
+    data: dict[str, Any] = {
+        **COURSE_REF.model_dump(),
+        "course_type": CourseType.INTEGRATIONSKURS,
+        "title": "Integrationskurs",
+        "target_level": CefrLevel.B1,
+        "starts_on": TODAY - timedelta(days=300),
+        "ends_on": TODAY,
+        "municipality": "Baunatal",
+    }
+    data.update(changes)
+    return p.CourseDetails(**data)
+
+
+def one_of_each_event() -> list[Event]:
+    """A valid instance of every event type in the catalogue."""
+    snap = snapshot()
+    facts = enrolment_facts(snap.person_id)
+    suggestion = pl.SuggestionV1(
+        opening_id=uuid.uuid4(), opening_type=OpeningType.PRAKTIKUM, title="Praktikum Küche",
+        employer="Landgasthof", municipality="Vellmar", distance_km=4.2, score=55.0,
+        reasons=["A2 erreicht, Stelle verlangt A2"],
+    )
+    return [
+        i.PersonRegistered.create(snap, producer="intake"),
+        i.PersonUpdated.create(snap.model_copy(update={"revision": 2}), producer="intake"),
+        c.Enrolled.create(c.EnrolledV1(**facts, starts_on=TODAY, ends_on=TODAY),
+                          producer="courses"),
+        c.AttendanceRecorded.create(
+            c.AttendanceRecordedV1(**facts, session_date=TODAY, present=True,
+                                   attendance_rate=1.0), producer="courses"),
+        c.ExamResultRecorded.create(
+            c.ExamResultRecordedV1(**facts, exam="dtz", level_tested=None,
+                                   level_reached=CefrLevel.B1, taken_on=TODAY),
+            producer="courses"),
+        c.CourseCompleted.create(
+            c.CourseCompletedV1(**facts, level_reached=CefrLevel.B1, completed_on=TODAY),
+            producer="courses"),
+        c.CourseDropped.create(
+            c.CourseDroppedV1(**facts, dropped_on=TODAY, reason="moved away"),
+            producer="courses"),
+        pl.OpeningPublished.create(
+            pl.OpeningFactsV1(
+                opening_id=uuid.uuid4(), source="ba-jobsuche", source_ref="R1",
+                opening_type=OpeningType.AUSBILDUNG, title="Ausbildung", employer="E",
+                occupation_code="51322", sector=Sector.LOGISTIK,
+                required_german_level=CefrLevel.B1, municipality="Kassel", start_date=TODAY,
+                seats_free=1),
+            producer="placement"),
+        pl.OpeningClosed.create(
+            pl.OpeningClosedV1(opening_id=uuid.uuid4(), source="ba-jobsuche",
+                               source_ref="R1", reason="filled"),
+            producer="placement"),
+        pl.SuggestionsReady.create(
+            pl.SuggestionsReadyV1(
+                suggestion_set_id=uuid.uuid4(), person_id=snap.person_id, district_id="kassel",
+                trigger="course_completed", german_level=CefrLevel.B1,
+                suggestions=[suggestion]),
+            producer="placement"),
+        n.NotificationDelivered.create(
+            n.NotificationDeliveredV1(
+                notification_id=uuid.uuid4(), person_id=snap.person_id, district_id="kassel",
+                recipient_role=ContactRole.CASEWORKER, channel="email",
+                kind="suggestions_ready"),
+            producer="notifications"),
+        p.EnrolmentReported.create(
+            p.EnrolmentReportedV1(person_id=snap.person_id, course=course_details()),
+            producer="vhs-region-kassel"),
+        p.AttendanceReported.create(
+            p.AttendanceReportedV1(person_id=snap.person_id, course=COURSE_REF,
+                                   session_date=TODAY, present=False),
+            producer="vhs-region-kassel"),
+        p.ExamResultReported.create(
+            p.ExamResultReportedV1(person_id=snap.person_id, course=COURSE_REF, exam="dtz",
+                                   result="B1", taken_on=TODAY),
+            producer="vhs-region-kassel"),
+        p.CompletionReported.create(
+            p.CompletionReportedV1(person_id=snap.person_id, course=COURSE_REF,
+                                   completed_on=TODAY),
+            producer="vhs-region-kassel"),
+        p.DropoutReported.create(
+            p.DropoutReportedV1(person_id=snap.person_id, course=COURSE_REF,
+                                dropped_on=TODAY, reason="moved away"),
+            producer="vhs-region-kassel"),
+        p.OpeningReported.create(opening_report(), producer="ba-jobsuche"),
+        p.OpeningWithdrawn.create(p.OpeningWithdrawnV1(source_ref="R1"),
+                                  producer="ba-jobsuche"),
+    ]

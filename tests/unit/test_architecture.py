@@ -1,0 +1,66 @@
+"""The layering rules, checked on the source: who may import whom."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ["intake", "courses", "placement", "notifications"]
+IO_LIBRARIES = {"faststream", "pymongo", "fastapi", "aio_pika", "aiosmtplib", "httpx", "uvicorn"}
+
+
+def imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return found
+
+
+def sources(folder: Path) -> list[Path]:
+    files = sorted(folder.rglob("*.py"))
+    assert files, f"no sources under {folder}"
+    return files
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_domain_imports_no_io_library(service: str) -> None:
+    for path in sources(ROOT / "services" / service / f"lotse_{service}" / "domain"):
+        bad = {m for m in imports_of(path) if m.split(".")[0] in IO_LIBRARIES}
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_services_never_import_each_other(service: str) -> None:
+    others = {f"lotse_{s}" for s in SERVICES if s != service}
+    for path in sources(ROOT / "services" / service):
+        bad = {m for m in imports_of(path) if m.split(".")[0] in others}
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+def test_shared_imports_no_service() -> None:
+    services = {f"lotse_{s}" for s in SERVICES} | {"lotse_devstack"}
+    for path in sources(ROOT / "shared"):
+        bad = {m for m in imports_of(path) if m.split(".")[0] in services}
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+def test_contracts_import_no_io_library() -> None:
+    for path in sources(ROOT / "shared" / "lotse_shared" / "contracts"):
+        bad = {m for m in imports_of(path) if m.split(".")[0] in IO_LIBRARIES}
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+def test_each_service_has_one_composition_root_and_one_subscription_table() -> None:
+    for service in SERVICES:
+        pkg = ROOT / "services" / service / f"lotse_{service}"
+        roots = [p for p in sources(pkg) if "def create_app" in p.read_text()]
+        assert [p.name for p in roots] == ["bootstrap.py"], service
+        tables = [p for p in sources(pkg) if "def register_subscriptions" in p.read_text()]
+        assert [p.relative_to(pkg).as_posix() for p in tables] == ["entrypoints/messaging.py"]
