@@ -13,7 +13,9 @@ import aio_pika
 import httpx
 from fastapi import FastAPI
 
+from lotse_devstack.partner import PartnerPublisher
 from lotse_devstack.stack import SERVICES
+from lotse_shared.contracts.envelope import Event
 from lotse_shared.contracts.catalogue import BY_ROUTING_KEY
 
 T = TypeVar("T")
@@ -112,3 +114,20 @@ async def dead_letters(rabbit_url: str, namespace: str, service: str) -> list[
         while (message := await queue.get(no_ack=True, fail=False)) is not None:
             found.append(message)
     return found
+
+
+async def publish(rabbit_url: str, namespace: str, *events: Event) -> None:
+    """Publish events as a partner (or another service) would."""
+    async with PartnerPublisher(rabbit_url, namespace) as publisher:
+        for event in events:
+            await publisher.publish(event)
+
+
+async def applied(app: FastAPI, event: Event, timeout_s: float = 15.0) -> None:
+    """Wait until a service has applied (or deliberately ignored) an event."""
+    inbox = app.state.runtime.db["inbox"]
+
+    async def done() -> bool:
+        return bool(await inbox.count_documents({"_id": str(event.event_id)}))
+
+    await eventually(done, timeout_s=timeout_s, what=f"{event.event_type} applied")

@@ -49,7 +49,17 @@ class MailSink:
         self.port = port
         self._lock = threading.Lock()
         self._mails: list[ReceivedMail] = []
+        self._replies: list[str] = []
         self._controller = Controller(_Handler(self), hostname=host, port=port)
+
+    def reply_next(self, *replies: str) -> None:
+        """Answer the next DATA commands with these replies (e.g. "451 try later")."""
+        with self._lock:
+            self._replies.extend(replies)
+
+    def _next_reply(self) -> str | None:
+        with self._lock:
+            return self._replies.pop(0) if self._replies else None
 
     def _add(self, mail: ReceivedMail) -> None:
         with self._lock:

@@ -1,6 +1,6 @@
 """Consumer middleware: what happens to a message that was not applied.
 
-- validation errors and domain errors (rule violations, unknown course ...): the original message is
+- bodies that are not JSON, validation errors and domain errors (rule violations, unknown course ...): the original message is
   published to the service's dead-letter queue with headers naming the reason,
   the service, the time and the original routing key, then acknowledged;
 - :class:`AlreadyApplied`: acknowledged and logged, nothing else;
@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -43,7 +44,10 @@ def describe_validation_error(exc: ValidationError) -> str:
     """'payload.person_id: Input should be a valid UUID; ...' names each field and reason."""
     parts = []
     for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"] if p not in ("body",)) or "(message)"
+        path = list(err["loc"])
+        if path and path[0] == "event":  # the handler's parameter, not part of the message
+            path = path[1:]
+        loc = ".".join(str(p) for p in path) or "(message)"
         parts.append(f"{loc}: {err['msg']}")
     return "; ".join(parts)
 
@@ -118,10 +122,13 @@ def dead_letter_middleware(
                     return None
                 await _dead_letter(msg, routing_key, str(exc), type(exc).__name__)
                 return None
-            except (ValidationError, DomainError) as exc:
-                reason = (
-                    describe_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
-                )
+            except (ValidationError, DomainError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+                if isinstance(exc, ValidationError):
+                    reason = describe_validation_error(exc)
+                elif isinstance(exc, ValueError):
+                    reason = f"body is not UTF-8 JSON: {exc}"
+                else:
+                    reason = str(exc)
                 await _dead_letter(msg, routing_key, reason, type(exc).__name__)
                 return None
             except Exception:

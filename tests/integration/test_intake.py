@@ -1,0 +1,84 @@
+"""intake against real RabbitMQ and a real MongoDB-wire server."""
+
+from __future__ import annotations
+
+import json
+
+from lotse_intake.bootstrap import create_app
+from tests.samples import CASEWORKER, person_body
+from tests.support import EventTap, running
+
+
+async def test_register_read_update_list_publish(service_env, rabbit_url, namespace) -> None:
+    async with (
+        EventTap(rabbit_url, namespace, "intake.#") as tap,
+        running(create_app()) as http,
+    ):
+        body = person_body(contact={"phone": "+49 561 4711", "email": "amal@example.org"})
+        r = await http.post("/people", json=body)
+        assert r.status_code == 201, r.text
+        person = r.json()
+        pid = person["person_id"]
+        assert person["revision"] == 1
+
+        registered = (await tap.wait_for("intake.person.registered.v1"))[0]
+        assert registered["payload"]["person_id"] == pid
+        assert registered["payload"]["display_name"] == "Amal Haddad"
+        assert registered["producer"] == "intake"
+        assert "+49 561 4711" not in json.dumps(registered)  # no contact details in motion
+
+        assert (await http.get(f"/people/{pid}")).json()["given_name"] == "Amal"
+        listed = (await http.get("/people", params={"contact_email": CASEWORKER})).json()
+        assert [p["person_id"] for p in listed["items"]] == [pid]
+
+        r = await http.patch(f"/people/{pid}", json={"german_level": "B1"})
+        assert r.status_code == 200, r.text
+        assert r.json()["revision"] == 2
+        updated = (await tap.wait_for("intake.person.updated.v1"))[0]
+        assert updated["payload"]["german_level"] == "B1"
+        assert updated["payload"]["revision"] == 2
+
+        r = await http.put(f"/people/{pid}", json=person_body(), headers={"If-Match": "1"})
+        assert r.status_code == 409
+
+
+async def test_bad_input_names_the_field(service_env) -> None:
+    async with running(create_app()) as http:
+        r = await http.post("/people", json=person_body(municipality="Atlantis"))
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"] == ["body", "municipality"]
+        assert "unknown municipality" in r.json()["detail"][0]["msg"]
+
+        r = await http.post("/people", json=person_body(birth_year="nineteen"))
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"] == ["body", "birth_year"]
+
+        r = await http.post("/people", json=person_body(residence="x"))
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"] == ["body", "residence"]
+
+        pid = (await http.post("/people", json=person_body())).json()["person_id"]
+        r = await http.patch(f"/people/{pid}", json={"max_commute_km": 999})
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"] == ["body", "max_commute_km"]
+        assert (await http.get(f"/people/{pid}")).json()["revision"] == 1  # nothing applied
+
+        r = await http.get("/people/00000000-0000-0000-0000-000000000000")
+        assert r.status_code == 404
+
+
+async def test_health_and_documents(service_env) -> None:
+    async with running(create_app()) as http:
+        health = await http.get("/healthz")
+        assert health.status_code == 200
+        assert health.json() == {
+            "status": "ready", "service": "intake", "broker": "up", "database": "up"
+        }
+        assert "/people" in (await http.get("/openapi.json")).json()["paths"]
+        asyncapi = (await http.get("/asyncapi.json")).json()
+        assert "intake.person.registered.v1" in {
+            c["address"] for c in asyncapi["channels"].values()
+        }
+        page = await http.get("/asyncapi")
+        assert page.status_code == 200
+        assert "<html" in page.text.lower()
