@@ -21,9 +21,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from lotse_devstack.ports import free_port, port_open
 from pymongo import AsyncMongoClient
 
-from lotse_devstack.ports import free_port, port_open
 from tests.support import delete_namespace
 
 RABBIT_URL = os.environ.get("LOTSE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -47,8 +47,17 @@ def mongo_url() -> Iterator[str]:
     exe = shutil.which("secantusd-py") or str(Path(sys.executable).parent / "secantusd-py")
     log = open(workdir / "secantusdb.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [exe, "--host", "127.0.0.1", "--port", str(port), "--storage-path", str(workdir / "db"),
-         "--log-level", "WARNING"],
+        [
+            exe,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            str(workdir / "db"),
+            "--log-level",
+            "WARNING",
+        ],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -67,10 +67,12 @@ def snapshot(**changes: Any) -> i.PersonSnapshotV1:
         "experience_occupations": ["51312"],
         "consent": i.Consent(matching=True, email_notifications=True),
         "contacts": [
-            i.ResponsibleContact(role=ContactRole.CASEWORKER, name="Petra Schmidt",
-                                 email=CASEWORKER),
-            i.ResponsibleContact(role=ContactRole.MENTOR, name="Jürgen Becker",
-                                 email="j.becker@paten.example"),
+            i.ResponsibleContact(
+                role=ContactRole.CASEWORKER, name="Petra Schmidt", email=CASEWORKER
+            ),
+            i.ResponsibleContact(
+                role=ContactRole.MENTOR, name="Jürgen Becker", email="j.becker@paten.example"
+            ),
         ],
     }
     data.update(changes)
@@ -123,72 +125,109 @@ def one_of_each_event() -> list[Event]:
     snap = snapshot()
     facts = enrolment_facts(snap.person_id)
     suggestion = pl.SuggestionV1(
-        opening_id=uuid.uuid4(), opening_type=OpeningType.PRAKTIKUM, title="Praktikum Küche",
-        employer="Landgasthof", municipality="Vellmar", distance_km=4.2, score=55.0,
+        opening_id=uuid.uuid4(),
+        opening_type=OpeningType.PRAKTIKUM,
+        title="Praktikum Küche",
+        employer="Landgasthof",
+        municipality="Vellmar",
+        distance_km=4.2,
+        score=55.0,
         reasons=["A2 erreicht, Stelle verlangt A2"],
     )
     return [
         i.PersonRegistered.create(snap, producer="intake"),
         i.PersonUpdated.create(snap.model_copy(update={"revision": 2}), producer="intake"),
-        c.Enrolled.create(c.EnrolledV1(**facts, starts_on=TODAY, ends_on=TODAY),
-                          producer="courses"),
+        c.Enrolled.create(
+            c.EnrolledV1(**facts, starts_on=TODAY, ends_on=TODAY), producer="courses"
+        ),
         c.AttendanceRecorded.create(
-            c.AttendanceRecordedV1(**facts, session_date=TODAY, present=True,
-                                   attendance_rate=1.0), producer="courses"),
+            c.AttendanceRecordedV1(**facts, session_date=TODAY, present=True, attendance_rate=1.0),
+            producer="courses",
+        ),
         c.ExamResultRecorded.create(
-            c.ExamResultRecordedV1(**facts, exam="dtz", level_tested=None,
-                                   level_reached=CefrLevel.B1, taken_on=TODAY),
-            producer="courses"),
+            c.ExamResultRecordedV1(
+                **facts, exam="dtz", level_tested=None, level_reached=CefrLevel.B1, taken_on=TODAY
+            ),
+            producer="courses",
+        ),
         c.CourseCompleted.create(
             c.CourseCompletedV1(**facts, level_reached=CefrLevel.B1, completed_on=TODAY),
-            producer="courses"),
+            producer="courses",
+        ),
         c.CourseDropped.create(
-            c.CourseDroppedV1(**facts, dropped_on=TODAY, reason="moved away"),
-            producer="courses"),
+            c.CourseDroppedV1(**facts, dropped_on=TODAY, reason="moved away"), producer="courses"
+        ),
         pl.OpeningPublished.create(
             pl.OpeningFactsV1(
-                opening_id=uuid.uuid4(), source="ba-jobsuche", source_ref="R1",
-                opening_type=OpeningType.AUSBILDUNG, title="Ausbildung", employer="E",
-                occupation_code="51322", sector=Sector.LOGISTIK,
-                required_german_level=CefrLevel.B1, municipality="Kassel", start_date=TODAY,
-                seats_free=1),
-            producer="placement"),
+                opening_id=uuid.uuid4(),
+                source="ba-jobsuche",
+                source_ref="R1",
+                opening_type=OpeningType.AUSBILDUNG,
+                title="Ausbildung",
+                employer="E",
+                occupation_code="51322",
+                sector=Sector.LOGISTIK,
+                required_german_level=CefrLevel.B1,
+                municipality="Kassel",
+                start_date=TODAY,
+                seats_free=1,
+            ),
+            producer="placement",
+        ),
         pl.OpeningClosed.create(
-            pl.OpeningClosedV1(opening_id=uuid.uuid4(), source="ba-jobsuche",
-                               source_ref="R1", reason="filled"),
-            producer="placement"),
+            pl.OpeningClosedV1(
+                opening_id=uuid.uuid4(), source="ba-jobsuche", source_ref="R1", reason="filled"
+            ),
+            producer="placement",
+        ),
         pl.SuggestionsReady.create(
             pl.SuggestionsReadyV1(
-                suggestion_set_id=uuid.uuid4(), person_id=snap.person_id, district_id="kassel",
-                trigger="course_completed", german_level=CefrLevel.B1,
-                suggestions=[suggestion]),
-            producer="placement"),
+                suggestion_set_id=uuid.uuid4(),
+                person_id=snap.person_id,
+                district_id="kassel",
+                trigger="course_completed",
+                german_level=CefrLevel.B1,
+                suggestions=[suggestion],
+            ),
+            producer="placement",
+        ),
         n.NotificationDelivered.create(
             n.NotificationDeliveredV1(
-                notification_id=uuid.uuid4(), person_id=snap.person_id, district_id="kassel",
-                recipient_role=ContactRole.CASEWORKER, channel="email",
-                kind="suggestions_ready"),
-            producer="notifications"),
+                notification_id=uuid.uuid4(),
+                person_id=snap.person_id,
+                district_id="kassel",
+                recipient_role=ContactRole.CASEWORKER,
+                channel="email",
+                kind="suggestions_ready",
+            ),
+            producer="notifications",
+        ),
         p.EnrolmentReported.create(
             p.EnrolmentReportedV1(person_id=snap.person_id, course=course_details()),
-            producer="vhs-region-kassel"),
+            producer="vhs-region-kassel",
+        ),
         p.AttendanceReported.create(
-            p.AttendanceReportedV1(person_id=snap.person_id, course=COURSE_REF,
-                                   session_date=TODAY, present=False),
-            producer="vhs-region-kassel"),
+            p.AttendanceReportedV1(
+                person_id=snap.person_id, course=COURSE_REF, session_date=TODAY, present=False
+            ),
+            producer="vhs-region-kassel",
+        ),
         p.ExamResultReported.create(
-            p.ExamResultReportedV1(person_id=snap.person_id, course=COURSE_REF, exam="dtz",
-                                   result="B1", taken_on=TODAY),
-            producer="vhs-region-kassel"),
+            p.ExamResultReportedV1(
+                person_id=snap.person_id, course=COURSE_REF, exam="dtz", result="B1", taken_on=TODAY
+            ),
+            producer="vhs-region-kassel",
+        ),
         p.CompletionReported.create(
-            p.CompletionReportedV1(person_id=snap.person_id, course=COURSE_REF,
-                                   completed_on=TODAY),
-            producer="vhs-region-kassel"),
+            p.CompletionReportedV1(person_id=snap.person_id, course=COURSE_REF, completed_on=TODAY),
+            producer="vhs-region-kassel",
+        ),
         p.DropoutReported.create(
-            p.DropoutReportedV1(person_id=snap.person_id, course=COURSE_REF,
-                                dropped_on=TODAY, reason="moved away"),
-            producer="vhs-region-kassel"),
+            p.DropoutReportedV1(
+                person_id=snap.person_id, course=COURSE_REF, dropped_on=TODAY, reason="moved away"
+            ),
+            producer="vhs-region-kassel",
+        ),
         p.OpeningReported.create(opening_report(), producer="ba-jobsuche"),
-        p.OpeningWithdrawn.create(p.OpeningWithdrawnV1(source_ref="R1"),
-                                  producer="ba-jobsuche"),
+        p.OpeningWithdrawn.create(p.OpeningWithdrawnV1(source_ref="R1"), producer="ba-jobsuche"),
     ]

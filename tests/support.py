@@ -12,11 +12,10 @@ from typing import Any, TypeVar
 import aio_pika
 import httpx
 from fastapi import FastAPI
-
 from lotse_devstack.partner import PartnerPublisher
 from lotse_devstack.stack import SERVICES
-from lotse_shared.contracts.envelope import Event
 from lotse_shared.contracts.catalogue import BY_ROUTING_KEY
+from lotse_shared.contracts.envelope import Event
 
 T = TypeVar("T")
 
@@ -92,9 +91,9 @@ class EventTap:
             if routing_key is None or m.routing_key == routing_key
         ]
 
-    async def wait_for(self, routing_key: str, count: int = 1, timeout_s: float = 15.0) -> list[
-        dict[str, Any]
-    ]:
+    async def wait_for(
+        self, routing_key: str, count: int = 1, timeout_s: float = 15.0
+    ) -> list[dict[str, Any]]:
         async def enough() -> list[dict[str, Any]] | None:
             found = self.bodies(routing_key)
             return found if len(found) >= count else None
@@ -102,9 +101,9 @@ class EventTap:
         return await eventually(enough, timeout_s=timeout_s, what=f"{count}x {routing_key}")
 
 
-async def dead_letters(rabbit_url: str, namespace: str, service: str) -> list[
-    aio_pika.abc.AbstractIncomingMessage
-]:
+async def dead_letters(
+    rabbit_url: str, namespace: str, service: str
+) -> list[aio_pika.abc.AbstractIncomingMessage]:
     """Take every message from a service's dead-letter queue."""
     found = []
     connection = await aio_pika.connect(rabbit_url)

@@ -6,33 +6,52 @@ import importlib
 from typing import Any
 
 import pytest
-
 from lotse_shared.contracts.catalogue import BY_ROUTING_KEY
 
 SERVICES = ["intake", "courses", "placement", "notifications"]
 PUBLISHES = {
     "intake": {"intake.person.registered.v1", "intake.person.updated.v1"},
-    "courses": {"courses.enrolment.created.v1", "courses.attendance.recorded.v1",
-                "courses.exam_result.recorded.v1", "courses.course.completed.v1",
-                "courses.course.dropped.v1"},
-    "placement": {"placement.opening.published.v1", "placement.opening.closed.v1",
-                  "placement.suggestions.ready.v1"},
+    "courses": {
+        "courses.enrolment.created.v1",
+        "courses.attendance.recorded.v1",
+        "courses.exam_result.recorded.v1",
+        "courses.course.completed.v1",
+        "courses.course.dropped.v1",
+    },
+    "placement": {
+        "placement.opening.published.v1",
+        "placement.opening.closed.v1",
+        "placement.suggestions.ready.v1",
+    },
     "notifications": {"notifications.notification.delivered.v1"},
 }
 
 
 SUBSCRIBES = {
     "intake": set(),
-    "courses": {"intake.person.registered.v1", "intake.person.updated.v1",
-                "partner.course.enrolment_reported.v1", "partner.course.attendance_reported.v1",
-                "partner.course.exam_result_reported.v1",
-                "partner.course.completion_reported.v1", "partner.course.dropout_reported.v1"},
-    "placement": {"intake.person.registered.v1", "intake.person.updated.v1",
-                  "courses.course.completed.v1", "partner.opening.reported.v1",
-                  "partner.opening.withdrawn.v1"},
-    "notifications": {"intake.person.registered.v1", "intake.person.updated.v1",
-                      "placement.suggestions.ready.v1", "courses.course.completed.v1",
-                      "courses.course.dropped.v1"},
+    "courses": {
+        "intake.person.registered.v1",
+        "intake.person.updated.v1",
+        "partner.course.enrolment_reported.v1",
+        "partner.course.attendance_reported.v1",
+        "partner.course.exam_result_reported.v1",
+        "partner.course.completion_reported.v1",
+        "partner.course.dropout_reported.v1",
+    },
+    "placement": {
+        "intake.person.registered.v1",
+        "intake.person.updated.v1",
+        "courses.course.completed.v1",
+        "partner.opening.reported.v1",
+        "partner.opening.withdrawn.v1",
+    },
+    "notifications": {
+        "intake.person.registered.v1",
+        "intake.person.updated.v1",
+        "placement.suggestions.ready.v1",
+        "courses.course.completed.v1",
+        "courses.course.dropped.v1",
+    },
 }
 
 

@@ -22,7 +22,10 @@ def compose_binary() -> str:
 def test_compose_file_is_valid() -> None:
     result = subprocess.run(
         [compose_binary(), "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-        capture_output=True, text=True, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
 
@@ -30,7 +33,10 @@ def test_compose_file_is_valid() -> None:
 def test_scaled_services_have_no_fixed_names_or_host_ports() -> None:
     result = subprocess.run(
         [compose_binary(), "-f", str(ROOT / "docker-compose.yml"), "config"],
-        capture_output=True, text=True, cwd=ROOT, check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
     )
     config = yaml.safe_load(result.stdout)
     services = config["services"]
@@ -51,7 +57,10 @@ def test_scaled_services_have_no_fixed_names_or_host_ports() -> None:
 def test_scale_placement_to_three_resolves() -> None:
     result = subprocess.run(
         [compose_binary(), "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-        capture_output=True, text=True, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
         env={"COMPOSE_PROJECT_NAME": "lotse-scale-check", "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr

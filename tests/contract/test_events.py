@@ -6,11 +6,11 @@ import json
 import re
 
 import pytest
-from pydantic import ValidationError
-
 from lotse_shared.contracts import partner
 from lotse_shared.contracts.catalogue import ALL_EVENTS, BY_ROUTING_KEY
 from lotse_shared.contracts.envelope import Event
+from pydantic import ValidationError
+
 from tests.samples import COURSE_REF, TODAY, one_of_each_event
 
 SAMPLES = one_of_each_event()
@@ -27,11 +27,17 @@ def test_round_trip(event: Event) -> None:
     assert back == event
     envelope = json.loads(wire)
     assert set(envelope) == {
-        "event_id", "event_type", "event_version", "occurred_at", "producer",
-        "correlation_id", "causation_id", "payload",
+        "event_id",
+        "event_type",
+        "event_version",
+        "occurred_at",
+        "producer",
+        "correlation_id",
+        "causation_id",
+        "payload",
     }
     assert envelope["event_type"] == event.event_type
-    assert event.ROUTING_KEY == f"{event.event_type}.v{event.event_version}"
+    assert f"{event.event_type}.v{event.event_version}" == event.ROUTING_KEY
 
 
 @pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.ROUTING_KEY)
@@ -67,8 +73,12 @@ def test_routing_keys_are_unique_and_well_formed() -> None:
 def test_partner_payload_names_an_unknown_field() -> None:
     with pytest.raises(ValidationError) as err:
         partner.CompletionReportedV1.model_validate(
-            {"person_id": SAMPLES[0].payload.person_id, "course": COURSE_REF.model_dump(),  # type: ignore[attr-defined]
-             "completed_on": TODAY.isoformat(), "levle_reached": "B1"}
+            {
+                "person_id": SAMPLES[0].payload.person_id,
+                "course": COURSE_REF.model_dump(),  # type: ignore[attr-defined]
+                "completed_on": TODAY.isoformat(),
+                "levle_reached": "B1",
+            }
         )
     assert err.value.errors()[0]["loc"] == ("levle_reached",)
     assert err.value.errors()[0]["type"] == "extra_forbidden"

@@ -9,23 +9,30 @@ from lotse_courses.bootstrap import create_app
 from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.intake import PersonRegistered
 from lotse_shared.messaging.deadletter import HEADER_REASON, HEADER_ROUTING_KEY, HEADER_SERVICE
+
 from tests.samples import COURSE_REF, TODAY, course_details, snapshot
 from tests.support import EventTap, applied, dead_letters, eventually, publish, running
 
 SCHOOL = "vhs-region-kassel"
 
 
-def reports(person_id: uuid.UUID) -> tuple[p.EnrolmentReported, p.ExamResultReported,
-                                           p.CompletionReported]:
+def reports(
+    person_id: uuid.UUID,
+) -> tuple[p.EnrolmentReported, p.ExamResultReported, p.CompletionReported]:
     return (
         p.EnrolmentReported.create(
-            p.EnrolmentReportedV1(person_id=person_id, course=course_details()), producer=SCHOOL),
+            p.EnrolmentReportedV1(person_id=person_id, course=course_details()), producer=SCHOOL
+        ),
         p.ExamResultReported.create(
-            p.ExamResultReportedV1(person_id=person_id, course=COURSE_REF, exam="dtz",
-                                   result="B1", taken_on=TODAY), producer=SCHOOL),
+            p.ExamResultReportedV1(
+                person_id=person_id, course=COURSE_REF, exam="dtz", result="B1", taken_on=TODAY
+            ),
+            producer=SCHOOL,
+        ),
         p.CompletionReported.create(
-            p.CompletionReportedV1(person_id=person_id, course=COURSE_REF,
-                                   completed_on=TODAY), producer=SCHOOL),
+            p.CompletionReportedV1(person_id=person_id, course=COURSE_REF, completed_on=TODAY),
+            producer=SCHOOL,
+        ),
     )
 
 
@@ -92,8 +99,11 @@ async def test_malformed_and_rule_breaking_events_are_dead_lettered_with_reason(
     pid = person.payload.person_id
     enrolment, _, _ = reports(pid)
     bad_dtz = p.ExamResultReported.create(
-        p.ExamResultReportedV1(person_id=pid, course=COURSE_REF, exam="dtz",
-                               result="passed", taken_on=TODAY), producer=SCHOOL)
+        p.ExamResultReportedV1(
+            person_id=pid, course=COURSE_REF, exam="dtz", result="passed", taken_on=TODAY
+        ),
+        producer=SCHOOL,
+    )
     typo = json.loads(enrolment.to_wire())
     typo["event_id"] = str(uuid.uuid4())
     typo["payload"]["persn_id"] = typo["payload"].pop("person_id")
@@ -106,8 +116,9 @@ async def test_malformed_and_rule_breaking_events_are_dead_lettered_with_reason(
         from lotse_devstack.partner import PartnerPublisher
 
         async with PartnerPublisher(rabbit_url, namespace) as pub:
-            await pub.publish_raw(json.dumps(typo).encode(), enrolment.ROUTING_KEY,
-                                  message_id=typo["event_id"])
+            await pub.publish_raw(
+                json.dumps(typo).encode(), enrolment.ROUTING_KEY, message_id=typo["event_id"]
+            )
             await pub.publish_raw(b"{not json", enrolment.ROUTING_KEY, message_id="garbage-1")
 
         found: dict[str, object] = {}
@@ -136,8 +147,11 @@ async def test_the_same_event_five_times_has_one_effect(service_env, rabbit_url,
     person = PersonRegistered.create(snapshot(), producer="intake")
     enrolment, _, _ = reports(person.payload.person_id)
     attendance = p.AttendanceReported.create(
-        p.AttendanceReportedV1(person_id=person.payload.person_id, course=COURSE_REF,
-                               session_date=TODAY, present=True), producer=SCHOOL)
+        p.AttendanceReportedV1(
+            person_id=person.payload.person_id, course=COURSE_REF, session_date=TODAY, present=True
+        ),
+        producer=SCHOOL,
+    )
     app = create_app()
     async with EventTap(rabbit_url, namespace, "courses.#") as tap, running(app):
         await publish(rabbit_url, namespace, person, enrolment)
@@ -145,9 +159,14 @@ async def test_the_same_event_five_times_has_one_effect(service_env, rabbit_url,
         await publish(rabbit_url, namespace, *[attendance] * 5)
         await tap.wait_for("courses.attendance.recorded.v1")
         marker = p.AttendanceReported.create(
-            p.AttendanceReportedV1(person_id=person.payload.person_id, course=COURSE_REF,
-                                   session_date=TODAY.replace(day=25), present=False),
-            producer=SCHOOL)
+            p.AttendanceReportedV1(
+                person_id=person.payload.person_id,
+                course=COURSE_REF,
+                session_date=TODAY.replace(day=25),
+                present=False,
+            ),
+            producer=SCHOOL,
+        )
         await publish(rabbit_url, namespace, marker)
         await tap.wait_for("courses.attendance.recorded.v1", count=2)
         assert len(tap.bodies("courses.attendance.recorded.v1")) == 2
@@ -161,33 +180,47 @@ async def test_http_flow_and_errors(service_env, rabbit_url, namespace):
     async with EventTap(rabbit_url, namespace, "courses.#") as tap, running(app) as http:
         await publish(rabbit_url, namespace, person)
         await applied(app, person)
-        course = {**course_details().model_dump(mode="json"), "teaching_units": 400,
-                  "course_type": "berufssprachkurs", "target_level": "B2"}
+        course = {
+            **course_details().model_dump(mode="json"),
+            "teaching_units": 400,
+            "course_type": "berufssprachkurs",
+            "target_level": "B2",
+        }
         r = await http.post("/courses", json=course)
         assert r.status_code == 201, r.text
         course_id = r.json()["course_id"]
         assert (await http.post("/courses", json=course)).status_code == 409
 
-        r = await http.post("/enrolments", json={"person_id": str(uuid.uuid4()),
-                                                 "course_id": course_id})
+        r = await http.post(
+            "/enrolments", json={"person_id": str(uuid.uuid4()), "course_id": course_id}
+        )
         assert r.status_code == 422
         assert r.json()["detail"][0]["loc"] == ["body", "person_id"]
 
-        r = await http.post("/enrolments", json={"person_id": str(person.payload.person_id),
-                                                 "course_id": course_id})
+        r = await http.post(
+            "/enrolments", json={"person_id": str(person.payload.person_id), "course_id": course_id}
+        )
         assert r.status_code == 201
         eid = r.json()["enrolment_id"]
         r = await http.post(f"/enrolments/{eid}/completion", json={"completed_on": "2026-11-24"})
         assert r.status_code == 422
         assert r.json()["detail"][0]["loc"] == ["body", "level_reached"]
-        r = await http.post(f"/enrolments/{eid}/exams", json={
-            "exam": "dtb", "level_tested": "B2", "result": "passed", "taken_on": "2026-11-20"})
+        r = await http.post(
+            f"/enrolments/{eid}/exams",
+            json={
+                "exam": "dtb",
+                "level_tested": "B2",
+                "result": "passed",
+                "taken_on": "2026-11-20",
+            },
+        )
         assert r.status_code == 200, r.text
         r = await http.post(f"/enrolments/{eid}/completion", json={"completed_on": "2026-11-24"})
         assert r.json()["status"] == "completed"
         assert r.json()["level_reached"] == "B2"
-        r = await http.post(f"/enrolments/{eid}/dropout",
-                            json={"dropped_on": "2026-11-25", "reason": "x"})
+        r = await http.post(
+            f"/enrolments/{eid}/dropout", json={"dropped_on": "2026-11-25", "reason": "x"}
+        )
         assert r.status_code == 409
         completed = (await tap.wait_for("courses.course.completed.v1"))[0]
         assert completed["payload"]["level_reached"] == "B2"

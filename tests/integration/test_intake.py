@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from lotse_intake.bootstrap import create_app
+
 from tests.samples import CASEWORKER, person_body
 from tests.support import EventTap, running
 
@@ -72,7 +73,10 @@ async def test_health_and_documents(service_env) -> None:
         health = await http.get("/healthz")
         assert health.status_code == 200
         assert health.json() == {
-            "status": "ready", "service": "intake", "broker": "up", "database": "up"
+            "status": "ready",
+            "service": "intake",
+            "broker": "up",
+            "database": "up",
         }
         assert "/people" in (await http.get("/openapi.json")).json()["paths"]
         asyncapi = (await http.get("/asyncapi.json")).json()

@@ -6,7 +6,6 @@ import uuid
 from datetime import date, timedelta
 
 import pytest
-
 from lotse_courses.domain.model import (
     CourseDetails,
     Enrolment,
@@ -21,8 +20,11 @@ DAY = date(2026, 11, 24)
 
 def enrolment() -> Enrolment:
     return Enrolment(
-        course_id=uuid.uuid4(), person_id=uuid.uuid4(), district_id="kassel",
-        course_type=CourseType.INTEGRATIONSKURS, target_level=CefrLevel.B1,
+        course_id=uuid.uuid4(),
+        person_id=uuid.uuid4(),
+        district_id="kassel",
+        course_type=CourseType.INTEGRATIONSKURS,
+        target_level=CefrLevel.B1,
     )
 
 
@@ -98,8 +100,12 @@ def test_attendance_rate_and_risk() -> None:
 
 def test_course_rules() -> None:
     base = {
-        "provider": "VHS", "course_ref": "X", "course_type": CourseType.INTEA,
-        "title": "InteA", "starts_on": DAY, "ends_on": DAY + timedelta(days=700),
+        "provider": "VHS",
+        "course_ref": "X",
+        "course_type": CourseType.INTEA,
+        "title": "InteA",
+        "starts_on": DAY,
+        "ends_on": DAY + timedelta(days=700),
         "municipality": "hofgeismar",
     }
     course = CourseDetails(**base, target_level=CefrLevel.B1)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
-
 from lotse_intake.domain.model import Person, PersonDetails
 from lotse_intake.handlers import snapshot
+from pydantic import ValidationError
+
 from tests.samples import person_body
 
 
@@ -22,9 +22,7 @@ def test_unknown_municipality_names_the_field() -> None:
 
 
 def test_a_caseworker_is_required() -> None:
-    body = person_body(
-        contacts=[{"role": "mentor", "name": "M", "email": "m@paten.example"}]
-    )
+    body = person_body(contacts=[{"role": "mentor", "name": "M", "email": "m@paten.example"}])
     with pytest.raises(ValidationError, match="role caseworker"):
         PersonDetails.model_validate(body)
 
@@ -39,9 +37,11 @@ def test_permission_must_fit_the_residence_title() -> None:
 
 
 def test_revision_grows_and_snapshot_leaves_out_contact_details() -> None:
-    person = Person(**PersonDetails.model_validate(person_body(
-        contact={"phone": "+49 561 1234", "email": "amal@example.org"}
-    )).model_dump())
+    person = Person(
+        **PersonDetails.model_validate(
+            person_body(contact={"phone": "+49 561 1234", "email": "amal@example.org"})
+        ).model_dump()
+    )
     later = person.revised(PersonDetails.model_validate(person_body(german_level="B1")))
     assert (later.revision, later.person_id) == (2, person.person_id)
     wire = snapshot(later).model_dump_json()

@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-
 from lotse_placement.domain.matching import (
     evaluate,
     permitted_types,
@@ -25,6 +24,7 @@ from lotse_shared.contracts.common import (
     WorkPermission,
 )
 from lotse_shared.places import find_place
+
 from tests.samples import TODAY
 
 
@@ -32,12 +32,21 @@ def person(**changes: Any) -> Candidate:
     place = find_place(changes.pop("municipality", "Baunatal"))
     assert place is not None
     data: dict[str, Any] = {
-        "person_id": uuid.uuid4(), "district_id": "kassel", "revision": 1,
-        "birth_year": 1997, "municipality": place.name, "lat": place.lat, "lon": place.lon,
-        "german_level": CefrLevel.B1, "residence_status": ResidenceStatus.AUFENTHALTSERLAUBNIS,
-        "work_permission": WorkPermission.ALLOWED, "driving_licence": False,
-        "max_commute_km": 25, "sectors_of_interest": [Sector.LOGISTIK],
-        "experience_occupations": ["51312"], "matching_consent": True,
+        "person_id": uuid.uuid4(),
+        "district_id": "kassel",
+        "revision": 1,
+        "birth_year": 1997,
+        "municipality": place.name,
+        "lat": place.lat,
+        "lon": place.lon,
+        "german_level": CefrLevel.B1,
+        "residence_status": ResidenceStatus.AUFENTHALTSERLAUBNIS,
+        "work_permission": WorkPermission.ALLOWED,
+        "driving_licence": False,
+        "max_commute_km": 25,
+        "sectors_of_interest": [Sector.LOGISTIK],
+        "experience_occupations": ["51312"],
+        "matching_consent": True,
     }
     data.update(changes)
     return Candidate(**data)
@@ -47,11 +56,17 @@ def opening(**changes: Any) -> Opening:
     place = find_place(changes.pop("municipality", "Kassel"))
     assert place is not None
     data: dict[str, Any] = {
-        "source": "ba-jobsuche", "source_ref": uuid.uuid4().hex,
-        "opening_type": OpeningType.AUSBILDUNG, "title": "Ausbildung Lagerlogistik",
-        "employer": "Nordhessen Logistik", "occupation_code": "51322",
-        "sector": Sector.LOGISTIK, "required_german_level": CefrLevel.B1,
-        "municipality": place.name, "lat": place.lat, "lon": place.lon,
+        "source": "ba-jobsuche",
+        "source_ref": uuid.uuid4().hex,
+        "opening_type": OpeningType.AUSBILDUNG,
+        "title": "Ausbildung Lagerlogistik",
+        "employer": "Nordhessen Logistik",
+        "occupation_code": "51322",
+        "sector": Sector.LOGISTIK,
+        "required_german_level": CefrLevel.B1,
+        "municipality": place.name,
+        "lat": place.lat,
+        "lon": place.lon,
         "start_date": TODAY + timedelta(days=30),
     }
     data.update(changes)
@@ -92,25 +107,56 @@ def test_no_german_passes_only_without_requirement() -> None:
 @pytest.mark.parametrize(
     ("status", "permission", "opening_type", "allowed"),
     [
-        (ResidenceStatus.AUFENTHALTSERLAUBNIS, WorkPermission.ALLOWED, OpeningType.AUSBILDUNG, True),
-        (ResidenceStatus.AUFENTHALTSERLAUBNIS, WorkPermission.NOT_ALLOWED,
-         OpeningType.AUSBILDUNG, False),
-        (ResidenceStatus.AUFENTHALTSGESTATTUNG, WorkPermission.NEEDS_APPROVAL,
-         OpeningType.PRAKTIKUM, False),
-        (ResidenceStatus.AUFENTHALTSGESTATTUNG, WorkPermission.APPROVED,
-         OpeningType.PRAKTIKUM, True),
-        (ResidenceStatus.DULDUNG, WorkPermission.NEEDS_APPROVAL, OpeningType.BESCHAEFTIGUNG,
-         False),
-        (ResidenceStatus.AUSBILDUNGSDULDUNG, WorkPermission.APPROVED, OpeningType.AUSBILDUNG,
-         True),
-        (ResidenceStatus.AUSBILDUNGSDULDUNG, WorkPermission.APPROVED,
-         OpeningType.BESCHAEFTIGUNG, False),
-        (ResidenceStatus.BESCHAEFTIGUNGSDULDUNG, WorkPermission.APPROVED,
-         OpeningType.BESCHAEFTIGUNG, True),
-        (ResidenceStatus.BESCHAEFTIGUNGSDULDUNG, WorkPermission.APPROVED,
-         OpeningType.AUSBILDUNG, False),
-        (ResidenceStatus.NIEDERLASSUNGSERLAUBNIS, WorkPermission.ALLOWED,
-         OpeningType.BESCHAEFTIGUNG, True),
+        (
+            ResidenceStatus.AUFENTHALTSERLAUBNIS,
+            WorkPermission.ALLOWED,
+            OpeningType.AUSBILDUNG,
+            True,
+        ),
+        (
+            ResidenceStatus.AUFENTHALTSERLAUBNIS,
+            WorkPermission.NOT_ALLOWED,
+            OpeningType.AUSBILDUNG,
+            False,
+        ),
+        (
+            ResidenceStatus.AUFENTHALTSGESTATTUNG,
+            WorkPermission.NEEDS_APPROVAL,
+            OpeningType.PRAKTIKUM,
+            False,
+        ),
+        (
+            ResidenceStatus.AUFENTHALTSGESTATTUNG,
+            WorkPermission.APPROVED,
+            OpeningType.PRAKTIKUM,
+            True,
+        ),
+        (ResidenceStatus.DULDUNG, WorkPermission.NEEDS_APPROVAL, OpeningType.BESCHAEFTIGUNG, False),
+        (ResidenceStatus.AUSBILDUNGSDULDUNG, WorkPermission.APPROVED, OpeningType.AUSBILDUNG, True),
+        (
+            ResidenceStatus.AUSBILDUNGSDULDUNG,
+            WorkPermission.APPROVED,
+            OpeningType.BESCHAEFTIGUNG,
+            False,
+        ),
+        (
+            ResidenceStatus.BESCHAEFTIGUNGSDULDUNG,
+            WorkPermission.APPROVED,
+            OpeningType.BESCHAEFTIGUNG,
+            True,
+        ),
+        (
+            ResidenceStatus.BESCHAEFTIGUNGSDULDUNG,
+            WorkPermission.APPROVED,
+            OpeningType.AUSBILDUNG,
+            False,
+        ),
+        (
+            ResidenceStatus.NIEDERLASSUNGSERLAUBNIS,
+            WorkPermission.ALLOWED,
+            OpeningType.BESCHAEFTIGUNG,
+            True,
+        ),
     ],
 )
 def test_work_permission_is_a_hard_rule(
@@ -123,8 +169,10 @@ def test_work_permission_is_a_hard_rule(
 
 
 def test_missing_approval_is_explained() -> None:
-    p = person(residence_status=ResidenceStatus.AUFENTHALTSGESTATTUNG,
-               work_permission=WorkPermission.NEEDS_APPROVAL)
+    p = person(
+        residence_status=ResidenceStatus.AUFENTHALTSGESTATTUNG,
+        work_permission=WorkPermission.NEEDS_APPROVAL,
+    )
     reasons = [r.reason for r in evaluate(p, opening()).failed]
     assert reasons == [
         "Beschäftigungserlaubnis der Ausländerbehörde fehlt noch (Aufenthaltsgestattung)"

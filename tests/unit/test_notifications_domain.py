@@ -13,13 +13,17 @@ from lotse_shared.contracts.intake import ResponsibleContact
 
 def recipients() -> Recipients:
     return Recipients(
-        person_id=uuid.uuid4(), district_id="kassel", revision=1, display_name="Amal Haddad",
+        person_id=uuid.uuid4(),
+        district_id="kassel",
+        revision=1,
+        display_name="Amal Haddad",
         email_consent=True,
         contacts=[
             ResponsibleContact(role=ContactRole.CASEWORKER, name="Petra", email="p@lk.example"),
             ResponsibleContact(role=ContactRole.MENTOR, name="Jürgen", email="j@paten.example"),
-            ResponsibleContact(role=ContactRole.INTEGRATION_GUIDE, name="Lina",
-                               email="l@lotsen.example"),
+            ResponsibleContact(
+                role=ContactRole.INTEGRATION_GUIDE, name="Lina", email="l@lotsen.example"
+            ),
             ResponsibleContact(role=ContactRole.CASEWORKER, name="Petra", email="P@lk.example"),
         ],
     )
@@ -33,11 +37,19 @@ def test_routing_table_picks_roles_and_never_the_same_address_twice() -> None:
 
 def facts() -> dict[str, object]:
     return {
-        "person": "Amal Haddad", "recipient": "Petra Schmidt", "german_level": "B1",
+        "person": "Amal Haddad",
+        "recipient": "Petra Schmidt",
+        "german_level": "B1",
         "inbox_url": "http://inbox",
-        "suggestions": [{"title": "Ausbildung Lagerlogistik", "employer": "NH Logistik",
-                         "municipality": "Kassel", "opening_type": "ausbildung",
-                         "reasons": ["B1 erreicht, Stelle verlangt B1", "8 km, ohne Führerschein"]}],
+        "suggestions": [
+            {
+                "title": "Ausbildung Lagerlogistik",
+                "employer": "NH Logistik",
+                "municipality": "Kassel",
+                "opening_type": "ausbildung",
+                "reasons": ["B1 erreicht, Stelle verlangt B1", "8 km, ohne Führerschein"],
+            }
+        ],
     }
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from fastapi import FastAPI
+from lotse_shared.background import Periodic
 from lotse_shared.contracts import placement as ev
 from lotse_shared.http import create_http_app
 from lotse_shared.service import build_runtime, document_publications, run_lifespan
@@ -39,6 +40,7 @@ def create_app(
     )
     if overrides.today is not None:
         handlers.today = overrides.today
+    sweeper = Periodic("matching-sweep", 5.0, handlers.sweep_pending)
     register_subscriptions(rt.subscriptions, handlers)
     rt.parking.attach(rt.subscriptions.dispatch)
     document_publications(rt, [ev.OpeningPublished, ev.OpeningClosed, ev.SuggestionsReady])
@@ -47,7 +49,11 @@ def create_app(
         title="Lotse placement",
         description="Openings from partners, ranked suggestions with reasons, the pipeline.",
         routers=[make_router(handlers)],
-        lifespan=lambda: run_lifespan(rt, index_setup=[repo.ensure_indexes]),
+        lifespan=lambda: run_lifespan(
+            rt,
+            index_setup=[repo.ensure_indexes],
+            background=[(sweeper.start, sweeper.stop)],
+        ),
     )
     app.state.runtime = rt
     app.state.handlers = handlers

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from lotse_shared.contracts import placement as ev
@@ -17,14 +18,17 @@ from lotse_shared.errors import NotFound, RuleViolation
 from lotse_shared.messaging.errors import PersonNotYetKnown
 from lotse_shared.messaging.parking import ParkingLot
 from lotse_shared.persistence.mongo import Transaction, UnitOfWork
+from lotse_shared.persistence.retry import retry_transient
 from lotse_shared.places import find_place
+from pymongo.errors import DuplicateKeyError
 
 from .domain.matching import Evaluation, Suggestion, evaluate, rank
 from .domain.model import Candidate, Opening, OpeningStatus
 from .repository import PlacementRepository
 
 PRODUCER = "placement"
-Trigger = Literal["course_completed", "opening_published", "person_changed"]
+log = logging.getLogger("lotse.placement")
+Trigger = Literal["course_completed", "opening_published", "person_registered", "person_changed"]
 
 
 def candidate_from(snapshot: PersonSnapshotV1, course_level: Any = None) -> Candidate:
@@ -109,26 +113,40 @@ class PlacementHandlers:
     suggestions_per_set: int = 5
     today: Callable[[], date] = lambda: datetime.now(UTC).date()
 
+    # Matching runs in two steps. The change (a person, a level, an opening) is
+    # written first, with a "match pending" marker; the matching itself runs in a
+    # second transaction that clears the marker. Doing both in one transaction
+    # would miss pairs: a person and an opening saved concurrently would each be
+    # matched against a snapshot without the other. In two steps, whichever
+    # second step starts last sees both; a sweep finishes what a crash left.
+
     # --- people -------------------------------------------------------------------
     async def person_changed(self, event: PersonRegistered | PersonUpdated) -> None:
+        person_id = event.payload.person_id
         async with self.uow.transaction(applying=event) as tx:
-            existing = await self.repo.candidate(event.payload.person_id, tx.session)
+            existing = await self.repo.candidate(person_id, tx.session)
             person = candidate_from(event.payload, existing.course_level if existing else None)
-            if await self.repo.save_candidate(tx, person) and existing is not None:
-                # a new level, permit or place can open doors: tell only what is new
-                await self._suggest(tx, person, "person_changed", cause=event)
-        await self.parking.replay_for([str(event.payload.person_id)])
+            if await self.repo.save_candidate(tx, person):
+                # a new person, level, permit or place can open doors; tell only what is new
+                trigger: Trigger = "person_changed" if existing else "person_registered"
+                await self.repo.mark_pending(tx, "person", person_id, _marker(trigger, event))
+        await self.match_person(person_id)
+        await self.parking.replay_for([str(person_id)])
 
     async def course_completed(self, event: CourseCompleted) -> None:
+        person_id = event.payload.person_id
         async with self.uow.transaction(applying=event) as tx:
-            person = await self.repo.candidate(event.payload.person_id, tx.session)
+            person = await self.repo.candidate(person_id, tx.session)
             if person is None:
-                raise PersonNotYetKnown(str(event.payload.person_id))
+                raise PersonNotYetKnown(str(person_id))
             reached = event.payload.level_reached
             if person.course_level is None or reached.rank > person.course_level.rank:
                 person = person.model_copy(update={"course_level": reached})
                 await self.repo.update_course_level(tx, person)
-            await self._suggest(tx, person, "course_completed", cause=event)
+            await self.repo.mark_pending(
+                tx, "person", person_id, _marker("course_completed", event)
+            )
+        await self.match_person(person_id)
 
     # --- openings -----------------------------------------------------------------
     async def report_opening(
@@ -141,8 +159,10 @@ class PlacementHandlers:
             tx.publish(
                 ev.OpeningPublished.create(_opening_facts(opening), producer=PRODUCER, cause=cause)
             )
-            for person in await self.repo.candidates_for(opening, tx.session):
-                await self._suggest(tx, person, "opening_published", cause=cause, only=opening)
+            await self.repo.mark_pending(
+                tx, "opening", opening.opening_id, _marker("opening_published", cause)
+            )
+        await self.match_opening(opening.opening_id)
         return opening
 
     async def opening_reported(self, event: OpeningReported) -> None:
@@ -196,13 +216,56 @@ class PlacementHandlers:
         return person, evaluations
 
     # --- the heart: compute, record and announce --------------------------------------
+    async def match_person(self, person_id: uuid.UUID) -> None:
+        await self._second_step("person", person_id)
+
+    async def match_opening(self, opening_id: uuid.UUID) -> None:
+        await self._second_step("opening", opening_id)
+
+    async def sweep_pending(self, older_than_s: float = 2.0) -> int:
+        """Finish matching that a crash (or a lost race) left pending."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
+        done = 0
+        for kind in ("person", "opening"):
+            for doc_id in await self.repo.pending(kind, cutoff):
+                await self._second_step(kind, doc_id)
+                done += 1
+        return done
+
+    async def _second_step(self, kind: str, doc_id: uuid.UUID) -> None:
+        for _ in range(5):
+            try:
+                await retry_transient(lambda: self._match_once(kind, doc_id))
+                return
+            except DuplicateKeyError:
+                continue  # a concurrent step told the same pair; look again
+            except Exception:
+                log.exception("matching %s %s failed; the sweep will retry", kind, doc_id)
+                return
+
+    async def _match_once(self, kind: str, doc_id: uuid.UUID) -> None:
+        async with self.uow.transaction() as tx:
+            marker = await self.repo.pending_marker(kind, doc_id, tx.session)
+            if marker is None:
+                return
+            if kind == "person":
+                person = await self.repo.candidate(doc_id, tx.session)
+                if person is not None:
+                    await self._suggest(tx, person, marker["trigger"], marker)
+            else:
+                opening = await self.repo.get_opening(doc_id, tx.session)
+                if opening is not None and opening.status is OpeningStatus.OPEN:
+                    for person in await self.repo.candidates_for(opening, tx.session):
+                        await self._suggest(tx, person, marker["trigger"], marker, only=opening)
+            await self.repo.clear_pending(tx, kind, doc_id, marker)
+
     async def _suggest(
         self,
         tx: Transaction,
         person: Candidate,
         trigger: Trigger,
+        marker: dict[str, Any],
         *,
-        cause: Event | None,
         only: Opening | None = None,
     ) -> list[Suggestion]:
         if not person.matching_consent:
@@ -223,7 +286,7 @@ class PlacementHandlers:
                 "person_id": person.person_id,
                 "district_id": person.district_id,
                 "trigger": trigger,
-                "cause_event_id": str(cause.event_id) if cause else None,
+                "cause_event_id": marker.get("event_id"),
                 "german_level": person.effective_german_level,
                 "suggestions": [_suggestion_doc(s) for s in best],
                 "created_at": datetime.now(UTC),
@@ -237,8 +300,24 @@ class PlacementHandlers:
             german_level=person.effective_german_level,
             suggestions=[ev.SuggestionV1.model_validate(_suggestion_doc(s)) for s in best],
         )
-        tx.publish(ev.SuggestionsReady.create(payload, producer=PRODUCER, cause=cause))
+        flow: dict[str, Any] = {}
+        if marker.get("event_id"):
+            flow = {
+                "causation_id": uuid.UUID(marker["event_id"]),
+                "correlation_id": uuid.UUID(marker["correlation_id"]),
+            }
+        tx.publish(ev.SuggestionsReady(payload=payload, producer=PRODUCER, **flow))
         return best
+
+
+def _marker(trigger: Trigger, cause: Event | None) -> dict[str, Any]:
+    """What the second step needs: why it matches, and which event caused it."""
+    return {
+        "trigger": trigger,
+        "at": datetime.now(UTC),
+        "event_id": str(cause.event_id) if cause else None,
+        "correlation_id": str(cause.correlation_id) if cause else None,
+    }
 
 
 def _opening_facts(o: Opening) -> ev.OpeningFactsV1:

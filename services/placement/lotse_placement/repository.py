@@ -54,6 +54,10 @@ class PlacementRepository:
             [IndexModel([("person_id", ASCENDING), ("created_at", DESCENDING)], name="by_person")]
         )
         await self.suggested.create_indexes([IndexModel("person_id", name="by_person")])
+        for collection in (self.people, self.openings):
+            await collection.create_indexes(
+                [IndexModel("match_pending.at", sparse=True, name="match_pending")]
+            )
 
     # --- people read model ------------------------------------------------------
     async def save_candidate(self, tx: Transaction, person: Candidate) -> bool:
@@ -97,6 +101,37 @@ class PlacementRepository:
             **bounding_box(opening.lat, opening.lon, MAX_REACH_KM),
         }
         return [_candidate(d) async for d in self.people.find(query, session=session)]
+
+    # --- matching still to do (written with the change, cleared when matched) ---------
+    async def mark_pending(
+        self, tx: Transaction, kind: str, doc_id: uuid.UUID, marker: Document
+    ) -> None:
+        collection = self.people if kind == "person" else self.openings
+        await collection.update_one(
+            {"_id": doc_id}, {"$set": {"match_pending": marker}}, session=tx.session
+        )
+
+    async def pending_marker(
+        self, kind: str, doc_id: uuid.UUID, session: AsyncClientSession
+    ) -> Document | None:
+        collection = self.people if kind == "person" else self.openings
+        doc = await collection.find_one({"_id": doc_id}, {"match_pending": 1}, session=session)
+        return doc.get("match_pending") if doc else None
+
+    async def clear_pending(
+        self, tx: Transaction, kind: str, doc_id: uuid.UUID, marker: Document
+    ) -> None:
+        collection = self.people if kind == "person" else self.openings
+        await collection.update_one(
+            {"_id": doc_id, "match_pending.at": marker["at"]},
+            {"$unset": {"match_pending": ""}},
+            session=tx.session,
+        )
+
+    async def pending(self, kind: str, older_than: datetime) -> list[uuid.UUID]:
+        collection = self.people if kind == "person" else self.openings
+        cursor = collection.find({"match_pending.at": {"$lt": older_than}}, {"_id": 1})
+        return [d["_id"] async for d in cursor]
 
     # --- openings -----------------------------------------------------------------
     async def opening_by_ref(

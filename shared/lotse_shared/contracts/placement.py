@@ -66,7 +66,7 @@ class SuggestionsReadyV1(Payload):
     suggestion_set_id: uuid.UUID
     person_id: uuid.UUID
     district_id: DistrictId
-    trigger: Literal["course_completed", "opening_published", "person_changed"]
+    trigger: Literal["course_completed", "opening_published", "person_registered", "person_changed"]
     german_level: CefrLevel | None
     suggestions: list[SuggestionV1] = Field(min_length=1)
 

@@ -1,8 +1,9 @@
 """Consumer middleware: what happens to a message that was not applied.
 
-- bodies that are not JSON, validation errors and domain errors (rule violations, unknown course ...): the original message is
-  published to the service's dead-letter queue with headers naming the reason,
-  the service, the time and the original routing key, then acknowledged;
+- bodies that are not JSON, validation errors and domain errors (rule
+  violations, unknown course ...): the original message is published to the
+  service's dead-letter queue with headers naming the reason, the service, the
+  time and the original routing key, then acknowledged;
 - :class:`AlreadyApplied`: acknowledged and logged, nothing else;
 - :class:`NotYetApplicable` (e.g. the person is not known yet): parked in the
   service's database (see parking), then acknowledged;
