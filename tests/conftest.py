@@ -21,9 +21,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from lotse_devstack.ports import free_port, port_open
 from pymongo import AsyncMongoClient
 
+from lotse_devstack.ports import free_port, port_open
 from tests.support import delete_namespace
 
 RABBIT_URL = os.environ.get("LOTSE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")

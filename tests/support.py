@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import aio_pika
 import httpx
 from fastapi import FastAPI
+
 from lotse_devstack.partner import PartnerPublisher
 from lotse_devstack.stack import SERVICES
 from lotse_shared.contracts.catalogue import BY_ROUTING_KEY
@@ -94,9 +95,9 @@ class EventTap:
     async def wait_for(
         self, routing_key: str, count: int = 1, timeout_s: float = 15.0
     ) -> list[dict[str, Any]]:
-        async def enough() -> list[dict[str, Any]] | None:
+        async def enough() -> list[dict[str, Any]]:
             found = self.bodies(routing_key)
-            return found if len(found) >= count else None
+            return found if len(found) >= count else []
 
         return await eventually(enough, timeout_s=timeout_s, what=f"{count}x {routing_key}")
 

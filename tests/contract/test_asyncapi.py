@@ -6,6 +6,7 @@ import importlib
 from typing import Any
 
 import pytest
+
 from lotse_shared.contracts.catalogue import BY_ROUTING_KEY
 
 SERVICES = ["intake", "courses", "placement", "notifications"]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 
 import pytest
+from pydantic import ValidationError
+
 from lotse_shared.contracts import partner
 from lotse_shared.contracts.catalogue import ALL_EVENTS, BY_ROUTING_KEY
 from lotse_shared.contracts.envelope import Event
-from pydantic import ValidationError
-
 from tests.samples import COURSE_REF, TODAY, one_of_each_event
 
 SAMPLES = one_of_each_event()
@@ -74,8 +75,8 @@ def test_partner_payload_names_an_unknown_field() -> None:
     with pytest.raises(ValidationError) as err:
         partner.CompletionReportedV1.model_validate(
             {
-                "person_id": SAMPLES[0].payload.person_id,
-                "course": COURSE_REF.model_dump(),  # type: ignore[attr-defined]
+                "person_id": str(uuid.uuid4()),
+                "course": COURSE_REF.model_dump(),
                 "completed_on": TODAY.isoformat(),
                 "levle_reached": "B1",
             }

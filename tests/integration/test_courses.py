@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import uuid
 
+from aio_pika.abc import AbstractIncomingMessage
+
 from lotse_courses.bootstrap import create_app
 from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.intake import PersonRegistered
 from lotse_shared.messaging.deadletter import HEADER_REASON, HEADER_ROUTING_KEY, HEADER_SERVICE
-
 from tests.samples import COURSE_REF, TODAY, course_details, snapshot
 from tests.support import EventTap, applied, dead_letters, eventually, publish, running
 
@@ -121,7 +122,7 @@ async def test_malformed_and_rule_breaking_events_are_dead_lettered_with_reason(
             )
             await pub.publish_raw(b"{not json", enrolment.ROUTING_KEY, message_id="garbage-1")
 
-        found: dict[str, object] = {}
+        found: dict[str, AbstractIncomingMessage] = {}
 
         async def three() -> bool:
             for m in await dead_letters(rabbit_url, namespace, "courses"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 from lotse_intake.bootstrap import create_app
-
 from tests.samples import CASEWORKER, person_body
 from tests.support import EventTap, running
 

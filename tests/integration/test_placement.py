@@ -9,7 +9,6 @@ from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.common import CefrLevel, OpeningType, Sector, WorkPermission
 from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
 from lotse_shared.contracts.intake import Consent, PersonRegistered, PersonUpdated
-
 from tests.samples import TODAY, enrolment_facts, opening_report, snapshot
 from tests.support import EventTap, applied, eventually, publish, running
 

@@ -6,6 +6,7 @@ import uuid
 from datetime import date, timedelta
 
 import pytest
+
 from lotse_courses.domain.model import (
     CourseDetails,
     Enrolment,

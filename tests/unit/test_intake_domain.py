@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from lotse_intake.domain.model import Person, PersonDetails
-from lotse_intake.handlers import snapshot
 from pydantic import ValidationError
 
+from lotse_intake.domain.model import Person, PersonDetails
+from lotse_intake.handlers import snapshot
 from tests.samples import person_body
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+
 from lotse_placement.domain.matching import (
     evaluate,
     permitted_types,
@@ -24,7 +25,6 @@ from lotse_shared.contracts.common import (
     WorkPermission,
 )
 from lotse_shared.places import find_place
-
 from tests.samples import TODAY
 
 

@@ -16,6 +16,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import httpx
+
 from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.common import CefrLevel, CourseType, OpeningType, Sector
 

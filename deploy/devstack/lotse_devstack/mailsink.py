@@ -33,6 +33,9 @@ class _Handler:
         self.sink = sink
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        scripted = self.sink._next_reply()
+        if scripted is not None:
+            return scripted
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(parsed, EmailMessage)
         self.sink._add(ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos), parsed))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aio_pika
+
 from lotse_shared.contracts.envelope import Event
 
 

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import date
 
+from pymongo.errors import DuplicateKeyError
+
 from lotse_shared.contracts import courses as ev
 from lotse_shared.contracts import partner
 from lotse_shared.contracts.common import CefrLevel
@@ -16,7 +18,6 @@ from lotse_shared.errors import Conflict, NotFound, RuleViolation
 from lotse_shared.messaging.errors import NotYetApplicable, PersonNotYetKnown
 from lotse_shared.messaging.parking import ParkingLot
 from lotse_shared.persistence.mongo import Transaction, UnitOfWork
-from pymongo.errors import DuplicateKeyError
 
 from .domain.model import (
     Course,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from lotse_shared.contracts.intake import PersonSnapshotV1
-from lotse_shared.persistence.mongo import Transaction
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+
+from lotse_shared.contracts.intake import PersonSnapshotV1
+from lotse_shared.persistence.mongo import Transaction
 
 from .domain.model import Course, Enrolment
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from lotse_shared.persistence.mongo import Transaction
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+
+from lotse_shared.persistence.mongo import Transaction
 
 from .domain.model import Person
 

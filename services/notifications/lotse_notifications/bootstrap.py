@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi import FastAPI
+
 from lotse_shared.contracts.notifications import NotificationDelivered
 from lotse_shared.http import create_http_app
 from lotse_shared.service import build_runtime, document_publications, run_lifespan

@@ -6,10 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from lotse_shared.persistence.mongo import Transaction
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+
+from lotse_shared.persistence.mongo import Transaction
 
 from .domain.model import EmailStatus, Notification, Recipients
 

@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+
 from lotse_shared.contracts.common import Language
 
 from .domain.model import Kind

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from fastapi import FastAPI
+
 from lotse_shared.background import Periodic
 from lotse_shared.contracts import placement as ev
 from lotse_shared.http import create_http_app

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
+from pymongo.errors import DuplicateKeyError
+
 from lotse_shared.contracts import placement as ev
 from lotse_shared.contracts.courses import CourseCompleted
 from lotse_shared.contracts.envelope import Event
@@ -20,7 +22,6 @@ from lotse_shared.messaging.parking import ParkingLot
 from lotse_shared.persistence.mongo import Transaction, UnitOfWork
 from lotse_shared.persistence.retry import retry_transient
 from lotse_shared.places import find_place
-from pymongo.errors import DuplicateKeyError
 
 from .domain.matching import Evaluation, Suggestion, evaluate, rank
 from .domain.model import Candidate, Opening, OpeningStatus

@@ -7,10 +7,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from lotse_shared.persistence.mongo import Transaction
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+
+from lotse_shared.persistence.mongo import Transaction
 
 from .domain.matching import permitted_types
 from .domain.model import Candidate, Opening

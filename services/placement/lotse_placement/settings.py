@@ -1,5 +1,6 @@
-from lotse_shared.settings import ServiceSettings
 from pydantic import Field
+
+from lotse_shared.settings import ServiceSettings
 
 
 class PlacementSettings(ServiceSettings):

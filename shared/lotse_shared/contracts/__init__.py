@@ -1,5 +1,4 @@
-"""Wire contracts: the envelope, one module per producer, and the catalogue."""
+"""Wire contracts: the envelope, one module per producer, and the catalogue.
 
-from .envelope import Event, Payload, utcnow
-
-__all__ = ["Event", "Payload", "utcnow"]
+``routing`` holds every routing key; ``partner`` what partners send to Lotse.
+"""

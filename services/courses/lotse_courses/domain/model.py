@@ -12,10 +12,11 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Literal
 
+from pydantic import BaseModel, Field, computed_field, model_validator
+
 from lotse_shared.contracts.common import CefrLevel, CourseType, DistrictId
 from lotse_shared.errors import Conflict, RuleViolation
 from lotse_shared.places import find_place
-from pydantic import BaseModel, Field, computed_field, model_validator
 
 ExamKind = Literal["dtz", "dtb", "telc"]
 ExamResultValue = Literal["passed", "failed", "A2", "B1", "below_A2"]

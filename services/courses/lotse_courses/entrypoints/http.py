@@ -7,11 +7,11 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from lotse_shared.contracts.common import CefrLevel
 from pydantic import BaseModel, ConfigDict, Field
 
 from lotse_courses.domain.model import Course, CourseDetails, Enrolment, ExamKind, ExamResultValue
 from lotse_courses.handlers import CoursesHandlers
+from lotse_shared.contracts.common import CefrLevel
 
 
 class _Body(BaseModel):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from lotse_courses.handlers import CoursesHandlers
 from lotse_shared.contracts import partner
 from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
 from lotse_shared.messaging.subscriptions import Subscriptions
-
-from lotse_courses.handlers import CoursesHandlers
 
 
 def register_subscriptions(subs: Subscriptions, h: CoursesHandlers) -> None:

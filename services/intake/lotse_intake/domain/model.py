@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+
 from lotse_shared.contracts.common import (
     CefrLevel,
     ContactRole,
@@ -17,7 +19,6 @@ from lotse_shared.contracts.common import (
 )
 from lotse_shared.contracts.intake import Consent, ResponsibleContact
 from lotse_shared.places import find_place, place_names
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 __all__ = [
     "Consent",

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from lotse_shared.messaging.subscriptions import Subscriptions
-
 from lotse_intake.handlers import IntakeHandlers
+from lotse_shared.messaging.subscriptions import Subscriptions
 
 
 def register_subscriptions(subs: Subscriptions, handlers: IntakeHandlers) -> None:

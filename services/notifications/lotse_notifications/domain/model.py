@@ -11,9 +11,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from lotse_shared.contracts.common import ContactRole, DistrictId, Language
 from lotse_shared.contracts.intake import ResponsibleContact
-from pydantic import BaseModel, Field
 
 
 class Kind(StrEnum):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from lotse_notifications.handlers import NotificationsHandlers
 from lotse_shared.contracts.courses import CourseCompleted, CourseDropped
 from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
 from lotse_shared.contracts.placement import SuggestionsReady
 from lotse_shared.messaging.subscriptions import Subscriptions
-
-from lotse_notifications.handlers import NotificationsHandlers
 
 
 def register_subscriptions(subs: Subscriptions, h: NotificationsHandlers) -> None:

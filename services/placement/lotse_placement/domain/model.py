@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
+from pydantic import BaseModel, Field
+
 from lotse_shared.contracts.common import (
     CefrLevel,
     DistrictId,
@@ -17,7 +19,6 @@ from lotse_shared.contracts.common import (
     WorkPermission,
     cefr_rank,
 )
-from pydantic import BaseModel, Field
 
 
 def _now() -> datetime:

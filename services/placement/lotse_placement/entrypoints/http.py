@@ -7,12 +7,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
-from lotse_shared.contracts.partner import OpeningReportedV1
-from lotse_shared.errors import NotFound
 from pydantic import BaseModel, ConfigDict, Field
 
 from lotse_placement.domain.model import Opening, OpeningStatus
 from lotse_placement.handlers import PlacementHandlers
+from lotse_shared.contracts.partner import OpeningReportedV1
+from lotse_shared.errors import NotFound
 
 
 class OpeningRequest(OpeningReportedV1):

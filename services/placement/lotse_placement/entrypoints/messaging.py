@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from lotse_placement.handlers import PlacementHandlers
 from lotse_shared.contracts.courses import CourseCompleted
 from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
 from lotse_shared.contracts.partner import OpeningReported, OpeningWithdrawn
 from lotse_shared.messaging.subscriptions import Subscriptions
-
-from lotse_placement.handlers import PlacementHandlers
 
 
 def register_subscriptions(subs: Subscriptions, h: PlacementHandlers) -> None:

@@ -1,0 +1,47 @@
+# Lotse: every target installs what it needs (uv in .tools/, the locked packages in .venv/).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_PYTHON_DOWNLOADS := never
+UV := .tools/bin/uv
+PY := .venv/bin/python
+
+.PHONY: help demo up test lint format clean rabbitmq
+
+help:
+	@echo "make demo   start RabbitMQ if needed, a local database and SMTP sink, the four"
+	@echo "            services as processes; run the main flow; print the caseworker's inbox"
+	@echo "make up     the same stack, kept running until Ctrl-C"
+	@echo "make test   the whole test suite against real RabbitMQ, SecantusDB and SMTP"
+	@echo "make lint   ruff (lint + format check) and mypy"
+
+$(UV):
+	@python3 -m venv .tools
+	@.tools/bin/pip install --quiet "uv>=0.13,<0.14"
+
+.venv/.synced: $(UV) pyproject.toml uv.lock shared/pyproject.toml services/*/pyproject.toml deploy/devstack/pyproject.toml
+	@$(UV) sync --frozen --quiet
+	@touch $@
+
+rabbitmq:
+	@deploy/ensure-rabbitmq.sh
+
+demo: .venv/.synced rabbitmq
+	@$(PY) -m lotse_devstack demo
+
+up: .venv/.synced rabbitmq
+	@$(PY) -m lotse_devstack up
+
+test: .venv/.synced rabbitmq
+	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: .venv/.synced
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+	@.venv/bin/mypy -p lotse_shared -p lotse_intake -p lotse_courses -p lotse_placement -p lotse_notifications -p lotse_devstack -p tests
+
+format: .venv/.synced
+	@.venv/bin/ruff check --fix .
+	@.venv/bin/ruff format .
+
+clean:
+	rm -rf .venv .tools .mypy_cache .ruff_cache
