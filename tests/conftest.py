@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,6 +21,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from lotse_devstack.ports import free_port, port_open
+from lotse_devstack.secantus import mongo_url as secantus_url
+from lotse_devstack.secantus import start_secantus, stop_secantus
 from tests.support import delete_namespace
 
 RABBIT_URL = os.environ.get("LOTSE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -44,35 +43,9 @@ def mongo_url() -> Iterator[str]:
         return
     workdir = Path(tempfile.mkdtemp(prefix="lotse-test-db-"))
     port = free_port()
-    exe = shutil.which("secantusd-py") or str(Path(sys.executable).parent / "secantusd-py")
-    log = open(workdir / "secantusdb.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [
-            exe,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--storage-path",
-            str(workdir / "db"),
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while not port_open("127.0.0.1", port):
-        assert proc.poll() is None, (workdir / "secantusdb.log").read_text()
-        assert time.monotonic() < deadline, "SecantusDB did not start"
-        time.sleep(0.1)
-    yield f"mongodb://127.0.0.1:{port}/?replicaSet=secantus&retryWrites=false"
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    proc = start_secantus(port, workdir / "db", workdir / "secantusdb.log")
+    yield secantus_url(port)
+    stop_secantus(proc)
     shutil.rmtree(workdir, ignore_errors=True)
 
 

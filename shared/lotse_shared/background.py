@@ -1,4 +1,10 @@
-"""A task that runs a coroutine every few seconds until stopped."""
+"""A background loop: runs its work every few seconds, or at once when kicked.
+
+Used by the outbox relay, the parking sweep, e-mail delivery and placement's
+matching sweep. Work that returns True has more to do and runs again at once.
+Stopping cancels the loop; every user of it keeps its state in MongoDB, so an
+interrupted round is simply done again later.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,12 @@ class Periodic:
         self.name = name
         self.every_s = every_s
         self.work = work
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    def kick(self, *_: object) -> None:
+        """Run the work now instead of at the next tick."""
+        self._wake.set()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name)
@@ -29,8 +40,11 @@ class Periodic:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.every_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.every_s)
+            self._wake.clear()
             try:
-                await self.work()
+                while await self.work() is True:
+                    pass
             except Exception:
-                log.exception("%s failed; trying again in %.0fs", self.name, self.every_s)
+                log.exception("%s failed; trying again in %.1fs", self.name, self.every_s)

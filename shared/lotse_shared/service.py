@@ -150,9 +150,9 @@ async def run_lifespan(
     await rt.broker.connect()
     await declare_shared_topology(rt)
     await rt.broker.start()
-    rt.relay.start()
+    await rt.relay.start()
     rt.relay.kick()  # publish whatever a previous run left in the outbox
-    rt.parking.start()
+    await rt.parking.start()
     for start, _ in background:
         await start()
     log.info("%s started", rt.settings.service_name)

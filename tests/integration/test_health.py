@@ -3,42 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from lotse_devstack.ports import free_port, port_open
+from lotse_devstack.ports import free_port
+from lotse_devstack.secantus import mongo_url, start_secantus, stop_secantus
 from lotse_placement.bootstrap import create_app
 from tests.support import eventually, running
-
-
-def start_secantus(port: int, storage: Path) -> subprocess.Popen[bytes]:
-    exe = shutil.which("secantusd-py") or str(Path(sys.executable).parent / "secantusd-py")
-    proc = subprocess.Popen(
-        [
-            exe,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--storage-path",
-            str(storage),
-            "--log-level",
-            "WARNING",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while not port_open("127.0.0.1", port):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    return proc
 
 
 async def test_database_outage_turns_health_unready_and_back(
@@ -48,14 +21,11 @@ async def test_database_outage_turns_health_unready_and_back(
     port = free_port()
     storage = Path(tempfile.mkdtemp(prefix="lotse-health-"))
     proc = start_secantus(port, storage)
-    monkeypatch.setenv(
-        "LOTSE_MONGO_URL", f"mongodb://127.0.0.1:{port}/?replicaSet=secantus&retryWrites=false"
-    )
+    monkeypatch.setenv("LOTSE_MONGO_URL", mongo_url(port))
     try:
         async with running(create_app()) as http:
             assert (await http.get("/healthz")).status_code == 200
-            proc.terminate()
-            proc.wait(timeout=20)
+            stop_secantus(proc)
 
             async def unready() -> bool:
                 r = await http.get("/healthz")
@@ -71,6 +41,5 @@ async def test_database_outage_turns_health_unready_and_back(
 
             await eventually(ready, timeout_s=30, what="ready again")
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop_secantus(proc)
         shutil.rmtree(storage, ignore_errors=True)

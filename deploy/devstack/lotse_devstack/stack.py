@@ -22,6 +22,8 @@ import httpx
 
 from .mailsink import MailSink
 from .ports import free_port, port_open
+from .secantus import mongo_url as secantus_url
+from .secantus import start_secantus, stop_secantus
 
 SERVICES = ("intake", "courses", "placement", "notifications")
 DEFAULT_PORTS = {"intake": 8001, "courses": 8002, "placement": 8003, "notifications": 8004}
@@ -67,31 +69,11 @@ class LocalStack:
     def _start_mongo(self) -> None:
         if self.mongo_url:
             return
-        exe = shutil.which("secantusd-py") or str(Path(sys.executable).parent / "secantusd-py")
         port = free_port()
-        log = open(self.log_dir / "secantusdb.log", "wb")  # noqa: SIM115
-        self._mongo_proc = subprocess.Popen(
-            [
-                exe,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--storage-path",
-                str(self.workdir / "db"),
-                "--log-level",
-                "WARNING",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self._mongo_proc = start_secantus(
+            port, self.workdir / "db", self.log_dir / "secantusdb.log"
         )
-        deadline = time.monotonic() + 30
-        while not port_open("127.0.0.1", port):
-            if self._mongo_proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"SecantusDB did not start; see {self.log_dir}/secantusdb.log")
-            time.sleep(0.1)
-        self.mongo_url = f"mongodb://127.0.0.1:{port}/?replicaSet=secantus&retryWrites=false"
+        self.mongo_url = secantus_url(port)
 
     def _start_smtp(self) -> None:
         if self.smtp is not None:
@@ -173,12 +155,8 @@ class LocalStack:
             self.stop_service(service)
         if self.mail_sink is not None:
             self.mail_sink.stop()
-        if self._mongo_proc is not None and self._mongo_proc.poll() is None:
-            self._mongo_proc.send_signal(signal.SIGTERM)
-            try:
-                self._mongo_proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self._mongo_proc.kill()
+        if self._mongo_proc is not None:
+            stop_secantus(self._mongo_proc)
         shutil.rmtree(self.workdir / "db", ignore_errors=True)
 
     def __enter__(self) -> LocalStack:

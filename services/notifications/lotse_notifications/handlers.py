@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lotse_shared.background import Periodic
 from lotse_shared.contracts.courses import CourseCompleted, CourseDropped
 from lotse_shared.contracts.envelope import Event
 from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
@@ -156,32 +156,21 @@ class EmailDelivery:
     max_attempts: int = 6
     poll_s: float = 1.0
     clock: Callable[[], datetime] = _now
-    _wake: asyncio.Event = field(default_factory=asyncio.Event)
-    _task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.loop = Periodic("email-delivery", self.poll_s, self._round)
 
     def kick(self) -> None:
-        self._wake.set()
+        self.loop.kick()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="email-delivery")
+        await self.loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self.loop.stop()
 
-    async def _run(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
-            self._wake.clear()
-            try:
-                while await self.deliver_due() > 0:
-                    pass
-            except Exception:
-                log.exception("email delivery round failed")
+    async def _round(self) -> bool:
+        return await self.deliver_due() > 0
 
     async def deliver_due(self, limit: int = 50) -> int:
         """Try every due email once; returns how many were tried."""

@@ -12,7 +12,6 @@ idempotent on the event id, so that is harmless.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from typing import Any
 from faststream.rabbit import RabbitBroker, RabbitExchange
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lotse_shared.contracts.envelope import Event
+from lotse_shared.background import Periodic
 from lotse_shared.persistence.mongo import OUTBOX
 
 log = logging.getLogger("lotse.outbox")
@@ -48,35 +47,14 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.lease = timedelta(seconds=lease_s)
         self._limit = asyncio.Semaphore(concurrency)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self.loop = Periodic("outbox-relay", poll_s, self._round)
+        self.kick = self.loop.kick
+        self.start = self.loop.start
+        self.stop = self.loop.stop
 
-    def kick(self, _events: list[Event] | None = None) -> None:
-        self._wake.set()
-
-    def start(self) -> None:
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
-
-    async def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(self._task, timeout=10)
-            self._task = None
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)
-            self._wake.clear()
-            try:
-                while await self.publish_pending() == self.batch_size:
-                    pass
-            except Exception:
-                log.exception("outbox relay round failed; retrying in %.1fs", self.poll_s)
+    async def _round(self) -> bool:
+        """One batch; True if the batch was full (more may be waiting)."""
+        return await self.publish_pending() == self.batch_size
 
     async def publish_pending(self) -> int:
         """Lease, publish and mark one batch; returns how many were published."""

@@ -10,8 +10,6 @@ good on replay (a rule violation) is dead-lettered at once. Nothing is dropped.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -21,6 +19,7 @@ from pydantic import ValidationError
 from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from lotse_shared.background import Periodic
 from lotse_shared.errors import DomainError
 
 from .errors import AlreadyApplied, NotYetApplicable
@@ -51,7 +50,9 @@ class ParkingLot:
         self.max_age = timedelta(seconds=max_age_s)
         self.sweep_every_s = sweep_every_s
         self._dispatch: Dispatch | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.loop = Periodic("parking-sweep", sweep_every_s, self.sweep)
+        self.start = self.loop.start
+        self.stop = self.loop.stop
 
     def attach(self, dispatch: Dispatch) -> None:
         """Wire the service's handlers in (done once by the composition root)."""
@@ -146,21 +147,3 @@ class ParkingLot:
         )
         await self.db[PARKED].delete_one({"_id": doc["_id"]})
         log.warning("parked event %s dead-lettered: %s", doc["_id"], reason)
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="parking-sweep")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.sweep_every_s)
-            try:
-                await self.sweep()
-            except Exception:
-                log.exception("parking sweep failed")
