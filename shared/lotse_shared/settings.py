@@ -46,10 +46,6 @@ class ServiceSettings(BaseSettings):
         description="How long an event about a not-yet-known person waits before it is "
         "dead-lettered.",
     )
-    environment: str = Field(
-        default="development",
-        description="development | production; production hides the AsyncAPI page.",
-    )
     log_level: str = Field(default="INFO", description="Python log level.")
 
     @property
