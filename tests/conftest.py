@@ -18,12 +18,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from pymongo import AsyncMongoClient
 
+from lotse_devstack.cleanup import delete_namespace
 from lotse_devstack.ports import free_port, port_open
 from lotse_devstack.secantus import mongo_url as secantus_url
 from lotse_devstack.secantus import start_secantus, stop_secantus
-from tests.support import delete_namespace
 
 RABBIT_URL = os.environ.get("LOTSE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
@@ -53,12 +52,7 @@ def mongo_url() -> Iterator[str]:
 async def namespace(rabbit_url: str, mongo_url: str) -> AsyncIterator[str]:
     ns = f"t{uuid.uuid4().hex[:10]}"
     yield ns
-    await delete_namespace(rabbit_url, ns)
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
-    for name in await client.list_database_names():
-        if name.startswith(f"{ns}_"):
-            await client.drop_database(name)
-    await client.close()
+    await delete_namespace(rabbit_url, ns, mongo_url)
 
 
 @pytest.fixture

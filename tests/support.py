@@ -14,25 +14,9 @@ import httpx
 from fastapi import FastAPI
 
 from lotse_devstack.partner import PartnerPublisher
-from lotse_devstack.stack import SERVICES
-from lotse_shared.contracts.catalogue import BY_ROUTING_KEY
 from lotse_shared.contracts.envelope import Event
 
 T = TypeVar("T")
-
-
-async def delete_namespace(rabbit_url: str, ns: str) -> None:
-    connection = await aio_pika.connect(rabbit_url)
-    async with connection:
-        channel = await connection.channel()
-        names = [f"{ns}.event-log"]
-        for service in SERVICES:
-            names.append(f"{ns}.{service}.dead")
-            names.extend(f"{ns}.{service}.{rk}" for rk in BY_ROUTING_KEY)
-        for name in names:
-            await channel.queue_delete(name)
-        for exchange in (f"{ns}.events", f"{ns}.dead"):
-            await channel.exchange_delete(exchange)
 
 
 @asynccontextmanager

@@ -9,6 +9,7 @@ import signal
 import sys
 import uuid
 
+from .cleanup import delete_namespace
 from .stack import SERVICES, LocalStack, StackConfig
 
 
@@ -48,6 +49,8 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"stack up (namespace {config.namespace}, logs in {stack.log_dir})")
         code = asyncio.run(run_demo(stack))
         print("\nstopping the stack ...")
+    if args.fresh_namespace:  # leave the broker (and a given database) as we found them
+        asyncio.run(delete_namespace(config.rabbit_url, config.namespace, config.mongo_url))
     print("demo finished" if code == 0 else "demo FAILED")
     return code
 

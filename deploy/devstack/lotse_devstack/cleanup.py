@@ -1,0 +1,36 @@
+"""Remove what a namespace declared: its queues, exchanges and databases.
+
+The demo and the tests each use a fresh namespace; this leaves the broker and
+the database as they found them.
+"""
+
+from __future__ import annotations
+
+import aio_pika
+from pymongo import AsyncMongoClient
+
+from lotse_shared.contracts.catalogue import BY_ROUTING_KEY
+
+from .stack import SERVICES
+
+
+async def delete_namespace(rabbit_url: str, namespace: str, mongo_url: str | None = None) -> None:
+    connection = await aio_pika.connect(rabbit_url)
+    async with connection:
+        channel = await connection.channel()
+        names = [f"{namespace}.event-log"]
+        for service in SERVICES:
+            names.append(f"{namespace}.{service}.dead")
+            names.extend(f"{namespace}.{service}.{key}" for key in BY_ROUTING_KEY)
+        for name in names:
+            await channel.queue_delete(name)
+        for exchange in (f"{namespace}.events", f"{namespace}.dead"):
+            await channel.exchange_delete(exchange)
+    if mongo_url:
+        client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
+        try:
+            for name in await client.list_database_names():
+                if name.startswith(f"{namespace}_"):
+                    await client.drop_database(name)
+        finally:
+            await client.close()
