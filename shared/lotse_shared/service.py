@@ -21,7 +21,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from .contracts.envelope import Event
-from .messaging.deadletter import DeadLetters, dead_letter_middleware
+from .messaging.deadletter import DeadLetters, failure_middleware
 from .messaging.outbox import OutboxRelay
 from .messaging.parking import ParkingLot
 from .messaging.subscriptions import Subscriptions
@@ -60,7 +60,11 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
         default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True),
         app_id=settings.service_name,
         graceful_timeout=15.0,
-        middlewares=[dead_letter_middleware(dead_letters, parking, settings.redelivery_delay_s)],
+        middlewares=[
+            failure_middleware(
+                dead_letters, parking, settings.retry_delays_s, settings.redelivery_delay_s
+            )
+        ],
         log_level=logging.DEBUG,
     )
     dead_letters.broker = broker
@@ -76,7 +80,12 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
         relay=relay,
         dead_letters=dead_letters,
         parking=parking,
-        subscriptions=Subscriptions(broker, topology),
+        subscriptions=Subscriptions(
+            broker,
+            topology,
+            delivery_limit=settings.delivery_limit,
+            fail_event_ids=frozenset(settings.chaos_fail_event_ids),
+        ),
     )
 
 
@@ -111,13 +120,24 @@ def event_log_queue(topology: Topology) -> RabbitQueue:
     )
 
 
-async def declare_shared_topology(rt: ServiceRuntime) -> None:
-    events = await rt.broker.declare_exchange(rt.topology.events_exchange)
-    await rt.broker.declare_exchange(rt.topology.dead_exchange)
-    dead_queue = await rt.broker.declare_queue(rt.topology.dead_letter_queue)
-    await dead_queue.bind(rt.topology.dead_exchange.name, rt.topology.dead_letter_routing_key)
-    log_queue = await rt.broker.declare_queue(event_log_queue(rt.topology))
+async def declare_topology(rt: ServiceRuntime) -> None:
+    """Exchanges and queues beyond the subscriptions FastStream declares itself."""
+    t = rt.topology
+    events = await rt.broker.declare_exchange(t.events_exchange)
+    await rt.broker.declare_exchange(t.dead_exchange)
+    dead_queue = await rt.broker.declare_queue(t.dead_letter_queue)
+    await dead_queue.bind(t.dead_exchange.name, t.dead_letter_routing_key)
+    log_queue = await rt.broker.declare_queue(event_log_queue(t))
     await log_queue.bind(events, "#")
+    retry = await rt.broker.declare_exchange(t.retry_exchange)
+    retry_return = await rt.broker.declare_exchange(t.retry_return_exchange)
+    for attempt, delay in enumerate(rt.settings.retry_delays_s, start=1):
+        queue = await rt.broker.declare_queue(t.retry_queue(attempt, delay))
+        await queue.bind(retry, t.retry_routing_key(attempt, "#"))
+    for routing_key in rt.subscriptions.routing_keys:
+        queue = await rt.broker.declare_queue(t.queue_for(routing_key, rt.settings.delivery_limit))
+        # retried and replayed messages come back to the same queue
+        await queue.bind(retry_return, t.retry_routing_key("*", routing_key))
 
 
 async def ping_database(rt: ServiceRuntime, timeout_s: float = 1.0) -> bool:
@@ -148,9 +168,10 @@ async def run_lifespan(
     for setup in index_setup:
         await setup()
     await rt.broker.connect()
-    await declare_shared_topology(rt)
+    await declare_topology(rt)
     await rt.broker.start()
-    await rt.relay.start()
+    if not rt.settings.chaos_hold_outbox:
+        await rt.relay.start()
     rt.relay.kick()  # publish whatever a previous run left in the outbox
     await rt.parking.start()
     for start, _ in background:

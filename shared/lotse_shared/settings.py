@@ -36,7 +36,18 @@ class ServiceSettings(BaseSettings):
     )
     redelivery_delay_s: float = Field(
         default=1.0,
-        description="Pause before a message that failed for a transient reason is requeued.",
+        description="Pause before a message is requeued when not even its retry could be "
+        "scheduled (the broker itself is unreachable).",
+    )
+    retry_delays_s: list[float] = Field(
+        default=[1.0, 10.0, 60.0, 600.0],
+        description="Delays between attempts of a failing message (JSON list); after the "
+        "last one it is dead-lettered with its error and attempt count.",
+    )
+    delivery_limit: int = Field(
+        default=20,
+        description="Quorum-queue x-delivery-limit: redeliveries (e.g. after crashes) before "
+        "RabbitMQ itself dead-letters a message.",
     )
     outbox_poll_s: float = Field(
         default=1.0, description="How often the outbox relay looks for unsent events."
@@ -47,6 +58,13 @@ class ServiceSettings(BaseSettings):
         "dead-lettered.",
     )
     log_level: str = Field(default="INFO", description="Python log level.")
+    # Fault injection for the chaos tests (make chaos); leave empty in production.
+    chaos_fail_event_ids: list[str] = Field(
+        default=[], description="Testing only: handling of these event ids always fails."
+    )
+    chaos_hold_outbox: bool = Field(
+        default=False, description="Testing only: the outbox relay does not run."
+    )
 
     @property
     def database_name(self) -> str:

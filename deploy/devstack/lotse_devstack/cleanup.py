@@ -13,6 +13,8 @@ from lotse_shared.contracts.catalogue import BY_ROUTING_KEY
 
 from .stack import SERVICES
 
+MAX_RETRY_QUEUES = 20  # more delays than anyone configures
+
 
 async def delete_namespace(rabbit_url: str, namespace: str, mongo_url: str | None = None) -> None:
     connection = await aio_pika.connect(rabbit_url)
@@ -22,10 +24,11 @@ async def delete_namespace(rabbit_url: str, namespace: str, mongo_url: str | Non
         for service in SERVICES:
             names.append(f"{namespace}.{service}.dead")
             names.extend(f"{namespace}.{service}.{key}" for key in BY_ROUTING_KEY)
+            names.extend(f"{namespace}.{service}.retry.{n}" for n in range(1, MAX_RETRY_QUEUES))
         for name in names:
             await channel.queue_delete(name)
-        for exchange in (f"{namespace}.events", f"{namespace}.dead"):
-            await channel.exchange_delete(exchange)
+        for exchange in ("events", "dead", "retry", "retry-return"):
+            await channel.exchange_delete(f"{namespace}.{exchange}")
     if mongo_url:
         client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
         try:

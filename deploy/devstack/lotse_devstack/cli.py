@@ -9,6 +9,8 @@ import signal
 import sys
 import uuid
 
+from lotse_shared.ops.__main__ import add_dead_letter_commands, run_dead_letters
+
 from .cleanup import delete_namespace
 from .stack import SERVICES, LocalStack, StackConfig
 
@@ -67,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="use LOTSE_NAMESPACE instead of a fresh one (queues and databases are reused)",
     )
+    add_dead_letter_commands(sub)
     args = parser.parse_args(argv)
+    if args.command == "dead-letters":
+        return asyncio.run(run_dead_letters(args))
     handlers = {"up": _up, "demo": _demo}
     return handlers[args.command](args)
 

@@ -1,15 +1,19 @@
 """Consumer middleware: what happens to a message that was not applied.
 
 - bodies that are not JSON, validation errors and domain errors (rule
-  violations, unknown course ...): the original message is published to the
-  service's dead-letter queue with headers naming the reason, the service, the
-  time and the original routing key, then acknowledged;
+  violations, unknown course ...) can never succeed: the original message goes
+  to the service's dead-letter queue at once, with headers naming the reason;
 - :class:`AlreadyApplied`: acknowledged and logged, nothing else;
 - :class:`NotYetApplicable` (e.g. the person is not known yet): parked in the
   service's database (see parking), then acknowledged;
-- anything else (database away, broker hiccup, a bug): after a short pause the
-  exception propagates, so FastStream nacks with requeue and the message comes
-  back. It is never acknowledged on error.
+- anything else (database away, a bug): the message is republished to wait in
+  a retry queue for the next delay (1 s, 10 s, 1 min, 10 min by default), so it
+  never blocks the messages behind it; after the last attempt it is
+  dead-lettered with the error, the service and the attempt count.
+
+A message is acknowledged only after its retry copy or dead letter is confirmed
+by the broker. If even that publish fails (the broker is away), the exception
+propagates and FastStream nacks with requeue: it is never acknowledged on error.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +43,10 @@ HEADER_SERVICE = "x-lotse-dead-service"
 HEADER_AT = "x-lotse-dead-at"
 HEADER_ROUTING_KEY = "x-lotse-original-routing-key"
 HEADER_ERROR_TYPE = "x-lotse-error-type"
+HEADER_ATTEMPTS = "x-lotse-attempts"
+HEADER_LAST_ERROR = "x-lotse-last-error"
+
+PERMANENT = (ValidationError, DomainError, json.JSONDecodeError, UnicodeDecodeError)
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -53,12 +61,35 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        return describe_validation_error(exc)
+    if isinstance(exc, ValueError) and not isinstance(exc, DomainError):
+        return f"body is not UTF-8 JSON: {exc}"
+    return str(exc) or type(exc).__name__
+
+
+def original_routing_key(msg: StreamMessage[Any]) -> str:
+    """A retried message arrives as ``<service>.<n>.<key>``; the header keeps ``<key>``."""
+    headers = msg.headers or {}
+    return str(headers.get(HEADER_ROUTING_KEY) or getattr(msg.raw_message, "routing_key", ""))
+
+
+def _clean(headers: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in headers.items() if not k.startswith("x-death")}
+
+
 class DeadLetters:
     """Publishes rejected messages to the service's dead-letter queue, with their reason."""
 
     def __init__(self, topology: Topology) -> None:
         self.topology = topology
         self.broker: RabbitBroker | None = None
+
+    def _broker(self) -> RabbitBroker:
+        if self.broker is None:
+            raise RuntimeError("dead letters used before the broker was attached")
+        return self.broker
 
     async def send(
         self,
@@ -70,18 +101,18 @@ class DeadLetters:
         error_type: str,
         message_id: str | None,
         correlation_id: str | None,
+        attempts: int = 1,
     ) -> None:
-        if self.broker is None:
-            raise RuntimeError("dead letters used before the broker was attached")
         dead_headers = {
-            **{k: v for k, v in headers.items() if not k.startswith("x-death")},
+            **_clean(headers),
             HEADER_REASON: reason[:4000],
             HEADER_SERVICE: self.topology.service,
             HEADER_AT: datetime.now(UTC).isoformat(),
             HEADER_ROUTING_KEY: routing_key,
             HEADER_ERROR_TYPE: error_type,
+            HEADER_ATTEMPTS: attempts,
         }
-        await self.broker.publish(
+        await self._broker().publish(
             body,
             exchange=self.topology.dead_exchange,
             routing_key=self.topology.dead_letter_routing_key,
@@ -93,66 +124,106 @@ class DeadLetters:
             content_type="application/json",
         )
 
+    async def retry_later(
+        self, msg: StreamMessage[Any], routing_key: str, attempt: int, error: str
+    ) -> None:
+        """Park a copy in the retry queue for ``attempt`` (its TTL is the delay)."""
+        headers = {
+            **_clean(dict(msg.headers or {})),
+            HEADER_ROUTING_KEY: routing_key,
+            HEADER_ATTEMPTS: attempt,
+            HEADER_LAST_ERROR: error[:2000],
+        }
+        await self._broker().publish(
+            msg.body,
+            exchange=self.topology.retry_exchange,
+            routing_key=self.topology.retry_routing_key(attempt, routing_key),
+            headers=headers,
+            persist=True,
+            mandatory=True,
+            message_id=msg.message_id,
+            correlation_id=msg.correlation_id,
+            content_type="application/json",
+        )
 
-def dead_letter_middleware(
-    dead_letters: DeadLetters, parking: ParkingLot | None, redelivery_delay_s: float
+
+def failure_middleware(
+    dead_letters: DeadLetters,
+    parking: ParkingLot | None,
+    retry_delays_s: Sequence[float],
+    redelivery_delay_s: float,
 ) -> Callable[..., BaseMiddleware]:
-    """Build the middleware class bound to one service's dead-letter target."""
+    """Build the middleware class bound to one service's retry and dead-letter queues."""
 
-    class DeadLetterMiddleware(BaseMiddleware):
+    class FailureMiddleware(BaseMiddleware):
         async def consume_scope(
             self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
         ) -> Any:
-            raw = msg.raw_message
-            routing_key = getattr(raw, "routing_key", "") or ""
+            routing_key = original_routing_key(msg)
+            attempts_before = int((msg.headers or {}).get(HEADER_ATTEMPTS, 0))
             try:
                 return await call_next(msg)
             except AlreadyApplied:
                 log.info("duplicate event %s on %s ignored", msg.message_id, routing_key)
                 return None
             except NotYetApplicable as exc:
-                if parking is not None:
-                    await parking.park(
-                        event_id=msg.message_id or "",
-                        routing_key=routing_key,
-                        body=msg.body,
-                        person_id=exc.person_id,
-                        reason=str(exc),
-                    )
-                    log.info("message %s on %s parked: %s", msg.message_id, routing_key, exc)
+                if parking is None:
+                    await _dead_letter(msg, routing_key, exc, attempts_before + 1)
                     return None
-                await _dead_letter(msg, routing_key, str(exc), type(exc).__name__)
-                return None
-            except (ValidationError, DomainError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-                if isinstance(exc, ValidationError):
-                    reason = describe_validation_error(exc)
-                elif isinstance(exc, ValueError):
-                    reason = f"body is not UTF-8 JSON: {exc}"
-                else:
-                    reason = str(exc)
-                await _dead_letter(msg, routing_key, reason, type(exc).__name__)
-                return None
-            except Exception:
-                log.exception(
-                    "message %s on %s failed; it goes back to the queue",
-                    msg.message_id,
-                    routing_key,
+                await parking.park(
+                    event_id=msg.message_id or "",
+                    routing_key=routing_key,
+                    body=msg.body,
+                    person_id=exc.person_id,
+                    reason=str(exc),
                 )
-                await asyncio.sleep(redelivery_delay_s)
-                raise
+                log.info("message %s on %s parked: %s", msg.message_id, routing_key, exc)
+                return None
+            except PERMANENT as exc:
+                await _dead_letter(msg, routing_key, exc, attempts_before + 1)
+                return None
+            except Exception as exc:
+                attempt = attempts_before + 1
+                error = f"{type(exc).__name__}: {exc}"
+                try:
+                    if attempt > len(retry_delays_s):
+                        await _dead_letter(msg, routing_key, exc, attempt, prefix="gave up")
+                    else:
+                        await dead_letters.retry_later(msg, routing_key, attempt, error)
+                        log.warning(
+                            "message %s on %s failed (attempt %d), retry in %ss: %s",
+                            msg.message_id,
+                            routing_key,
+                            attempt,
+                            retry_delays_s[attempt - 1],
+                            error,
+                        )
+                except Exception:
+                    log.exception("could not schedule a retry of %s; requeued", msg.message_id)
+                    await asyncio.sleep(redelivery_delay_s)
+                    raise exc from None
+                return None
 
     async def _dead_letter(
-        msg: StreamMessage[Any], routing_key: str, reason: str, error_type: str
+        msg: StreamMessage[Any],
+        routing_key: str,
+        exc: BaseException,
+        attempts: int,
+        prefix: str = "",
     ) -> None:
+        reason = describe(exc)
+        if prefix:
+            reason = f"{prefix} after {attempts} attempts: {type(exc).__name__}: {reason}"
         await dead_letters.send(
             body=msg.body,
             headers=dict(msg.headers or {}),
             routing_key=routing_key,
             reason=reason,
-            error_type=error_type,
+            error_type=type(exc).__name__,
             message_id=msg.message_id,
             correlation_id=msg.correlation_id,
+            attempts=attempts,
         )
         log.warning("message %s on %s dead-lettered: %s", msg.message_id, routing_key, reason)
 
-    return DeadLetterMiddleware
+    return FailureMiddleware

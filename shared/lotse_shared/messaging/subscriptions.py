@@ -22,13 +22,28 @@ from lotse_shared.persistence.retry import retry_transient
 from .topology import Topology
 
 E = TypeVar("E", bound=Event)
+
+
+class InjectedFault(RuntimeError):
+    """Raised for event ids listed in LOTSE_CHAOS_FAIL_EVENT_IDS (chaos tests only)."""
+
+
 Handler = Callable[[Any], Awaitable[None]]
 
 
 class Subscriptions:
-    def __init__(self, broker: RabbitBroker, topology: Topology) -> None:
+    def __init__(
+        self,
+        broker: RabbitBroker,
+        topology: Topology,
+        *,
+        delivery_limit: int = 20,
+        fail_event_ids: frozenset[str] = frozenset(),
+    ) -> None:
         self.broker = broker
         self.topology = topology
+        self.delivery_limit = delivery_limit
+        self.fail_event_ids = fail_event_ids
         self._table: dict[str, tuple[type[Event], Handler]] = {}
 
     def on(
@@ -42,6 +57,8 @@ class Subscriptions:
             self._table[event_cls.ROUTING_KEY] = (event_cls, fn)
 
             async def consume(event: E) -> None:
+                if str(event.event_id) in self.fail_event_ids:
+                    raise InjectedFault(f"chaos: handling of {event.event_id} is set to fail")
                 await retry_transient(lambda: fn(event))
 
             # FastStream validates against, and documents, the handler's signature
@@ -50,7 +67,7 @@ class Subscriptions:
             consume.__name__ = fn.__name__
 
             self.broker.subscriber(
-                self.topology.queue_for(event_cls.ROUTING_KEY),
+                self.topology.queue_for(event_cls.ROUTING_KEY, self.delivery_limit),
                 self.topology.events_exchange,
                 ack_policy=AckPolicy.NACK_ON_ERROR,
                 title=f"{self.topology.service}:{event_cls.ROUTING_KEY}",

@@ -1,0 +1,1 @@
+"""Operator tools that work against a running system (no service code needed)."""
