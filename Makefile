@@ -5,13 +5,14 @@ export UV_PYTHON_DOWNLOADS := never
 UV := .tools/bin/uv
 PY := .venv/bin/python
 
-.PHONY: help demo up test lint format clean rabbitmq
+.PHONY: help demo up test chaos lint format clean rabbitmq
 
 help:
 	@echo "make demo   start RabbitMQ if needed, a local database and SMTP sink, the four"
 	@echo "            services as processes; run the main flow; print the caseworker's inbox"
 	@echo "make up     the same stack, kept running until Ctrl-C"
 	@echo "make test   the whole test suite against real RabbitMQ, SecantusDB and SMTP"
+	@echo "make chaos  kill, restart and poison things while 2,000 events flow; prints a summary"
 	@echo "make lint   ruff (lint + format check) and mypy"
 
 $(UV):
@@ -33,6 +34,9 @@ up: .venv/.synced rabbitmq
 
 test: .venv/.synced rabbitmq
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+chaos: .venv/.synced rabbitmq
+	@$(PY) -m lotse_devstack chaos --events $${CHAOS_EVENTS:-2000}
 
 lint: .venv/.synced
 	@.venv/bin/ruff check .

@@ -7,10 +7,12 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 import uuid
 
 from lotse_shared.ops.__main__ import add_dead_letter_commands, run_dead_letters
 
+from .chaos import SCENARIOS, run_scenario
 from .cleanup import delete_namespace
 from .stack import SERVICES, LocalStack, StackConfig
 
@@ -57,6 +59,27 @@ def _demo(args: argparse.Namespace) -> int:
     return code
 
 
+def _chaos(args: argparse.Namespace) -> int:
+    import os
+    import tempfile
+    from pathlib import Path
+
+    rabbit_url = os.environ.get("LOTSE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    workdir = Path(tempfile.mkdtemp(prefix="lotse-chaos-"))
+    lines = []
+    failed = False
+    for name in args.scenario or SCENARIOS:
+        started = time.monotonic()
+        result = asyncio.run(run_scenario(name, args.events, rabbit_url, workdir))
+        result.extra["seconds"] = round(time.monotonic() - started)
+        print(result.line(), flush=True)
+        lines.append(result.line())
+        failed = failed or result.lost > 0 or result.duplicates > 0
+    print(f"\nlogs: {workdir}")
+    print("\n".join(lines))
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     parser = argparse.ArgumentParser(prog="lotse", description=__doc__)
@@ -69,11 +92,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_false",
         help="use LOTSE_NAMESPACE instead of a fresh one (queues and databases are reused)",
     )
+    chaos = sub.add_parser("chaos", help="run the chaos scenarios and print a summary each")
+    chaos.add_argument("--events", type=int, default=2000)
+    chaos.add_argument("--scenario", action="append", choices=SCENARIOS)
     add_dead_letter_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "dead-letters":
         return asyncio.run(run_dead_letters(args))
-    handlers = {"up": _up, "demo": _demo}
+    handlers = {"up": _up, "demo": _demo, "chaos": _chaos}
     return handlers[args.command](args)
 
 

@@ -23,6 +23,8 @@ def mongo_url(port: int) -> str:
 def start_secantus(
     port: int, storage: Path, log_file: Path | None = None, timeout_s: float = 30
 ) -> subprocess.Popen[bytes]:
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
     exe = shutil.which("secantusd-py") or str(Path(sys.executable).parent / "secantusd-py")
     log = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen(

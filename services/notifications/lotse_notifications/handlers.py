@@ -118,6 +118,7 @@ class NotificationsHandlers:
                         body=body,
                         facts=facts,
                         cause_event_id=str(event.event_id),
+                        correlation_id=str(event.correlation_id),
                         created_at=self.clock(),
                         email_status=(
                             EmailStatus.PENDING if recipients.email_consent else EmailStatus.SKIPPED

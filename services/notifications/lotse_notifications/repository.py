@@ -40,6 +40,7 @@ class NotificationsRepository:
                     name="inbox",
                 ),
                 IndexModel([("email_status", 1), ("email_next_attempt_at", 1)], name="outgoing"),
+                IndexModel("correlation_id", name="by_flow"),
             ]
         )
 

@@ -71,6 +71,7 @@ class Notification(BaseModel):
     body: str
     facts: dict[str, Any] = Field(default_factory=dict)
     cause_event_id: str
+    correlation_id: str | None = None  # the business flow it belongs to, for tracing
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     read_at: datetime | None = None
     email_status: EmailStatus = EmailStatus.PENDING
