@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := .tools/bin/uv
 PY := .venv/bin/python
 
-.PHONY: help demo up test chaos lint format clean rabbitmq
+.PHONY: help demo up test chaos bench-outbox lint format clean rabbitmq
 
 help:
 	@echo "make demo   start RabbitMQ if needed, a local database and SMTP sink, the four"
@@ -13,6 +13,7 @@ help:
 	@echo "make up     the same stack, kept running until Ctrl-C"
 	@echo "make test   the whole test suite against real RabbitMQ, SecantusDB and SMTP"
 	@echo "make chaos  kill, restart and poison things while 2,000 events flow; prints a summary"
+	@echo "make bench-outbox  latency the transactional outbox adds per event"
 	@echo "make lint   ruff (lint + format check) and mypy"
 
 $(UV):
@@ -38,10 +39,13 @@ test: .venv/.synced rabbitmq
 chaos: .venv/.synced rabbitmq
 	@$(PY) -m lotse_devstack chaos --events $${CHAOS_EVENTS:-2000}
 
+bench-outbox: .venv/.synced rabbitmq
+	@$(PY) -m bench.outbox_latency
+
 lint: .venv/.synced
 	@.venv/bin/ruff check .
 	@.venv/bin/ruff format --check .
-	@.venv/bin/mypy -p lotse_shared -p lotse_intake -p lotse_courses -p lotse_placement -p lotse_notifications -p lotse_devstack -p tests
+	@.venv/bin/mypy -p bench -p lotse_shared -p lotse_intake -p lotse_courses -p lotse_placement -p lotse_notifications -p lotse_devstack -p tests
 
 format: .venv/.synced
 	@.venv/bin/ruff check --fix .

@@ -6,6 +6,8 @@ the database as they found them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aio_pika
 from pymongo import AsyncMongoClient
 
@@ -16,12 +18,17 @@ from .stack import SERVICES
 MAX_RETRY_QUEUES = 20  # more delays than anyone configures
 
 
-async def delete_namespace(rabbit_url: str, namespace: str, mongo_url: str | None = None) -> None:
+async def delete_namespace(
+    rabbit_url: str,
+    namespace: str,
+    mongo_url: str | None = None,
+    services: Sequence[str] = SERVICES,
+) -> None:
     connection = await aio_pika.connect(rabbit_url)
     async with connection:
         channel = await connection.channel()
         names = [f"{namespace}.event-log"]
-        for service in SERVICES:
+        for service in services:
             names.append(f"{namespace}.{service}.dead")
             names.extend(f"{namespace}.{service}.{key}" for key in BY_ROUTING_KEY)
             names.extend(f"{namespace}.{service}.retry.{n}" for n in range(1, MAX_RETRY_QUEUES))

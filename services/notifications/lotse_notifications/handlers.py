@@ -123,6 +123,7 @@ class NotificationsHandlers:
                         email_status=(
                             EmailStatus.PENDING if recipients.email_consent else EmailStatus.SKIPPED
                         ),
+                        email_next_attempt_at=self.clock() if recipients.email_consent else None,
                     )
                 )
             await self.repo.add(tx, created)

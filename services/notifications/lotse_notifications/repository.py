@@ -118,13 +118,11 @@ class NotificationsRepository:
         return _notification(doc) if doc else None
 
     async def due_emails(self, now: datetime, limit: int) -> list[Notification]:
+        # a pending email always has a next attempt time (no $or: it would scan)
         cursor = self.notifications.find(
             {
                 "email_status": EmailStatus.PENDING.value,
-                "$or": [
-                    {"email_next_attempt_at": None},
-                    {"email_next_attempt_at": {"$lte": now}},
-                ],
+                "email_next_attempt_at": {"$lte": now},
             }
         ).limit(limit)
         return [_notification(d) async for d in cursor]
@@ -135,10 +133,7 @@ class NotificationsRepository:
             {
                 "_id": notification_id,
                 "email_status": EmailStatus.PENDING.value,
-                "$or": [
-                    {"email_next_attempt_at": None},
-                    {"email_next_attempt_at": {"$lte": now}},
-                ],
+                "email_next_attempt_at": {"$lte": now},
             },
             {"$set": {"email_next_attempt_at": until}},
         )

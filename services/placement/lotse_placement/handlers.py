@@ -223,7 +223,7 @@ class PlacementHandlers:
     async def match_opening(self, opening_id: uuid.UUID) -> None:
         await self._second_step("opening", opening_id)
 
-    async def sweep_pending(self, older_than_s: float = 2.0) -> int:
+    async def sweep_pending(self, older_than_s: float = 30.0) -> int:
         """Finish matching that a crash (or a lost race) left pending."""
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
         done = 0

@@ -63,7 +63,7 @@ class OutboxRelay:
         candidates = (
             await self.db[OUTBOX]
             .find(
-                {"sent_at": None, "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}]},
+                {"sent_at": None, "lease_until": {"$lt": now}},
                 {"_id": 1},
             )
             .sort("created_at", 1)
@@ -77,7 +77,7 @@ class OutboxRelay:
             {
                 "_id": {"$in": ids},
                 "sent_at": None,
-                "$or": [{"lease_until": None}, {"lease_until": {"$lt": now}}],
+                "lease_until": {"$lt": now},
             },
             {"$set": {"lease_until": now + self.lease, "lease_token": token}},
         )

@@ -46,7 +46,8 @@ async def ensure_plumbing_indexes(db: AsyncDatabase[Document]) -> None:
     )
     await db[OUTBOX].create_indexes(
         [
-            IndexModel([("sent_at", 1), ("created_at", 1)], name="unsent_first"),
+            # no $or in the relay's query: SecantusDB's planner scans the collection for one
+            IndexModel([("sent_at", 1), ("lease_until", 1)], name="unsent_unleased"),
             IndexModel(
                 "sent_at_ttl",
                 expireAfterSeconds=7 * 24 * 3600,
@@ -57,15 +58,16 @@ async def ensure_plumbing_indexes(db: AsyncDatabase[Document]) -> None:
 
 
 def outbox_document(event: Event) -> Document:
+    now = datetime.now(UTC)
     return {
         "_id": str(event.event_id),
         "routing_key": event.ROUTING_KEY,
         "event_type": event.event_type,
         "correlation_id": str(event.correlation_id),
         "body": event.to_wire(),
-        "created_at": datetime.now(UTC),
+        "created_at": now,
         "sent_at": None,
-        "lease_until": None,
+        "lease_until": now,  # free to take at once
     }
 
 
