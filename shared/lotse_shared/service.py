@@ -69,7 +69,9 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
     )
     dead_letters.broker = broker
     relay = OutboxRelay(db, broker, topology.events_exchange, poll_s=settings.outbox_poll_s)
-    uow = UnitOfWork(client, db, on_committed=relay.kick)
+    uow = UnitOfWork(
+        client, db, on_committed=relay.kick, max_concurrent=settings.transaction_concurrency
+    )
     return ServiceRuntime(
         settings=settings,
         topology=topology,

@@ -34,6 +34,10 @@ class ServiceSettings(BaseSettings):
     prefetch: int = Field(
         default=32, description="Unacknowledged messages per consumer (bounds concurrency)."
     )
+    transaction_concurrency: int = Field(
+        default=4,
+        description="Transactions one process runs at the same time; more handlers wait.",
+    )
     redelivery_delay_s: float = Field(
         default=1.0,
         description="Pause before a message is requeued when not even its retry could be "
