@@ -1,12 +1,17 @@
 """The outbox relay: publishes what transactions wrote to the outbox.
 
-After a commit the unit of work kicks the relay, so the usual delay is one
-round trip. The relay also wakes every ``poll_s`` to publish what a crash left
-behind. A batch is first leased (so replicas do not all publish it), then
-published concurrently within a bound, each with publisher confirms, persistent
-delivery and ``mandatory`` (unroutable is an error), then marked sent. A crash
-between publish and mark means the event is sent again; consumers are
-idempotent on the event id, so that is harmless.
+Fast path: the unit of work writes its outbox rows leased to this process for a
+few seconds and hands them to the relay after the commit; the relay publishes
+them from memory and marks them sent (one database round trip per batch).
+
+Recovery: every ``poll_s`` the relay also looks for rows whose lease ran out
+(their process crashed, or publishing failed), leases a batch for itself (so
+replicas do not all publish it) and publishes it the same way.
+
+Publishing is concurrent within a bound, each message with publisher confirms,
+persistent delivery and ``mandatory`` (unroutable is an error). A crash between
+publish and mark means the event is sent again; consumers are idempotent on the
+event id, so that is harmless.
 """
 
 from __future__ import annotations
@@ -47,13 +52,24 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.lease = timedelta(seconds=lease_s)
         self._limit = asyncio.Semaphore(concurrency)
+        self._fresh: list[Document] = []
         self.loop = Periodic("outbox-relay", poll_s, self._round)
-        self.kick = self.loop.kick
         self.start = self.loop.start
         self.stop = self.loop.stop
 
+    def kick(self, committed: list[Document] | None = None) -> None:
+        """Called after a commit with the rows it wrote (leased to this process)."""
+        if committed:
+            self._fresh.extend(committed)
+        self.loop.kick()
+
     async def _round(self) -> bool:
-        """One batch; True if the batch was full (more may be waiting)."""
+        """Publish what was just committed, then one batch of leftovers.
+
+        True if that batch was full (more may be waiting)."""
+        while self._fresh:
+            batch, self._fresh = self._fresh[: self.batch_size], self._fresh[self.batch_size :]
+            await self._publish_and_mark(batch)
         return await self.publish_pending() == self.batch_size
 
     async def publish_pending(self) -> int:
@@ -87,11 +103,16 @@ class OutboxRelay:
             .sort("created_at", 1)
             .to_list()
         )
+        return await self._publish_and_mark(leased)
+
+    async def _publish_and_mark(self, docs: list[Document]) -> int:
+        """Publish concurrently; mark what the broker confirmed. Failures stay leased
+        until their lease runs out, then the recovery path tries again."""
         results = await asyncio.gather(
-            *(self._publish(doc) for doc in leased), return_exceptions=True
+            *(self._publish(doc) for doc in docs), return_exceptions=True
         )
-        sent = [doc["_id"] for doc, ok in zip(leased, results, strict=True) if ok is True]
-        for doc, result in zip(leased, results, strict=True):
+        sent = [doc["_id"] for doc, ok in zip(docs, results, strict=True) if ok is True]
+        for doc, result in zip(docs, results, strict=True):
             if result is not True:
                 log.error("publishing outbox event %s failed: %r", doc["_id"], result)
         if sent:

@@ -14,7 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import AsyncMongoClient, IndexModel
@@ -32,6 +32,7 @@ Document = dict[str, Any]
 INBOX = "inbox"
 OUTBOX = "outbox"
 DEDUP_WINDOW_S = 90 * 24 * 3600
+OWN_LEASE_S = 10.0  # how long a crash may delay an event the committer did not publish
 
 
 def make_client(url: str) -> AsyncMongoClient[Document]:
@@ -58,7 +59,9 @@ async def ensure_plumbing_indexes(db: AsyncDatabase[Document]) -> None:
     )
 
 
-def outbox_document(event: Event) -> Document:
+def outbox_document(event: Event, lease_s: float = 0.0) -> Document:
+    """An outbox row; with ``lease_s`` the committing process keeps it to itself that
+    long (it publishes from memory), after which any relay may take it."""
     now = datetime.now(UTC)
     return {
         "_id": str(event.event_id),
@@ -68,7 +71,7 @@ def outbox_document(event: Event) -> Document:
         "body": event.to_wire(),
         "created_at": now,
         "sent_at": None,
-        "lease_until": now,  # free to take at once
+        "lease_until": now + timedelta(seconds=lease_s),
     }
 
 
@@ -90,7 +93,7 @@ class UnitOfWork:
         self,
         client: AsyncMongoClient[Document],
         db: AsyncDatabase[Document],
-        on_committed: Callable[[list[Event]], None] | None = None,
+        on_committed: Callable[[list[Document]], None] | None = None,
         max_concurrent: int = 4,
     ) -> None:
         self.client = client
@@ -121,9 +124,10 @@ class UnitOfWork:
                     except DuplicateKeyError:
                         raise AlreadyApplied(str(applying.event_id)) from None
                 yield tx
-                if tx.events:
-                    await self.db[OUTBOX].insert_many(
-                        [outbox_document(e) for e in tx.events], session=session
-                    )
-        if tx.events and self._on_committed is not None:
-            self._on_committed(tx.events)
+                # rows the committing process will publish itself are leased to it
+                lease_s = OWN_LEASE_S if self._on_committed is not None else 0.0
+                rows = [outbox_document(e, lease_s) for e in tx.events]
+                if rows:
+                    await self.db[OUTBOX].insert_many(rows, session=session)
+        if rows and self._on_committed is not None:
+            self._on_committed(rows)
