@@ -266,8 +266,12 @@ async def run_demo(stack: LocalStack) -> int:
                 f"{stack.url('notifications')}/notifications", params={"recipient": caseworker}
             )
             items: list[dict[str, Any]] = r.json()
+            # Amal's alert after her course (Olena's may name the same opening earlier)
             done = any(
-                n["kind"] == "suggestions_ready" and "Lagerlogistik" in n["body"] for n in items
+                n["kind"] == "suggestions_ready"
+                and "Amal Haddad" in n["subject"]
+                and "Lagerlogistik" in n["body"]
+                for n in items
             )
             return items if done else None
 
