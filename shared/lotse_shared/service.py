@@ -164,7 +164,10 @@ async def run_lifespan(
     index_setup: Sequence[StartHook] = (),
     background: Sequence[tuple[StartHook, StartHook]] = (),
 ) -> AsyncIterator[None]:
-    """Connect, declare, start; on exit stop consuming first, then flush and close."""
+    """Connect, declare, start. On exit: the background loops and the relay stop first
+    (unsent rows stay in the outbox; the next start or another replica publishes them
+    once their lease runs out), then the broker, which lets in-flight handlers finish
+    (graceful_timeout) and returns unacknowledged messages to their queues."""
     await ensure_plumbing_indexes(rt.db)
     await rt.parking.ensure_indexes()
     for setup in index_setup:
