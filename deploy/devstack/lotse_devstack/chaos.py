@@ -24,13 +24,12 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 from pymongo import AsyncMongoClient
 
 from lotse_shared.contracts.common import (
@@ -55,6 +54,7 @@ from lotse_shared.ops.dead_letters import DeadLetterDesk
 from lotse_shared.places import all_places
 
 from .cleanup import delete_namespace
+from .observe import EventTap, eventually
 from .partner import PartnerPublisher
 from .ports import free_port
 from .secantus import start_secantus, stop_secantus
@@ -202,7 +202,9 @@ class Harness:
         async with PartnerPublisher(self.rabbit_url, self.namespace) as pub:
             for event in [*openings(), *self.registered]:
                 await pub.publish(event)
-        await self.wait_until(self._everyone_known, 120, "people and openings known")
+        await eventually(
+            self._everyone_known, timeout_s=120, what="people and openings known", every_s=0.5
+        )
 
     async def _everyone_known(self) -> bool:
         return (
@@ -244,15 +246,6 @@ class Harness:
                 lost += 1
             duplicates += max(0, s - 1) + max(0, n - 1)
         return Result(self.name, len(self.events), effects, lost, duplicates, extra)
-
-    async def wait_until(
-        self, probe: Callable[[], Awaitable[bool]], timeout_s: float, what: str
-    ) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not await probe():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.name}: waited {timeout_s}s for {what}")
-            await asyncio.sleep(0.5)
 
     def services_alive(self) -> bool:
         return all(p.poll() is None for p in self.stack.procs.values())
@@ -350,7 +343,9 @@ async def scenario_poison(h: Harness) -> Result:
     async def poison_dead() -> bool:
         return any(d.message_id == str(poison.event_id) for d in await desk.list("placement"))
 
-    await h.wait_until(poison_dead, 300, "the poison message in the dead letters")
+    await eventually(
+        poison_dead, timeout_s=300, what="the poison message in the dead letters", every_s=0.5
+    )
     dead = await desk.list("placement")
     await settle(h, quiet_s=10)
     before = await h.measure()
@@ -383,7 +378,7 @@ async def scenario_outbox_crash(h: Harness) -> Result:
     h.stack.config.extra_env["LOTSE_CHAOS_HOLD_OUTBOX"] = "true"
     await asyncio.to_thread(h.stack.start_service, "placement")
     await asyncio.to_thread(h.stack.wait_healthy, ("placement",), 60)
-    async with _WireCount(h, "placement.suggestions.ready.v1") as wire:
+    async with EventTap(h.rabbit_url, h.namespace, "placement.suggestions.ready.v1") as wire:
         await h.stream(h.events)
         outbox = h.db("placement")["outbox"]
 
@@ -395,43 +390,21 @@ async def scenario_outbox_crash(h: Harness) -> Result:
                 >= h.n
             )
 
-        await h.wait_until(all_held, 300, "every suggestion committed to the outbox")
-        held_on_wire = len(wire.ids)
+        await eventually(
+            all_held, timeout_s=300, what="every suggestion committed to the outbox", every_s=0.5
+        )
+        held_on_wire = len(wire.messages)
         await asyncio.to_thread(h.stack.stop_service, "placement", kill=True)
         h.stack.config.extra_env["LOTSE_CHAOS_HOLD_OUTBOX"] = "false"
         await asyncio.to_thread(h.stack.start_service, "placement")
         await asyncio.to_thread(h.stack.wait_healthy, ("placement",), 60)
         await settle(h)
-        counted = Counter(wire.ids)
+        counted = Counter(body["event_id"] for body in wire.bodies())
     return await h.measure(
         published_before_crash=held_on_wire,
         published=len(counted),
         published_twice=sum(1 for c in counted.values() if c > 1),
     )
-
-
-class _WireCount:
-    """Counts what is really published on one routing key, by event id."""
-
-    def __init__(self, h: Harness, routing_key: str) -> None:
-        self.h = h
-        self.routing_key = routing_key
-        self.ids: list[str] = []
-
-    async def __aenter__(self) -> _WireCount:
-        self.connection = await aio_pika.connect(self.h.rabbit_url)
-        channel = await self.connection.channel()
-        exchange = await channel.get_exchange(f"{self.h.namespace}.events")
-        queue = await channel.declare_queue(exclusive=True)
-        await queue.bind(exchange, self.routing_key)
-        await queue.consume(self._seen, no_ack=True)
-        return self
-
-    async def _seen(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        self.ids.append(json.loads(message.body)["event_id"])
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.connection.close()
 
 
 SCENARIOS = ("kill", "broker-restart", "db-outage", "poison", "duplicates", "outbox-crash")

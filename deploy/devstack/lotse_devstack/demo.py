@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-import time
 from datetime import date, timedelta
 from typing import Any
 
@@ -20,6 +19,7 @@ import httpx
 from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.common import CefrLevel, CourseType, OpeningType, Sector
 
+from .observe import eventually
 from .partner import PartnerPublisher
 from .stack import LocalStack
 
@@ -173,16 +173,6 @@ def openings(today: date) -> list[tuple[str, p.OpeningReportedV1]]:
     ]
 
 
-async def _wait_for(predicate: Any, timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = await predicate()
-        if result:
-            return result
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"waited {timeout_s}s for {what}")
-
-
 def _print_inbox(recipient: str, items: list[dict[str, Any]]) -> None:
     print(f"\n=== Posteingang von {recipient}: {len(items)} Benachrichtigungen ===")
     for n in items:
@@ -227,7 +217,7 @@ async def run_demo(stack: LocalStack) -> int:
                 )
                 return r.status_code == 200 and len(r.json()) == 1
 
-            await _wait_for(enrolled, 30, "the enrolment")
+            await eventually(enrolled, timeout_s=30, what="the enrolment", every_s=0.2)
 
             print("3. employment agency and chambers (AMQP): five openings")
             for source, report in openings(today):
@@ -237,7 +227,7 @@ async def run_demo(stack: LocalStack) -> int:
                 r = await http.get(f"{stack.url('placement')}/openings")
                 return len(r.json()) == 5
 
-            await _wait_for(all_openings, 30, "the openings")
+            await eventually(all_openings, timeout_s=30, what="the openings", every_s=0.2)
 
             print("4. school (AMQP): DTZ result B1 and course completion for Amal Haddad")
             await pub.publish(
@@ -276,7 +266,9 @@ async def run_demo(stack: LocalStack) -> int:
             return items if done else None
 
         print("5. waiting for placement and notifications (no one presses a button) ...")
-        items = await _wait_for(course_alert, 60, "the caseworker's alert")
+        items = await eventually(
+            course_alert, timeout_s=60, what="the caseworker's alert", every_s=0.2
+        )
         await asyncio.sleep(1.0)  # let the email go out
         r = await http.get(
             f"{stack.url('notifications')}/notifications", params={"recipient": caseworker}

@@ -10,7 +10,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lotse_shared.contracts.intake import PersonSnapshotV1
-from lotse_shared.persistence.mongo import Transaction
+from lotse_shared.persistence.mongo import Transaction, save_if_newer
 
 from .domain.model import Course, Enrolment
 
@@ -39,25 +39,12 @@ class CoursesRepository:
     # people (read model fed by intake's events)
     async def remember_person(self, tx: Transaction, person: PersonSnapshotV1) -> bool:
         """Keep the newest revision; False if this one is older than what we hold."""
-        result = await self.people.update_one(
-            {"_id": person.person_id, "revision": {"$lt": person.revision}},
-            {"$set": {"district_id": person.district_id, "revision": person.revision}},
-            session=tx.session,
-        )
-        if result.matched_count:
-            return True
-        existing = await self.people.find_one({"_id": person.person_id}, session=tx.session)
-        if existing is not None:
-            return False
-        await self.people.insert_one(
-            {
-                "_id": person.person_id,
-                "district_id": person.district_id,
-                "revision": person.revision,
-            },
-            session=tx.session,
-        )
-        return True
+        doc = {
+            "_id": person.person_id,
+            "district_id": person.district_id,
+            "revision": person.revision,
+        }
+        return await save_if_newer(self.people, doc, tx.session)
 
     async def is_known(
         self, person_id: uuid.UUID, session: AsyncClientSession | None = None

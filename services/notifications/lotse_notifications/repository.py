@@ -10,7 +10,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lotse_shared.persistence.mongo import Transaction
+from lotse_shared.persistence.mongo import Transaction, save_if_newer
 
 from .domain.model import EmailStatus, Notification, Recipients
 
@@ -48,15 +48,7 @@ class NotificationsRepository:
     async def save_recipients(self, tx: Transaction, r: Recipients) -> bool:
         doc = r.model_dump(mode="json", exclude={"person_id"})
         doc["_id"] = r.person_id
-        result = await self.recipients.replace_one(
-            {"_id": r.person_id, "revision": {"$lt": r.revision}}, doc, session=tx.session
-        )
-        if result.matched_count:
-            return True
-        if await self.recipients.count_documents({"_id": r.person_id}, session=tx.session):
-            return False
-        await self.recipients.insert_one(doc, session=tx.session)
-        return True
+        return await save_if_newer(self.recipients, doc, tx.session)
 
     async def recipients_of(
         self, person_id: uuid.UUID, session: AsyncClientSession | None = None

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pymongo.errors import DuplicateKeyError
 
 from lotse_shared.contracts import placement as ev
+from lotse_shared.contracts.common import CefrLevel
 from lotse_shared.contracts.courses import CourseCompleted
 from lotse_shared.contracts.envelope import Event
 from lotse_shared.contracts.intake import PersonRegistered, PersonSnapshotV1, PersonUpdated
@@ -32,7 +33,7 @@ log = logging.getLogger("lotse.placement")
 Trigger = Literal["course_completed", "opening_published", "person_registered", "person_changed"]
 
 
-def candidate_from(snapshot: PersonSnapshotV1, course_level: Any = None) -> Candidate:
+def candidate_from(snapshot: PersonSnapshotV1, course_level: CefrLevel | None = None) -> Candidate:
     place = find_place(snapshot.municipality)
     if place is None:
         raise RuleViolation("payload.municipality", f"unknown place {snapshot.municipality!r}")

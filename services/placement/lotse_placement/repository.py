@@ -11,7 +11,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lotse_shared.persistence.mongo import Transaction
+from lotse_shared.persistence.mongo import Transaction, save_if_newer
 
 from .domain.matching import permitted_types
 from .domain.model import Candidate, Opening
@@ -63,19 +63,7 @@ class PlacementRepository:
     # --- people read model ------------------------------------------------------
     async def save_candidate(self, tx: Transaction, person: Candidate) -> bool:
         """Store if newer than what we hold (events can overtake each other)."""
-        doc = _candidate_doc(person)
-        result = await self.people.replace_one(
-            {"_id": person.person_id, "revision": {"$lt": person.revision}},
-            doc,
-            session=tx.session,
-        )
-        if result.matched_count:
-            return True
-        # A duplicate-key error would abort the transaction, so look before inserting.
-        if await self.people.count_documents({"_id": person.person_id}, session=tx.session):
-            return False
-        await self.people.insert_one(doc, session=tx.session)
-        return True
+        return await save_if_newer(self.people, _candidate_doc(person), tx.session)
 
     async def update_course_level(self, tx: Transaction, person: Candidate) -> None:
         await self.people.update_one(

@@ -19,6 +19,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -73,6 +74,26 @@ def outbox_document(event: Event, lease_s: float = 0.0) -> Document:
         "sent_at": None,
         "lease_until": now + timedelta(seconds=lease_s),
     }
+
+
+async def save_if_newer(
+    collection: AsyncCollection[Document], doc: Document, session: AsyncClientSession
+) -> bool:
+    """Store a read-model snapshot unless we hold the same or a newer ``revision``.
+
+    Events travel on separate queues, so an older snapshot can arrive last. Returns
+    False when it was ignored. No duplicate-key error is provoked on purpose: inside a
+    transaction it would abort the whole transaction.
+    """
+    result = await collection.replace_one(
+        {"_id": doc["_id"], "revision": {"$lt": doc["revision"]}}, doc, session=session
+    )
+    if result.matched_count:
+        return True
+    if await collection.count_documents({"_id": doc["_id"]}, session=session):
+        return False
+    await collection.insert_one(doc, session=session)
+    return True
 
 
 @dataclass
