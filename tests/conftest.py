@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +25,10 @@ from lotse_devstack.cleanup import delete_namespace
 from lotse_devstack.ports import free_port, port_open
 from lotse_devstack.secantus import mongo_url as secantus_url
 from lotse_devstack.secantus import start_secantus, stop_secantus
+
+# pytest-timeout (pyproject: 300 s) shows only the threads' stacks, and the event
+# loop's thread is always idle in select(); this shows which await is stuck.
+WATCHDOG_S = 270.0
 
 RABBIT_URL = os.environ.get("LOTSE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
@@ -70,3 +76,17 @@ def service_env(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+def _dump_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    print(f"--- asyncio tasks still pending after {WATCHDOG_S:.0f} s ---", file=sys.stderr)
+    for task in asyncio.all_tasks(loop):
+        task.print_stack(limit=12, file=sys.stderr)
+
+
+@pytest.fixture(autouse=True)
+async def _show_stuck_awaits() -> AsyncIterator[None]:
+    loop = asyncio.get_running_loop()
+    handle = loop.call_later(WATCHDOG_S, _dump_tasks, loop)
+    yield
+    handle.cancel()
