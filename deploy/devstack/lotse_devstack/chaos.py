@@ -1,9 +1,10 @@
 """Chaos scenarios: the main flow under crashes, outages, poison and duplicates.
 
-Each scenario starts the whole stack as processes (its own SecantusDB, the
-machine's RabbitMQ, an in-process SMTP server), registers people and openings,
-streams "course completed" events and does something nasty meanwhile. It then
-counts, straight from the services' databases, what each event caused:
+Each scenario starts the whole stack as processes (a :class:`FlowStack`: its own
+SecantusDB, the machine's RabbitMQ, an in-process SMTP server), registers people
+and openings, streams "course completed" events and does something nasty
+meanwhile. It then counts, straight from the services' databases, what each
+event caused:
 
 - effects: events whose flow ended in exactly one suggestion set (placement) and
   one notification per caseworker (notifications);
@@ -21,44 +22,16 @@ import json
 import logging
 import random
 import subprocess
-import time
-import uuid
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pymongo import AsyncMongoClient
-
-from lotse_shared.contracts.common import (
-    CefrLevel,
-    ContactRole,
-    CourseType,
-    OpeningType,
-    ResidenceStatus,
-    Sector,
-    WorkPermission,
-)
-from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
-from lotse_shared.contracts.envelope import Event
-from lotse_shared.contracts.intake import (
-    Consent,
-    PersonRegistered,
-    PersonSnapshotV1,
-    ResponsibleContact,
-)
-from lotse_shared.contracts.partner import OpeningLocation, OpeningReported, OpeningReportedV1
 from lotse_shared.ops.dead_letters import DeadLetterDesk
-from lotse_shared.places import all_places
 
-from .cleanup import delete_namespace
+from .flow import FlowStack, settle
 from .observe import EventTap, eventually
-from .partner import PartnerPublisher
-from .ports import free_port
 from .secantus import start_secantus, stop_secantus
-from .stack import SERVICES, LocalStack, StackConfig
 
 log = logging.getLogger("lotse.chaos")
 
@@ -85,78 +58,21 @@ class Result:
         )
 
 
-def people(n: int) -> list[PersonRegistered]:
-    places = [p for p in all_places().values()]
-    found = []
-    for i in range(n):
-        place = places[i % len(places)]
-        snapshot = PersonSnapshotV1(
-            person_id=uuid.uuid4(),
-            district_id="kassel",
-            revision=1,
-            display_name=f"Person {i:05d}",
-            birth_year=1990 + i % 15,
-            municipality=place.name,
-            german_level=CefrLevel.A1,
-            residence_status=ResidenceStatus.AUFENTHALTSERLAUBNIS,
-            work_permission=WorkPermission.ALLOWED,
-            driving_licence=True,
-            max_commute_km=80,
-            sectors_of_interest=[Sector.LOGISTIK],
-            consent=Consent(matching=True, email_notifications=True),
-            contacts=[
-                ResponsibleContact(
-                    role=ContactRole.CASEWORKER,
-                    name=f"Caseworker {i % 10}",
-                    email=f"caseworker{i % 10}@landkreis-kassel.example",
-                )
-            ],
-        )
-        found.append(PersonRegistered.create(snapshot, producer="intake"))
-    return found
+async def measure(h: FlowStack, **extra: Any) -> Result:
+    sets, notes = await h.counts()
+    effects = lost = duplicates = 0
+    for event in h.events:
+        s, n = sets[str(event.event_id)], notes[str(event.correlation_id)]
+        if s == 1 and n == 1:
+            effects += 1
+        if s == 0 or n == 0:
+            lost += 1
+        duplicates += max(0, s - 1) + max(0, n - 1)
+    return Result(h.name, len(h.events), effects, lost, duplicates, extra)
 
 
-def openings() -> list[OpeningReported]:
-    return [
-        OpeningReported.create(
-            OpeningReportedV1(
-                source_ref=f"CHAOS-{town}",
-                opening_type=OpeningType.PRAKTIKUM,
-                title=f"Praktikum Lager {town}",
-                employer=f"Logistik {town}",
-                occupation_code="51311",
-                sector=Sector.LOGISTIK,
-                required_german_level=CefrLevel.A2,
-                location=OpeningLocation(municipality=town),
-                seats=500,
-            ),
-            producer="ba-jobsuche",
-        )
-        for town in ("Kassel", "Baunatal", "Hofgeismar")
-    ]
-
-
-def completions(registered: list[PersonRegistered]) -> list[CourseCompleted]:
-    return [
-        CourseCompleted.create(
-            CourseCompletedV1(
-                enrolment_id=uuid.uuid4(),
-                person_id=p.payload.person_id,
-                district_id="kassel",
-                course_id=uuid.uuid4(),
-                course_type=CourseType.INTEGRATIONSKURS,
-                target_level=CefrLevel.B1,
-                level_reached=CefrLevel.A2,
-                completed_on=date.today(),
-            ),
-            producer="courses",
-        )
-        for p in registered
-    ]
-
-
-class Harness:
-    """One stack for one scenario, with its own database server and namespace."""
+class Harness(FlowStack):
+    """A flow stack for one scenario, with retries long enough to outlast a kill."""
 
     def __init__(
         self,
@@ -166,112 +82,9 @@ class Harness:
         workdir: Path,
         extra_env: dict[str, str] | None = None,
     ) -> None:
+        env = {"LOTSE_RETRY_DELAYS_S": json.dumps(CHAOS_RETRY_DELAYS_S), **(extra_env or {})}
+        super().__init__(f"chaos-{name}", events, rabbit_url, workdir, env)
         self.name = name
-        self.n = events
-        self.rabbit_url = rabbit_url
-        self.namespace = f"chaos-{name}-{uuid.uuid4().hex[:6]}"
-        self.workdir = workdir / self.namespace
-        self.db_port = free_port()
-        self.db_proc = start_secantus(
-            self.db_port, self.workdir / "db", self.workdir / "secantusdb.log"
-        )
-        env = {
-            "LOTSE_RETRY_DELAYS_S": json.dumps(CHAOS_RETRY_DELAYS_S),
-            "LOTSE_LOG_LEVEL": "WARNING",
-            **(extra_env or {}),
-        }
-        self.stack = LocalStack(
-            StackConfig(
-                namespace=self.namespace,
-                ports={s: free_port() for s in SERVICES},
-                rabbit_url=rabbit_url,
-                mongo_url=f"mongodb://127.0.0.1:{self.db_port}/?replicaSet=secantus&retryWrites=false",
-                log_dir=self.workdir / "logs",
-                extra_env=env,
-            )
-        )
-        self.client: AsyncMongoClient[Document] = AsyncMongoClient(self.stack.mongo_url)
-        self.registered = people(events)
-        self.events = completions(self.registered)
-
-    def db(self, service: str) -> Any:
-        return self.client[f"{self.namespace}_{service}"]
-
-    async def start(self) -> None:
-        await asyncio.to_thread(self.stack.start)
-        async with PartnerPublisher(self.rabbit_url, self.namespace) as pub:
-            for event in [*openings(), *self.registered]:
-                await pub.publish(event)
-        await eventually(
-            self._everyone_known, timeout_s=120, what="people and openings known", every_s=0.5
-        )
-
-    async def _everyone_known(self) -> bool:
-        return (
-            await self.db("placement")["people"].count_documents({}) == self.n
-            and await self.db("placement")["openings"].count_documents({}) == 3
-            and await self.db("notifications")["recipients"].count_documents({}) == self.n
-        )
-
-    async def stream(
-        self, events: Sequence[Event], *, chunk: int = 100, pause_s: float = 0.05
-    ) -> None:
-        async with PartnerPublisher(self.rabbit_url, self.namespace) as pub:
-            for start in range(0, len(events), chunk):
-                for event in events[start : start + chunk]:
-                    await pub.publish(event)
-                await asyncio.sleep(pause_s)
-
-    async def counts(self) -> tuple[Counter[str], Counter[str]]:
-        sets = Counter[str]()
-        async for doc in self.db("placement")["suggestion_sets"].find(
-            {"trigger": "course_completed"}, {"cause_event_id": 1}
-        ):
-            sets[str(doc["cause_event_id"])] += 1
-        notes = Counter[str]()
-        async for doc in self.db("notifications")["notifications"].find(
-            {"kind": "suggestions_ready"}, {"correlation_id": 1}
-        ):
-            notes[str(doc["correlation_id"])] += 1
-        return sets, notes
-
-    async def measure(self, **extra: Any) -> Result:
-        sets, notes = await self.counts()
-        effects = lost = duplicates = 0
-        for event in self.events:
-            s, n = sets[str(event.event_id)], notes[str(event.correlation_id)]
-            if s == 1 and n == 1:
-                effects += 1
-            if s == 0 or n == 0:
-                lost += 1
-            duplicates += max(0, s - 1) + max(0, n - 1)
-        return Result(self.name, len(self.events), effects, lost, duplicates, extra)
-
-    def services_alive(self) -> bool:
-        return all(p.poll() is None for p in self.stack.procs.values())
-
-    async def close(self) -> None:
-        await asyncio.to_thread(self.stack.stop)
-        await self.client.close()
-        stop_secantus(self.db_proc)
-        await delete_namespace(self.rabbit_url, self.namespace)
-
-
-async def settle(h: Harness, timeout_s: float = 420, quiet_s: float = 90) -> None:
-    """Wait until every event has its effects, or nothing moved for ``quiet_s``."""
-    deadline = time.monotonic() + timeout_s
-    last, last_change = (-1, -1), time.monotonic()
-    while time.monotonic() < deadline:
-        sets, notes = await h.counts()
-        now = (sum(sets.values()), sum(notes.values()))
-        if now != last:
-            last, last_change = now, time.monotonic()
-        if now[0] >= h.n and now[1] >= h.n:
-            await asyncio.sleep(2)  # let late duplicates show, if there are any
-            return
-        if time.monotonic() - last_change > quiet_s:
-            return
-        await asyncio.sleep(1)
 
 
 # --- scenarios -----------------------------------------------------------------------
@@ -294,7 +107,7 @@ async def scenario_kill(h: Harness, rounds: int) -> Result:
     await h.stream(h.events)
     await chaos
     await settle(h)
-    return await h.measure(kills=kills)
+    return await measure(h, kills=kills)
 
 
 async def scenario_broker_restart(h: Harness, down_s: float) -> Result:
@@ -308,7 +121,7 @@ async def scenario_broker_restart(h: Harness, down_s: float) -> Result:
     await h.stream(h.events)  # all queued first; the restart hits them mid-processing
     await restart()
     await settle(h)
-    return await h.measure(services_alive=h.services_alive())
+    return await measure(h, services_alive=h.services_alive())
 
 
 def _rabbitmqctl(*args: str) -> None:
@@ -327,7 +140,7 @@ async def scenario_db_outage(h: Harness, down_s: float) -> Result:
     await chaos
     alive_after_outage = h.services_alive()
     await settle(h)
-    return await h.measure(services_alive=alive_after_outage and h.services_alive())
+    return await measure(h, services_alive=alive_after_outage and h.services_alive())
 
 
 async def scenario_poison(h: Harness) -> Result:
@@ -348,7 +161,7 @@ async def scenario_poison(h: Harness) -> Result:
     )
     dead = await desk.list("placement")
     await settle(h, quiet_s=10)
-    before = await h.measure()
+    before = await measure(h)
     # the fix: placement without the fault, then replay the dead letter
     await asyncio.to_thread(h.stack.stop_service, "placement")
     h.stack.config.extra_env["LOTSE_CHAOS_FAIL_EVENT_IDS"] = "[]"
@@ -356,7 +169,8 @@ async def scenario_poison(h: Harness) -> Result:
     await asyncio.to_thread(h.stack.wait_healthy, ("placement",), 60)
     replayed = await desk.replay("placement", str(poison.event_id))
     await settle(h)
-    return await h.measure(
+    return await measure(
+        h,
         dead_lettered=len(dead),
         attempts=dead[0].attempts if dead else 0,
         effects_before_replay=before.effects,
@@ -369,7 +183,7 @@ async def scenario_duplicates(h: Harness, copies: int) -> Result:
     random.shuffle(stream)
     await h.stream(stream)
     await settle(h)
-    return await h.measure(deliveries=len(stream))
+    return await measure(h, deliveries=len(stream))
 
 
 async def scenario_outbox_crash(h: Harness) -> Result:
@@ -400,7 +214,8 @@ async def scenario_outbox_crash(h: Harness) -> Result:
         await asyncio.to_thread(h.stack.wait_healthy, ("placement",), 60)
         await settle(h)
         counted = Counter(body["event_id"] for body in wire.bodies())
-    return await h.measure(
+    return await measure(
+        h,
         published_before_crash=held_on_wire,
         published=len(counted),
         published_twice=sum(1 for c in counted.values() if c > 1),
