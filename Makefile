@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := .tools/bin/uv
 PY := .venv/bin/python
 
-.PHONY: help demo up test chaos bench-outbox lint format clean rabbitmq
+.PHONY: help demo up test chaos bench bench-outbox lint format clean rabbitmq
 
 help:
 	@echo "make demo   start RabbitMQ if needed, a local database and SMTP sink, the four"
@@ -13,6 +13,7 @@ help:
 	@echo "make up     the same stack, kept running until Ctrl-C"
 	@echo "make test   the whole test suite against real RabbitMQ, SecantusDB and SMTP"
 	@echo "make chaos  kill, restart and poison things while 2,000 events flow; prints a summary"
+	@echo "make bench         main flow: throughput, latency, I/O floor, memory, scale-out, profile"
 	@echo "make bench-outbox  latency the transactional outbox adds per event"
 	@echo "make lint   ruff (lint + format check) and mypy"
 
@@ -38,6 +39,9 @@ test: .venv/.synced rabbitmq
 
 chaos: .venv/.synced rabbitmq
 	@$(PY) -m lotse_devstack chaos --events $${CHAOS_EVENTS:-2000}
+
+bench: .venv/.synced rabbitmq
+	@$(PY) -m bench.pipeline
 
 bench-outbox: .venv/.synced rabbitmq
 	@$(PY) -m bench.outbox_latency

@@ -164,7 +164,10 @@ class FlowStack:
             for event in [*openings(), *self.registered]:
                 await pub.publish(event)
         await eventually(
-            self._everyone_known, timeout_s=120, what="people and openings known", every_s=0.5
+            self._everyone_known,
+            timeout_s=120 + self.n / 50,
+            what="people and openings known",
+            every_s=0.5,
         )
 
     async def _everyone_known(self) -> bool:

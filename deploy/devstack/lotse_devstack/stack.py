@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,9 +84,9 @@ class LocalStack:
         self.smtp = (self.mail_sink.host, self.mail_sink.port)
 
     # --- services ---------------------------------------------------------------------
-    def service_env(self, service: str) -> dict[str, str]:
+    def service_env(self, service: str, port: int | None = None) -> dict[str, str]:
         assert self.smtp is not None
-        port = self.config.ports[service]
+        port = port or self.config.ports[service]
         return {
             **os.environ,
             "LOTSE_NAMESPACE": self.config.namespace,
@@ -99,23 +100,41 @@ class LocalStack:
             **self.config.extra_env,
         }
 
-    def start_service(self, service: str) -> None:
-        log = open(self.log_dir / f"{service}.log", "ab")  # noqa: SIM115
-        self.procs[service] = subprocess.Popen(
-            [sys.executable, "-m", f"lotse_{service}"],
-            env=self.service_env(service),
+    def start_service(
+        self, service: str, replica: int = 1, *, python_args: Sequence[str] = ()
+    ) -> str:
+        """Start a service process; replica 2, 3, ... competes on the same queues
+        under the name ``<service>-<replica>`` with a free HTTP port of its own.
+        ``python_args`` go before ``-m lotse_<service>`` (a profiler, say)."""
+        name = service if replica == 1 else f"{service}-{replica}"
+        if name not in self.config.ports:
+            self.config.ports[name] = free_port()
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, *python_args, "-m", f"lotse_{service}"],
+            env=self.service_env(service, self.config.ports[name]),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        return name
 
-    def stop_service(self, service: str, *, kill: bool = False) -> None:
+    def stop_service(
+        self,
+        service: str,
+        *,
+        kill: bool = False,
+        timeout_s: float = 30,
+        stop_signal: signal.Signals = signal.SIGTERM,
+    ) -> None:
+        """Stop gracefully (``stop_signal``; SIGINT lets a profiler wrapping the
+        process write its report) or, with ``kill``, at once."""
         proc = self.procs.pop(service, None)
         if proc is None or proc.poll() is not None:
             return
-        proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        proc.send_signal(signal.SIGKILL if kill else stop_signal)
         try:
-            proc.wait(timeout=30)
+            proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -151,8 +170,8 @@ class LocalStack:
         self.wait_healthy()
 
     def stop(self) -> None:
-        for service in reversed(SERVICES):
-            self.stop_service(service)
+        for name in reversed(list(self.procs)):
+            self.stop_service(name)
         if self.mail_sink is not None:
             self.mail_sink.stop()
         if self._mongo_proc is not None:

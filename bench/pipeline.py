@@ -1,0 +1,499 @@
+"""Where the time goes in the main flow: throughput, latency, the I/O floor, memory,
+scale-out and a profile, in one run on this machine.
+
+The flow: "course completed" published -> placement computes suggestions ->
+"suggestions ready" -> notifications stores the caseworker's inbox row (and
+e-mails it to the in-process SMTP sink, as in production). The whole stack runs
+as processes (:class:`lotse_devstack.flow.FlowStack`: the machine's RabbitMQ,
+its own SecantusDB), in these phases:
+
+1. floor      bare aio-pika + PyMongo on the same broker and database, no framework,
+              no validation: per event publish+consume the course-completed message,
+              insert one suggestions document, publish+consume one suggestions-ready
+              message, insert one notification document (quorum queues, persistent
+              messages, publisher confirms, prefetch 32, as the services use);
+2. throughput N events published as fast as confirms allow; events / (last inbox row
+              - first publish);
+3. latency    events offered at a fixed rate of half that throughput; publish ->
+              inbox row (the row's created_at, stamped in the same transaction);
+4. replicas   the same burst with one and with two placement processes on the same
+              queues, then a count of suggestion sets and notifications per event;
+5. profile    py-spy samples the busiest service (by CPU seconds in phase 2) and the
+              database server during one more burst.
+
+Writes bench/results/pipeline.json (and .png, and profile-*.txt), prints the JSON.
+A benchmark: it prints figures and fails on none of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import platform
+import pstats
+import shutil
+import signal
+import statistics
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+from pymongo import AsyncMongoClient
+
+from lotse_devstack.flow import FlowStack
+from lotse_devstack.stack import SERVICES
+from lotse_shared.contracts.envelope import Event
+
+N = int(os.environ.get("BENCH_N", "5000"))
+LATENCY_N = int(os.environ.get("BENCH_LATENCY_N", "1500"))
+BURST_N = int(os.environ.get("BENCH_BURST_N", "2000"))
+RABBIT_URL = os.environ.get("LOTSE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
+RESULTS = Path(__file__).parent / "results"
+PUBLISH_CONCURRENCY = 64
+PREFETCH = 32
+Document = dict[str, Any]
+
+
+# --- publishing, the same way for the floor and the stack ------------------------------
+
+
+class Publisher:
+    """Persistent, confirmed, mandatory publishing with a bound on the confirms in flight."""
+
+    def __init__(self, rabbit_url: str, exchange: str) -> None:
+        self.rabbit_url = rabbit_url
+        self.exchange_name = exchange
+        self.sent_at: dict[str, float] = {}  # message id -> wall clock at publish
+
+    async def __aenter__(self) -> Publisher:
+        self._connection = await aio_pika.connect(self.rabbit_url)
+        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._exchange = (
+            await channel.get_exchange(self.exchange_name)
+            if self.exchange_name
+            else channel.default_exchange
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._connection.close()
+
+    async def one(self, body: bytes, routing_key: str, message_id: str) -> None:
+        self.sent_at[message_id] = time.time()
+        await self._exchange.publish(
+            aio_pika.Message(
+                body,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                message_id=message_id,
+            ),
+            routing_key=routing_key,
+            mandatory=True,
+        )
+
+    async def burst(self, messages: Sequence[tuple[bytes, str, str]]) -> None:
+        """As fast as the broker confirms, at most PUBLISH_CONCURRENCY unconfirmed."""
+        gate = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+
+        async def send(message: tuple[bytes, str, str]) -> None:
+            async with gate:
+                await self.one(*message)
+
+        await asyncio.gather(*(send(m) for m in messages))
+
+    async def at_rate(self, messages: Sequence[tuple[bytes, str, str]], per_s: float) -> None:
+        """Message i leaves at start + i / per_s, whatever the confirms take."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        pending = []
+        for i, message in enumerate(messages):
+            delay = start + i / per_s - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            pending.append(asyncio.create_task(self.one(*message)))
+        await asyncio.gather(*pending)
+
+
+def wire(events: Sequence[Event]) -> list[tuple[bytes, str, str]]:
+    return [(e.to_wire(), e.ROUTING_KEY, str(e.event_id)) for e in events]
+
+
+# --- 1. the floor ------------------------------------------------------------------------
+
+
+async def floor(rabbit_url: str, mongo_url: str, events: Sequence[Event]) -> dict[str, Any]:
+    run = uuid.uuid4().hex[:6]
+    completed_q, ready_q = f"floor-{run}.completed", f"floor-{run}.ready"
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongo_url)
+    db = client[f"floor_{run}"]
+    connection = await aio_pika.connect(rabbit_url)
+    done = asyncio.Event()
+    stored = 0
+    try:
+        setup = await connection.channel()
+        for name in (completed_q, ready_q):
+            await setup.declare_queue(name, durable=True, arguments={"x-queue-type": "quorum"})
+        placement_ch = await connection.channel(publisher_confirms=True)
+        await placement_ch.set_qos(prefetch_count=PREFETCH)
+        notify_ch = await connection.channel()
+        await notify_ch.set_qos(prefetch_count=PREFETCH)
+
+        async def placement(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            cause = json.loads(message.body)
+            await db["suggestions"].insert_one(
+                {"cause": cause["event_id"], "person": cause["payload"]["person_id"]}
+            )
+            await placement_ch.default_exchange.publish(
+                aio_pika.Message(
+                    json.dumps({"cause": cause["event_id"]}).encode(),
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
+                routing_key=ready_q,
+            )
+            await message.ack()
+
+        async def notifications(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal stored
+            ready = json.loads(message.body)
+            await db["notifications"].insert_one({"cause": ready["cause"], "at": datetime.now(UTC)})
+            await message.ack()
+            stored += 1
+            if stored == len(events):
+                done.set()
+
+        await (await placement_ch.get_queue(completed_q)).consume(placement)
+        await (await notify_ch.get_queue(ready_q)).consume(notifications)
+        started = time.perf_counter()
+        async with Publisher(rabbit_url, "") as pub:
+            await pub.burst([(body, completed_q, mid) for body, _, mid in wire(events)])
+        await asyncio.wait_for(done.wait(), timeout=600)
+        elapsed = time.perf_counter() - started
+    finally:
+        for name in (completed_q, ready_q):
+            channel = await connection.channel()
+            await channel.queue_delete(name)
+        await connection.close()
+        await client.drop_database(f"floor_{run}")
+        await client.close()
+    return {"events": len(events), "seconds": round(elapsed, 2), "eps": len(events) / elapsed}
+
+
+# --- the stack ---------------------------------------------------------------------------
+
+
+class Probe:
+    """CPU seconds and peak RSS of the stack's processes, from /proc."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu_s(self) -> dict[str, float]:
+        found = {}
+        for name, pid in self.pids.items():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            found[name] = (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
+        return found
+
+    def peak_rss_mb(self) -> dict[str, float]:
+        found = {}
+        for name, pid in self.pids.items():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    found[name] = round(int(line.split()[1]) / 1024, 1)
+        return found
+
+
+async def inbox_times(h: FlowStack, events: Sequence[Event]) -> dict[str, datetime]:
+    """correlation id -> when its inbox row was created, for the events given."""
+    wanted = {str(e.correlation_id) for e in events}
+    found = {}
+    async for doc in h.db("notifications")["notifications"].find(
+        {"kind": "suggestions_ready"}, {"correlation_id": 1, "created_at": 1}
+    ):
+        if str(doc["correlation_id"]) in wanted:
+            found[str(doc["correlation_id"])] = doc["created_at"].replace(tzinfo=UTC)
+    return found
+
+
+async def until_stored(h: FlowStack, total: int, timeout_s: float) -> int:
+    """Wait until the inbox holds ``total`` rows (or give up); the rows there are."""
+    notes = h.db("notifications")["notifications"]
+    deadline = time.monotonic() + timeout_s
+    count = 0
+    while time.monotonic() < deadline:
+        count = await notes.count_documents({"kind": "suggestions_ready"})
+        if count >= total:
+            return count
+        await asyncio.sleep(1)
+    return count
+
+
+async def burst(h: FlowStack, events: Sequence[Event], stored_before: int) -> dict[str, Any]:
+    """Publish as fast as possible; events per second from first publish to last row."""
+    first = time.time()
+    async with Publisher(h.rabbit_url, f"{h.namespace}.events") as pub:
+        await pub.burst(wire(events))
+    await until_stored(h, stored_before + len(events), timeout_s=120 + len(events) / 5)
+    rows = await inbox_times(h, events)
+    last = max(rows.values()).timestamp() if rows else time.time()
+    return {
+        "events": len(events),
+        "completed": len(rows),
+        "seconds": round(last - first, 2),
+        "eps": len(rows) / (last - first),
+    }
+
+
+async def offered(
+    h: FlowStack, events: Sequence[Event], per_s: float, stored_before: int
+) -> tuple[list[float], list[float]]:
+    """At a fixed offered rate: ms from publish to the inbox row, and (to see which
+    half of the flow the time goes to) ms from publish to placement's suggestion set."""
+    async with Publisher(h.rabbit_url, f"{h.namespace}.events") as pub:
+        await pub.at_rate(wire(events), per_s)
+        sent = dict(pub.sent_at)
+    await until_stored(h, stored_before + len(events), timeout_s=120)
+    rows = await inbox_times(h, events)
+    by_corr = {str(e.correlation_id): str(e.event_id) for e in events}
+    to_inbox = sorted((at.timestamp() - sent[by_corr[corr]]) * 1000 for corr, at in rows.items())
+    to_suggestions = []
+    async for doc in h.db("placement")["suggestion_sets"].find(
+        {"cause_event_id": {"$in": list(sent)}}, {"cause_event_id": 1, "created_at": 1}
+    ):
+        at = doc["created_at"].replace(tzinfo=UTC).timestamp()
+        to_suggestions.append((at - sent[str(doc["cause_event_id"])]) * 1000)
+    return to_inbox, sorted(to_suggestions)
+
+
+def pct(samples: Sequence[float], p: float) -> float:
+    return round(samples[min(len(samples) - 1, int(len(samples) * p))], 1)
+
+
+async def profile(
+    h: FlowStack, service: str, events: Sequence[Event], stored_before: int
+) -> dict[str, Any]:
+    """During one burst: pyinstrument inside ``service`` (restarted under it), and the
+    database's own profiler (``system.profile``, every operation) on every service's
+    database. py-spy cannot read other processes' memory on these machines."""
+    stats_file = RESULTS / f"profile-{service}.pstats"
+    await asyncio.to_thread(h.stack.stop_service, service)
+    h.stack.start_service(
+        service, python_args=["-m", "pyinstrument", "-r", "pstats", "-o", str(stats_file)]
+    )
+    await asyncio.to_thread(h.stack.wait_healthy, (service,), 60)
+    for svc in SERVICES:
+        await h.db(svc).command({"profile": 2, "slowms": 0})
+    run = await burst(h, events, stored_before)
+    for svc in SERVICES:
+        await h.db(svc).command({"profile": 0})
+    # uvicorn re-raises SIGTERM after its shutdown, which would kill pyinstrument
+    # before it writes; SIGINT ends in a KeyboardInterrupt that pyinstrument handles
+    await asyncio.to_thread(
+        functools.partial(h.stack.stop_service, service, timeout_s=120, stop_signal=signal.SIGINT)
+    )
+    return {
+        "service": service,
+        "service_profile": summarise_pstats(service, stats_file),
+        "database_ops_per_event": await database_ops(h, run["completed"] or 1),
+        "profiled_burst_eps": round(run["eps"], 1),
+    }
+
+
+def summarise_pstats(service: str, stats_file: Path) -> dict[str, Any]:
+    """Where the service's event-loop thread spent its (wall-clock) time."""
+    if not stats_file.exists():
+        return {"error": f"pyinstrument wrote no {stats_file.name}"}
+    stats = pstats.Stats(str(stats_file))
+    entries = stats.stats  # type: ignore[attr-defined]
+    total = sum(tt for (_, _, tt, _, _) in entries.values()) or 1.0
+    own = sorted(entries.items(), key=lambda kv: -kv[1][2])
+    ours = sorted(
+        ((k, v) for k, v in entries.items() if "lotse_" in k[0]), key=lambda kv: -kv[1][3]
+    )
+
+    def name(key: tuple[str, int, str]) -> str:
+        path, line, func = key
+        return f"{func} ({'/'.join(Path(path).parts[-2:])}:{line})"
+
+    lines = [f"pyinstrument profile of {service} during one burst: {total:.1f} s sampled", ""]
+    lines.append("own time (where the event loop's thread was):")
+    lines += [f"  {v[2] / total:6.1%}  {name(k)}" for k, v in own[:25]]
+    lines += ["", "Lotse functions, cumulative (callees and awaited I/O included):"]
+    lines += [f"  {v[3] / total:6.1%}  {name(k)}" for k, v in ours[:25]]
+    text_file = stats_file.with_suffix(".txt")
+    text_file.write_text("\n".join(lines) + "\n")
+    stats_file.unlink()
+    return {
+        "file": str(text_file.relative_to(RESULTS.parent.parent)),
+        "top_own": [f"{v[2] / total:.1%} {name(k)}" for k, v in own[:8]],
+        "top_lotse": [f"{v[3] / total:.1%} {name(k)}" for k, v in ours[:8]],
+    }
+
+
+async def database_ops(h: FlowStack, events: int) -> dict[str, Any]:
+    """Operations per event on each service's database, by collection and kind, with
+    the milliseconds the server reported for them (queueing behind others included)."""
+    found: dict[str, Any] = {}
+    for svc in SERVICES:
+        shapes: Counter[str] = Counter()
+        millis: Counter[str] = Counter()
+        async for doc in h.db(svc)["system.profile"].find({}, {"op": 1, "ns": 1, "millis": 1}):
+            shape = f"{doc.get('op')} {str(doc.get('ns', '')).split('.', 1)[-1]}"
+            shapes[shape] += 1
+            millis[shape] += doc.get("millis", 0)
+        if not shapes:
+            continue
+        found[svc] = {
+            "ops_per_event": round(sum(shapes.values()) / events, 1),
+            "by_shape": {
+                shape: {
+                    "per_event": round(n / events, 2),
+                    "ms_per_event": round(millis[shape] / events, 2),
+                }
+                for shape, n in shapes.most_common(12)
+            },
+        }
+    return found
+
+
+async def duplicates(h: FlowStack, events: Sequence[Event]) -> dict[str, int]:
+    sets, notes = await h.counts()
+    return {
+        "events": len(events),
+        "without_effect": sum(
+            1 for e in events if not sets[str(e.event_id)] or not notes[str(e.correlation_id)]
+        ),
+        "processed_twice": sum(max(0, c - 1) for c in [*sets.values(), *notes.values()]),
+    }
+
+
+def draw(result: dict[str, Any], latencies: Sequence[float], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    bars = {
+        "floor\n(bare I/O)": result["floor_eps"],
+        "Lotse\nflow": result["throughput_eps"],
+        "placement\n×1": result["placement_replicas"]["1"],
+        "placement\n×2": result["placement_replicas"]["2"],
+    }
+    left.bar(list(bars), list(bars.values()), color=["#999", "#2a6f97", "#61a5c2", "#61a5c2"])
+    for i, v in enumerate(bars.values()):
+        left.text(i, v, f"{v:.0f}", ha="center", va="bottom")
+    left.set_ylabel("events per second")
+    left.set_title(f"Throughput (efficiency {result['efficiency']:.2f})")
+    ordered = sorted(latencies)
+    right.plot(ordered, [i / len(ordered) for i in range(len(ordered))], color="#2a6f97")
+    for key, style in (("p50", ":"), ("p95", "--"), ("p99", "-")):
+        value = result["latency_ms"][key]
+        right.axvline(value, linestyle=style, color="#c44", label=f"{key} {value:.0f} ms")
+    right.set_xscale("log")
+    right.set_xlabel("ms from 'course completed' published to inbox row")
+    right.set_ylabel("share of events")
+    right.set_title(f"Latency at {result['latency_ms']['offered_eps']:.0f} events/s offered")
+    right.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+async def main() -> dict[str, Any]:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    total = N + LATENCY_N + 3 * BURST_N
+    workdir = Path(tempfile.mkdtemp(prefix="lotse-bench-"))
+    h = FlowStack("bench", total, RABBIT_URL, workdir)
+    events = h.events
+    phases = {
+        "throughput": events[:N],
+        "latency": events[N : N + LATENCY_N],
+        "one_placement": events[N + LATENCY_N : N + LATENCY_N + BURST_N],
+        "two_placements": events[N + LATENCY_N + BURST_N : N + LATENCY_N + 2 * BURST_N],
+        "profile": events[N + LATENCY_N + 2 * BURST_N :],
+    }
+    try:
+        print(f"bench: floor, {N} events ...", flush=True)
+        floor_run = await floor(RABBIT_URL, h.stack.mongo_url, phases["throughput"])
+        print(f"bench: starting the stack and registering {total} people ...", flush=True)
+        await h.start()
+        assert h.db_proc is not None
+        probe = Probe({**{s: p.pid for s, p in h.stack.procs.items()}, "database": h.db_proc.pid})
+
+        print(f"bench: throughput, {N} events ...", flush=True)
+        cpu_before = probe.cpu_s()
+        run = await burst(h, phases["throughput"], 0)
+        cpu = {k: round(v - cpu_before[k], 1) for k, v in probe.cpu_s().items()}
+        stored = run["completed"]
+
+        rate = run["eps"] / 2
+        print(f"bench: latency, {LATENCY_N} events at {rate:.0f}/s ...", flush=True)
+        latencies, to_suggestions = await offered(h, phases["latency"], rate, stored)
+        stored += len(latencies)
+        rss = probe.peak_rss_mb()
+
+        print(f"bench: one placement process, {BURST_N} events ...", flush=True)
+        one = await burst(h, phases["one_placement"], stored)
+        stored += one["completed"]
+        second = h.stack.start_service("placement", replica=2)
+        await asyncio.to_thread(h.stack.wait_healthy, (second,), 60)
+        print(f"bench: two placement processes, {BURST_N} events ...", flush=True)
+        two = await burst(h, phases["two_placements"], stored)
+        stored += two["completed"]
+
+        busiest = max((s for s in cpu if s in SERVICES), key=lambda s: cpu[s])
+        print(f"bench: profiling {busiest} and the databases ...", flush=True)
+        profiles = await profile(h, busiest, phases["profile"], stored)
+        checked = await duplicates(h, events)
+    finally:
+        await h.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    result: dict[str, Any] = {
+        "throughput_eps": round(run["eps"], 1),
+        "latency_ms": {
+            "offered_eps": round(rate, 1),
+            "events": len(latencies),
+            "p50": pct(latencies, 0.50),
+            "p95": pct(latencies, 0.95),
+            "p99": pct(latencies, 0.99),
+            "max": round(max(latencies), 1),
+            "mean": round(statistics.fmean(latencies), 1),
+            "to_suggestions_p50": pct(to_suggestions, 0.50),
+            "to_suggestions_p99": pct(to_suggestions, 0.99),
+        },
+        "floor_eps": round(floor_run["eps"], 1),
+        "efficiency": round(run["eps"] / floor_run["eps"], 3),
+        "rss_mb": {s: v for s, v in rss.items() if s != "database"},
+        "placement_replicas": {"1": round(one["eps"], 1), "2": round(two["eps"], 1)},
+        "duplicates": checked,
+        "cpu_seconds_during_throughput": cpu,
+        "database_rss_mb": rss.get("database"),
+        "profile": profiles,
+        "runs": {"floor": floor_run, "throughput": run, "one": one, "two": two},
+        "setup": {
+            "events": N,
+            "database": "SecantusDB (MongoDB wire, Python, one process)",
+            "broker": "RabbitMQ on this machine, quorum queues",
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    }
+    draw(result, latencies, RESULTS / "pipeline.png")
+    return result
+
+
+if __name__ == "__main__":
+    outcome = asyncio.run(main())
+    (RESULTS / "pipeline.json").write_text(json.dumps(outcome, indent=2) + "\n")
+    print(json.dumps(outcome, indent=2))
