@@ -4,7 +4,8 @@ Fast path: the unit of work writes its outbox rows leased to this process for a
 few seconds and hands them to the relay after the commit; the relay publishes
 them from memory and marks them sent (one database round trip per batch).
 
-Recovery: every ``poll_s`` the relay also looks for rows whose lease ran out
+Recovery: every ``poll_s`` (not on every kick: under load that would be one
+more query per commit) the relay also looks for rows whose lease ran out
 (their process crashed, or publishing failed), leases a batch for itself (so
 replicas do not all publish it) and publishes it the same way.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +55,7 @@ class OutboxRelay:
         self.lease = timedelta(seconds=lease_s)
         self._limit = asyncio.Semaphore(concurrency)
         self._fresh: list[Document] = []
+        self._next_recovery = 0.0  # monotonic time of the next look for leftovers
         self.loop = Periodic("outbox-relay", poll_s, self._round)
         self.start = self.loop.start
         self.stop = self.loop.stop
@@ -64,13 +67,16 @@ class OutboxRelay:
         self.loop.kick()
 
     async def _round(self) -> bool:
-        """Publish what was just committed, then one batch of leftovers.
-
-        True if that batch was full (more may be waiting)."""
+        """Publish what was just committed, then, once per ``poll_s``, one batch of
+        leftovers. True if that batch was full (more may be waiting)."""
         while self._fresh:
             batch, self._fresh = self._fresh[: self.batch_size], self._fresh[self.batch_size :]
             await self._publish_and_mark(batch)
-        return await self.publish_pending() == self.batch_size
+        if time.monotonic() < self._next_recovery:
+            return False
+        full = await self.publish_pending() == self.batch_size
+        self._next_recovery = 0.0 if full else time.monotonic() + self.poll_s
+        return full
 
     async def publish_pending(self) -> int:
         """Lease, publish and mark one batch; returns how many were published."""
