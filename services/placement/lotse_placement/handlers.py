@@ -142,11 +142,15 @@ class PlacementHandlers:
             if person is None:
                 raise PersonNotYetKnown(str(person_id))
             reached = event.payload.level_reached
+            raised = None
             if person.course_level is None or reached.rank > person.course_level.rank:
-                person = person.model_copy(update={"course_level": reached})
-                await self.repo.update_course_level(tx, person)
+                raised = person.model_copy(update={"course_level": reached})
             await self.repo.mark_pending(
-                tx, "person", person_id, _marker("course_completed", event)
+                tx,
+                "person",
+                person_id,
+                _marker("course_completed", event),
+                course_level_of=raised,
             )
         await self.match_person(person_id)
 
@@ -247,15 +251,16 @@ class PlacementHandlers:
 
     async def _match_once(self, kind: str, doc_id: uuid.UUID) -> None:
         async with self.uow.transaction() as tx:
-            marker = await self.repo.pending_marker(kind, doc_id, tx.session)
-            if marker is None:
-                return
             if kind == "person":
-                person = await self.repo.candidate(doc_id, tx.session)
+                marker, person = await self.repo.pending_person(doc_id, tx.session)
+                if marker is None:
+                    return
                 if person is not None:
                     await self._suggest(tx, person, marker["trigger"], marker)
             else:
-                opening = await self.repo.get_opening(doc_id, tx.session)
+                marker, opening = await self.repo.pending_opening(doc_id, tx.session)
+                if marker is None:
+                    return
                 if opening is not None and opening.status is OpeningStatus.OPEN:
                     for person in await self.repo.candidates_for(opening, tx.session):
                         await self._suggest(tx, person, marker["trigger"], marker, only=opening)

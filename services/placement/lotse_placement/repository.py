@@ -65,13 +65,6 @@ class PlacementRepository:
         """Store if newer than what we hold (events can overtake each other)."""
         return await save_if_newer(self.people, _candidate_doc(person), tx.session)
 
-    async def update_course_level(self, tx: Transaction, person: Candidate) -> None:
-        await self.people.update_one(
-            {"_id": person.person_id},
-            {"$set": {"course_level": person.course_level, "german_rank": person.german_rank}},
-            session=tx.session,
-        )
-
     async def candidate(
         self, person_id: uuid.UUID, session: AsyncClientSession | None = None
     ) -> Candidate | None:
@@ -93,19 +86,38 @@ class PlacementRepository:
 
     # --- matching still to do (written with the change, cleared when matched) ---------
     async def mark_pending(
-        self, tx: Transaction, kind: str, doc_id: uuid.UUID, marker: Document
+        self,
+        tx: Transaction,
+        kind: str,
+        doc_id: uuid.UUID,
+        marker: Document,
+        *,
+        course_level_of: Candidate | None = None,
     ) -> None:
+        """Write the marker; with ``course_level_of``, that person's new course level in
+        the same round trip."""
         collection = self.people if kind == "person" else self.openings
-        await collection.update_one(
-            {"_id": doc_id}, {"$set": {"match_pending": marker}}, session=tx.session
-        )
+        changes: Document = {"match_pending": marker}
+        if course_level_of is not None:
+            changes |= {
+                "course_level": course_level_of.course_level,
+                "german_rank": course_level_of.german_rank,
+            }
+        await collection.update_one({"_id": doc_id}, {"$set": changes}, session=tx.session)
 
-    async def pending_marker(
-        self, kind: str, doc_id: uuid.UUID, session: AsyncClientSession
-    ) -> Document | None:
-        collection = self.people if kind == "person" else self.openings
-        doc = await collection.find_one({"_id": doc_id}, {"match_pending": 1}, session=session)
-        return doc.get("match_pending") if doc else None
+    async def pending_person(
+        self, person_id: uuid.UUID, session: AsyncClientSession
+    ) -> tuple[Document | None, Candidate | None]:
+        """The person's match marker and the person, in one read."""
+        doc = await self.people.find_one({"_id": person_id}, session=session)
+        return (doc.get("match_pending"), _candidate(doc)) if doc else (None, None)
+
+    async def pending_opening(
+        self, opening_id: uuid.UUID, session: AsyncClientSession
+    ) -> tuple[Document | None, Opening | None]:
+        """The opening's match marker and the opening, in one read."""
+        doc = await self.openings.find_one({"_id": opening_id}, session=session)
+        return (doc.get("match_pending"), _opening(doc)) if doc else (None, None)
 
     async def clear_pending(
         self, tx: Transaction, kind: str, doc_id: uuid.UUID, marker: Document
