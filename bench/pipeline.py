@@ -177,10 +177,11 @@ async def floor(rabbit_url: str, mongo_url: str, events: Sequence[Event]) -> dic
         await asyncio.wait_for(done.wait(), timeout=600)
         elapsed = time.perf_counter() - started
     finally:
-        for name in (completed_q, ready_q):
-            channel = await connection.channel()
-            await channel.queue_delete(name)
-        await connection.close()
+        await connection.close()  # consumers first, so deleting their queues cancels none
+        async with await aio_pika.connect(rabbit_url) as cleanup:
+            channel = await cleanup.channel()
+            for name in (completed_q, ready_q):
+                await channel.queue_delete(name)
         await client.drop_database(f"floor_{run}")
         await client.close()
     return {"events": len(events), "seconds": round(elapsed, 2), "eps": len(events) / elapsed}
