@@ -18,8 +18,10 @@ its own SecantusDB), in these phases:
               inbox row (the row's created_at, stamped in the same transaction);
 4. replicas   the same burst with one and with two placement processes on the same
               queues, then a count of suggestion sets and notifications per event;
-5. profile    py-spy samples the busiest service (by CPU seconds in phase 2) and the
-              database server during one more burst.
+5. profile    pyinstrument inside the busiest service (by CPU seconds in phase 2)
+              during one more burst (py-spy cannot attach to processes here);
+6. db ops     the database's own profiler counts operations per event and service
+              during a short burst (it slows the database, so it runs alone).
 
 Writes bench/results/pipeline.json (and .png, and profile-*.txt), prints the JSON.
 A benchmark: it prints figures and fails on none of them.
@@ -55,6 +57,7 @@ from lotse_shared.contracts.envelope import Event
 N = int(os.environ.get("BENCH_N", "5000"))
 LATENCY_N = int(os.environ.get("BENCH_LATENCY_N", "1500"))
 BURST_N = int(os.environ.get("BENCH_BURST_N", "2000"))
+OPS_N = int(os.environ.get("BENCH_OPS_N", "300"))
 RABBIT_URL = os.environ.get("LOTSE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
 RESULTS = Path(__file__).parent / "results"
 PUBLISH_CONCURRENCY = 64
@@ -282,31 +285,40 @@ def pct(samples: Sequence[float], p: float) -> float:
 async def profile(
     h: FlowStack, service: str, events: Sequence[Event], stored_before: int
 ) -> dict[str, Any]:
-    """During one burst: pyinstrument inside ``service`` (restarted under it), and the
-    database's own profiler (``system.profile``, every operation) on every service's
-    database. py-spy cannot read other processes' memory on these machines."""
+    """pyinstrument inside ``service`` (restarted under it) during one burst. py-spy
+    cannot read other processes' memory on these machines."""
     stats_file = RESULTS / f"profile-{service}.pstats"
     await asyncio.to_thread(h.stack.stop_service, service)
     h.stack.start_service(
         service, python_args=["-m", "pyinstrument", "-r", "pstats", "-o", str(stats_file)]
     )
     await asyncio.to_thread(h.stack.wait_healthy, (service,), 60)
-    for svc in SERVICES:
-        await h.db(svc).command({"profile": 2, "slowms": 0})
     run = await burst(h, events, stored_before)
-    for svc in SERVICES:
-        await h.db(svc).command({"profile": 0})
     # uvicorn re-raises SIGTERM after its shutdown, which would kill pyinstrument
     # before it writes; SIGINT ends in a KeyboardInterrupt that pyinstrument handles
     await asyncio.to_thread(
         functools.partial(h.stack.stop_service, service, timeout_s=120, stop_signal=signal.SIGINT)
     )
+    h.stack.start_service(service)
+    await asyncio.to_thread(h.stack.wait_healthy, (service,), 60)
     return {
         "service": service,
-        "service_profile": summarise_pstats(service, stats_file),
-        "database_ops_per_event": await database_ops(h, run["completed"] or 1),
-        "profiled_burst_eps": round(run["eps"], 1),
+        "burst_eps": round(run["eps"], 1),
+        **summarise_pstats(service, stats_file),
     }
+
+
+async def count_database_ops(
+    h: FlowStack, events: Sequence[Event], stored_before: int
+) -> dict[str, Any]:
+    """The database's own profiler (every operation into ``system.profile``) on every
+    service's database during one burst; it slows the burst down, so it runs alone."""
+    for svc in SERVICES:
+        await h.db(svc).command({"profile": 2, "slowms": 0})
+    run = await burst(h, events, stored_before)
+    for svc in SERVICES:
+        await h.db(svc).command({"profile": 0})
+    return await database_ops(h, run["completed"] or 1)
 
 
 def summarise_pstats(service: str, stats_file: Path) -> dict[str, Any]:
@@ -325,9 +337,17 @@ def summarise_pstats(service: str, stats_file: Path) -> dict[str, Any]:
         path, line, func = key
         return f"{func} ({'/'.join(Path(path).parts[-2:])}:{line})"
 
-    lines = [f"pyinstrument profile of {service} during one burst: {total:.1f} s sampled", ""]
-    lines.append("own time (where the event loop's thread was):")
-    lines += [f"  {v[2] / total:6.1%}  {name(k)}" for k, v in own[:25]]
+    waiting = ("epoll.poll", "select")  # the event loop with nothing to run
+    idle = sum(v[2] for k, v in entries.items() if k[2] in waiting)
+    busy = max(total - idle, 1e-9)
+    lines = [
+        f"pyinstrument profile of {service} during one burst: {total:.1f} s sampled,",
+        f"{idle / total:.0%} of it idle in epoll (waiting for the broker and the database)",
+        "",
+        "own time while busy (where the event loop's thread computed):",
+    ]
+    busy_own = [(k, v) for k, v in own if v[2] and k[2] not in waiting]
+    lines += [f"  {v[2] / busy:6.1%}  {name(k)}" for k, v in busy_own[:25]]
     lines += ["", "Lotse functions, cumulative (callees and awaited I/O included):"]
     lines += [f"  {v[3] / total:6.1%}  {name(k)}" for k, v in ours[:25]]
     text_file = stats_file.with_suffix(".txt")
@@ -335,7 +355,8 @@ def summarise_pstats(service: str, stats_file: Path) -> dict[str, Any]:
     stats_file.unlink()
     return {
         "file": str(text_file.relative_to(RESULTS.parent.parent)),
-        "top_own": [f"{v[2] / total:.1%} {name(k)}" for k, v in own[:8]],
+        "idle_share": round(idle / total, 3),
+        "top_own_while_busy": [f"{v[2] / busy:.1%} {name(k)}" for k, v in busy_own[:8]],
         "top_lotse": [f"{v[3] / total:.1%} {name(k)}" for k, v in ours[:8]],
     }
 
@@ -400,7 +421,7 @@ def draw(result: dict[str, Any], latencies: Sequence[float], path: Path) -> None
     for key, style in (("p50", ":"), ("p95", "--"), ("p99", "-")):
         value = result["latency_ms"][key]
         right.axvline(value, linestyle=style, color="#c44", label=f"{key} {value:.0f} ms")
-    right.set_xscale("log")
+    right.set_xlim(0, ordered[-1] * 1.05)
     right.set_xlabel("ms from 'course completed' published to inbox row")
     right.set_ylabel("share of events")
     right.set_title(f"Latency at {result['latency_ms']['offered_eps']:.0f} events/s offered")
@@ -411,7 +432,7 @@ def draw(result: dict[str, Any], latencies: Sequence[float], path: Path) -> None
 
 async def main() -> dict[str, Any]:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    total = N + LATENCY_N + 3 * BURST_N
+    total = N + LATENCY_N + 3 * BURST_N + OPS_N
     workdir = Path(tempfile.mkdtemp(prefix="lotse-bench-"))
     h = FlowStack("bench", total, RABBIT_URL, workdir)
     events = h.events
@@ -420,7 +441,8 @@ async def main() -> dict[str, Any]:
         "latency": events[N : N + LATENCY_N],
         "one_placement": events[N + LATENCY_N : N + LATENCY_N + BURST_N],
         "two_placements": events[N + LATENCY_N + BURST_N : N + LATENCY_N + 2 * BURST_N],
-        "profile": events[N + LATENCY_N + 2 * BURST_N :],
+        "profile": events[N + LATENCY_N + 2 * BURST_N : N + LATENCY_N + 3 * BURST_N],
+        "database_ops": events[N + LATENCY_N + 3 * BURST_N :],
     }
     try:
         print(f"bench: floor, {N} events ...", flush=True)
@@ -452,8 +474,11 @@ async def main() -> dict[str, Any]:
         stored += two["completed"]
 
         busiest = max((s for s in cpu if s in SERVICES), key=lambda s: cpu[s])
-        print(f"bench: profiling {busiest} and the databases ...", flush=True)
+        print(f"bench: profiling {busiest}, {BURST_N} events ...", flush=True)
         profiles = await profile(h, busiest, phases["profile"], stored)
+        stored += len(phases["profile"])
+        print(f"bench: counting database operations, {OPS_N} events ...", flush=True)
+        ops = await count_database_ops(h, phases["database_ops"], stored)
         checked = await duplicates(h, events)
     finally:
         await h.close()
@@ -480,6 +505,7 @@ async def main() -> dict[str, Any]:
         "cpu_seconds_during_throughput": cpu,
         "database_rss_mb": rss.get("database"),
         "profile": profiles,
+        "database_ops_per_event": ops,
         "runs": {"floor": floor_run, "throughput": run, "one": one, "two": two},
         "setup": {
             "events": N,
