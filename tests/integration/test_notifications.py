@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
 
 from lotse_devstack.mailsink import MailSink
 from lotse_notifications.bootstrap import Overrides, create_app
+from lotse_notifications.domain.model import BERLIN
 from lotse_shared.contracts.common import CefrLevel, ContactRole, Language, OpeningType
 from lotse_shared.contracts.courses import CourseDropped, CourseDroppedV1
 from lotse_shared.contracts.intake import Consent, PersonRegistered, ResponsibleContact
@@ -26,6 +29,23 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[MailSink]:
     monkeypatch.setenv("LOTSE_SMTP_PORT", str(sink.port))
     yield sink
     sink.stop()
+
+
+class Clock:
+    """The service's clock in these tests: starts on a Tuesday at 10:00 in Berlin."""
+
+    def __init__(self, now: datetime = datetime(2026, 11, 24, 10, 0, tzinfo=BERLIN)) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def office_app(clock: Clock | None = None, **overrides: Any) -> FastAPI:
+    return create_app(overrides=Overrides(clock=clock or Clock(), **overrides))
 
 
 def suggestions_for(person_id: uuid.UUID) -> SuggestionsReady:
@@ -62,7 +82,7 @@ async def inbox(http, recipient: str = CASEWORKER) -> list[dict]:
 async def test_suggestions_reach_inbox_and_mailbox(service_env, smtp, rabbit_url, namespace):
     person = PersonRegistered.create(snapshot(), producer="intake")
     event = suggestions_for(person.payload.person_id)
-    app = create_app()
+    app = office_app()
     async with EventTap(rabbit_url, namespace, "notifications.#") as tap, running(app) as http:
         await publish(rabbit_url, namespace, person, event, event)  # delivered twice
         delivered = (await tap.wait_for("notifications.notification.delivered.v1"))[0]
@@ -115,7 +135,7 @@ async def test_drop_out_tells_caseworker_and_mentor_in_their_language(
         ),
         producer="courses",
     )
-    app = create_app()
+    app = office_app()
     async with running(app) as http:
         await publish(rabbit_url, namespace, person, dropped)
         await eventually(lambda: _count(smtp, 2), what="two emails")
@@ -127,6 +147,16 @@ async def test_drop_out_tells_caseworker_and_mentor_in_their_language(
         assert english["language"] == "en"
 
 
+async def first_where(http, predicate, recipient: str = CASEWORKER) -> dict:
+    """The newest notification of a recipient, once it satisfies ``predicate``."""
+
+    async def probe() -> dict | None:
+        items = await inbox(http, recipient)
+        return items[0] if items and predicate(items[0]) else None
+
+    return await eventually(probe, what="the notification's state")
+
+
 async def _count(sink: MailSink, n: int) -> bool:
     return len(sink.mails) >= n
 
@@ -136,7 +166,7 @@ async def test_event_before_the_person_is_parked_then_delivered(
 ):
     person = PersonRegistered.create(snapshot(), producer="intake")
     event = suggestions_for(person.payload.person_id)
-    app = create_app()
+    app = office_app()
     async with running(app) as http:
         await publish(rabbit_url, namespace, event)
         await eventually(lambda: app.state.runtime.parking.count(), what="parked")
@@ -149,8 +179,8 @@ async def test_event_before_the_person_is_parked_then_delivered(
 async def test_temporary_smtp_failure_is_retried(service_env, smtp, rabbit_url, namespace):
     person = PersonRegistered.create(snapshot(), producer="intake")
     event = suggestions_for(person.payload.person_id)
-    clock = {"now": datetime.now(UTC)}
-    app = create_app(overrides=Overrides(clock=lambda: clock["now"]))
+    clock = Clock()
+    app = office_app(clock)
     smtp.reply_next("451 4.3.0 Mailbox busy, try later")
     async with running(app) as http:
         await publish(rabbit_url, namespace, person, event)
@@ -164,11 +194,19 @@ async def test_temporary_smtp_failure_is_retried(service_env, smtp, rabbit_url, 
         assert note["email_status"] == "pending"
         assert note["email_last_error"].startswith("451")
         assert smtp.mails == []
-        clock["now"] += timedelta(seconds=6)  # past the first retry delay
+        clock.advance(seconds=6)  # past the first retry delay
         app.state.delivery.kick()
         await eventually(lambda: _count(smtp, 1), what="the retried email")
-        note = (await inbox(http))[0]
-        assert (note["email_status"], note["email_attempts"]) == ("sent", 2)
+        note = await first_where(http, lambda n: n["email_status"] == "sent")
+        assert note["email_attempts"] == 2
+        log = (await http.get(f"/notifications/{note['notification_id']}/deliveries")).json()
+        assert [(a["channel"], a["result"]) for a in log] == [
+            ("inbox", "delivered"),
+            ("email", "temporary_failure"),
+            ("email", "sent"),
+        ]
+        assert log[1]["detail"].startswith("451")
+        assert log[1]["at"] < log[2]["at"]
 
 
 async def test_permanent_smtp_failure_is_recorded_and_inbox_keeps_it(
@@ -176,7 +214,7 @@ async def test_permanent_smtp_failure_is_recorded_and_inbox_keeps_it(
 ):
     person = PersonRegistered.create(snapshot(), producer="intake")
     event = suggestions_for(person.payload.person_id)
-    app = create_app()
+    app = office_app()
     smtp.reply_next("550 5.1.1 Mailbox unknown")
     async with running(app) as http:
         await publish(rabbit_url, namespace, person, event)
@@ -190,6 +228,14 @@ async def test_permanent_smtp_failure_is_recorded_and_inbox_keeps_it(
         assert note["email_attempts"] == 1
         assert note["email_last_error"].startswith("550")
         assert smtp.mails == []
+        log = (await http.get(f"/notifications/{note['notification_id']}/deliveries")).json()
+        assert [(a["channel"], a["result"]) for a in log] == [
+            ("inbox", "delivered"),
+            ("email", "failed"),
+        ]
+        assert log[1]["detail"].startswith("550")
+        app.state.delivery.kick()
+        assert await app.state.delivery.deliver_due() == 0  # never tried again
 
 
 async def test_no_email_without_consent(service_env, smtp, rabbit_url, namespace):
@@ -197,7 +243,7 @@ async def test_no_email_without_consent(service_env, smtp, rabbit_url, namespace
         snapshot(consent=Consent(matching=True, email_notifications=False)), producer="intake"
     )
     event = suggestions_for(person.payload.person_id)
-    app = create_app()
+    app = office_app()
     async with running(app) as http:
         await publish(rabbit_url, namespace, person, event)
         await applied(app, event)
