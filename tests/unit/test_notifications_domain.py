@@ -19,8 +19,8 @@ from lotse_notifications.domain.model import (
     next_attempt,
     next_digest,
 )
-from lotse_notifications.webhook import sign, verify
 from lotse_notifications.templates import Templates
+from lotse_notifications.webhook import sign, verify
 from lotse_shared.contracts.common import ContactRole, Language
 from lotse_shared.contracts.intake import ResponsibleContact
 
@@ -177,7 +177,8 @@ def test_every_kind_has_a_german_and_an_english_template() -> None:
 def test_webhook_signature_covers_timestamp_and_body() -> None:
     body = b'{"kind":"course_dropped"}'
     signature = sign("s3cret", 1764000000, body)
-    assert signature.startswith("sha256=") and len(signature) == 7 + 64
+    assert signature.startswith("sha256=")
+    assert len(signature) == 7 + 64
     assert verify("s3cret", "1764000000", body, signature)
     assert not verify("s3cret", "1764000001", body, signature)
     assert not verify("s3cret", "1764000000", body + b" ", signature)
