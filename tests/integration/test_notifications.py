@@ -154,7 +154,9 @@ async def first_where(http, predicate, recipient: str = CASEWORKER) -> dict:
         items = await inbox(http, recipient)
         return items[0] if items and predicate(items[0]) else None
 
-    return await eventually(probe, what="the notification's state")
+    found = await eventually(probe, what="the notification's state")
+    assert found is not None
+    return found
 
 
 async def _count(sink: MailSink, n: int) -> bool:

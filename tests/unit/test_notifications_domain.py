@@ -74,8 +74,8 @@ def test_important_alerts_escalate_and_only_critical_ones_bypass_an_opt_out() ->
     assert prefs.wants(Channel.WEBHOOK, Priority.NORMAL)
 
 
-def berlin(*args: int) -> datetime:
-    return datetime(*args, tzinfo=BERLIN)  # type: ignore[misc]
+def berlin(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=BERLIN)
 
 
 def test_office_hours_in_berlin() -> None:
