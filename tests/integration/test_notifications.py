@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 
 from lotse_devstack.mailsink import MailSink
+from lotse_devstack.ports import free_port
 from lotse_notifications.bootstrap import Overrides, create_app
 from lotse_notifications.domain.model import BERLIN
+from lotse_notifications.webhook import verify
 from lotse_shared.contracts.common import CefrLevel, ContactRole, Language, OpeningType
 from lotse_shared.contracts.courses import (
     AttendanceRecorded,
@@ -568,3 +573,77 @@ async def test_archive_moves_a_notification_out_of_the_inbox(
         assert (await http.get("/notifications", params={"recipient": "not-an-address"})).json()[
             "detail"
         ][0]["loc"] == ["query", "recipient"]
+
+
+class PartnerTool:
+    """A partner's webhook receiver: answers with scripted statuses, keeps what came."""
+
+    def __init__(self, *statuses: int) -> None:
+        self.statuses = list(statuses)
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        tool = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = tool.statuses.pop(0) if tool.statuses else 200
+                if status == 200:
+                    tool.received.append((dict(self.headers), body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/lotse"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def test_signed_webhook_retries_a_5xx_and_gives_up_on_a_4xx(
+    service_env, smtp, rabbit_url, namespace, monkeypatch
+):
+    tool = PartnerTool(503, 200, 400)
+    monkeypatch.setenv("LOTSE_WEBHOOK_URL", tool.url)
+    monkeypatch.setenv("LOTSE_WEBHOOK_SECRET", "partner-secret")
+    snap = snapshot()
+    person = PersonRegistered.create(snap, producer="intake")
+    first, second = suggestions_for(snap.person_id), suggestions_for(snap.person_id)
+    clock = Clock()
+    app = office_app(clock)
+    try:
+        async with running(app) as http:
+            await publish(rabbit_url, namespace, person, first)
+            note = await first_where(http, lambda n: n["webhook_attempts"] == 1)
+            assert note["webhook_status"] == "pending"
+            assert note["webhook_last_error"].startswith("HTTP 503")
+            clock.advance(seconds=6)
+            await app.state.delivery.deliver_due()
+            note = await first_where(http, lambda n: n["webhook_status"] == "sent")
+            [(headers, body)] = tool.received
+            assert verify(
+                "partner-secret",
+                headers["X-Lotse-Timestamp"],
+                body,
+                headers["X-Lotse-Signature"],
+            )
+            sent = json.loads(body)
+            assert sent["notification_id"] == note["notification_id"]
+            assert sent["kind"] == "suggestions_ready"
+            assert "Amal" not in body.decode()  # identifiers, no names
+            assert "petra" not in body.decode().lower()
+
+            await publish(rabbit_url, namespace, second)
+            await applied(app, second)
+            note = await first_where(http, lambda n: n["webhook_status"] == "failed")
+            assert note["webhook_last_error"].startswith("HTTP 400")
+            assert note["email_status"] in ("pending", "sent")  # one channel failing is alone
+            log = (await http.get(f"/notifications/{note['notification_id']}/deliveries")).json()
+            assert ("webhook", "failed") in [(a["channel"], a["result"]) for a in log]
+    finally:
+        tool.close()
