@@ -50,6 +50,8 @@ SUBSCRIBES = {
         "intake.person.registered.v1",
         "intake.person.updated.v1",
         "placement.suggestions.ready.v1",
+        "courses.enrolment.created.v1",
+        "courses.attendance.recorded.v1",
         "courses.course.completed.v1",
         "courses.course.dropped.v1",
     },

@@ -86,6 +86,9 @@ def test_office_hours_in_berlin() -> None:
     assert office.next_open(berlin(2026, 11, 24, 22, 0)) == berlin(2026, 11, 25, 8, 0)
     assert office.next_open(berlin(2026, 11, 25, 6, 30)) == berlin(2026, 11, 25, 8, 0)
     assert office.next_open(berlin(2026, 11, 27, 18, 0)) == berlin(2026, 11, 30, 8, 0)
+    assert OfficeHours(quiet=False).next_open(berlin(2026, 11, 24, 22, 0)) == berlin(
+        2026, 11, 24, 22, 0
+    )
     # summer time: 08:00 in Berlin is 06:00 UTC
     assert office.next_open(berlin(2026, 7, 1, 5, 0)).astimezone(UTC).hour == 6
 

@@ -56,7 +56,11 @@ def create_app(
         if settings.webhook_url
         else None
     )
-    office = OfficeHours(start=settings.office_hours_start, end=settings.office_hours_end)
+    office = OfficeHours(
+        start=settings.office_hours_start,
+        end=settings.office_hours_end,
+        quiet=settings.quiet_hours,
+    )
     timing = Timing(
         office_hours=office,
         digest_at=settings.digest_at,

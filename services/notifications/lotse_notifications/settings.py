@@ -31,6 +31,10 @@ class NotificationsSettings(ServiceSettings):
     office_hours_end: time = Field(
         default=time(18, 0), description="Email waits from (Europe/Berlin) to the next office day."
     )
+    quiet_hours: bool = Field(
+        default=True,
+        description="Email waits for office hours; false sends at once (demo, benchmark).",
+    )
     digest_at: time = Field(
         default=time(16, 0), description="Daily digest email of low-priority items (Berlin)."
     )
