@@ -246,11 +246,7 @@ class NotificationsHandlers:
                 else None
             ),
         )
-        log_lines = [
-            Attempt(
-                notification_id=n.notification_id, channel=Channel.INBOX, at=now, result="delivered"
-            )
-        ]
+        log_lines = [Attempt(channel=Channel.INBOX, at=now, result="delivered")]
         self._plan_email(n, recipients, prefs, now)
         self._plan_webhook(n, prefs, now)
         for channel in (Channel.EMAIL, Channel.WEBHOOK):
@@ -258,16 +254,9 @@ class NotificationsHandlers:
             if status in (DeliveryStatus.OPTED_OUT, DeliveryStatus.SKIPPED, DeliveryStatus.DIGEST):
                 if channel is Channel.WEBHOOK and not self.webhook_enabled:
                     continue
-                log_lines.append(
-                    Attempt(
-                        notification_id=n.notification_id,
-                        channel=channel,
-                        at=now,
-                        result=status.value,
-                    )
-                )
+                log_lines.append(Attempt(channel=channel, at=now, result=status.value))
+        n.deliveries = log_lines
         await self.repo.add(tx, [n])
-        await self.repo.log(log_lines, tx.session)
         return n
 
     def _plan_email(
@@ -370,8 +359,7 @@ class NotificationsHandlers:
         return n
 
     async def delivery_log(self, notification_id: uuid.UUID) -> list[Attempt]:
-        await self.get(notification_id)
-        return await self.repo.delivery_log(notification_id)
+        return (await self.get(notification_id)).deliveries
 
 
 Send = Callable[[Notification, datetime], Awaitable[None]]
@@ -473,7 +461,6 @@ class ChannelDelivery:
 
     def _attempt(self, n: Notification, result: str, detail: str | None = None) -> Attempt:
         return Attempt(
-            notification_id=n.notification_id,
             channel=self.channel,
             at=self.clock(),
             result=result,
@@ -516,13 +503,8 @@ class DigestDelivery:
         ids = [n.notification_id for n in items]
         attempts = max(n.email_attempts for n in items) + 1
 
-        def log_lines(result: str, detail: str | None = None) -> list[Attempt]:
-            return [
-                Attempt(
-                    notification_id=i, channel=Channel.EMAIL, at=now, result=result, detail=detail
-                )
-                for i in ids
-            ]
+        def log_line(result: str, detail: str | None = None) -> Attempt:
+            return Attempt(channel=Channel.EMAIL, at=now, result=result, detail=detail)
 
         try:
             await self.sender.send(
@@ -550,7 +532,7 @@ class DigestDelivery:
                         else self.office_hours.next_open(next_attempt(attempts, now))
                     ),
                 },
-                log_lines("failed" if give_up else "temporary_failure", str(exc)[:500]),
+                log_line("failed" if give_up else "temporary_failure", str(exc)[:500]),
             )
             return
         except PermanentDeliveryError as exc:
@@ -562,7 +544,7 @@ class DigestDelivery:
                     "email_status": DeliveryStatus.FAILED.value,
                     "email_next_attempt_at": None,
                 },
-                log_lines("failed", str(exc)[:500]),
+                log_line("failed", str(exc)[:500]),
             )
             return
         await self.repo.release_digest(
@@ -574,7 +556,7 @@ class DigestDelivery:
                 "email_last_error": None,
                 "email_next_attempt_at": None,
             },
-            log_lines("sent", f"daily digest of {len(ids)}"),
+            log_line("sent", f"daily digest of {len(ids)}"),
         )
 
 

@@ -29,7 +29,6 @@ class NotificationsRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.recipients = db["recipients"]
         self.notifications = db["notifications"]
-        self.attempts = db["delivery_attempts"]
         self.preferences = db["preferences"]
         self.attendance = db["attendance"]
 
@@ -61,7 +60,6 @@ class NotificationsRepository:
                 IndexModel([("cause_event_id", 1), ("kind", 1)], name="by_cause"),
             ]
         )
-        await self.attempts.create_indexes([IndexModel([("notification_id", 1), ("at", 1)])])
 
     # --- recipients -----------------------------------------------------------------
     async def save_recipients(self, tx: Transaction, r: Recipients) -> bool:
@@ -199,34 +197,17 @@ class NotificationsRepository:
         changes: Document,
         attempts: list[Attempt],
     ) -> None:
-        session = tx.session if tx else None
+        """Change a channel's state and add its attempts to the log, in one write."""
         await self.notifications.update_one(
-            {"_id": notification_id}, {"$set": changes}, session=session
+            {"_id": notification_id},
+            {"$set": changes, "$push": {"deliveries": {"$each": _attempts(attempts)}}},
+            session=tx.session if tx else None,
         )
-        await self.log(attempts, session)
 
     async def record_email(
         self, tx: Transaction | None, notification_id: uuid.UUID, changes: Document
     ) -> None:
         await self.record_delivery(tx, notification_id, changes, [])
-
-    async def log(self, attempts: list[Attempt], session: AsyncClientSession | None) -> None:
-        if attempts:
-            await self.attempts.insert_many(
-                [
-                    {
-                        **a.model_dump(mode="json", exclude={"at", "notification_id"}),
-                        "notification_id": a.notification_id,
-                        "at": a.at,
-                    }
-                    for a in attempts
-                ],
-                session=session,
-            )
-
-    async def delivery_log(self, notification_id: uuid.UUID) -> list[Attempt]:
-        cursor = self.attempts.find({"notification_id": notification_id}).sort("at", 1)
-        return [Attempt.model_validate(d) async for d in cursor]
 
     # --- digest ----------------------------------------------------------------------------
     async def claim_digest(self, now: datetime, lease: str, until: datetime) -> list[Notification]:
@@ -244,12 +225,16 @@ class NotificationsRepository:
         return [_notification(d) async for d in cursor]
 
     async def release_digest(
-        self, ids: list[uuid.UUID], changes: Document, attempts: list[Attempt]
+        self, ids: list[uuid.UUID], changes: Document, attempt: Attempt
     ) -> None:
         await self.notifications.update_many(
-            {"_id": {"$in": ids}}, {"$set": changes, "$unset": {"email_lease": ""}}
+            {"_id": {"$in": ids}},
+            {
+                "$set": changes,
+                "$unset": {"email_lease": ""},
+                "$push": {"deliveries": _attempts([attempt])[0]},
+            },
         )
-        await self.log(attempts, None)
 
     # --- escalation ------------------------------------------------------------------------
     async def due_escalations(self, now: datetime, limit: int) -> list[Notification]:
@@ -358,6 +343,10 @@ _DATES = (
     "webhook_next_attempt_at",
     "webhook_sent_at",
 )
+
+
+def _attempts(attempts: list[Attempt]) -> list[Document]:
+    return [{**a.model_dump(mode="json"), "at": a.at} for a in attempts]
 
 
 def _notification(doc: Document) -> Notification:

@@ -159,6 +159,15 @@ class Preferences(BaseModel):
         return channel not in self.opted_out
 
 
+class Attempt(BaseModel):
+    """One line of a notification's delivery log (kept on the notification itself)."""
+
+    channel: Channel
+    at: datetime
+    result: str  # delivered | sent | temporary_failure | failed | opted_out | skipped | digest
+    detail: str | None = None
+
+
 class Notification(BaseModel):
     notification_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     person_id: uuid.UUID
@@ -190,16 +199,7 @@ class Notification(BaseModel):
     webhook_next_attempt_at: datetime | None = None
     webhook_sent_at: datetime | None = None
     webhook_last_error: str | None = None
-
-
-class Attempt(BaseModel):
-    """One line of a notification's delivery log."""
-
-    notification_id: uuid.UUID
-    channel: Channel
-    at: datetime
-    result: str  # delivered | sent | temporary_failure | failed | opted_out | skipped | ...
-    detail: str | None = None
+    deliveries: list[Attempt] = Field(default_factory=list)  # the delivery log, oldest first
 
 
 RETRY_DELAYS = (
