@@ -19,6 +19,7 @@ from lotse_notifications.domain.model import (
     next_attempt,
     next_digest,
 )
+from lotse_notifications.handlers import inbox_link
 from lotse_notifications.templates import Templates
 from lotse_notifications.webhook import sign, verify
 from lotse_shared.contracts.common import ContactRole, Language
@@ -186,3 +187,9 @@ def test_webhook_signature_covers_timestamp_and_body() -> None:
     assert not verify("s3cret", "1764000001", body, signature)
     assert not verify("s3cret", "1764000000", body + b" ", signature)
     assert not verify("other", "1764000000", body, signature)
+
+
+def test_inbox_link_keeps_a_plus_address_intact() -> None:
+    assert inbox_link("http://h/inbox", "petra+lotse@lk.example") == (
+        "http://h/inbox?recipient=petra%2Blotse@lk.example"
+    )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from itertools import groupby
 from typing import Any
+from urllib.parse import urlencode
 
 from lotse_shared.background import Periodic
 from lotse_shared.contracts.common import ContactRole
@@ -62,6 +63,10 @@ log = logging.getLogger("lotse.notifications")
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def inbox_link(inbox_url: str, address: str) -> str:
+    return f"{inbox_url}?{urlencode({'recipient': address}, safe='@')}"
 
 
 @dataclass
@@ -220,7 +225,7 @@ class NotificationsHandlers:
             **facts,
             "person": recipients.display_name,
             "recipient": contact.name,
-            "inbox_url": f"{self.inbox_url}?recipient={contact.email}",
+            "inbox_url": inbox_link(self.inbox_url, contact.email),
         }
         subject, body = self.templates.render(kind, contact.language, all_facts, "inbox")
         _, email_body = self.templates.render(kind, contact.language, all_facts, "email")
@@ -497,7 +502,7 @@ class DigestDelivery:
             {
                 "recipient": first.recipient_name,
                 "items": [{"subject": n.subject, "kind": n.kind.value} for n in items],
-                "inbox_url": f"{self.inbox_url}?recipient={address}",
+                "inbox_url": inbox_link(self.inbox_url, address),
             },
         )
         ids = [n.notification_id for n in items]

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel, EmailStr, Field
 
 from lotse_notifications.domain.model import BERLIN, Attempt, Channel, Notification, Preferences
-from lotse_notifications.handlers import NotificationsHandlers
+from lotse_notifications.handlers import NotificationsHandlers, inbox_link
 from lotse_notifications.live import InboxChanges
 from lotse_notifications.templates import Templates
 
@@ -128,12 +128,12 @@ def make_browser_router(
     @router.post("/{notification_id}/read", summary="Mark read from the page, then back to it")
     async def page_read(notification_id: uuid.UUID) -> RedirectResponse:
         n = await h.mark_read(notification_id)
-        return RedirectResponse(f"/inbox?recipient={n.recipient_email}", status_code=303)
+        return RedirectResponse(inbox_link("/inbox", n.recipient_email), status_code=303)
 
     @router.post("/{notification_id}/archive", summary="Archive from the page, then back to it")
     async def page_archive(notification_id: uuid.UUID) -> RedirectResponse:
         n = await h.archive(notification_id)
-        return RedirectResponse(f"/inbox?recipient={n.recipient_email}", status_code=303)
+        return RedirectResponse(inbox_link("/inbox", n.recipient_email), status_code=303)
 
     @router.get(
         "/events",
