@@ -647,3 +647,21 @@ async def test_signed_webhook_retries_a_5xx_and_gives_up_on_a_4xx(
             assert ("webhook", "failed") in [(a["channel"], a["result"]) for a in log]
     finally:
         tool.close()
+
+
+async def test_a_district_override_from_settings_changes_who_is_told(
+    service_env, smtp, rabbit_url, namespace, monkeypatch
+):
+    monkeypatch.setenv(
+        "LOTSE_ROUTING_OVERRIDES", '{"kassel": {"suggestions_ready": ["caseworker", "mentor"]}}'
+    )
+    person = PersonRegistered.create(snapshot(), producer="intake")
+    event = suggestions_for(person.payload.person_id)
+    app = office_app()
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, person, event)
+        await applied(app, event)
+        assert len(await inbox(http)) == 1
+        [mentor] = await inbox(http, "j.becker@paten.example")
+        assert mentor["kind"] == "suggestions_ready"
+        assert mentor["recipient_role"] == "mentor"

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from itertools import groupby
+from time import monotonic
 from typing import Any
 from urllib.parse import urlencode
 
@@ -567,7 +568,9 @@ class DigestDelivery:
 
 @dataclass
 class Dispatcher:
-    """The one background loop: channels, digest and escalation, every ``poll_s`` or kicked."""
+    """The one background loop: channels every ``poll_s`` or when kicked; digest and
+    escalation, which are due by the clock and not by a new notification, every ``poll_s``
+    only (a burst of kicks would otherwise add a write per notification)."""
 
     email: ChannelDelivery
     digest: DigestDelivery
@@ -576,6 +579,7 @@ class Dispatcher:
     poll_s: float = 1.0
     webhook_sender: WebhookSender | None = None
     loop: Periodic = field(init=False)
+    _timed_at: float = field(init=False, default=float("-inf"))
 
     def __post_init__(self) -> None:
         self.loop = Periodic("notifications-dispatch", self.poll_s, self._round)
@@ -600,6 +604,8 @@ class Dispatcher:
 
     async def _round(self) -> bool:
         busy = await self.deliver_due()
-        await self.digest.send_due()
-        await self.escalation()
+        if monotonic() - self._timed_at >= self.poll_s:
+            self._timed_at = monotonic()
+            await self.digest.send_due()
+            await self.escalation()
         return busy > 0
