@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, time, timedelta
+from typing import cast
 
 from lotse_notifications.domain.model import (
     BERLIN,
@@ -19,7 +20,7 @@ from lotse_notifications.domain.model import (
     next_attempt,
     next_digest,
 )
-from lotse_notifications.handlers import inbox_link
+from lotse_notifications.handlers import ChannelDelivery, DigestDelivery, Dispatcher, inbox_link
 from lotse_notifications.templates import Templates
 from lotse_notifications.webhook import sign, verify
 from lotse_shared.contracts.common import ContactRole, Language
@@ -193,3 +194,31 @@ def test_inbox_link_keeps_a_plus_address_intact() -> None:
     assert inbox_link("http://h/inbox", "petra+lotse@lk.example") == (
         "http://h/inbox?recipient=petra%2Blotse@lk.example"
     )
+
+
+async def test_a_burst_of_kicks_checks_digest_and_escalation_once_per_poll_interval() -> None:
+    calls = {"deliver": 0, "digest": 0, "escalate": 0}
+
+    class Fake:
+        async def deliver_due(self) -> int:
+            calls["deliver"] += 1
+            return 0
+
+        async def send_due(self) -> int:
+            calls["digest"] += 1
+            return 0
+
+    async def escalate() -> int:
+        calls["escalate"] += 1
+        return 0
+
+    fake = Fake()
+    dispatcher = Dispatcher(
+        email=cast(ChannelDelivery, fake),
+        digest=cast(DigestDelivery, fake),
+        escalation=escalate,
+        poll_s=60,
+    )
+    for _ in range(5):
+        await dispatcher._round()
+    assert calls == {"deliver": 5, "digest": 1, "escalate": 1}
