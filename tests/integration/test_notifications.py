@@ -665,3 +665,22 @@ async def test_a_district_override_from_settings_changes_who_is_told(
         [mentor] = await inbox(http, "j.becker@paten.example")
         assert mentor["kind"] == "suggestions_ready"
         assert mentor["recipient_role"] == "mentor"
+
+
+async def test_inbox_events_stream_says_unread_and_newest_then_ends_for_a_reconnect(
+    service_env, smtp, rabbit_url, namespace
+):
+    person = PersonRegistered.create(snapshot(), producer="intake")
+    event = suggestions_for(person.payload.person_id)
+    app = office_app()
+    app.state.changes.stream_s = 0.5
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, person, event)
+        await applied(app, event)
+        r = await http.get("/inbox/events", params={"recipient": CASEWORKER})
+        assert r.headers["content-type"].startswith("text/event-stream")
+        assert r.text.startswith("retry: 2000\n\n")
+        assert "event: inbox\ndata: 1|2026-11-24T09:00:00+00:00\n\n" in r.text
+        page = await http.get("/inbox", params={"recipient": CASEWORKER})
+        assert '"1|2026-11-24T09:00:00+00:00"' in page.text  # what the page compares with
+        assert 'name="viewport"' in page.text

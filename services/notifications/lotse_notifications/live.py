@@ -12,8 +12,11 @@ import contextlib
 
 
 class InboxChanges:
-    def __init__(self, poll_s: float = 2.0) -> None:
+    def __init__(self, poll_s: float = 2.0, stream_s: float = 15.0) -> None:
         self.poll_s = poll_s
+        # A stream ends after this long and the browser reconnects (EventSource does so by
+        # itself): uvicorn waits for open responses when it stops, at most 20 s.
+        self.stream_s = stream_s
         self._changed = asyncio.Event()
 
     def changed(self) -> None:

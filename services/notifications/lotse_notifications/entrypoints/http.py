@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from time import monotonic
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -143,8 +144,9 @@ def make_browser_router(
         async def stream() -> AsyncIterator[str]:
             last = None
             idle = 0
+            ends = monotonic() + changes.stream_s
             yield "retry: 2000\n\n"
-            while True:
+            while monotonic() < ends:
                 now = await state(recipient)
                 if now != last:
                     yield f"event: inbox\ndata: {now}\n\n"
