@@ -24,7 +24,10 @@ PUBLISHES = {
         "placement.opening.closed.v1",
         "placement.suggestions.ready.v1",
     },
-    "notifications": {"notifications.notification.delivered.v1"},
+    "notifications": {
+        "notifications.notification.delivered.v1",
+        "notifications.notification.failed.v1",
+    },
 }
 
 

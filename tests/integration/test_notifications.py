@@ -235,8 +235,12 @@ async def test_permanent_smtp_failure_is_recorded_and_inbox_keeps_it(
     event = suggestions_for(person.payload.person_id)
     app = office_app()
     smtp.reply_next("550 5.1.1 Mailbox unknown")
-    async with running(app) as http:
+    async with EventTap(rabbit_url, namespace, "notifications.#") as tap, running(app) as http:
         await publish(rabbit_url, namespace, person, event)
+        [told] = await tap.wait_for("notifications.notification.failed.v1")
+        assert told["payload"]["channel"] == "email"
+        assert told["payload"]["attempts"] == 1
+        assert told["payload"]["error"].startswith("550 5.1.1")
 
         async def failed() -> bool:
             items = await inbox(http)

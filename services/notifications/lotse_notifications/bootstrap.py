@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 
-from lotse_shared.contracts.notifications import NotificationDelivered
+from lotse_shared.contracts.notifications import NotificationDelivered, NotificationFailed
 from lotse_shared.http import create_http_app
 from lotse_shared.service import build_runtime, document_publications, run_lifespan
 
@@ -150,7 +150,7 @@ def create_app(
     handlers.on_change = on_change
     register_subscriptions(rt.subscriptions, handlers)
     rt.parking.attach(rt.subscriptions.dispatch)
-    document_publications(rt, [NotificationDelivered])
+    document_publications(rt, [NotificationDelivered, NotificationFailed])
     app = create_http_app(
         rt,
         title="Lotse notifications",

@@ -29,7 +29,12 @@ from lotse_shared.contracts.courses import (
 )
 from lotse_shared.contracts.envelope import Event
 from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated, ResponsibleContact
-from lotse_shared.contracts.notifications import NotificationDelivered, NotificationDeliveredV1
+from lotse_shared.contracts.notifications import (
+    NotificationDelivered,
+    NotificationDeliveredV1,
+    NotificationFailed,
+    NotificationFailedV1,
+)
 from lotse_shared.contracts.placement import SuggestionsReady
 from lotse_shared.errors import NotFound
 from lotse_shared.messaging.errors import PersonNotYetKnown
@@ -403,7 +408,9 @@ class ChannelDelivery:
         try:
             await self.send(n, now)
         except TemporaryDeliveryError as exc:
-            give_up = attempts >= self.max_attempts
+            if attempts >= self.max_attempts:
+                await self._give_up(n, attempts, str(exc))
+                return 1
             retry_at = next_attempt(attempts, now)
             if self.office_hours is not None:
                 retry_at = self.office_hours.next_open(retry_at)
@@ -413,28 +420,15 @@ class ChannelDelivery:
                 {
                     f"{ch}_attempts": attempts,
                     f"{ch}_last_error": str(exc)[:500],
-                    f"{ch}_status": (
-                        DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING
-                    ).value,
-                    f"{ch}_next_attempt_at": None if give_up else retry_at,
+                    f"{ch}_status": DeliveryStatus.PENDING.value,
+                    f"{ch}_next_attempt_at": retry_at,
                 },
-                [self._attempt(n, "failed" if give_up else "temporary_failure", str(exc))],
+                [self._attempt(n, "temporary_failure", str(exc))],
             )
             log.warning("%s %s failed (attempt %d): %s", ch, n.notification_id, attempts, exc)
             return 1
         except PermanentDeliveryError as exc:
-            await self.repo.record_delivery(
-                None,
-                n.notification_id,
-                {
-                    f"{ch}_attempts": attempts,
-                    f"{ch}_last_error": str(exc)[:500],
-                    f"{ch}_status": DeliveryStatus.FAILED.value,
-                    f"{ch}_next_attempt_at": None,
-                },
-                [self._attempt(n, "failed", str(exc))],
-            )
-            log.warning("%s %s failed permanently: %s", ch, n.notification_id, exc)
+            await self._give_up(n, attempts, str(exc))
             return 1
         async with self.uow.transaction() as tx:
             await self.repo.record_delivery(
@@ -464,6 +458,40 @@ class ChannelDelivery:
                     )
                 )
         return 1
+
+    async def _give_up(self, n: Notification, attempts: int, error: str) -> None:
+        """Mark the channel failed and tell whoever watches (ops, partner tools)."""
+        ch = self.channel.value
+        async with self.uow.transaction() as tx:
+            await self.repo.record_delivery(
+                tx,
+                n.notification_id,
+                {
+                    f"{ch}_attempts": attempts,
+                    f"{ch}_last_error": error[:500],
+                    f"{ch}_status": DeliveryStatus.FAILED.value,
+                    f"{ch}_next_attempt_at": None,
+                },
+                [self._attempt(n, "failed", error)],
+            )
+            tx.publish(
+                NotificationFailed.create(
+                    NotificationFailedV1(
+                        notification_id=n.notification_id,
+                        person_id=n.person_id,
+                        district_id=n.district_id,
+                        recipient_role=n.recipient_role,
+                        channel="email" if self.channel is Channel.EMAIL else "webhook",
+                        kind=n.kind.value,
+                        attempts=attempts,
+                        error=error[:500],
+                    ),
+                    producer=PRODUCER,
+                )
+            )
+        log.warning(
+            "%s %s failed for good after %d attempts: %s", ch, n.notification_id, attempts, error
+        )
 
     def _attempt(self, n: Notification, result: str, detail: str | None = None) -> Attempt:
         return Attempt(
