@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := .tools/bin/uv
 PY := .venv/bin/python
 
-.PHONY: help demo up test chaos bench bench-outbox lint format clean rabbitmq
+.PHONY: help demo up test chaos bench bench-outbox bench-notifications lint format clean rabbitmq chromium
 
 help:
 	@echo "make demo   start RabbitMQ if needed, a local database and SMTP sink, the four"
@@ -15,6 +15,7 @@ help:
 	@echo "make chaos  kill, restart and poison things while 2,000 events flow; prints a summary"
 	@echo "make bench         main flow: throughput, latency, I/O floor, memory, scale-out, profile"
 	@echo "make bench-outbox  latency the transactional outbox adds per event"
+	@echo "make bench-notifications  events -> inbox row + accepted email per second, peak RSS"
 	@echo "make lint   ruff (lint + format check) and mypy"
 
 $(UV):
@@ -28,13 +29,16 @@ $(UV):
 rabbitmq:
 	@deploy/ensure-rabbitmq.sh
 
+chromium:
+	@deploy/ensure-chromium.sh
+
 demo: .venv/.synced rabbitmq
 	@$(PY) -m lotse_devstack demo
 
 up: .venv/.synced rabbitmq
 	@$(PY) -m lotse_devstack up
 
-test: .venv/.synced rabbitmq
+test: .venv/.synced rabbitmq chromium
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 chaos: .venv/.synced rabbitmq
@@ -45,6 +49,9 @@ bench: .venv/.synced rabbitmq
 
 bench-outbox: .venv/.synced rabbitmq
 	@$(PY) -m bench.outbox_latency
+
+bench-notifications: .venv/.synced rabbitmq
+	@$(PY) -m bench.notifications
 
 lint: .venv/.synced
 	@.venv/bin/ruff check .

@@ -202,6 +202,19 @@ def one_of_each_event() -> list[Event]:
             ),
             producer="notifications",
         ),
+        n.NotificationFailed.create(
+            n.NotificationFailedV1(
+                notification_id=uuid.uuid4(),
+                person_id=snap.person_id,
+                district_id="kassel",
+                recipient_role=ContactRole.CASEWORKER,
+                channel="email",
+                kind="suggestions_ready",
+                attempts=1,
+                error="550 5.1.1 Mailbox unknown",
+            ),
+            producer="notifications",
+        ),
         p.EnrolmentReported.create(
             p.EnrolmentReportedV1(person_id=snap.person_id, course=course_details()),
             producer="vhs-region-kassel",

@@ -24,7 +24,10 @@ PUBLISHES = {
         "placement.opening.closed.v1",
         "placement.suggestions.ready.v1",
     },
-    "notifications": {"notifications.notification.delivered.v1"},
+    "notifications": {
+        "notifications.notification.delivered.v1",
+        "notifications.notification.failed.v1",
+    },
 }
 
 
@@ -50,6 +53,8 @@ SUBSCRIBES = {
         "intake.person.registered.v1",
         "intake.person.updated.v1",
         "placement.suggestions.ready.v1",
+        "courses.enrolment.created.v1",
+        "courses.attendance.recorded.v1",
         "courses.course.completed.v1",
         "courses.course.dropped.v1",
     },

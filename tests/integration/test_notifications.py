@@ -2,17 +2,37 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
 
 from lotse_devstack.mailsink import MailSink
+from lotse_devstack.ports import free_port
 from lotse_notifications.bootstrap import Overrides, create_app
+from lotse_notifications.domain.model import BERLIN
+from lotse_notifications.webhook import verify
 from lotse_shared.contracts.common import CefrLevel, ContactRole, Language, OpeningType
-from lotse_shared.contracts.courses import CourseDropped, CourseDroppedV1
-from lotse_shared.contracts.intake import Consent, PersonRegistered, ResponsibleContact
+from lotse_shared.contracts.courses import (
+    AttendanceRecorded,
+    AttendanceRecordedV1,
+    CourseDropped,
+    CourseDroppedV1,
+    Enrolled,
+    EnrolledV1,
+)
+from lotse_shared.contracts.intake import (
+    Consent,
+    PersonRegistered,
+    PersonUpdated,
+    ResponsibleContact,
+)
 from lotse_shared.contracts.placement import SuggestionsReady, SuggestionsReadyV1, SuggestionV1
 from tests.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
 from tests.support import EventTap, applied, eventually, publish, running
@@ -26,6 +46,23 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[MailSink]:
     monkeypatch.setenv("LOTSE_SMTP_PORT", str(sink.port))
     yield sink
     sink.stop()
+
+
+class Clock:
+    """The service's clock in these tests: starts on a Tuesday at 10:00 in Berlin."""
+
+    def __init__(self, now: datetime = datetime(2026, 11, 24, 10, 0, tzinfo=BERLIN)) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def office_app(clock: Clock | None = None, **overrides: Any) -> FastAPI:
+    return create_app(overrides=Overrides(clock=clock or Clock(), **overrides))
 
 
 def suggestions_for(person_id: uuid.UUID) -> SuggestionsReady:
@@ -62,7 +99,7 @@ async def inbox(http, recipient: str = CASEWORKER) -> list[dict]:
 async def test_suggestions_reach_inbox_and_mailbox(service_env, smtp, rabbit_url, namespace):
     person = PersonRegistered.create(snapshot(), producer="intake")
     event = suggestions_for(person.payload.person_id)
-    app = create_app()
+    app = office_app()
     async with EventTap(rabbit_url, namespace, "notifications.#") as tap, running(app) as http:
         await publish(rabbit_url, namespace, person, event, event)  # delivered twice
         delivered = (await tap.wait_for("notifications.notification.delivered.v1"))[0]
@@ -115,7 +152,7 @@ async def test_drop_out_tells_caseworker_and_mentor_in_their_language(
         ),
         producer="courses",
     )
-    app = create_app()
+    app = office_app()
     async with running(app) as http:
         await publish(rabbit_url, namespace, person, dropped)
         await eventually(lambda: _count(smtp, 2), what="two emails")
@@ -127,6 +164,18 @@ async def test_drop_out_tells_caseworker_and_mentor_in_their_language(
         assert english["language"] == "en"
 
 
+async def first_where(http, predicate, recipient: str = CASEWORKER) -> dict:
+    """The newest notification of a recipient, once it satisfies ``predicate``."""
+
+    async def probe() -> dict | None:
+        items = await inbox(http, recipient)
+        return items[0] if items and predicate(items[0]) else None
+
+    found = await eventually(probe, what="the notification's state")
+    assert found is not None
+    return found
+
+
 async def _count(sink: MailSink, n: int) -> bool:
     return len(sink.mails) >= n
 
@@ -136,7 +185,7 @@ async def test_event_before_the_person_is_parked_then_delivered(
 ):
     person = PersonRegistered.create(snapshot(), producer="intake")
     event = suggestions_for(person.payload.person_id)
-    app = create_app()
+    app = office_app()
     async with running(app) as http:
         await publish(rabbit_url, namespace, event)
         await eventually(lambda: app.state.runtime.parking.count(), what="parked")
@@ -149,8 +198,8 @@ async def test_event_before_the_person_is_parked_then_delivered(
 async def test_temporary_smtp_failure_is_retried(service_env, smtp, rabbit_url, namespace):
     person = PersonRegistered.create(snapshot(), producer="intake")
     event = suggestions_for(person.payload.person_id)
-    clock = {"now": datetime.now(UTC)}
-    app = create_app(overrides=Overrides(clock=lambda: clock["now"]))
+    clock = Clock()
+    app = office_app(clock)
     smtp.reply_next("451 4.3.0 Mailbox busy, try later")
     async with running(app) as http:
         await publish(rabbit_url, namespace, person, event)
@@ -164,11 +213,19 @@ async def test_temporary_smtp_failure_is_retried(service_env, smtp, rabbit_url, 
         assert note["email_status"] == "pending"
         assert note["email_last_error"].startswith("451")
         assert smtp.mails == []
-        clock["now"] += timedelta(seconds=6)  # past the first retry delay
+        clock.advance(seconds=6)  # past the first retry delay
         app.state.delivery.kick()
         await eventually(lambda: _count(smtp, 1), what="the retried email")
-        note = (await inbox(http))[0]
-        assert (note["email_status"], note["email_attempts"]) == ("sent", 2)
+        note = await first_where(http, lambda n: n["email_status"] == "sent")
+        assert note["email_attempts"] == 2
+        log = (await http.get(f"/notifications/{note['notification_id']}/deliveries")).json()
+        assert [(a["channel"], a["result"]) for a in log] == [
+            ("inbox", "delivered"),
+            ("email", "temporary_failure"),
+            ("email", "sent"),
+        ]
+        assert log[1]["detail"].startswith("451")
+        assert log[1]["at"] < log[2]["at"]
 
 
 async def test_permanent_smtp_failure_is_recorded_and_inbox_keeps_it(
@@ -176,10 +233,14 @@ async def test_permanent_smtp_failure_is_recorded_and_inbox_keeps_it(
 ):
     person = PersonRegistered.create(snapshot(), producer="intake")
     event = suggestions_for(person.payload.person_id)
-    app = create_app()
+    app = office_app()
     smtp.reply_next("550 5.1.1 Mailbox unknown")
-    async with running(app) as http:
+    async with EventTap(rabbit_url, namespace, "notifications.#") as tap, running(app) as http:
         await publish(rabbit_url, namespace, person, event)
+        [told] = await tap.wait_for("notifications.notification.failed.v1")
+        assert told["payload"]["channel"] == "email"
+        assert told["payload"]["attempts"] == 1
+        assert told["payload"]["error"].startswith("550 5.1.1")
 
         async def failed() -> bool:
             items = await inbox(http)
@@ -190,6 +251,14 @@ async def test_permanent_smtp_failure_is_recorded_and_inbox_keeps_it(
         assert note["email_attempts"] == 1
         assert note["email_last_error"].startswith("550")
         assert smtp.mails == []
+        log = (await http.get(f"/notifications/{note['notification_id']}/deliveries")).json()
+        assert [(a["channel"], a["result"]) for a in log] == [
+            ("inbox", "delivered"),
+            ("email", "failed"),
+        ]
+        assert log[1]["detail"].startswith("550")
+        app.state.delivery.kick()
+        assert await app.state.delivery.deliver_due() == 0  # never tried again
 
 
 async def test_no_email_without_consent(service_env, smtp, rabbit_url, namespace):
@@ -197,7 +266,7 @@ async def test_no_email_without_consent(service_env, smtp, rabbit_url, namespace
         snapshot(consent=Consent(matching=True, email_notifications=False)), producer="intake"
     )
     event = suggestions_for(person.payload.person_id)
-    app = create_app()
+    app = office_app()
     async with running(app) as http:
         await publish(rabbit_url, namespace, person, event)
         await applied(app, event)
@@ -206,3 +275,416 @@ async def test_no_email_without_consent(service_env, smtp, rabbit_url, namespace
         app.state.delivery.kick()
         assert await app.state.delivery.deliver_due() == 0
         assert smtp.mails == []
+
+
+# --- rules: dedup, throttling, preferences, quiet hours, digest, escalation, webhook -------
+
+
+def dropped_for(snap, **changes: Any) -> CourseDropped:
+    return CourseDropped.create(
+        CourseDroppedV1(
+            **{**enrolment_facts(snap.person_id), **changes},
+            dropped_on=TODAY,
+            reason="Krankheit",
+        ),
+        producer="courses",
+    )
+
+
+def with_guide_and_coordinator(**changes: Any):
+    return snapshot(
+        contacts=[
+            ResponsibleContact(role=ContactRole.CASEWORKER, name="Petra Schmidt", email=CASEWORKER),
+            ResponsibleContact(role=ContactRole.INTEGRATION_GUIDE, name="Lina Lotsin", email=GUIDE),
+            ResponsibleContact(
+                role=ContactRole.EDUCATION_COORDINATOR, name="Bea Koordination", email=COORDINATOR
+            ),
+        ],
+        **changes,
+    )
+
+
+GUIDE = "lina@lotsen.example"
+COORDINATOR = "bea.koordination@landkreis-kassel.example"
+
+
+async def test_duplicate_events_give_one_notification_per_recipient_and_one_email(
+    service_env, smtp, rabbit_url, namespace
+):
+    snap = with_guide_and_coordinator()
+    person = PersonRegistered.create(snap, producer="intake")
+    dropped = dropped_for(snap)
+    app = office_app()
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, person, dropped, dropped, dropped)
+        await applied(app, dropped)
+        await eventually(lambda: _count(smtp, 2), what="two emails")
+        await app.state.delivery.deliver_due()
+        assert len(await inbox(http)) == 1
+        assert len(await inbox(http, GUIDE)) == 1
+        assert await inbox(http, COORDINATOR) == []  # not in the drop-out row of the table
+        assert sorted(m.rcpt_tos[0] for m in smtp.mails) == sorted([CASEWORKER, GUIDE])
+        # the email names the facts and the inbox, not the provider's free-text reason
+        assert all("Krankheit" not in m.body for m in smtp.mails)
+        assert all("/inbox?recipient=" in m.body for m in smtp.mails)
+        assert "Krankheit" in (await inbox(http))[0]["body"]
+
+
+def attendance(snap, enrolment_id: uuid.UUID, rate: float, day: int) -> AttendanceRecorded:
+    facts = {**enrolment_facts(snap.person_id), "enrolment_id": enrolment_id}
+    return AttendanceRecorded.create(
+        AttendanceRecordedV1(
+            **facts,
+            session_date=TODAY + timedelta(days=day),
+            present=rate >= 0.8,
+            attendance_rate=rate,
+        ),
+        producer="courses",
+    )
+
+
+async def test_flip_flopping_attendance_alerts_once(service_env, smtp, rabbit_url, namespace):
+    snap = with_guide_and_coordinator()
+    person = PersonRegistered.create(snap, producer="intake")
+    enrolment = uuid.uuid4()
+    rates = [0.9, 0.7, 0.85, 0.7, 0.9, 0.6]  # up, down, up, down, up, down
+    events = [attendance(snap, enrolment, rate, day) for day, rate in enumerate(rates)]
+    clock = Clock()
+    app = office_app(clock)
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, person)
+        for event in events:  # one by one: a throttle only means something in order
+            await publish(rabbit_url, namespace, event)
+            await applied(app, event)
+            clock.advance(hours=1)
+        items = await inbox(http)
+        assert [n["kind"] for n in items] == ["attendance_at_risk"]
+        assert items[0]["subject"] == "Anwesenheit von Amal Haddad gefährdet: 70 %"
+        assert items[0]["priority"] == 3
+        assert [n["kind"] for n in await inbox(http, GUIDE)] == ["attendance_at_risk"]
+        # after the window, a new drop is a new alert
+        clock.advance(days=8)
+        later = [attendance(snap, enrolment, 0.9, 20), attendance(snap, enrolment, 0.65, 21)]
+        for event in later:
+            await publish(rabbit_url, namespace, event)
+            await applied(app, event)
+        assert len(await inbox(http)) == 2
+
+
+async def test_opt_out_is_kept_except_for_critical_alerts(service_env, smtp, rabbit_url, namespace):
+    snap = snapshot()
+    person = PersonRegistered.create(snap, producer="intake")
+    suggestions = suggestions_for(snap.person_id)
+    dropped = dropped_for(snap)
+    app = office_app()
+    async with running(app) as http:
+        bad = await http.put(
+            "/preferences", params={"recipient": CASEWORKER}, json={"opted_out": ["inbox"]}
+        )
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"] == ["body", "opted_out", 0]
+        ok = await http.put(
+            "/preferences", params={"recipient": CASEWORKER}, json={"opted_out": ["email"]}
+        )
+        assert ok.status_code == 200
+        got = await http.get("/preferences", params={"recipient": CASEWORKER.upper()})
+        assert got.json() == {"opted_out": ["email"]}
+
+        await publish(rabbit_url, namespace, person, suggestions)
+        await applied(app, suggestions)
+        note = (await inbox(http))[0]
+        assert (note["kind"], note["email_status"]) == ("suggestions_ready", "opted_out")
+        log = (await http.get(f"/notifications/{note['notification_id']}/deliveries")).json()
+        assert [(a["channel"], a["result"]) for a in log] == [
+            ("inbox", "delivered"),
+            ("email", "opted_out"),
+        ]
+
+        await publish(rabbit_url, namespace, dropped)  # critical: emailed all the same
+        await eventually(lambda: _count(smtp, 2), what="emails to caseworker and mentor")
+        assert CASEWORKER in {m.rcpt_tos[0] for m in smtp.mails}
+        assert all("Vorschläge" not in m.subject for m in smtp.mails)
+
+
+async def test_quiet_hours_email_waits_for_the_office_the_inbox_does_not(
+    service_env, smtp, rabbit_url, namespace
+):
+    person = PersonRegistered.create(snapshot(), producer="intake")
+    event = suggestions_for(person.payload.person_id)
+    clock = Clock(datetime(2026, 11, 24, 22, 30, tzinfo=BERLIN))  # Tuesday night
+    app = office_app(clock)
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, person, event)
+        await applied(app, event)
+        note = (await inbox(http))[0]  # in the inbox at once
+        assert note["email_status"] == "pending"
+        assert note["email_next_attempt_at"].startswith("2026-11-25T07:00:00")  # 08:00 Berlin
+        clock.advance(hours=9)  # 07:30: still quiet
+        assert await app.state.delivery.deliver_due() == 0
+        assert smtp.mails == []
+        clock.advance(minutes=31)  # 08:01
+        assert await app.state.delivery.deliver_due() == 1
+        assert [m.rcpt_tos for m in smtp.mails] == [(CASEWORKER,)]
+
+
+async def test_low_priority_items_go_out_as_one_daily_digest(
+    service_env, smtp, rabbit_url, namespace
+):
+    people = [
+        PersonRegistered.create(snapshot(display_name=name), producer="intake")
+        for name in ("Amal Haddad", "Olena Kovalenko")
+    ]
+    enrolments = [
+        Enrolled.create(
+            EnrolledV1(
+                **enrolment_facts(p.payload.person_id),
+                starts_on=TODAY,
+                ends_on=TODAY + timedelta(days=180),
+            ),
+            producer="courses",
+        )
+        for p in people
+    ]
+    clock = Clock()  # Tuesday 10:00; the digest goes at 16:00
+    app = office_app(clock)
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, *people, *enrolments)
+        for e in enrolments:
+            await applied(app, e)
+        items = await inbox(http)
+        assert [n["email_status"] for n in items] == ["digest", "digest"]
+        assert await app.state.delivery.deliver_due() == 0
+        assert await app.state.delivery.digest.send_due() == 0
+        clock.advance(hours=6)  # 16:00
+        assert await app.state.delivery.digest.send_due() == 1
+        [mail] = smtp.mails
+        assert mail.rcpt_tos == (CASEWORKER,)
+        assert mail.subject == "Lotse: Ihre Tagesübersicht (2 Meldungen)"
+        assert "- Amal Haddad ist in einem Kurs angemeldet" in mail.body
+        assert "- Olena Kovalenko ist in einem Kurs angemeldet" in mail.body
+        items = await inbox(http)
+        assert [n["email_status"] for n in items] == ["sent", "sent"]
+        log = (await http.get(f"/notifications/{items[0]['notification_id']}/deliveries")).json()
+        assert log[-1]["result"] == "sent"
+        assert log[-1]["detail"] == "daily digest of 2"
+        clock.advance(days=1)
+        assert await app.state.delivery.digest.send_due() == 0  # nothing twice
+
+
+async def test_unread_important_alert_escalates_to_the_coordinator_once(
+    service_env, smtp, rabbit_url, namespace
+):
+    snap = with_guide_and_coordinator()
+    read_snap = with_guide_and_coordinator(display_name="Olena Kovalenko")
+    unread_alert, read_alert = dropped_for(snap), dropped_for(read_snap)
+    clock = Clock()
+    app = office_app(clock)
+    async with running(app) as http:
+        await publish(
+            rabbit_url,
+            namespace,
+            PersonRegistered.create(snap, producer="intake"),
+            PersonRegistered.create(read_snap, producer="intake"),
+            unread_alert,
+            read_alert,
+        )
+        await applied(app, unread_alert)
+        await applied(app, read_alert)
+        olena = next(n for n in await inbox(http, GUIDE) if "Olena" in n["subject"])
+        await http.post(f"/notifications/{olena['notification_id']}/read")  # the guide read it
+
+        clock.advance(hours=23)
+        assert await app.state.handlers.escalate_due() == 0
+        clock.advance(hours=2)  # 25 h: past LOTSE_ESCALATE_AFTER_S (24 h)
+        assert await app.state.handlers.escalate_due() == 1  # two unread copies, one escalation
+        assert await app.state.handlers.escalate_due() == 0
+        [escalation] = await inbox(http, COORDINATOR)
+        assert escalation["kind"] == "escalation"
+        assert escalation["subject"] == (
+            "Ungelesen seit 24.11.2026 10:00: Amal Haddad hat einen Kurs abgebrochen"
+        )
+        await eventually(lambda: _has_mail_to(smtp, COORDINATOR), what="the coordinator's email")
+
+
+async def _has_mail_to(sink: MailSink, address: str) -> bool:
+    return any(address in m.rcpt_tos for m in sink.mails)
+
+
+async def test_escalation_falls_back_to_the_districts_coordinator(
+    service_env, smtp, rabbit_url, namespace, monkeypatch
+):
+    monkeypatch.setenv("LOTSE_COORDINATORS", '{"kassel": "bk@kassel.example"}')
+    monkeypatch.setenv("LOTSE_ESCALATE_AFTER_S", "3600")
+    snap = snapshot()  # caseworker and mentor only
+    dropped = dropped_for(snap)
+    clock = Clock()
+    app = office_app(clock)
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, PersonRegistered.create(snap, producer="intake"))
+        await publish(rabbit_url, namespace, dropped)
+        await applied(app, dropped)
+        clock.advance(minutes=61)
+        assert await app.state.handlers.escalate_due() == 1
+        assert [n["kind"] for n in await inbox(http, "bk@kassel.example")] == ["escalation"]
+
+
+async def test_contacts_follow_intakes_changes(service_env, smtp, rabbit_url, namespace):
+    snap = snapshot()
+    new_caseworker = "k.yilmaz@landkreis-kassel.example"
+    changed = snap.model_copy(
+        update={
+            "revision": 2,
+            "contacts": [
+                ResponsibleContact(
+                    role=ContactRole.CASEWORKER, name="Kemal Yilmaz", email=new_caseworker
+                )
+            ],
+        }
+    )
+    event = suggestions_for(snap.person_id)
+    app = office_app()
+    async with running(app) as http:
+        updated = PersonUpdated.create(changed, producer="intake")
+        await publish(
+            rabbit_url, namespace, PersonRegistered.create(snap, producer="intake"), updated
+        )
+        await applied(app, updated)  # handlers run concurrently: let the change land first
+        await publish(rabbit_url, namespace, event)
+        await applied(app, event)
+        assert await inbox(http) == []
+        assert [n["recipient_name"] for n in await inbox(http, new_caseworker)] == ["Kemal Yilmaz"]
+
+
+async def test_archive_moves_a_notification_out_of_the_inbox(
+    service_env, smtp, rabbit_url, namespace
+):
+    person = PersonRegistered.create(snapshot(), producer="intake")
+    event = suggestions_for(person.payload.person_id)
+    app = office_app()
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, person, event)
+        await applied(app, event)
+        note = (await inbox(http))[0]
+        r = await http.post(f"/notifications/{note['notification_id']}/archive")
+        assert r.json()["archived_at"] is not None
+        assert r.json()["read_at"] is not None
+        assert await inbox(http) == []
+        archived = await http.get(
+            "/notifications", params={"recipient": CASEWORKER, "archived": True}
+        )
+        assert [n["notification_id"] for n in archived.json()] == [note["notification_id"]]
+        assert (await http.get(f"/notifications/{uuid.uuid4()}/deliveries")).status_code == 404
+        assert (await http.get("/notifications", params={"recipient": "not-an-address"})).json()[
+            "detail"
+        ][0]["loc"] == ["query", "recipient"]
+
+
+class PartnerTool:
+    """A partner's webhook receiver: answers with scripted statuses, keeps what came."""
+
+    def __init__(self, *statuses: int) -> None:
+        self.statuses = list(statuses)
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        tool = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = tool.statuses.pop(0) if tool.statuses else 200
+                if status == 200:
+                    tool.received.append((dict(self.headers), body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/lotse"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+async def test_signed_webhook_retries_a_5xx_and_gives_up_on_a_4xx(
+    service_env, smtp, rabbit_url, namespace, monkeypatch
+):
+    tool = PartnerTool(503, 200, 400)
+    monkeypatch.setenv("LOTSE_WEBHOOK_URL", tool.url)
+    monkeypatch.setenv("LOTSE_WEBHOOK_SECRET", "partner-secret")
+    snap = snapshot()
+    person = PersonRegistered.create(snap, producer="intake")
+    first, second = suggestions_for(snap.person_id), suggestions_for(snap.person_id)
+    clock = Clock()
+    app = office_app(clock)
+    try:
+        async with running(app) as http:
+            await publish(rabbit_url, namespace, person, first)
+            note = await first_where(http, lambda n: n["webhook_attempts"] == 1)
+            assert note["webhook_status"] == "pending"
+            assert note["webhook_last_error"].startswith("HTTP 503")
+            clock.advance(seconds=6)
+            await app.state.delivery.deliver_due()
+            note = await first_where(http, lambda n: n["webhook_status"] == "sent")
+            [(headers, body)] = tool.received
+            assert verify(
+                "partner-secret",
+                headers["X-Lotse-Timestamp"],
+                body,
+                headers["X-Lotse-Signature"],
+            )
+            sent = json.loads(body)
+            assert sent["notification_id"] == note["notification_id"]
+            assert sent["kind"] == "suggestions_ready"
+            assert "Amal" not in body.decode()  # identifiers, no names
+            assert "petra" not in body.decode().lower()
+
+            await publish(rabbit_url, namespace, second)
+            await applied(app, second)
+            note = await first_where(http, lambda n: n["webhook_status"] == "failed")
+            assert note["webhook_last_error"].startswith("HTTP 400")
+            assert note["email_status"] in ("pending", "sent")  # one channel failing is alone
+            log = (await http.get(f"/notifications/{note['notification_id']}/deliveries")).json()
+            assert ("webhook", "failed") in [(a["channel"], a["result"]) for a in log]
+    finally:
+        tool.close()
+
+
+async def test_a_district_override_from_settings_changes_who_is_told(
+    service_env, smtp, rabbit_url, namespace, monkeypatch
+):
+    monkeypatch.setenv(
+        "LOTSE_ROUTING_OVERRIDES", '{"kassel": {"suggestions_ready": ["caseworker", "mentor"]}}'
+    )
+    person = PersonRegistered.create(snapshot(), producer="intake")
+    event = suggestions_for(person.payload.person_id)
+    app = office_app()
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, person, event)
+        await applied(app, event)
+        assert len(await inbox(http)) == 1
+        [mentor] = await inbox(http, "j.becker@paten.example")
+        assert mentor["kind"] == "suggestions_ready"
+        assert mentor["recipient_role"] == "mentor"
+
+
+async def test_inbox_events_stream_says_unread_and_newest_then_ends_for_a_reconnect(
+    service_env, smtp, rabbit_url, namespace
+):
+    person = PersonRegistered.create(snapshot(), producer="intake")
+    event = suggestions_for(person.payload.person_id)
+    app = office_app()
+    app.state.changes.stream_s = 0.5
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, person, event)
+        await applied(app, event)
+        r = await http.get("/inbox/events", params={"recipient": CASEWORKER})
+        assert r.headers["content-type"].startswith("text/event-stream")
+        assert r.text.startswith("retry: 2000\n\n")
+        assert "event: inbox\ndata: 1|2026-11-24T09:00:00+00:00\n\n" in r.text
+        page = await http.get("/inbox", params={"recipient": CASEWORKER})
+        assert '"1|2026-11-24T09:00:00+00:00"' in page.text  # what the page compares with
+        assert 'name="viewport"' in page.text

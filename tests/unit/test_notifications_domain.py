@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from typing import cast
 
-from lotse_notifications.domain.model import Kind, Recipients, next_attempt
+from lotse_notifications.domain.model import (
+    BERLIN,
+    ROUTING,
+    AttendanceState,
+    Channel,
+    Kind,
+    OfficeHours,
+    Preferences,
+    Priority,
+    Recipients,
+    RoutingTable,
+    next_attempt,
+    next_digest,
+)
+from lotse_notifications.handlers import ChannelDelivery, DigestDelivery, Dispatcher, inbox_link
 from lotse_notifications.templates import Templates
+from lotse_notifications.webhook import sign, verify
 from lotse_shared.contracts.common import ContactRole, Language
 from lotse_shared.contracts.intake import ResponsibleContact
 
@@ -32,7 +48,71 @@ def recipients() -> Recipients:
 def test_routing_table_picks_roles_and_never_the_same_address_twice() -> None:
     r = recipients()
     assert [c.name for c in r.told_about(Kind.SUGGESTIONS_READY)] == ["Petra"]
-    assert [c.name for c in r.told_about(Kind.COURSE_DROPPED)] == ["Petra", "Jürgen"]
+    assert [c.name for c in r.told_about(Kind.COURSE_DROPPED)] == ["Petra", "Jürgen", "Lina"]
+    assert [c.name for c in r.told_about(Kind.ENROLLED)] == ["Petra", "Lina"]
+
+
+def test_a_district_override_replaces_the_roles_of_one_row_and_keeps_its_priority() -> None:
+    routing = RoutingTable.with_overrides({"kassel": {"enrolled": ["mentor"]}})
+    r = recipients()
+    assert [c.name for c in r.told_about(Kind.ENROLLED, routing)] == ["Jürgen"]
+    assert routing.rule_for(Kind.ENROLLED, "kassel").priority is Priority.LOW
+    assert routing.rule_for(Kind.ENROLLED, "werra-meissner") == ROUTING[Kind.ENROLLED]
+    assert [c.name for c in r.told_about(Kind.COURSE_DROPPED, routing)] == [
+        "Petra",
+        "Jürgen",
+        "Lina",
+    ]
+
+
+def test_important_alerts_escalate_and_only_critical_ones_bypass_an_opt_out() -> None:
+    assert ROUTING[Kind.COURSE_DROPPED].escalates
+    assert ROUTING[Kind.ATTENDANCE_AT_RISK].escalates
+    assert not ROUTING[Kind.SUGGESTIONS_READY].escalates
+    prefs = Preferences(opted_out={Channel.EMAIL})
+    assert not prefs.wants(Channel.EMAIL, Priority.IMPORTANT)
+    assert prefs.wants(Channel.EMAIL, Priority.CRITICAL)
+    assert prefs.wants(Channel.INBOX, Priority.LOW)
+    assert prefs.wants(Channel.WEBHOOK, Priority.NORMAL)
+
+
+def berlin(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=BERLIN)
+
+
+def test_office_hours_in_berlin() -> None:
+    office = OfficeHours()
+    tuesday_noon = berlin(2026, 11, 24, 12, 0)
+    assert office.next_open(tuesday_noon) == tuesday_noon
+    # Tuesday 22:00 waits for Wednesday 08:00; Friday evening for Monday morning
+    assert office.next_open(berlin(2026, 11, 24, 22, 0)) == berlin(2026, 11, 25, 8, 0)
+    assert office.next_open(berlin(2026, 11, 25, 6, 30)) == berlin(2026, 11, 25, 8, 0)
+    assert office.next_open(berlin(2026, 11, 27, 18, 0)) == berlin(2026, 11, 30, 8, 0)
+    assert OfficeHours(quiet=False).next_open(berlin(2026, 11, 24, 22, 0)) == berlin(
+        2026, 11, 24, 22, 0
+    )
+    # summer time: 08:00 in Berlin is 06:00 UTC
+    assert office.next_open(berlin(2026, 7, 1, 5, 0)).astimezone(UTC).hour == 6
+
+
+def test_next_digest_is_the_next_daily_time_in_berlin() -> None:
+    assert next_digest(berlin(2026, 11, 24, 9, 0), time(16, 0)) == berlin(2026, 11, 24, 16, 0)
+    assert next_digest(berlin(2026, 11, 24, 16, 0), time(16, 0)) == berlin(2026, 11, 25, 16, 0)
+
+
+def test_attendance_flip_flop_alerts_once_within_the_window() -> None:
+    now = datetime(2026, 11, 24, 9, tzinfo=UTC)
+    window = timedelta(days=7)
+    state = AttendanceState(enrolment_id=uuid.uuid4())
+    alerts = []
+    for hours, rate in enumerate([0.9, 0.7, 0.85, 0.7, 0.9, 0.6]):
+        state, alert = state.record(rate, 0.8, now + timedelta(hours=hours), window)
+        alerts.append(alert)
+    assert alerts == [False, True, False, False, False, False]
+    # a new drop after the window is a new alert
+    state, _ = state.record(0.9, 0.8, now + timedelta(days=8), window)
+    state, alert = state.record(0.7, 0.8, now + timedelta(days=8, hours=1), window)
+    assert alert
 
 
 def facts() -> dict[str, object]:
@@ -74,3 +154,71 @@ def test_retry_delays_grow() -> None:
     assert delays == sorted(delays)
     assert delays[0] == timedelta(seconds=5)
     assert delays[-1] == timedelta(minutes=30)
+
+
+def test_email_leaves_out_the_drop_out_reason_the_inbox_shows() -> None:
+    facts = {
+        "person": "Amal Haddad",
+        "recipient": "Petra",
+        "dropped_on": "24.11.2026",
+        "course_type": "integrationskurs",
+        "target_level": "B1",
+        "reason": "Krankheit",
+        "inbox_url": "http://inbox",
+    }
+    _, inbox_body = Templates().render(Kind.COURSE_DROPPED, Language.DE, facts, "inbox")
+    _, email_body = Templates().render(Kind.COURSE_DROPPED, Language.DE, facts, "email")
+    assert "Krankheit" in inbox_body
+    assert "Krankheit" not in email_body
+    assert "http://inbox" in email_body
+
+
+def test_every_kind_has_a_german_and_an_english_template() -> None:
+    for kind in Kind:
+        for language in Language:
+            Templates()._env.get_template(f"{language.value}/{kind.value}.txt")
+
+
+def test_webhook_signature_covers_timestamp_and_body() -> None:
+    body = b'{"kind":"course_dropped"}'
+    signature = sign("s3cret", 1764000000, body)
+    assert signature.startswith("sha256=")
+    assert len(signature) == 7 + 64
+    assert verify("s3cret", "1764000000", body, signature)
+    assert not verify("s3cret", "1764000001", body, signature)
+    assert not verify("s3cret", "1764000000", body + b" ", signature)
+    assert not verify("other", "1764000000", body, signature)
+
+
+def test_inbox_link_keeps_a_plus_address_intact() -> None:
+    assert inbox_link("http://h/inbox", "petra+lotse@lk.example") == (
+        "http://h/inbox?recipient=petra%2Blotse@lk.example"
+    )
+
+
+async def test_a_burst_of_kicks_checks_digest_and_escalation_once_per_poll_interval() -> None:
+    calls = {"deliver": 0, "digest": 0, "escalate": 0}
+
+    class Fake:
+        async def deliver_due(self) -> int:
+            calls["deliver"] += 1
+            return 0
+
+        async def send_due(self) -> int:
+            calls["digest"] += 1
+            return 0
+
+    async def escalate() -> int:
+        calls["escalate"] += 1
+        return 0
+
+    fake = Fake()
+    dispatcher = Dispatcher(
+        email=cast(ChannelDelivery, fake),
+        digest=cast(DigestDelivery, fake),
+        escalation=escalate,
+        poll_s=60,
+    )
+    for _ in range(5):
+        await dispatcher._round()
+    assert calls == {"deliver": 5, "digest": 1, "escalate": 1}

@@ -95,8 +95,10 @@ class LocalStack:
             "LOTSE_HTTP_PORT": str(port),
             "LOTSE_SMTP_HOST": self.smtp[0],
             "LOTSE_SMTP_PORT": str(self.smtp[1]),
-            "LOTSE_INBOX_URL": f"{self.url('notifications')}/notifications",
+            "LOTSE_INBOX_URL": f"{self.url('notifications')}/inbox",
             "LOTSE_OUTBOX_POLL_S": "0.5",
+            # the local stack shows the flow at any hour: no waiting for office hours
+            "LOTSE_QUIET_HOURS": "false",
             **self.config.extra_env,
         }
 

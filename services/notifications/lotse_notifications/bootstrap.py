@@ -4,28 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 
-from lotse_shared.contracts.notifications import NotificationDelivered
+from lotse_shared.contracts.notifications import NotificationDelivered, NotificationFailed
 from lotse_shared.http import create_http_app
 from lotse_shared.service import build_runtime, document_publications, run_lifespan
 
-from .email import SmtpSender
-from .entrypoints.http import make_router
+from .domain.model import Channel, Notification, OfficeHours, RoutingTable
+from .email import Email, SmtpSender
+from .entrypoints.http import make_browser_router, make_preferences_router, make_router
 from .entrypoints.messaging import register_subscriptions
-from .handlers import EmailDelivery, NotificationsHandlers
+from .handlers import ChannelDelivery, DigestDelivery, Dispatcher, NotificationsHandlers, Timing
+from .live import InboxChanges
 from .repository import NotificationsRepository
 from .settings import NotificationsSettings
 from .templates import Templates
+from .webhook import WebhookSender
 
 
 @dataclass
 class Overrides:
     repo: NotificationsRepository | None = None
     sender: SmtpSender | None = None
-    clock: Callable[[], datetime] | None = None
+    webhook: WebhookSender | None = None
+    clock: Callable[[], datetime] | None = None  # quiet hours, digest, escalation, throttling
 
 
 def create_app(
@@ -35,6 +39,7 @@ def create_app(
     overrides = overrides or Overrides()
     rt = build_runtime(settings)
     repo = overrides.repo or NotificationsRepository(rt.db)
+    templates = Templates()
     sender = overrides.sender or SmtpSender(
         settings.smtp_host,
         settings.smtp_port,
@@ -44,35 +49,126 @@ def create_app(
         password=settings.smtp_password,
         timeout_s=settings.smtp_timeout_s,
     )
-    delivery = EmailDelivery(
-        uow=rt.uow, repo=repo, sender=sender, max_attempts=settings.email_max_attempts
+    webhook = overrides.webhook or (
+        WebhookSender(
+            settings.webhook_url, settings.webhook_secret, timeout_s=settings.webhook_timeout_s
+        )
+        if settings.webhook_url
+        else None
+    )
+    office = OfficeHours(
+        start=settings.office_hours_start,
+        end=settings.office_hours_end,
+        quiet=settings.quiet_hours,
+    )
+    timing = Timing(
+        office_hours=office,
+        digest_at=settings.digest_at,
+        escalate_after=timedelta(seconds=settings.escalate_after_s),
+        attendance_threshold=settings.attendance_risk_threshold,
+        flip_flop_window=timedelta(seconds=settings.attendance_flip_flop_window_s),
     )
     handlers = NotificationsHandlers(
         uow=rt.uow,
         repo=repo,
         parking=rt.parking,
-        templates=Templates(),
+        templates=templates,
         inbox_url=settings.inbox_url,
-        on_created=delivery.kick,
+        routing=RoutingTable.with_overrides(settings.routing_overrides),
+        timing=timing,
+        coordinators=settings.coordinators,
+        webhook_enabled=webhook is not None,
+    )
+
+    async def send_email(n: Notification, _: datetime) -> None:
+        await sender.send(
+            Email(
+                to_name=n.recipient_name,
+                to_address=n.recipient_email,
+                subject=n.subject,
+                body=n.email_body or n.body,
+                message_id_hint=str(n.notification_id),
+            )
+        )
+
+    async def send_webhook(n: Notification, now: datetime) -> None:
+        assert webhook is not None
+        await webhook.send(
+            {
+                "notification_id": str(n.notification_id),
+                "kind": n.kind.value,
+                "priority": n.priority.name.lower(),
+                "person_id": str(n.person_id),
+                "district_id": n.district_id,
+                "recipient_role": n.recipient_role.value,
+                "created_at": n.created_at.isoformat(),
+            },
+            int(now.timestamp()),
+        )
+
+    email = ChannelDelivery(
+        Channel.EMAIL,
+        rt.uow,
+        repo,
+        send_email,
+        max_attempts=settings.email_max_attempts,
+        office_hours=office,
+    )
+    hook = (
+        ChannelDelivery(
+            Channel.WEBHOOK, rt.uow, repo, send_webhook, max_attempts=settings.email_max_attempts
+        )
+        if webhook is not None
+        else None
+    )
+    digest = DigestDelivery(
+        repo,
+        sender,
+        templates,
+        settings.inbox_url,
+        max_attempts=settings.email_max_attempts,
+        office_hours=office,
+    )
+    dispatcher = Dispatcher(
+        email=email,
+        digest=digest,
+        escalation=handlers.escalate_due,
+        webhook=hook,
+        poll_s=settings.dispatch_poll_s,
+        webhook_sender=webhook,
     )
     if overrides.clock is not None:
-        handlers.clock = overrides.clock
-        delivery.clock = overrides.clock
+        handlers.clock = email.clock = digest.clock = overrides.clock
+        if hook is not None:
+            hook.clock = overrides.clock
+    changes = InboxChanges()
+
+    def on_change() -> None:
+        dispatcher.kick()
+        changes.changed()
+
+    handlers.on_change = on_change
     register_subscriptions(rt.subscriptions, handlers)
     rt.parking.attach(rt.subscriptions.dispatch)
-    document_publications(rt, [NotificationDelivered])
+    document_publications(rt, [NotificationDelivered, NotificationFailed])
     app = create_http_app(
         rt,
         title="Lotse notifications",
-        description="Alerts to the responsible contacts: inbox and email.",
-        routers=[make_router(handlers)],
+        description="Alerts to the responsible contacts: inbox, email, webhook; digest, "
+        "quiet hours, escalation.",
+        routers=[
+            make_router(handlers),
+            make_preferences_router(handlers),
+            make_browser_router(handlers, templates, changes),
+        ],
         lifespan=lambda: run_lifespan(
             rt,
             index_setup=[repo.ensure_indexes],
-            background=[(delivery.start, delivery.stop)],
+            background=[(dispatcher.start, dispatcher.stop)],
         ),
     )
     app.state.runtime = rt
     app.state.handlers = handlers
-    app.state.delivery = delivery
+    app.state.delivery = dispatcher
+    app.state.changes = changes
     return app

@@ -8,12 +8,14 @@ from email.utils import formataddr, make_msgid
 
 import aiosmtplib
 
+from .failures import PermanentDeliveryError, TemporaryDeliveryError
 
-class TemporaryEmailError(Exception):
+
+class TemporaryEmailError(TemporaryDeliveryError):
     """Worth trying again later: 4xx reply, connection refused, timeout."""
 
 
-class PermanentEmailError(Exception):
+class PermanentEmailError(PermanentDeliveryError):
     """Will fail again: 5xx reply (unknown mailbox, rejected)."""
 
 

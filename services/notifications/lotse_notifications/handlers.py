@@ -1,30 +1,67 @@
-"""notifications' use cases: keep recipients, create notifications, deliver email."""
+"""notifications' use cases: keep recipients, create notifications, deliver them.
+
+An event becomes one notification per recipient in the inbox, in the same
+transaction that records the event as applied; email and webhook are states
+on that notification that background loops work off. A failing channel so
+never loses the notification: it is in the inbox before any channel is tried.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from itertools import groupby
+from time import monotonic
 from typing import Any
+from urllib.parse import urlencode
 
 from lotse_shared.background import Periodic
-from lotse_shared.contracts.courses import CourseCompleted, CourseDropped
+from lotse_shared.contracts.common import ContactRole
+from lotse_shared.contracts.courses import (
+    AttendanceRecorded,
+    CourseCompleted,
+    CourseDropped,
+    Enrolled,
+)
 from lotse_shared.contracts.envelope import Event
-from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
-from lotse_shared.contracts.notifications import NotificationDelivered, NotificationDeliveredV1
+from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated, ResponsibleContact
+from lotse_shared.contracts.notifications import (
+    NotificationDelivered,
+    NotificationDeliveredV1,
+    NotificationFailed,
+    NotificationFailedV1,
+)
 from lotse_shared.contracts.placement import SuggestionsReady
 from lotse_shared.errors import NotFound
 from lotse_shared.messaging.errors import PersonNotYetKnown
 from lotse_shared.messaging.parking import ParkingLot
-from lotse_shared.persistence.mongo import UnitOfWork
+from lotse_shared.persistence.mongo import Transaction, UnitOfWork
 
-from .domain.model import EmailStatus, Kind, Notification, Recipients, next_attempt
-from .email import Email, PermanentEmailError, SmtpSender, TemporaryEmailError
+from .domain.model import (
+    BERLIN,
+    DEFAULT_ROUTING,
+    Attempt,
+    Channel,
+    DeliveryStatus,
+    Kind,
+    Notification,
+    OfficeHours,
+    Preferences,
+    Priority,
+    Recipients,
+    RoutingTable,
+    next_attempt,
+    next_digest,
+)
+from .email import Email, SmtpSender
+from .failures import PermanentDeliveryError, TemporaryDeliveryError
 from .repository import NotificationsRepository
 from .templates import Templates
+from .webhook import WebhookSender
 
 PRODUCER = "notifications"
 log = logging.getLogger("lotse.notifications")
@@ -34,6 +71,21 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def inbox_link(inbox_url: str, address: str) -> str:
+    return f"{inbox_url}?{urlencode({'recipient': address}, safe='@')}"
+
+
+@dataclass
+class Timing:
+    """The time rules, set from settings in the composition root."""
+
+    office_hours: OfficeHours = field(default_factory=OfficeHours)
+    digest_at: time = time(16, 0)
+    escalate_after: timedelta = timedelta(hours=24)
+    attendance_threshold: float = 0.8
+    flip_flop_window: timedelta = timedelta(days=7)
+
+
 @dataclass
 class NotificationsHandlers:
     uow: UnitOfWork
@@ -41,8 +93,13 @@ class NotificationsHandlers:
     parking: ParkingLot
     templates: Templates
     inbox_url: str
+    routing: RoutingTable = DEFAULT_ROUTING
+    timing: Timing = field(default_factory=Timing)
+    coordinators: dict[str, str] = field(default_factory=dict)  # district -> fallback address
+    webhook_enabled: bool = False
     clock: Callable[[], datetime] = _now
-    on_created: Callable[[], None] = lambda: None
+    # a notification was created, read or archived: kick delivery, tell live inboxes
+    on_change: Callable[[], None] = lambda: None
 
     async def person_changed(self, event: PersonRegistered | PersonUpdated) -> None:
         p = event.payload
@@ -85,6 +142,46 @@ class NotificationsHandlers:
         }
         await self._notify(event, p.person_id, Kind.COURSE_DROPPED, facts)
 
+    async def enrolled(self, event: Enrolled) -> None:
+        p = event.payload
+        facts = {
+            "course_type": p.course_type.value,
+            "target_level": p.target_level.value,
+            "starts_on": f"{p.starts_on:%d.%m.%Y}",
+        }
+        await self._notify(event, p.person_id, Kind.ENROLLED, facts)
+
+    async def attendance_recorded(self, event: AttendanceRecorded) -> None:
+        """Derives "attendance at risk" from courses' attendance rate, throttled.
+
+        courses publishes every session's attendance; the rule (rate below the
+        threshold) and its throttling live here, where alerts are decided.
+        """
+        p = event.payload
+        async with self.uow.transaction(applying=event) as tx:
+            recipients = await self.repo.recipients_of(p.person_id, tx.session)
+            if recipients is None:
+                raise PersonNotYetKnown(str(p.person_id))
+            state = await self.repo.attendance_of(p.enrolment_id, tx.session)
+            state, alert = state.record(
+                p.attendance_rate,
+                self.timing.attendance_threshold,
+                self.clock(),
+                self.timing.flip_flop_window,
+            )
+            await self.repo.save_attendance(tx, state)
+            created: list[Notification] = []
+            if alert:
+                facts = {
+                    "course_type": p.course_type.value,
+                    "attendance_percent": round(p.attendance_rate * 100),
+                    "threshold_percent": round(self.timing.attendance_threshold * 100),
+                    "session_date": f"{p.session_date:%d.%m.%Y}",
+                }
+                created = await self._create(tx, recipients, Kind.ATTENDANCE_AT_RISK, facts, event)
+        if created:
+            self.on_change()
+
     async def _notify(
         self, event: Event, person_id: uuid.UUID, kind: Kind, facts: dict[str, Any]
     ) -> None:
@@ -92,43 +189,164 @@ class NotificationsHandlers:
             recipients = await self.repo.recipients_of(person_id, tx.session)
             if recipients is None:
                 raise PersonNotYetKnown(str(person_id))
-            created = []
-            for contact in recipients.told_about(kind):
-                if await self.repo.exists(
-                    contact.email.lower(), kind.value, str(event.event_id), tx.session
-                ):
-                    continue
-                all_facts = {
-                    **facts,
-                    "person": recipients.display_name,
-                    "recipient": contact.name,
-                    "inbox_url": f"{self.inbox_url}?recipient={contact.email}",
-                }
-                subject, body = self.templates.render(kind, contact.language, all_facts)
-                created.append(
-                    Notification(
-                        person_id=person_id,
-                        district_id=recipients.district_id,
-                        kind=kind,
-                        recipient_email=contact.email,
-                        recipient_name=contact.name,
-                        recipient_role=contact.role,
-                        language=contact.language,
-                        subject=subject,
-                        body=body,
-                        facts=facts,
-                        cause_event_id=str(event.event_id),
-                        correlation_id=str(event.correlation_id),
-                        created_at=self.clock(),
-                        email_status=(
-                            EmailStatus.PENDING if recipients.email_consent else EmailStatus.SKIPPED
-                        ),
-                        email_next_attempt_at=self.clock() if recipients.email_consent else None,
-                    )
-                )
-            await self.repo.add(tx, created)
+            created = await self._create(tx, recipients, kind, facts, event)
         if created:
-            self.on_created()
+            self.on_change()
+
+    async def _create(
+        self,
+        tx: Transaction,
+        recipients: Recipients,
+        kind: Kind,
+        facts: dict[str, Any],
+        event: Event,
+    ) -> list[Notification]:
+        created = []
+        for contact in recipients.told_about(kind, self.routing):
+            n = await self._one(
+                tx, recipients, contact, kind, facts, str(event.event_id), str(event.correlation_id)
+            )
+            if n is not None:
+                created.append(n)
+        return created
+
+    async def _one(
+        self,
+        tx: Transaction,
+        recipients: Recipients,
+        contact: ResponsibleContact,
+        kind: Kind,
+        facts: dict[str, Any],
+        cause: str,
+        correlation_id: str | None,
+    ) -> Notification | None:
+        """One notification for one recipient, unless they already have it for this cause."""
+        address = contact.email.lower()
+        if await self.repo.exists(address, kind.value, cause, tx.session):
+            return None
+        prefs = await self.repo.preferences_of(address, tx.session)
+        priority = self.routing.rule_for(kind, recipients.district_id).priority
+        now = self.clock()
+        all_facts = {
+            **facts,
+            "person": recipients.display_name,
+            "recipient": contact.name,
+            "inbox_url": inbox_link(self.inbox_url, contact.email),
+        }
+        subject, body = self.templates.render(kind, contact.language, all_facts, "inbox")
+        _, email_body = self.templates.render(kind, contact.language, all_facts, "email")
+        n = Notification(
+            person_id=recipients.person_id,
+            district_id=recipients.district_id,
+            kind=kind,
+            priority=priority,
+            recipient_email=contact.email,
+            recipient_name=contact.name,
+            recipient_role=contact.role,
+            language=contact.language,
+            subject=subject,
+            body=body,
+            email_body=email_body,
+            facts=facts,
+            cause_event_id=cause,
+            correlation_id=correlation_id,
+            created_at=now,
+            escalate_at=(
+                now + self.timing.escalate_after
+                if priority >= Priority.IMPORTANT and kind is not Kind.ESCALATION
+                else None
+            ),
+        )
+        log_lines = [Attempt(channel=Channel.INBOX, at=now, result="delivered")]
+        self._plan_email(n, recipients, prefs, now)
+        self._plan_webhook(n, prefs, now)
+        for channel in (Channel.EMAIL, Channel.WEBHOOK):
+            status = getattr(n, f"{channel}_status")
+            if status in (DeliveryStatus.OPTED_OUT, DeliveryStatus.SKIPPED, DeliveryStatus.DIGEST):
+                if channel is Channel.WEBHOOK and not self.webhook_enabled:
+                    continue
+                log_lines.append(Attempt(channel=channel, at=now, result=status.value))
+        n.deliveries = log_lines
+        await self.repo.add(tx, [n])
+        return n
+
+    def _plan_email(
+        self, n: Notification, recipients: Recipients, prefs: Preferences, now: datetime
+    ) -> None:
+        office = self.timing.office_hours
+        if not recipients.email_consent:
+            n.email_status = DeliveryStatus.SKIPPED
+        elif not prefs.wants(Channel.EMAIL, n.priority):
+            n.email_status = DeliveryStatus.OPTED_OUT
+        elif n.priority is Priority.LOW:
+            n.email_status = DeliveryStatus.DIGEST
+            n.email_next_attempt_at = office.next_open(next_digest(now, self.timing.digest_at))
+        else:
+            n.email_status = DeliveryStatus.PENDING
+            n.email_next_attempt_at = office.next_open(now)  # quiet hours: wait for the office
+
+    def _plan_webhook(self, n: Notification, prefs: Preferences, now: datetime) -> None:
+        if not self.webhook_enabled:
+            n.webhook_status = DeliveryStatus.SKIPPED
+        elif not prefs.wants(Channel.WEBHOOK, n.priority):
+            n.webhook_status = DeliveryStatus.OPTED_OUT
+        else:  # machines have no office hours
+            n.webhook_status = DeliveryStatus.PENDING
+            n.webhook_next_attempt_at = now
+
+    # --- escalation --------------------------------------------------------------------
+    async def escalate_due(self, limit: int = 50) -> int:
+        """Tell the coordinator about important alerts nobody has read; returns how many.
+
+        An alert goes to several people (caseworker, mentor, guide); it escalates
+        once, and only if none of them has read it by then.
+        """
+        now = self.clock()
+        escalated = 0
+        for original in await self.repo.due_escalations(now, limit):
+            async with self.uow.transaction() as tx:
+                if not await self.repo.take_escalation(tx, original.notification_id, now):
+                    continue  # read meanwhile, or another replica took it
+                if await self.repo.anyone_read(original, tx.session):
+                    continue  # the mentor may be away, but the caseworker has seen it
+                recipients = await self.repo.recipients_of(original.person_id, tx.session)
+                if recipients is None:
+                    continue
+                facts = {
+                    "original_subject": original.subject,
+                    "original_recipient": original.recipient_name,
+                    "original_role": original.recipient_role.value,
+                    "since": f"{original.created_at.astimezone(BERLIN):%d.%m.%Y %H:%M}",
+                }
+                for coordinator in self._coordinators_of(recipients):
+                    if coordinator.email.lower() == original.recipient_email:
+                        continue
+                    n = await self._one(
+                        tx,
+                        recipients,
+                        coordinator,
+                        Kind.ESCALATION,
+                        facts,
+                        original.cause_event_id,  # one escalation per alert, however many unread
+                        original.correlation_id,
+                    )
+                    escalated += n is not None
+        if escalated:
+            self.on_change()
+        return escalated
+
+    def _coordinators_of(self, recipients: Recipients) -> list[ResponsibleContact]:
+        found = recipients.coordinators()
+        fallback = self.coordinators.get(recipients.district_id)
+        if not found and fallback:
+            found = [
+                ResponsibleContact(
+                    role=ContactRole.EDUCATION_COORDINATOR,
+                    name="Bildungskoordination",
+                    email=fallback,
+                )
+            ]
+        return found
 
     # --- inbox -------------------------------------------------------------------------
     async def get(self, notification_id: uuid.UUID) -> Notification:
@@ -141,26 +359,258 @@ class NotificationsHandlers:
         n = await self.repo.mark_read(notification_id, self.clock())
         if n is None:
             raise NotFound(f"notification {notification_id} not found")
+        self.on_change()
         return n
+
+    async def archive(self, notification_id: uuid.UUID) -> Notification:
+        n = await self.repo.archive(notification_id, self.clock())
+        if n is None:
+            raise NotFound(f"notification {notification_id} not found")
+        self.on_change()
+        return n
+
+    async def delivery_log(self, notification_id: uuid.UUID) -> list[Attempt]:
+        return (await self.get(notification_id)).deliveries
+
+
+Send = Callable[[Notification, datetime], Awaitable[None]]
 
 
 @dataclass
-class EmailDelivery:
-    """Sends pending emails; retries temporary failures with growing delays.
+class ChannelDelivery:
+    """Sends one channel's due deliveries; retries temporary failures with growing delays.
 
-    A notification is in the inbox before any email is tried, so a failing
-    channel never loses it; a permanent failure is recorded on the notification.
+    A permanent failure, or temporary ones until ``max_attempts``, marks the
+    channel failed on the notification; every attempt is a line in its log.
     """
 
+    channel: Channel
     uow: UnitOfWork
     repo: NotificationsRepository
-    sender: SmtpSender
+    send: Send
     max_attempts: int = 6
-    poll_s: float = 1.0
+    office_hours: OfficeHours | None = None  # email waits for them on retry too
     clock: Callable[[], datetime] = _now
 
+    async def deliver_due(self, limit: int = 50) -> int:
+        """Try every due delivery once; returns how many were tried."""
+        now = self.clock()
+        due = await self.repo.due(self.channel, now, limit)
+        tried = await asyncio.gather(*(self._deliver(n, now) for n in due))
+        return sum(tried)
+
+    async def _deliver(self, n: Notification, now: datetime) -> int:
+        ch = self.channel.value
+        lease = now + timedelta(minutes=2)
+        if not await self.repo.claim(self.channel, n.notification_id, lease, now):
+            return 0  # another replica has it
+        attempts = getattr(n, f"{ch}_attempts") + 1
+        try:
+            await self.send(n, now)
+        except TemporaryDeliveryError as exc:
+            if attempts >= self.max_attempts:
+                await self._give_up(n, attempts, str(exc))
+                return 1
+            retry_at = next_attempt(attempts, now)
+            if self.office_hours is not None:
+                retry_at = self.office_hours.next_open(retry_at)
+            await self.repo.record_delivery(
+                None,
+                n.notification_id,
+                {
+                    f"{ch}_attempts": attempts,
+                    f"{ch}_last_error": str(exc)[:500],
+                    f"{ch}_status": DeliveryStatus.PENDING.value,
+                    f"{ch}_next_attempt_at": retry_at,
+                },
+                [self._attempt(n, "temporary_failure", str(exc))],
+            )
+            log.warning("%s %s failed (attempt %d): %s", ch, n.notification_id, attempts, exc)
+            return 1
+        except PermanentDeliveryError as exc:
+            await self._give_up(n, attempts, str(exc))
+            return 1
+        async with self.uow.transaction() as tx:
+            await self.repo.record_delivery(
+                tx,
+                n.notification_id,
+                {
+                    f"{ch}_attempts": attempts,
+                    f"{ch}_status": DeliveryStatus.SENT.value,
+                    f"{ch}_sent_at": self.clock(),
+                    f"{ch}_last_error": None,
+                    f"{ch}_next_attempt_at": None,
+                },
+                [self._attempt(n, "sent")],
+            )
+            if self.channel is Channel.EMAIL:
+                tx.publish(
+                    NotificationDelivered.create(
+                        NotificationDeliveredV1(
+                            notification_id=n.notification_id,
+                            person_id=n.person_id,
+                            district_id=n.district_id,
+                            recipient_role=n.recipient_role,
+                            channel="email",
+                            kind=n.kind.value,
+                        ),
+                        producer=PRODUCER,
+                    )
+                )
+        return 1
+
+    async def _give_up(self, n: Notification, attempts: int, error: str) -> None:
+        """Mark the channel failed and tell whoever watches (ops, partner tools)."""
+        ch = self.channel.value
+        async with self.uow.transaction() as tx:
+            await self.repo.record_delivery(
+                tx,
+                n.notification_id,
+                {
+                    f"{ch}_attempts": attempts,
+                    f"{ch}_last_error": error[:500],
+                    f"{ch}_status": DeliveryStatus.FAILED.value,
+                    f"{ch}_next_attempt_at": None,
+                },
+                [self._attempt(n, "failed", error)],
+            )
+            tx.publish(
+                NotificationFailed.create(
+                    NotificationFailedV1(
+                        notification_id=n.notification_id,
+                        person_id=n.person_id,
+                        district_id=n.district_id,
+                        recipient_role=n.recipient_role,
+                        channel="email" if self.channel is Channel.EMAIL else "webhook",
+                        kind=n.kind.value,
+                        attempts=attempts,
+                        error=error[:500],
+                    ),
+                    producer=PRODUCER,
+                )
+            )
+        log.warning(
+            "%s %s failed for good after %d attempts: %s", ch, n.notification_id, attempts, error
+        )
+
+    def _attempt(self, n: Notification, result: str, detail: str | None = None) -> Attempt:
+        return Attempt(
+            channel=self.channel,
+            at=self.clock(),
+            result=result,
+            detail=detail[:500] if detail else None,
+        )
+
+
+@dataclass
+class DigestDelivery:
+    """Sends each recipient one email with all their low-priority items that are due."""
+
+    repo: NotificationsRepository
+    sender: SmtpSender
+    templates: Templates
+    inbox_url: str
+    max_attempts: int = 6
+    office_hours: OfficeHours = field(default_factory=OfficeHours)
+    clock: Callable[[], datetime] = _now
+
+    async def send_due(self) -> int:
+        """Returns how many digest emails were tried."""
+        now = self.clock()
+        items = await self.repo.claim_digest(now, uuid.uuid4().hex, now + timedelta(minutes=5))
+        tried = 0
+        for address, group in groupby(items, key=lambda n: n.recipient_email):
+            await self._send(address, list(group), now)
+            tried += 1
+        return tried
+
+    async def _send(self, address: str, items: list[Notification], now: datetime) -> None:
+        first = items[0]
+        subject, body = self.templates.render_digest(
+            first.language,
+            {
+                "recipient": first.recipient_name,
+                "items": [{"subject": n.subject, "kind": n.kind.value} for n in items],
+                "inbox_url": inbox_link(self.inbox_url, address),
+            },
+        )
+        ids = [n.notification_id for n in items]
+        attempts = max(n.email_attempts for n in items) + 1
+
+        def log_line(result: str, detail: str | None = None) -> Attempt:
+            return Attempt(channel=Channel.EMAIL, at=now, result=result, detail=detail)
+
+        try:
+            await self.sender.send(
+                Email(
+                    to_name=first.recipient_name,
+                    to_address=address,
+                    subject=subject,
+                    body=body,
+                    message_id_hint=f"digest-{ids[0]}",
+                )
+            )
+        except TemporaryDeliveryError as exc:
+            give_up = attempts >= self.max_attempts
+            await self.repo.release_digest(
+                ids,
+                {
+                    "email_attempts": attempts,
+                    "email_last_error": str(exc)[:500],
+                    "email_status": (
+                        DeliveryStatus.FAILED if give_up else DeliveryStatus.DIGEST
+                    ).value,
+                    "email_next_attempt_at": (
+                        None
+                        if give_up
+                        else self.office_hours.next_open(next_attempt(attempts, now))
+                    ),
+                },
+                log_line("failed" if give_up else "temporary_failure", str(exc)[:500]),
+            )
+            return
+        except PermanentDeliveryError as exc:
+            await self.repo.release_digest(
+                ids,
+                {
+                    "email_attempts": attempts,
+                    "email_last_error": str(exc)[:500],
+                    "email_status": DeliveryStatus.FAILED.value,
+                    "email_next_attempt_at": None,
+                },
+                log_line("failed", str(exc)[:500]),
+            )
+            return
+        await self.repo.release_digest(
+            ids,
+            {
+                "email_attempts": attempts,
+                "email_status": DeliveryStatus.SENT.value,
+                "email_sent_at": now,
+                "email_last_error": None,
+                "email_next_attempt_at": None,
+            },
+            log_line("sent", f"daily digest of {len(ids)}"),
+        )
+
+
+@dataclass
+class Dispatcher:
+    """The one background loop: channels every ``poll_s`` or when kicked; digest and
+    escalation, which are due by the clock and not by a new notification, every ``poll_s``
+    only (a burst of kicks would otherwise add a write per notification)."""
+
+    email: ChannelDelivery
+    digest: DigestDelivery
+    escalation: Callable[[], Awaitable[int]]
+    webhook: ChannelDelivery | None = None
+    poll_s: float = 1.0
+    webhook_sender: WebhookSender | None = None
+    loop: Periodic = field(init=False)
+    _timed_at: float = field(init=False, default=float("-inf"))
+
     def __post_init__(self) -> None:
-        self.loop = Periodic("email-delivery", self.poll_s, self._round)
+        self.loop = Periodic("notifications-dispatch", self.poll_s, self._round)
 
     def kick(self) -> None:
         self.loop.kick()
@@ -170,81 +620,20 @@ class EmailDelivery:
 
     async def stop(self) -> None:
         await self.loop.stop()
+        if self.webhook_sender is not None:
+            await self.webhook_sender.close()
+
+    async def deliver_due(self) -> int:
+        """Emails and webhooks that are due, once each."""
+        tried = await self.email.deliver_due()
+        if self.webhook is not None:
+            tried += await self.webhook.deliver_due()
+        return tried
 
     async def _round(self) -> bool:
-        return await self.deliver_due() > 0
-
-    async def deliver_due(self, limit: int = 50) -> int:
-        """Try every due email once; returns how many were tried."""
-        now = self.clock()
-        due = await self.repo.due_emails(now, limit)
-        tried = await asyncio.gather(*(self._deliver(n, now) for n in due))
-        return sum(tried)
-
-    async def _deliver(self, n: Notification, now: datetime) -> int:
-        if not await self.repo.claim_email(n.notification_id, now + timedelta(minutes=2), now):
-            return 0  # another replica has it
-        attempts = n.email_attempts + 1
-        try:
-            await self.sender.send(
-                Email(
-                    to_name=n.recipient_name,
-                    to_address=n.recipient_email,
-                    subject=n.subject,
-                    body=n.body,
-                    message_id_hint=str(n.notification_id),
-                )
-            )
-        except TemporaryEmailError as exc:
-            give_up = attempts >= self.max_attempts
-            await self.repo.record_email(
-                None,
-                n.notification_id,
-                {
-                    "email_attempts": attempts,
-                    "email_last_error": str(exc)[:500],
-                    "email_status": (EmailStatus.FAILED if give_up else EmailStatus.PENDING).value,
-                    "email_next_attempt_at": None if give_up else next_attempt(attempts, now),
-                },
-            )
-            log.warning("email %s failed (attempt %d): %s", n.notification_id, attempts, exc)
-            return 1
-        except PermanentEmailError as exc:
-            await self.repo.record_email(
-                None,
-                n.notification_id,
-                {
-                    "email_attempts": attempts,
-                    "email_last_error": str(exc)[:500],
-                    "email_status": EmailStatus.FAILED.value,
-                    "email_next_attempt_at": None,
-                },
-            )
-            log.warning("email %s failed permanently: %s", n.notification_id, exc)
-            return 1
-        async with self.uow.transaction() as tx:
-            await self.repo.record_email(
-                tx,
-                n.notification_id,
-                {
-                    "email_attempts": attempts,
-                    "email_status": EmailStatus.SENT.value,
-                    "email_sent_at": self.clock(),
-                    "email_last_error": None,
-                    "email_next_attempt_at": None,
-                },
-            )
-            tx.publish(
-                NotificationDelivered.create(
-                    NotificationDeliveredV1(
-                        notification_id=n.notification_id,
-                        person_id=n.person_id,
-                        district_id=n.district_id,
-                        recipient_role=n.recipient_role,
-                        channel="email",
-                        kind=n.kind.value,
-                    ),
-                    producer=PRODUCER,
-                )
-            )
-        return 1
+        busy = await self.deliver_due()
+        if monotonic() - self._timed_at >= self.poll_s:
+            self._timed_at = monotonic()
+            await self.digest.send_due()
+            await self.escalation()
+        return busy > 0

@@ -12,7 +12,15 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lotse_shared.persistence.mongo import Transaction, save_if_newer
 
-from .domain.model import EmailStatus, Notification, Recipients
+from .domain.model import (
+    Attempt,
+    AttendanceState,
+    Channel,
+    DeliveryStatus,
+    Notification,
+    Preferences,
+    Recipients,
+)
 
 Document = dict[str, Any]
 
@@ -21,6 +29,8 @@ class NotificationsRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.recipients = db["recipients"]
         self.notifications = db["notifications"]
+        self.preferences = db["preferences"]
+        self.attendance = db["attendance"]
 
     async def ensure_indexes(self) -> None:
         await self.notifications.create_indexes(
@@ -34,13 +44,20 @@ class NotificationsRepository:
                 IndexModel(
                     [
                         ("recipient_email", ASCENDING),
+                        ("archived_at", ASCENDING),
                         ("read_at", ASCENDING),
                         ("created_at", DESCENDING),
                     ],
                     name="inbox",
                 ),
                 IndexModel([("email_status", 1), ("email_next_attempt_at", 1)], name="outgoing"),
+                IndexModel(
+                    [("webhook_status", 1), ("webhook_next_attempt_at", 1)], name="webhooks"
+                ),
+                IndexModel("email_lease", name="digest_lease", sparse=True),
+                IndexModel("escalate_at", name="escalation", sparse=True),
                 IndexModel("correlation_id", name="by_flow"),
+                IndexModel([("cause_event_id", 1), ("kind", 1)], name="by_cause"),
             ]
         )
 
@@ -87,9 +104,18 @@ class NotificationsRepository:
         return _notification(doc) if doc else None
 
     async def inbox(
-        self, recipient_email: str, *, unread_only: bool, limit: int, offset: int
+        self,
+        recipient_email: str,
+        *,
+        unread_only: bool,
+        limit: int,
+        offset: int,
+        archived: bool = False,
     ) -> list[Notification]:
-        query: Document = {"recipient_email": recipient_email.lower()}
+        query: Document = {
+            "recipient_email": recipient_email.lower(),
+            "archived_at": {"$ne": None} if archived else None,
+        }
         if unread_only:
             query["read_at"] = None
         # unread first (read_at null sorts first), newest first within each
@@ -101,6 +127,17 @@ class NotificationsRepository:
         )
         return [_notification(d) async for d in cursor]
 
+    async def unread_state(self, recipient_email: str) -> tuple[int, datetime | None]:
+        """How many unread, and when the newest arrived: what the live inbox watches."""
+        query = {"recipient_email": recipient_email.lower(), "archived_at": None, "read_at": None}
+        count = await self.notifications.count_documents(query)
+        newest = await self.notifications.find_one(
+            {"recipient_email": recipient_email.lower()},
+            sort=[("created_at", -1)],
+            projection={"created_at": 1},
+        )
+        return count, newest["created_at"] if newest else None
+
     async def mark_read(self, notification_id: uuid.UUID, at: datetime) -> Notification | None:
         doc = await self.notifications.find_one_and_update(
             {"_id": notification_id},
@@ -109,35 +146,172 @@ class NotificationsRepository:
         )
         return _notification(doc) if doc else None
 
-    async def due_emails(self, now: datetime, limit: int) -> list[Notification]:
-        # a pending email always has a next attempt time (no $or: it would scan)
+    async def archive(self, notification_id: uuid.UUID, at: datetime) -> Notification | None:
+        """Archived counts as read: an archived alert never escalates."""
+        doc = await self.notifications.find_one_and_update(
+            {"_id": notification_id},
+            [
+                {
+                    "$set": {
+                        "archived_at": {"$ifNull": ["$archived_at", at]},
+                        "read_at": {"$ifNull": ["$read_at", at]},
+                    }
+                }
+            ],
+            return_document=ReturnDocument.AFTER,
+        )
+        return _notification(doc) if doc else None
+
+    # --- channels ------------------------------------------------------------------------
+    async def due(self, channel: Channel, now: datetime, limit: int) -> list[Notification]:
+        # a pending delivery always has a next attempt time (no $or: it would scan)
         cursor = self.notifications.find(
             {
-                "email_status": EmailStatus.PENDING.value,
-                "email_next_attempt_at": {"$lte": now},
+                f"{channel}_status": DeliveryStatus.PENDING.value,
+                f"{channel}_next_attempt_at": {"$lte": now},
             }
         ).limit(limit)
         return [_notification(d) async for d in cursor]
 
-    async def claim_email(self, notification_id: uuid.UUID, until: datetime, now: datetime) -> bool:
-        """Lease one email so two replicas never send it at the same time."""
+    async def due_emails(self, now: datetime, limit: int) -> list[Notification]:
+        return await self.due(Channel.EMAIL, now, limit)
+
+    async def claim(
+        self, channel: Channel, notification_id: uuid.UUID, until: datetime, now: datetime
+    ) -> bool:
+        """Lease one delivery so two replicas never send it at the same time."""
         result = await self.notifications.update_one(
             {
                 "_id": notification_id,
-                "email_status": EmailStatus.PENDING.value,
-                "email_next_attempt_at": {"$lte": now},
+                f"{channel}_status": DeliveryStatus.PENDING.value,
+                f"{channel}_next_attempt_at": {"$lte": now},
             },
-            {"$set": {"email_next_attempt_at": until}},
+            {"$set": {f"{channel}_next_attempt_at": until}},
         )
         return result.modified_count == 1
+
+    async def record_delivery(
+        self,
+        tx: Transaction | None,
+        notification_id: uuid.UUID,
+        changes: Document,
+        attempts: list[Attempt],
+    ) -> None:
+        """Change a channel's state and add its attempts to the log, in one write."""
+        await self.notifications.update_one(
+            {"_id": notification_id},
+            {"$set": changes, "$push": {"deliveries": {"$each": _attempts(attempts)}}},
+            session=tx.session if tx else None,
+        )
 
     async def record_email(
         self, tx: Transaction | None, notification_id: uuid.UUID, changes: Document
     ) -> None:
-        await self.notifications.update_one(
-            {"_id": notification_id},
-            {"$set": changes},
-            session=tx.session if tx else None,
+        await self.record_delivery(tx, notification_id, changes, [])
+
+    # --- digest ----------------------------------------------------------------------------
+    async def claim_digest(self, now: datetime, lease: str, until: datetime) -> list[Notification]:
+        """Lease every digest item that is due, for one replica to send."""
+        await self.notifications.update_many(
+            {
+                "email_status": DeliveryStatus.DIGEST.value,
+                "email_next_attempt_at": {"$lte": now},
+            },
+            {"$set": {"email_next_attempt_at": until, "email_lease": lease}},
+        )
+        cursor = self.notifications.find({"email_lease": lease}).sort(
+            [("recipient_email", 1), ("created_at", 1)]
+        )
+        return [_notification(d) async for d in cursor]
+
+    async def release_digest(
+        self, ids: list[uuid.UUID], changes: Document, attempt: Attempt
+    ) -> None:
+        await self.notifications.update_many(
+            {"_id": {"$in": ids}},
+            {
+                "$set": changes,
+                "$unset": {"email_lease": ""},
+                "$push": {"deliveries": _attempts([attempt])[0]},
+            },
+        )
+
+    # --- escalation ------------------------------------------------------------------------
+    async def due_escalations(self, now: datetime, limit: int) -> list[Notification]:
+        cursor = self.notifications.find({"escalate_at": {"$lte": now}}).limit(limit)
+        return [_notification(d) async for d in cursor]
+
+    async def take_escalation(
+        self, tx: Transaction, notification_id: uuid.UUID, now: datetime
+    ) -> bool:
+        """Clear the escalation timer; True if it was still due and the alert unread."""
+        result = await self.notifications.update_one(
+            {"_id": notification_id, "escalate_at": {"$lte": now}},
+            [
+                {
+                    "$set": {
+                        "escalate_at": None,
+                        "escalated_at": {"$cond": [{"$eq": ["$read_at", None]}, now, None]},
+                    }
+                }
+            ],
+            session=tx.session,
+        )
+        if result.modified_count != 1:
+            return False
+        doc = await self.notifications.find_one(
+            {"_id": notification_id}, {"escalated_at": 1}, session=tx.session
+        )
+        return bool(doc and doc.get("escalated_at"))
+
+    async def anyone_read(self, n: Notification, session: AsyncClientSession) -> bool:
+        """Has any recipient read the alert ``n`` is one copy of?"""
+        return bool(
+            await self.notifications.count_documents(
+                {
+                    "cause_event_id": n.cause_event_id,
+                    "kind": n.kind.value,
+                    "read_at": {"$ne": None},
+                },
+                session=session,
+                limit=1,
+            )
+        )
+
+    # --- preferences and attendance -------------------------------------------------------
+    async def preferences_of(
+        self, recipient_email: str, session: AsyncClientSession | None = None
+    ) -> Preferences:
+        doc = await self.preferences.find_one({"_id": recipient_email.lower()}, session=session)
+        return Preferences.model_validate(doc) if doc else Preferences()
+
+    async def save_preferences(self, recipient_email: str, prefs: Preferences) -> None:
+        await self.preferences.replace_one(
+            {"_id": recipient_email.lower()},
+            {"_id": recipient_email.lower(), **prefs.model_dump(mode="json")},
+            upsert=True,
+        )
+
+    async def attendance_of(
+        self, enrolment_id: uuid.UUID, session: AsyncClientSession
+    ) -> AttendanceState:
+        doc = await self.attendance.find_one({"_id": enrolment_id}, session=session)
+        if doc is None:
+            return AttendanceState(enrolment_id=enrolment_id)
+        return AttendanceState(
+            enrolment_id=enrolment_id, at_risk=doc["at_risk"], last_alert_at=doc["last_alert_at"]
+        )
+
+    async def save_attendance(self, tx: Transaction, state: AttendanceState) -> None:
+        await self.attendance.replace_one(
+            {"_id": state.enrolment_id},
+            {
+                "_id": state.enrolment_id,
+                "at_risk": state.at_risk,
+                "last_alert_at": state.last_alert_at,
+            },
+            upsert=True,
+            session=tx.session,
         )
 
 
@@ -147,24 +321,36 @@ def _doc(n: Notification) -> Document:
         exclude={
             "notification_id",
             "created_at",
-            "read_at",
-            "email_next_attempt_at",
-            "email_sent_at",
+            *_DATES,
         },
     )
+    doc.update({name: getattr(n, name) for name in _DATES})
     doc.update(
-        _id=n.notification_id,
-        person_id=n.person_id,
-        recipient_email=n.recipient_email.lower(),
-        created_at=n.created_at,
-        read_at=n.read_at,
-        email_next_attempt_at=n.email_next_attempt_at,
-        email_sent_at=n.email_sent_at,
+        _id=n.notification_id, person_id=n.person_id, recipient_email=n.recipient_email.lower()
     )
     return doc
+
+
+# kept as BSON dates (JSON mode would turn them into strings that sort and compare wrongly)
+_DATES = (
+    "created_at",
+    "read_at",
+    "archived_at",
+    "escalate_at",
+    "escalated_at",
+    "email_next_attempt_at",
+    "email_sent_at",
+    "webhook_next_attempt_at",
+    "webhook_sent_at",
+)
+
+
+def _attempts(attempts: list[Attempt]) -> list[Document]:
+    return [{**a.model_dump(mode="json"), "at": a.at} for a in attempts]
 
 
 def _notification(doc: Document) -> Notification:
     data = dict(doc)
     data["notification_id"] = data.pop("_id")
+    data.pop("email_lease", None)
     return Notification.model_validate(data)

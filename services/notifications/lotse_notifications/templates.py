@@ -1,7 +1,10 @@
 """Renders alerts from Jinja2 templates: German by default, English on request.
 
 Each template's first line is the subject, the rest the body. Templates live in
-``templates/<language>/<kind>.txt`` inside the package.
+``templates/<language>/<kind>.txt`` inside the package. ``channel`` is "inbox" or
+"email": an email leaves out what only the inbox needs to show (free-text
+reasons), since mail passes servers Lotse does not control. The browser inbox
+is ``templates/html/*.html``, rendered with HTML escaping on.
 """
 
 from __future__ import annotations
@@ -42,8 +45,29 @@ class Templates:
             keep_trailing_newline=True,
         )
 
-    def render(self, kind: Kind, language: Language, facts: dict[str, Any]) -> tuple[str, str]:
-        template = self._env.get_template(f"{language.value}/{kind.value}.txt")
-        text = template.render(type_labels=TYPE_LABELS[language], **facts)
+    @cached_property
+    def _html(self) -> Environment:
+        return Environment(
+            loader=PackageLoader("lotse_notifications", "templates/html"),
+            undefined=StrictUndefined,
+            autoescape=True,
+        )
+
+    def render(
+        self, kind: Kind, language: Language, facts: dict[str, Any], channel: str = "inbox"
+    ) -> tuple[str, str]:
+        return self._text(f"{language.value}/{kind.value}.txt", language, channel, facts)
+
+    def render_digest(self, language: Language, facts: dict[str, Any]) -> tuple[str, str]:
+        return self._text(f"{language.value}/digest.txt", language, "email", facts)
+
+    def page(self, name: str, **context: Any) -> str:
+        return self._html.get_template(name).render(**context)
+
+    def _text(
+        self, name: str, language: Language, channel: str, facts: dict[str, Any]
+    ) -> tuple[str, str]:
+        template = self._env.get_template(name)
+        text = template.render(type_labels=TYPE_LABELS[language], channel=channel, **facts)
         subject, _, body = text.partition("\n")
         return subject.strip(), body.strip() + "\n"

@@ -17,6 +17,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     placement.OpeningClosed,
     placement.SuggestionsReady,
     notifications.NotificationDelivered,
+    notifications.NotificationFailed,
     partner.EnrolmentReported,
     partner.AttendanceReported,
     partner.ExamResultReported,

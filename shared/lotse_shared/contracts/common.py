@@ -106,6 +106,7 @@ class ContactRole(StrEnum):
     CASEWORKER = "caseworker"  # Integrationsmanager/in
     MENTOR = "mentor"  # Berufspate/Berufspatin
     INTEGRATION_GUIDE = "integration_guide"  # Integrationslotse/Integrationslotsin
+    EDUCATION_COORDINATOR = "education_coordinator"  # Bildungskoordination für Neuzugewanderte
 
 
 class Language(StrEnum):

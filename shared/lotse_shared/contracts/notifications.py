@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
+from pydantic import Field
+
 from . import routing
 from .common import ContactRole, DistrictId
 from .envelope import Event, Payload
@@ -27,3 +29,27 @@ class NotificationDelivered(Event):
     )
     event_version: Literal[1] = 1
     payload: NotificationDeliveredV1
+
+
+class NotificationFailedV1(Payload):
+    """A channel gave up: a permanent error, or temporary ones until attempts ran out.
+
+    The notification itself is still in the recipient's inbox.
+    """
+
+    notification_id: uuid.UUID
+    person_id: uuid.UUID
+    district_id: DistrictId
+    recipient_role: ContactRole
+    channel: Literal["email", "webhook"]
+    kind: str
+    attempts: int = Field(ge=1)
+    error: str = Field(max_length=500, description="The server's last answer, e.g. '550 5.1.1'.")
+
+
+class NotificationFailed(Event):
+    ROUTING_KEY = routing.NOTIFICATION_FAILED_V1
+    DESCRIPTION = "A channel could not deliver a notification; it stays in the inbox."
+    event_type: Literal["notifications.notification.failed"] = "notifications.notification.failed"
+    event_version: Literal[1] = 1
+    payload: NotificationFailedV1

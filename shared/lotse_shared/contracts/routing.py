@@ -24,6 +24,7 @@ SUGGESTIONS_READY_V1: Final = "placement.suggestions.ready.v1"
 
 # notifications
 NOTIFICATION_DELIVERED_V1: Final = "notifications.notification.delivered.v1"
+NOTIFICATION_FAILED_V1: Final = "notifications.notification.failed.v1"
 
 # partners (schools, employment agency, chambers) -> Lotse
 PARTNER_ENROLMENT_REPORTED_V1: Final = "partner.course.enrolment_reported.v1"

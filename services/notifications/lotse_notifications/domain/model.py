@@ -1,33 +1,113 @@
-"""Who is told what. Pure: no I/O.
+"""Who is told what, over which channel, and when. Pure: no I/O.
 
-The routing table says which roles hear about which kind of event; a person's
-contacts (from intake) say who holds those roles for that person.
+The routing table says which roles hear about which kind of event and how
+urgent it is; a district may override a row. A person's contacts (from
+intake) say who holds those roles for that person. Time rules (office hours,
+the daily digest, escalation, flip-flop throttling) take ``now`` as an
+argument, so tests and the service pass their own clock.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from enum import IntEnum, StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
 from lotse_shared.contracts.common import ContactRole, DistrictId, Language
 from lotse_shared.contracts.intake import ResponsibleContact
 
+BERLIN = ZoneInfo("Europe/Berlin")
+
 
 class Kind(StrEnum):
     SUGGESTIONS_READY = "suggestions_ready"
     COURSE_COMPLETED = "course_completed"
     COURSE_DROPPED = "course_dropped"
+    ENROLLED = "enrolled"
+    ATTENDANCE_AT_RISK = "attendance_at_risk"
+    ESCALATION = "escalation"  # an important alert nobody read in time
 
 
-ROUTING: dict[Kind, frozenset[ContactRole]] = {
-    Kind.SUGGESTIONS_READY: frozenset({ContactRole.CASEWORKER}),
-    Kind.COURSE_COMPLETED: frozenset({ContactRole.CASEWORKER, ContactRole.MENTOR}),
-    Kind.COURSE_DROPPED: frozenset({ContactRole.CASEWORKER, ContactRole.MENTOR}),
+class Priority(IntEnum):
+    LOW = 1  # batched into the daily digest email
+    NORMAL = 2
+    IMPORTANT = 3  # escalated to the coordinator when unread in time
+    CRITICAL = 4  # also escalated; emailed even to those who opted out of email
+
+
+class Channel(StrEnum):
+    INBOX = "inbox"  # always; cannot be opted out of
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+
+
+OPTIONAL_CHANNELS = (Channel.EMAIL, Channel.WEBHOOK)
+
+CASEWORKER = ContactRole.CASEWORKER
+MENTOR = ContactRole.MENTOR
+GUIDE = ContactRole.INTEGRATION_GUIDE
+COORDINATOR = ContactRole.EDUCATION_COORDINATOR
+
+
+@dataclass(frozen=True)
+class Rule:
+    roles: frozenset[ContactRole]
+    priority: Priority
+
+    @property
+    def escalates(self) -> bool:
+        return self.priority >= Priority.IMPORTANT
+
+
+def rule(*roles: ContactRole, priority: Priority = Priority.NORMAL) -> Rule:
+    return Rule(frozenset(roles), priority)
+
+
+# The routing table: event kind -> roles told, and how urgent it is.
+ROUTING: dict[Kind, Rule] = {
+    Kind.SUGGESTIONS_READY: rule(CASEWORKER),
+    Kind.COURSE_COMPLETED: rule(CASEWORKER, MENTOR, COORDINATOR),
+    Kind.COURSE_DROPPED: rule(CASEWORKER, MENTOR, GUIDE, priority=Priority.CRITICAL),
+    Kind.ATTENDANCE_AT_RISK: rule(CASEWORKER, GUIDE, priority=Priority.IMPORTANT),
+    Kind.ENROLLED: rule(CASEWORKER, GUIDE, priority=Priority.LOW),
+    Kind.ESCALATION: rule(COORDINATOR, priority=Priority.IMPORTANT),
 }
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    """The table above, with rows replaced per district (``LOTSE_ROUTING_OVERRIDES``)."""
+
+    rules: Mapping[Kind, Rule]
+    overrides: Mapping[str, Mapping[Kind, Rule]]
+
+    @classmethod
+    def with_overrides(cls, overrides: Mapping[str, Mapping[str, list[str]]]) -> RoutingTable:
+        """``{"werra-meissner": {"enrolled": ["caseworker"]}}``: roles per kind per district.
+
+        An override replaces the roles of that row and keeps its priority.
+        """
+        parsed: dict[str, dict[Kind, Rule]] = {}
+        for district, rows in overrides.items():
+            parsed[district] = {
+                Kind(kind): Rule(
+                    frozenset(ContactRole(r) for r in roles), ROUTING[Kind(kind)].priority
+                )
+                for kind, roles in rows.items()
+            }
+        return cls(ROUTING, parsed)
+
+    def rule_for(self, kind: Kind, district_id: str) -> Rule:
+        return self.overrides.get(district_id, {}).get(kind) or self.rules[kind]
+
+
+DEFAULT_ROUTING = RoutingTable(ROUTING, {})
 
 
 class Recipients(BaseModel):
@@ -40,8 +120,10 @@ class Recipients(BaseModel):
     contacts: list[ResponsibleContact]
     email_consent: bool
 
-    def told_about(self, kind: Kind) -> list[ResponsibleContact]:
-        roles = ROUTING[kind]
+    def told_about(
+        self, kind: Kind, routing: RoutingTable = DEFAULT_ROUTING
+    ) -> list[ResponsibleContact]:
+        roles = routing.rule_for(kind, self.district_id).roles
         seen: set[str] = set()
         chosen = []
         for contact in self.contacts:
@@ -50,12 +132,40 @@ class Recipients(BaseModel):
                 chosen.append(contact)
         return chosen
 
+    def coordinators(self) -> list[ResponsibleContact]:
+        return [c for c in self.contacts if c.role is COORDINATOR]
 
-class EmailStatus(StrEnum):
-    PENDING = "pending"
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # due at ``<channel>_next_attempt_at`` (office hours, retry delay)
+    DIGEST = "digest"  # waits for the daily digest email
     SENT = "sent"
-    FAILED = "failed"
-    SKIPPED = "skipped"  # no consent to send this person's data by email
+    FAILED = "failed"  # permanent error, or temporary ones until attempts ran out
+    SKIPPED = "skipped"  # no consent to email this person's data, or no webhook configured
+    OPTED_OUT = "opted_out"  # the recipient does not want this channel
+
+
+EmailStatus = DeliveryStatus  # the name the first version used
+
+
+class Preferences(BaseModel):
+    """A recipient's choices. The inbox is always on."""
+
+    opted_out: set[Channel] = Field(default_factory=set)
+
+    def wants(self, channel: Channel, priority: Priority) -> bool:
+        if channel is Channel.INBOX or priority >= Priority.CRITICAL:
+            return True
+        return channel not in self.opted_out
+
+
+class Attempt(BaseModel):
+    """One line of a notification's delivery log (kept on the notification itself)."""
+
+    channel: Channel
+    at: datetime
+    result: str  # delivered | sent | temporary_failure | failed | opted_out | skipped | digest
+    detail: str | None = None
 
 
 class Notification(BaseModel):
@@ -63,22 +173,33 @@ class Notification(BaseModel):
     person_id: uuid.UUID
     district_id: DistrictId
     kind: Kind
+    priority: Priority = Priority.NORMAL
     recipient_email: str
     recipient_name: str
     recipient_role: ContactRole
     language: Language
     subject: str
-    body: str
+    body: str  # shown in the inbox
+    email_body: str = ""  # the same facts less what email need not carry (free-text reasons)
     facts: dict[str, Any] = Field(default_factory=dict)
     cause_event_id: str
     correlation_id: str | None = None  # the business flow it belongs to, for tracing
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     read_at: datetime | None = None
-    email_status: EmailStatus = EmailStatus.PENDING
+    archived_at: datetime | None = None
+    escalate_at: datetime | None = None  # set while an unread important alert may escalate
+    escalated_at: datetime | None = None
+    email_status: DeliveryStatus = DeliveryStatus.PENDING
     email_attempts: int = 0
     email_next_attempt_at: datetime | None = None
     email_sent_at: datetime | None = None
     email_last_error: str | None = None
+    webhook_status: DeliveryStatus = DeliveryStatus.SKIPPED
+    webhook_attempts: int = 0
+    webhook_next_attempt_at: datetime | None = None
+    webhook_sent_at: datetime | None = None
+    webhook_last_error: str | None = None
+    deliveries: list[Attempt] = Field(default_factory=list)  # the delivery log, oldest first
 
 
 RETRY_DELAYS = (
@@ -91,5 +212,68 @@ RETRY_DELAYS = (
 
 
 def next_attempt(attempts: int, now: datetime) -> datetime:
-    """When to try an email again after ``attempts`` temporary failures."""
+    """When to try a channel again after ``attempts`` temporary failures."""
     return now + RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1]
+
+
+@dataclass(frozen=True)
+class OfficeHours:
+    """When email may go out, in Europe/Berlin: working days, ``start`` to ``end``."""
+
+    start: time = time(8, 0)
+    end: time = time(18, 0)
+    weekdays: frozenset[int] = frozenset(range(5))  # Monday=0 .. Friday=4
+    quiet: bool = True  # False: no quiet hours at all (demos, benchmarks)
+
+    def next_open(self, now: datetime) -> datetime:
+        """``now`` if inside office hours, else the start of the next office day (UTC)."""
+        if not self.quiet:
+            return now
+        local = now.astimezone(BERLIN)
+        if local.weekday() in self.weekdays and self.start <= local.time() < self.end:
+            return now
+        day = local.date()
+        if local.time() >= self.start:
+            day += timedelta(days=1)
+        while day.weekday() not in self.weekdays:
+            day += timedelta(days=1)
+        return datetime.combine(day, self.start, tzinfo=BERLIN).astimezone(UTC)
+
+
+def next_digest(now: datetime, at: time) -> datetime:
+    """The next daily digest time (Europe/Berlin) strictly after ``now``."""
+    local = now.astimezone(BERLIN)
+    candidate = datetime.combine(local.date(), at, tzinfo=BERLIN)
+    if candidate <= local:
+        candidate = datetime.combine(local.date() + timedelta(days=1), at, tzinfo=BERLIN)
+    return candidate.astimezone(UTC)
+
+
+class AttendanceState(BaseModel):
+    """notifications' memory of one enrolment's attendance, for throttling alerts.
+
+    Attendance goes below the threshold, back above it, below again: only the
+    first drop within ``window`` becomes an alert; the next drop after the
+    window has passed since the last alert is a new one.
+    """
+
+    enrolment_id: uuid.UUID
+    at_risk: bool = False
+    last_alert_at: datetime | None = None
+
+    def record(
+        self, rate: float, threshold: float, now: datetime, window: timedelta
+    ) -> tuple[AttendanceState, bool]:
+        """The new state, and whether to alert."""
+        at_risk = rate < threshold
+        dropped = at_risk and not self.at_risk
+        quiet = self.last_alert_at is not None and now - self.last_alert_at < window
+        alert = dropped and not quiet
+        return (
+            AttendanceState(
+                enrolment_id=self.enrolment_id,
+                at_risk=at_risk,
+                last_alert_at=now if alert else self.last_alert_at,
+            ),
+            alert,
+        )

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from lotse_notifications.handlers import NotificationsHandlers
-from lotse_shared.contracts.courses import CourseCompleted, CourseDropped
+from lotse_shared.contracts.courses import (
+    AttendanceRecorded,
+    CourseCompleted,
+    CourseDropped,
+    Enrolled,
+)
 from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
 from lotse_shared.contracts.placement import SuggestionsReady
 from lotse_shared.messaging.subscriptions import Subscriptions
@@ -22,10 +27,18 @@ def register_subscriptions(subs: Subscriptions, h: NotificationsHandlers) -> Non
     async def suggestions_ready(event: SuggestionsReady) -> None:
         await h.suggestions_ready(event)
 
-    @subs.on(CourseCompleted, "Tell caseworker and mentor the level reached")
+    @subs.on(Enrolled, "Low priority: the caseworker's daily digest")
+    async def enrolled(event: Enrolled) -> None:
+        await h.enrolled(event)
+
+    @subs.on(AttendanceRecorded, "Alert when attendance falls below the threshold (throttled)")
+    async def attendance_recorded(event: AttendanceRecorded) -> None:
+        await h.attendance_recorded(event)
+
+    @subs.on(CourseCompleted, "Tell caseworker, mentor and coordinator the level reached")
     async def course_completed(event: CourseCompleted) -> None:
         await h.course_completed(event)
 
-    @subs.on(CourseDropped, "Tell caseworker and mentor about the drop-out")
+    @subs.on(CourseDropped, "Critical: caseworker, mentor, guide; escalated if unread")
     async def course_dropped(event: CourseDropped) -> None:
         await h.course_dropped(event)

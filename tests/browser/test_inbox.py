@@ -1,0 +1,181 @@
+"""The caseworker's inbox in a real headless Chromium (Debian's), driven by Playwright.
+
+notifications runs under uvicorn on a real port; events arrive over RabbitMQ. The
+screenshot is kept in tests/artifacts/ (git-ignored); the test prints its path.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from playwright.async_api import Page, async_playwright, expect
+
+from lotse_devstack.mailsink import MailSink
+from lotse_devstack.ports import free_port
+from lotse_notifications.bootstrap import Overrides, create_app
+from lotse_notifications.domain.model import BERLIN
+from lotse_shared.contracts.common import CefrLevel
+from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
+from lotse_shared.contracts.intake import PersonRegistered
+from tests.integration.test_notifications import dropped_for, suggestions_for
+from tests.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
+from tests.support import eventually, publish
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+
+@pytest.fixture
+def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[MailSink]:
+    sink = MailSink()
+    sink.start()
+    monkeypatch.setenv("LOTSE_SMTP_HOST", sink.host)
+    monkeypatch.setenv("LOTSE_SMTP_PORT", str(sink.port))
+    yield sink
+    sink.stop()
+
+
+class ServedApp:
+    """The service under uvicorn in a thread of its own, on a real port."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=2
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, name="inbox-server", daemon=True)
+
+    def __enter__(self) -> ServedApp:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("notifications did not start under uvicorn")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=15)
+
+
+@pytest.fixture
+def chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run deploy/ensure-chromium.sh (make test does)")
+    return CHROMIUM
+
+
+@asynccontextmanager
+async def phone_page(chromium: str) -> AsyncIterator[Page]:
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        context = await browser.new_context(
+            viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
+        )
+        try:
+            yield await context.new_page()
+        finally:
+            await context.close()
+            await browser.close()
+
+
+async def inbox_size(url: str) -> int:
+    async with httpx.AsyncClient() as client:
+        r = await client.get(f"{url}/notifications", params={"recipient": CASEWORKER})
+        return len(r.json())
+
+
+async def test_inbox_in_chromium_unread_first_read_archive_and_live(
+    service_env, smtp, rabbit_url, namespace, chromium
+):
+    snap = snapshot()
+    person = PersonRegistered.create(snap, producer="intake")
+    tuesday = datetime(2026, 11, 24, 10, 0, tzinfo=BERLIN)
+    started = time.monotonic()
+    app = create_app(  # Tuesday 10:00 in Berlin and running, so newer alerts sort first
+        overrides=Overrides(clock=lambda: tuesday + timedelta(seconds=time.monotonic() - started))
+    )
+    completed = CourseCompleted.create(
+        CourseCompletedV1(
+            **enrolment_facts(snap.person_id), level_reached=CefrLevel.B1, completed_on=TODAY
+        ),
+        producer="courses",
+    )
+    with ServedApp(app) as served:
+        await publish(rabbit_url, namespace, person, suggestions_for(snap.person_id))
+        await publish(rabbit_url, namespace, dropped_for(snap))
+        await eventually(lambda: _at_least(served.url, 2), what="two notifications")
+
+        async with phone_page(chromium) as page:
+            await page.goto(f"{served.url}/inbox?recipient={CASEWORKER}")
+            viewport = page.locator('meta[name="viewport"]')
+            assert "width=device-width" in (await viewport.get_attribute("content") or "")
+            notes = page.locator("li.note")
+            await expect(notes).to_have_count(2)
+            await expect(page.locator("li.unread")).to_have_count(2)
+            await expect(page.locator("#unread")).to_have_text("2")
+
+            # mark the newest read: it moves below the unread one
+            await notes.first.get_by_role("button", name="Gelesen").click()
+            await expect(page.locator("li.read")).to_have_count(1)
+            await expect(page.locator("#unread")).to_have_text("1")
+            await expect(notes.last).to_have_class("note read")
+            await expect(notes.first).to_have_class("note unread")
+
+            # a new alert arrives while the page is open: it shows up without a click
+            await publish(rabbit_url, namespace, completed)
+            await expect(notes).to_have_count(3, timeout=15_000)
+            await expect(notes.first).to_contain_text("B1 erreicht")
+            await expect(page.locator("#unread")).to_have_text("2")
+
+            ARTIFACTS.mkdir(exist_ok=True)
+            shot = ARTIFACTS / "inbox.png"
+            await page.screenshot(path=str(shot), full_page=True)
+            print(f"\ninbox screenshot: {shot}")
+            assert shot.stat().st_size > 10_000
+
+            # archive the read one: gone from the inbox, present in the archive
+            read_subject = await page.locator("li.read .subject").inner_text()
+            await page.locator("li.read").get_by_role("button", name="Archivieren").click()
+            await expect(notes).to_have_count(2)
+            await expect(page.locator("li.read")).to_have_count(0)
+
+            # readable on a phone: nothing wider than the screen
+            overflow = await page.evaluate(
+                "document.documentElement.scrollWidth - window.innerWidth"
+            )
+            assert overflow <= 0
+
+            await page.get_by_role("link", name="Archiv").click()
+            await expect(page.locator("li.note")).to_have_count(1)
+            await expect(page.locator("li.note .subject")).to_have_text(read_subject)
+            await page.goto(f"{served.url}/inbox?recipient=kein-adresse")
+            assert "recipient" in await page.content()  # 422 names the field
+
+        assert await inbox_size(served.url) == 2
+
+
+async def _at_least(url: str, n: int) -> bool:
+    return await inbox_size(url) >= n
