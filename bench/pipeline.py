@@ -193,8 +193,24 @@ async def floor(rabbit_url: str, mongo_url: str, events: Sequence[Event]) -> dic
 # --- the stack ---------------------------------------------------------------------------
 
 
+SHARED = ("database", "rabbitmq", "bench")  # the processes both the floor and the stack use
+
+
+def shared_pids(db_pid: int) -> dict[str, int]:
+    """The database, the machine's RabbitMQ and this process (publisher, SMTP sink)."""
+    pids = {"database": db_pid, "bench": os.getpid()}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if (proc / "comm").read_text().strip() == "beam.smp":
+                    pids["rabbitmq"] = int(proc.name)
+            except OSError:
+                continue
+    return pids
+
+
 class Probe:
-    """CPU seconds and peak RSS of the stack's processes, from /proc."""
+    """CPU seconds and peak RSS of processes, from /proc."""
 
     def __init__(self, pids: dict[str, int]) -> None:
         self.pids = pids
@@ -207,6 +223,10 @@ class Probe:
             found[name] = (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
         return found
 
+    def cpu_ms_per_event(self, before: dict[str, float], events: int) -> dict[str, float]:
+        after = self.cpu_s()
+        return {k: round((after[k] - before[k]) * 1000 / events, 2) for k in self.pids}
+
     def peak_rss_mb(self) -> dict[str, float]:
         found = {}
         for name, pid in self.pids.items():
@@ -214,6 +234,9 @@ class Probe:
                 if line.startswith("VmHWM:"):
                     found[name] = round(int(line.split()[1]) / 1024, 1)
         return found
+
+    def services_peak_rss_mb(self) -> dict[str, float]:
+        return {k: v for k, v in self.peak_rss_mb().items() if k not in SHARED}
 
 
 async def inbox_times(h: FlowStack, events: Sequence[Event]) -> dict[str, datetime]:
@@ -446,23 +469,28 @@ async def main() -> dict[str, Any]:
     }
     try:
         print(f"bench: floor, {N} events ...", flush=True)
+        assert h.db_proc is not None
+        floor_probe = Probe(shared_pids(h.db_proc.pid))
+        cpu_before = floor_probe.cpu_s()
         floor_run = await floor(RABBIT_URL, h.stack.mongo_url, phases["throughput"])
+        floor_cpu = floor_probe.cpu_ms_per_event(cpu_before, N)
         print(f"bench: starting the stack and registering {total} people ...", flush=True)
         await h.start()
-        assert h.db_proc is not None
-        probe = Probe({**{s: p.pid for s, p in h.stack.procs.items()}, "database": h.db_proc.pid})
+        probe = Probe(
+            {**{s: p.pid for s, p in h.stack.procs.items()}, **shared_pids(h.db_proc.pid)}
+        )
 
         print(f"bench: throughput, {N} events ...", flush=True)
         cpu_before = probe.cpu_s()
         run = await burst(h, phases["throughput"], 0)
-        cpu = {k: round(v - cpu_before[k], 1) for k, v in probe.cpu_s().items()}
+        cpu = probe.cpu_ms_per_event(cpu_before, N)
         stored = run["completed"]
 
         rate = run["eps"] / 2
         print(f"bench: latency, {LATENCY_N} events at {rate:.0f}/s ...", flush=True)
         latencies, to_suggestions = await offered(h, phases["latency"], rate, stored)
         stored += len(latencies)
-        rss = probe.peak_rss_mb()
+        rss = probe.services_peak_rss_mb()
 
         print(f"bench: one placement process, {BURST_N} events ...", flush=True)
         one = await burst(h, phases["one_placement"], stored)
@@ -499,11 +527,13 @@ async def main() -> dict[str, Any]:
         },
         "floor_eps": round(floor_run["eps"], 1),
         "efficiency": round(run["eps"] / floor_run["eps"], 3),
-        "rss_mb": {s: v for s, v in rss.items() if s != "database"},
+        "rss_mb": rss,
         "placement_replicas": {"1": round(one["eps"], 1), "2": round(two["eps"], 1)},
         "duplicates": checked,
-        "cpu_seconds_during_throughput": cpu,
-        "database_rss_mb": rss.get("database"),
+        "cpu_ms_per_event": {
+            "flow": {**cpu, "total": round(sum(cpu.values()), 2)},
+            "floor": {**floor_cpu, "total": round(sum(floor_cpu.values()), 2)},
+        },
         "profile": profiles,
         "database_ops_per_event": ops,
         "runs": {"floor": floor_run, "throughput": run, "one": one, "two": two},
