@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import uuid
@@ -16,7 +17,8 @@ from fastapi import FastAPI
 from lotse_devstack.mailsink import MailSink
 from lotse_devstack.ports import free_port
 from lotse_notifications.bootstrap import Overrides, create_app
-from lotse_notifications.domain.model import BERLIN
+from lotse_notifications.domain.model import BERLIN, Channel
+from lotse_notifications.handlers import ChannelDelivery
 from lotse_notifications.webhook import verify
 from lotse_shared.contracts.common import CefrLevel, ContactRole, Language, OpeningType
 from lotse_shared.contracts.courses import (
@@ -425,6 +427,53 @@ async def test_quiet_hours_email_waits_for_the_office_the_inbox_does_not(
         clock.advance(minutes=31)  # 08:01
         assert await app.state.delivery.deliver_due() == 1
         assert [m.rcpt_tos for m in smtp.mails] == [(CASEWORKER,)]
+
+
+async def test_replicas_sending_one_batch_never_send_an_email_twice(
+    service_env, smtp, rabbit_url, namespace
+):
+    people = [PersonRegistered.create(snapshot(), producer="intake") for _ in range(6)]
+    events = [suggestions_for(p.payload.person_id) for p in people]
+    clock = Clock(datetime(2026, 11, 24, 22, 30, tzinfo=BERLIN))  # night: every email waits
+    app = office_app(clock)
+    async with (
+        EventTap(rabbit_url, namespace, "notifications.notification.delivered.v1") as tap,
+        running(app) as http,
+    ):
+        await publish(rabbit_url, namespace, *people, *events)
+        for event in events:
+            await applied(app, event)
+        own = app.state.delivery.email
+        sent_by: dict[str, list[str]] = {"a": [], "b": []}
+
+        def replica(name: str) -> ChannelDelivery:
+            async def send(n: Any, _: datetime) -> None:
+                sent_by[name].append(str(n.notification_id))
+
+            return ChannelDelivery(Channel.EMAIL, own.uow, own.repo, send, clock=clock)
+
+        clock.advance(hours=10)  # 08:30: every email is due at once, for every replica
+        tried = await asyncio.gather(replica("a").deliver_due(), replica("b").deliver_due())
+
+        async def all_sent() -> bool:  # the service's own loop is a third replica
+            return all(n["email_status"] == "sent" for n in await inbox(http))
+
+        await eventually(all_sent, what="every email sent")
+        notes = await inbox(http)
+        assert sum(tried) + len(smtp.mails) == 6
+        sent = sent_by["a"] + sent_by["b"]
+        assert len(sent) == len(set(sent))  # no notification went out twice
+        assert len(notes) == 6
+        assert all(n["email_status"] == "sent" and n["email_attempts"] == 1 for n in notes)
+        for note in notes:
+            log = (await http.get(f"/notifications/{note['notification_id']}/deliveries")).json()
+            assert [(a["channel"], a["result"]) for a in log] == [
+                ("inbox", "delivered"),
+                ("email", "sent"),
+            ]
+        await tap.wait_for("notifications.notification.delivered.v1", count=6)
+        told = {m["payload"]["notification_id"] for m in tap.bodies()}
+        assert told == {n["notification_id"] for n in notes}
 
 
 async def test_low_priority_items_go_out_as_one_daily_digest(

@@ -173,22 +173,46 @@ class NotificationsRepository:
         ).limit(limit)
         return [_notification(d) async for d in cursor]
 
-    async def due_emails(self, now: datetime, limit: int) -> list[Notification]:
-        return await self.due(Channel.EMAIL, now, limit)
-
-    async def claim(
-        self, channel: Channel, notification_id: uuid.UUID, until: datetime, now: datetime
-    ) -> bool:
-        """Lease one delivery so two replicas never send it at the same time."""
-        result = await self.notifications.update_one(
+    async def claim_due(
+        self, channel: Channel, now: datetime, until: datetime, limit: int
+    ) -> list[Notification]:
+        """Lease up to ``limit`` due deliveries of a channel in one write, so two
+        replicas never send the same one; returns what this process got."""
+        due = await self.due(channel, now, limit)
+        if not due:
+            return []
+        token = uuid.uuid4().hex
+        result = await self.notifications.update_many(
             {
-                "_id": notification_id,
+                "_id": {"$in": [n.notification_id for n in due]},
                 f"{channel}_status": DeliveryStatus.PENDING.value,
                 f"{channel}_next_attempt_at": {"$lte": now},
             },
-            {"$set": {f"{channel}_next_attempt_at": until}},
+            {"$set": {f"{channel}_next_attempt_at": until, f"{channel}_lease": token}},
         )
-        return result.modified_count == 1
+        if result.modified_count == len(due):
+            return due  # the usual case: nobody else was claiming, no second read
+        cursor = self.notifications.find({f"{channel}_lease": token})
+        return [_notification(d) async for d in cursor]
+
+    async def record_sent(
+        self, tx: Transaction, channel: Channel, ids: list[uuid.UUID], attempt: Attempt
+    ) -> None:
+        """Mark a batch sent and log the attempt on each, in one write."""
+        await self.notifications.update_many(
+            {"_id": {"$in": ids}},
+            {
+                "$set": {
+                    f"{channel}_status": DeliveryStatus.SENT.value,
+                    f"{channel}_sent_at": attempt.at,
+                    f"{channel}_last_error": None,
+                    f"{channel}_next_attempt_at": None,
+                },
+                "$inc": {f"{channel}_attempts": 1},
+                "$push": {"deliveries": _attempts([attempt])[0]},
+            },
+            session=tx.session,
+        )
 
     async def record_delivery(
         self,
@@ -203,11 +227,6 @@ class NotificationsRepository:
             {"$set": changes, "$push": {"deliveries": {"$each": _attempts(attempts)}}},
             session=tx.session if tx else None,
         )
-
-    async def record_email(
-        self, tx: Transaction | None, notification_id: uuid.UUID, changes: Document
-    ) -> None:
-        await self.record_delivery(tx, notification_id, changes, [])
 
     # --- digest ----------------------------------------------------------------------------
     async def claim_digest(self, now: datetime, lease: str, until: datetime) -> list[Notification]:
