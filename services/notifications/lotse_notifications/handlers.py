@@ -9,6 +9,7 @@ never loses the notification: it is in the inbox before any channel is tried.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -40,6 +41,7 @@ from lotse_shared.errors import NotFound
 from lotse_shared.messaging.errors import PersonNotYetKnown
 from lotse_shared.messaging.parking import ParkingLot
 from lotse_shared.persistence.mongo import Transaction, UnitOfWork
+from lotse_shared.persistence.retry import retry_transient
 
 from .domain.model import (
     BERLIN,
@@ -304,36 +306,44 @@ class NotificationsHandlers:
         now = self.clock()
         escalated = 0
         for original in await self.repo.due_escalations(now, limit):
-            async with self.uow.transaction() as tx:
-                if not await self.repo.take_escalation(tx, original.notification_id, now):
-                    continue  # read meanwhile, or another replica took it
-                if await self.repo.anyone_read(original, tx.session):
-                    continue  # the mentor may be away, but the caseworker has seen it
-                recipients = await self.repo.recipients_of(original.person_id, tx.session)
-                if recipients is None:
-                    continue
-                facts = {
-                    "original_subject": original.subject,
-                    "original_recipient": original.recipient_name,
-                    "original_role": original.recipient_role.value,
-                    "since": f"{original.created_at.astimezone(BERLIN):%d.%m.%Y %H:%M}",
-                }
-                for coordinator in self._coordinators_of(recipients):
-                    if coordinator.email.lower() == original.recipient_email:
-                        continue
-                    n = await self._one(
-                        tx,
-                        recipients,
-                        coordinator,
-                        Kind.ESCALATION,
-                        facts,
-                        original.cause_event_id,  # one escalation per alert, however many unread
-                        original.correlation_id,
-                    )
-                    escalated += n is not None
+            # a replica escalating the same alert at the same moment is a write conflict:
+            # run again, and take_escalation then says it is taken
+            escalated += await retry_transient(functools.partial(self._escalate, original, now))
         if escalated:
             self.on_change()
         return escalated
+
+    async def _escalate(self, original: Notification, now: datetime) -> int:
+        """One alert's escalation in one transaction; how many coordinators were told."""
+        told = 0
+        async with self.uow.transaction() as tx:
+            if not await self.repo.take_escalation(tx, original.notification_id, now):
+                return 0  # read meanwhile, or another replica took it
+            if await self.repo.anyone_read(original, tx.session):
+                return 0  # the mentor may be away, but the caseworker has seen it
+            recipients = await self.repo.recipients_of(original.person_id, tx.session)
+            if recipients is None:
+                return 0
+            facts = {
+                "original_subject": original.subject,
+                "original_recipient": original.recipient_name,
+                "original_role": original.recipient_role.value,
+                "since": f"{original.created_at.astimezone(BERLIN):%d.%m.%Y %H:%M}",
+            }
+            for coordinator in self._coordinators_of(recipients):
+                if coordinator.email.lower() == original.recipient_email:
+                    continue
+                n = await self._one(
+                    tx,
+                    recipients,
+                    coordinator,
+                    Kind.ESCALATION,
+                    facts,
+                    original.cause_event_id,  # one escalation per alert, however many unread
+                    original.correlation_id,
+                )
+                told += n is not None
+        return told
 
     def _coordinators_of(self, recipients: Recipients) -> list[ResponsibleContact]:
         found = recipients.coordinators()
