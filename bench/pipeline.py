@@ -51,6 +51,7 @@ import aio_pika
 from pymongo import AsyncMongoClient
 
 from lotse_devstack.flow import FlowStack
+from lotse_devstack.partner import PartnerPublisher
 from lotse_devstack.stack import SERVICES
 from lotse_shared.contracts.envelope import Event
 
@@ -68,39 +69,17 @@ Document = dict[str, Any]
 # --- publishing, the same way for the floor and the stack ------------------------------
 
 
-class Publisher:
-    """Persistent, confirmed, mandatory publishing with a bound on the confirms in flight."""
+class Publisher(PartnerPublisher):
+    """A partner's publishing (persistent, confirmed, mandatory), in bursts with a bound
+    on the confirms in flight or at a fixed rate, noting when each message left."""
 
-    def __init__(self, rabbit_url: str, exchange: str) -> None:
-        self.rabbit_url = rabbit_url
-        self.exchange_name = exchange
+    def __init__(self, rabbit_url: str, namespace: str, *, exchange: str | None = None) -> None:
+        super().__init__(rabbit_url, namespace, exchange=exchange)
         self.sent_at: dict[str, float] = {}  # message id -> wall clock at publish
-
-    async def __aenter__(self) -> Publisher:
-        self._connection = await aio_pika.connect(self.rabbit_url)
-        channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
-        self._exchange = (
-            await channel.get_exchange(self.exchange_name)
-            if self.exchange_name
-            else channel.default_exchange
-        )
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._connection.close()
 
     async def one(self, body: bytes, routing_key: str, message_id: str) -> None:
         self.sent_at[message_id] = time.time()
-        await self._exchange.publish(
-            aio_pika.Message(
-                body,
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=message_id,
-            ),
-            routing_key=routing_key,
-            mandatory=True,
-        )
+        await self.publish_raw(body, routing_key, message_id=message_id)
 
     async def burst(self, messages: Sequence[tuple[bytes, str, str]]) -> None:
         """As fast as the broker confirms, at most PUBLISH_CONCURRENCY unconfirmed."""
@@ -175,7 +154,7 @@ async def floor(rabbit_url: str, mongo_url: str, events: Sequence[Event]) -> dic
         await (await placement_ch.get_queue(completed_q)).consume(placement)
         await (await notify_ch.get_queue(ready_q)).consume(notifications)
         started = time.perf_counter()
-        async with Publisher(rabbit_url, "") as pub:
+        async with Publisher(rabbit_url, "", exchange="") as pub:
             await pub.burst([(body, completed_q, mid) for body, _, mid in wire(events)])
         await asyncio.wait_for(done.wait(), timeout=600)
         elapsed = time.perf_counter() - started
@@ -267,7 +246,7 @@ async def until_stored(h: FlowStack, total: int, timeout_s: float) -> int:
 async def burst(h: FlowStack, events: Sequence[Event], stored_before: int) -> dict[str, Any]:
     """Publish as fast as possible; events per second from first publish to last row."""
     first = time.time()
-    async with Publisher(h.rabbit_url, f"{h.namespace}.events") as pub:
+    async with Publisher(h.rabbit_url, h.namespace) as pub:
         await pub.burst(wire(events))
     await until_stored(h, stored_before + len(events), timeout_s=120 + len(events) / 5)
     rows = await inbox_times(h, events)
@@ -285,7 +264,7 @@ async def offered(
 ) -> tuple[list[float], list[float]]:
     """At a fixed offered rate: ms from publish to the inbox row, and (to see which
     half of the flow the time goes to) ms from publish to placement's suggestion set."""
-    async with Publisher(h.rabbit_url, f"{h.namespace}.events") as pub:
+    async with Publisher(h.rabbit_url, h.namespace) as pub:
         await pub.at_rate(wire(events), per_s)
         sent = dict(pub.sent_at)
     await until_stored(h, stored_before + len(events), timeout_s=120)
