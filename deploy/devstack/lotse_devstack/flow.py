@@ -165,7 +165,7 @@ class FlowStack:
                 await pub.publish(event)
         await eventually(
             self._everyone_known,
-            timeout_s=120 + self.n / 50,
+            timeout_s=120 + self.n / 15,  # registering takes placement ~30 ms a person
             what="people and openings known",
             every_s=0.5,
         )

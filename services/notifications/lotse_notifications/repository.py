@@ -55,6 +55,9 @@ class NotificationsRepository:
                     [("webhook_status", 1), ("webhook_next_attempt_at", 1)], name="webhooks"
                 ),
                 IndexModel("email_lease", name="digest_lease", sparse=True),
+                # a claimed batch, read back only when another replica claimed some of it
+                IndexModel("email_claim", name="email_claim", sparse=True),
+                IndexModel("webhook_claim", name="webhook_claim", sparse=True),
                 IndexModel("escalate_at", name="escalation", sparse=True),
                 IndexModel("correlation_id", name="by_flow"),
                 IndexModel([("cause_event_id", 1), ("kind", 1)], name="by_cause"),
@@ -188,11 +191,11 @@ class NotificationsRepository:
                 f"{channel}_status": DeliveryStatus.PENDING.value,
                 f"{channel}_next_attempt_at": {"$lte": now},
             },
-            {"$set": {f"{channel}_next_attempt_at": until, f"{channel}_lease": token}},
+            {"$set": {f"{channel}_next_attempt_at": until, f"{channel}_claim": token}},
         )
         if result.modified_count == len(due):
             return due  # the usual case: nobody else was claiming, no second read
-        cursor = self.notifications.find({f"{channel}_lease": token})
+        cursor = self.notifications.find({f"{channel}_claim": token})
         return [_notification(d) async for d in cursor]
 
     async def record_sent(
@@ -209,6 +212,7 @@ class NotificationsRepository:
                     f"{channel}_next_attempt_at": None,
                 },
                 "$inc": {f"{channel}_attempts": 1},
+                "$unset": {f"{channel}_claim": ""},
                 "$push": {"deliveries": _attempts([attempt])[0]},
             },
             session=tx.session,
