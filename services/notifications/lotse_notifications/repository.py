@@ -351,6 +351,11 @@ def _doc(n: Notification) -> Document:
     doc.update(
         _id=n.notification_id, person_id=n.person_id, recipient_email=n.recipient_email.lower()
     )
+    if doc["escalate_at"] is None:
+        # left out, not null: the sparse index then holds only alerts that can escalate.
+        # With a null in every notification, SecantusDB's range scan for due escalations
+        # walked them all: 850 ms at 10,000 notifications, once a second.
+        del doc["escalate_at"]
     return doc
 
 
