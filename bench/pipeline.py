@@ -56,9 +56,9 @@ from lotse_devstack.stack import SERVICES
 from lotse_shared.contracts.envelope import Event
 
 N = int(os.environ.get("BENCH_N", "5000"))
-LATENCY_N = int(os.environ.get("BENCH_LATENCY_N", "1500"))
-BURST_N = int(os.environ.get("BENCH_BURST_N", "1000"))
-OPS_N = int(os.environ.get("BENCH_OPS_N", "300"))
+LATENCY_N = int(os.environ.get("BENCH_LATENCY_N", "1000"))
+BURST_N = int(os.environ.get("BENCH_BURST_N", "600"))
+OPS_N = int(os.environ.get("BENCH_OPS_N", "200"))
 RABBIT_URL = os.environ.get("LOTSE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
 RESULTS = Path(__file__).parent / "results"
 PUBLISH_CONCURRENCY = 64
