@@ -118,7 +118,8 @@ async def test_suggestions_reach_inbox_and_mailbox(service_env, smtp, rabbit_url
         # nothing to escalate: no escalate_at at all, so the sparse index stays small
         stored = app.state.runtime.db["notifications"]
         raw = await stored.find_one({"_id": uuid.UUID(note["notification_id"])})
-        assert raw is not None and "escalate_at" not in raw
+        assert raw is not None
+        assert "escalate_at" not in raw
 
         [mail] = smtp.mails
         assert mail.rcpt_tos == (CASEWORKER,)
