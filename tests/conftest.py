@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from lotse_devstack.cleanup import delete_namespace
+from lotse_devstack.mailsink import MailSink
 from lotse_devstack.ports import free_port, port_open
 from lotse_devstack.secantus import mongo_url as secantus_url
 from lotse_devstack.secantus import start_secantus, stop_secantus
@@ -59,6 +60,17 @@ async def namespace(rabbit_url: str, mongo_url: str) -> AsyncIterator[str]:
     ns = f"t{uuid.uuid4().hex[:10]}"
     yield ns
     await delete_namespace(rabbit_url, ns, mongo_url)
+
+
+@pytest.fixture
+def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[MailSink]:
+    """A real SMTP server (aiosmtpd) in this process; the services are pointed at it."""
+    sink = MailSink()
+    sink.start()
+    monkeypatch.setenv("LOTSE_SMTP_HOST", sink.host)
+    monkeypatch.setenv("LOTSE_SMTP_PORT", str(sink.port))
+    yield sink
+    sink.stop()
 
 
 @pytest.fixture

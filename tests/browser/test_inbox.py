@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,7 +19,6 @@ import uvicorn
 from fastapi import FastAPI
 from playwright.async_api import Page, async_playwright, expect
 
-from lotse_devstack.mailsink import MailSink
 from lotse_devstack.ports import free_port
 from lotse_notifications.bootstrap import Overrides, create_app
 from lotse_notifications.domain.model import BERLIN
@@ -42,16 +41,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-
-
-@pytest.fixture
-def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[MailSink]:
-    sink = MailSink()
-    sink.start()
-    monkeypatch.setenv("LOTSE_SMTP_HOST", sink.host)
-    monkeypatch.setenv("LOTSE_SMTP_PORT", str(sink.port))
-    yield sink
-    sink.stop()
 
 
 class ServedApp:

@@ -6,12 +6,10 @@ import asyncio
 import json
 import threading
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import pytest
 from fastapi import FastAPI
 
 from lotse_devstack.mailsink import MailSink
@@ -38,16 +36,6 @@ from lotse_shared.contracts.intake import (
 from lotse_shared.contracts.placement import SuggestionsReady, SuggestionsReadyV1, SuggestionV1
 from tests.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
 from tests.support import EventTap, applied, eventually, publish, running
-
-
-@pytest.fixture
-def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[MailSink]:
-    sink = MailSink()
-    sink.start()
-    monkeypatch.setenv("LOTSE_SMTP_HOST", sink.host)
-    monkeypatch.setenv("LOTSE_SMTP_PORT", str(sink.port))
-    yield sink
-    sink.stop()
 
 
 class Clock:
