@@ -12,8 +12,7 @@ from typing import Any, Literal
 from pymongo.errors import DuplicateKeyError
 
 from lotse_shared.contracts import placement as ev
-from lotse_shared.contracts.common import CefrLevel
-from lotse_shared.contracts.courses import CourseCompleted
+from lotse_shared.contracts.courses import CourseCompleted, CourseDropped, Enrolled
 from lotse_shared.contracts.envelope import Event
 from lotse_shared.contracts.intake import PersonRegistered, PersonSnapshotV1, PersonUpdated
 from lotse_shared.contracts.partner import OpeningReported, OpeningReportedV1, OpeningWithdrawn
@@ -24,16 +23,28 @@ from lotse_shared.persistence.mongo import Transaction, UnitOfWork
 from lotse_shared.persistence.retry import retry_transient
 from lotse_shared.places import find_place
 
-from .domain.matching import Evaluation, Suggestion, evaluate, rank
-from .domain.model import Candidate, Opening, OpeningStatus
+from .domain.area import rings
+from .domain.matching import (
+    Evaluation,
+    Suggestion,
+    best_of,
+    evaluate,
+    max_reach_km,
+    permitted_types,
+    rank,
+    score_ceiling,
+)
+from .domain.model import Candidate, OngoingCourse, Opening, OpeningStatus
 from .repository import PlacementRepository
 
 PRODUCER = "placement"
 log = logging.getLogger("lotse.placement")
+NEAR_MISS_KM = 25.0  # "why not?" also shows openings this far beyond a person's reach
 Trigger = Literal["course_completed", "opening_published", "person_registered", "person_changed"]
 
 
-def candidate_from(snapshot: PersonSnapshotV1, course_level: CefrLevel | None = None) -> Candidate:
+def candidate_from(snapshot: PersonSnapshotV1, previous: Candidate | None = None) -> Candidate:
+    """The matching facts of a snapshot; what placement learnt from courses is kept."""
     place = find_place(snapshot.municipality)
     if place is None:
         raise RuleViolation("payload.municipality", f"unknown place {snapshot.municipality!r}")
@@ -46,7 +57,8 @@ def candidate_from(snapshot: PersonSnapshotV1, course_level: CefrLevel | None = 
         lat=place.lat,
         lon=place.lon,
         german_level=snapshot.german_level,
-        course_level=course_level,
+        course_level=previous.course_level if previous else None,
+        ongoing_courses=previous.ongoing_courses if previous else [],
         residence_status=snapshot.residence_status,
         work_permission=snapshot.work_permission,
         driving_licence=snapshot.driving_licence,
@@ -127,7 +139,7 @@ class PlacementHandlers:
         person_id = event.payload.person_id
         async with self.uow.transaction(applying=event) as tx:
             existing = await self.repo.candidate(person_id, tx.session)
-            person = candidate_from(event.payload, existing.course_level if existing else None)
+            person = candidate_from(event.payload, existing)
             if await self.repo.save_candidate(tx, person):
                 # a new person, level, permit or place can open doors; tell only what is new
                 trigger: Trigger = "person_changed" if existing else "person_registered"
@@ -136,23 +148,60 @@ class PlacementHandlers:
         await self.parking.replay_for([str(person_id)])
 
     async def course_completed(self, event: CourseCompleted) -> None:
-        person_id = event.payload.person_id
+        facts = event.payload
         async with self.uow.transaction(applying=event) as tx:
-            person = await self.repo.candidate(person_id, tx.session)
+            person = await self.repo.candidate(facts.person_id, tx.session)
             if person is None:
-                raise PersonNotYetKnown(str(person_id))
-            reached = event.payload.level_reached
-            raised = None
-            if person.course_level is None or reached.rank > person.course_level.rank:
-                raised = person.model_copy(update={"course_level": reached})
+                raise PersonNotYetKnown(str(facts.person_id))
+            reached = facts.level_reached
+            level = person.course_level
+            changed = person.model_copy(
+                update={
+                    "course_level": reached if level is None or reached > level else level,
+                    "ongoing_courses": _without(person.ongoing_courses, facts.enrolment_id),
+                }
+            )
             await self.repo.mark_pending(
                 tx,
                 "person",
-                person_id,
+                facts.person_id,
                 _marker("course_completed", event),
-                course_level_of=raised,
+                person_changes=changed,
             )
-        await self.match_person(person_id)
+        await self.match_person(facts.person_id)
+
+    async def enrolled(self, event: Enrolled) -> None:
+        """An ongoing course can forecast a level by an opening's start: match again."""
+        facts = event.payload
+        course = OngoingCourse(
+            enrolment_id=facts.enrolment_id,
+            course_type=facts.course_type,
+            target_level=facts.target_level,
+            ends_on=facts.ends_on,
+        )
+        async with self.uow.transaction(applying=event) as tx:
+            person = await self.repo.candidate(facts.person_id, tx.session)
+            if person is None:
+                raise PersonNotYetKnown(str(facts.person_id))
+            courses = [*_without(person.ongoing_courses, facts.enrolment_id), course]
+            await self.repo.mark_pending(
+                tx,
+                "person",
+                facts.person_id,
+                _marker("person_changed", event),
+                person_changes=person.model_copy(update={"ongoing_courses": courses}),
+            )
+        await self.match_person(facts.person_id)
+
+    async def course_dropped(self, event: CourseDropped) -> None:
+        """The course no longer forecasts a level (suggestions already told stay told)."""
+        facts = event.payload
+        async with self.uow.transaction(applying=event) as tx:
+            person = await self.repo.candidate(facts.person_id, tx.session)
+            if person is None:
+                raise PersonNotYetKnown(str(facts.person_id))
+            courses = _without(person.ongoing_courses, facts.enrolment_id)
+            await self.repo.save_courses(tx, person.model_copy(update={"ongoing_courses": courses}))
 
     # --- openings -----------------------------------------------------------------
     async def report_opening(
@@ -211,15 +260,23 @@ class PlacementHandlers:
         )
 
     # --- questions a caseworker asks ------------------------------------------------
-    async def evaluate_person(self, person_id: uuid.UUID) -> tuple[Candidate, list[Evaluation]]:
-        """Every open opening of the person's district with each hard rule's verdict."""
+    async def evaluate_person(
+        self, person_id: uuid.UUID, *, limit: int = 50
+    ) -> tuple[Candidate, list[Evaluation]]:
+        """Open openings around the person (up to ``NEAR_MISS_KM`` beyond their reach)
+        with each hard rule's verdict: the eligible first, then the near misses."""
         person = await self.repo.candidate(person_id)
         if person is None:
             raise NotFound(f"person {person_id} is not known to placement")
-        openings = await self.repo.open_openings(person.district_id)
-        evaluations = [evaluate(person, o) for o in openings]
-        evaluations.sort(key=lambda e: (len(e.failed), e.distance_km))
-        return person, evaluations
+        today = self.today()
+        evaluations = [
+            evaluate(person, o, today)
+            for ring in rings(person.lat, person.lon, max_reach_km(person) + NEAR_MISS_KM)
+            for o in await self.repo.openings_in(ring.cells)
+            if o.district_id == person.district_id
+        ]
+        evaluations.sort(key=lambda e: (len(e.failed), e.distance_km, e.opening.title))
+        return person, evaluations[:limit]
 
     # --- the heart: compute, record and announce --------------------------------------
     async def match_person(self, person_id: uuid.UUID) -> None:
@@ -277,12 +334,11 @@ class PlacementHandlers:
     ) -> list[Suggestion]:
         if not person.matching_consent:
             return []
-        if only is not None:
-            pool = [only]
-        else:
-            pool = await self.repo.openings_for(person, float(person.max_commute_km), tx.session)
         told = await self.repo.already_suggested(person.person_id, tx.session)
-        best = rank(person, pool, self.today(), limit=self.suggestions_per_set, exclude=told)
+        if only is not None:
+            best = rank(person, [only], self.today(), limit=1, exclude=told)
+        else:
+            best = await self._search(tx, person, told)
         if not best:
             return []
         set_id = uuid.uuid4()
@@ -315,6 +371,33 @@ class PlacementHandlers:
             }
         tx.publish(ev.SuggestionsReady(payload=payload, producer=PRODUCER, **flow))
         return best
+
+    async def _search(self, tx: Transaction, person: Candidate, told: set[str]) -> list[Suggestion]:
+        """The best eligible openings, walking rings of grid cells outwards; it stops
+        once nothing farther away can score above the last suggestion it holds, so a
+        dense map costs no more than a sparse one. The result is the exact top list."""
+        if not permitted_types(person):
+            return []
+        reach, limit, today = max_reach_km(person), self.suggestions_per_set, self.today()
+        held: list[Suggestion] = []
+        for ring in rings(person.lat, person.lon, reach):
+            pool = [
+                o
+                for o in await self.repo.openings_in(ring.cells, tx.session)
+                if o.district_id == person.district_id
+            ]
+            held = best_of([*held, *rank(person, pool, today, limit=limit, exclude=told)], limit)
+            if len(held) == limit:
+                last, ceiling = held[-1], score_ceiling(person, ring.beyond_km, reach)
+                if last.score > ceiling or (
+                    last.score == ceiling and last.distance_km <= ring.beyond_km
+                ):
+                    break
+        return held
+
+
+def _without(courses: list[OngoingCourse], enrolment_id: uuid.UUID) -> list[OngoingCourse]:
+    return [c for c in courses if c.enrolment_id != enrolment_id]
 
 
 def _marker(trigger: Trigger, cause: Event | None) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lotse_placement.handlers import PlacementHandlers
-from lotse_shared.contracts.courses import CourseCompleted
+from lotse_shared.contracts.courses import CourseCompleted, CourseDropped, Enrolled
 from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
 from lotse_shared.contracts.partner import OpeningReported, OpeningWithdrawn
 from lotse_shared.messaging.subscriptions import Subscriptions
@@ -21,6 +21,14 @@ def register_subscriptions(subs: Subscriptions, h: PlacementHandlers) -> None:
     @subs.on(CourseCompleted, "Compute suggestions for the new German level")
     async def course_completed(event: CourseCompleted) -> None:
         await h.course_completed(event)
+
+    @subs.on(Enrolled, "Keep ongoing courses: a level they forecast can open doors")
+    async def enrolled(event: Enrolled) -> None:
+        await h.enrolled(event)
+
+    @subs.on(CourseDropped, "Forget the dropped course's forecast")
+    async def course_dropped(event: CourseDropped) -> None:
+        await h.course_dropped(event)
 
     @subs.on(OpeningReported, "Store or update the opening; match it against people")
     async def opening_reported(event: OpeningReported) -> None:
