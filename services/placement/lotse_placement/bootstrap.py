@@ -44,7 +44,18 @@ def create_app(
     sweeper = Periodic("matching-sweep", 5.0, handlers.sweep_pending)
     register_subscriptions(rt.subscriptions, handlers)
     rt.parking.attach(rt.subscriptions.dispatch)
-    document_publications(rt, [ev.OpeningPublished, ev.OpeningClosed, ev.SuggestionsReady])
+    document_publications(
+        rt,
+        [
+            ev.OpeningPublished,
+            ev.OpeningClosed,
+            ev.SuggestionsReady,
+            ev.SuggestionAccepted,
+            ev.SuggestionDismissed,
+            ev.CaseStageChanged,
+            ev.CaseClosed,
+        ],
+    )
     app = create_http_app(
         rt,
         title="Lotse placement",

@@ -15,6 +15,7 @@ from lotse_shared.persistence.mongo import Transaction, save_if_newer
 from .domain.area import cell_of, reach_key, reach_keys_around
 from .domain.matching import max_reach_km, permitted_types
 from .domain.model import Candidate, Opening, OpeningStatus
+from .domain.pipeline import Case
 
 Document = dict[str, Any]
 # Indexes of earlier versions, dropped on start: their compound range queries were
@@ -29,6 +30,7 @@ class PlacementRepository:
         self.people = db["people"]
         self.sets = db["suggestion_sets"]
         self.suggested = db["suggested"]
+        self.cases = db["cases"]
 
     async def ensure_indexes(self) -> None:
         for name, indexes in OBSOLETE_INDEXES.items():
@@ -50,6 +52,14 @@ class PlacementRepository:
             [IndexModel([("person_id", ASCENDING), ("created_at", DESCENDING)], name="by_person")]
         )
         await self.suggested.create_indexes([IndexModel("person_id", name="by_person")])
+        await self.cases.create_indexes(
+            [
+                IndexModel([("person_id", 1), ("opening_id", 1)], unique=True, name="one_per_pair"),
+                IndexModel("person_id", name="by_person"),
+                IndexModel("district_id", name="by_district"),
+            ]
+        )
+        await self.people.create_indexes([IndexModel("district_id", name="by_district")])
         for collection in (self.people, self.openings):
             await collection.create_indexes(
                 [IndexModel("match_pending.at", sparse=True, name="match_pending")]
@@ -197,9 +207,74 @@ class PlacementRepository:
             session=tx.session,
         )
 
+    async def suggestion_entry(
+        self, person_id: uuid.UUID, opening_id: uuid.UUID, session: AsyncClientSession
+    ) -> Document | None:
+        return await self.suggested.find_one({"_id": f"{person_id}:{opening_id}"}, session=session)
+
+    async def decide_suggestion(
+        self, tx: Transaction, person_id: uuid.UUID, opening_id: uuid.UUID, decision: Document
+    ) -> None:
+        await self.suggested.update_one(
+            {"_id": f"{person_id}:{opening_id}"}, {"$set": decision}, session=tx.session
+        )
+
+    async def decisions_of(self, person_id: uuid.UUID) -> dict[str, str]:
+        """opening id -> accepted | dismissed, for the suggestions decided so far."""
+        cursor = self.suggested.find({"person_id": person_id}, {"opening_id": 1, "decision": 1})
+        return {str(d["opening_id"]): d["decision"] async for d in cursor if d.get("decision")}
+
+    # --- placement cases ----------------------------------------------------------
+    async def insert_case(self, tx: Transaction, case: Case) -> None:
+        await self.cases.insert_one(_case_doc(case), session=tx.session)
+
+    async def case(
+        self, case_id: uuid.UUID, session: AsyncClientSession | None = None
+    ) -> Case | None:
+        doc = await self.cases.find_one({"_id": case_id}, session=session)
+        return _case(doc) if doc else None
+
+    async def case_for(
+        self, person_id: uuid.UUID, opening_id: uuid.UUID, session: AsyncClientSession
+    ) -> Case | None:
+        doc = await self.cases.find_one(
+            {"person_id": person_id, "opening_id": opening_id}, session=session
+        )
+        return _case(doc) if doc else None
+
+    async def save_case(self, tx: Transaction, case: Case) -> bool:
+        """Store the next version; False if someone else saved one first."""
+        result = await self.cases.replace_one(
+            {"_id": case.case_id, "version": case.version - 1}, _case_doc(case), session=tx.session
+        )
+        return result.matched_count == 1
+
+    async def cases_of(self, person_id: uuid.UUID) -> list[Case]:
+        return [_case(d) async for d in self.cases.find({"person_id": person_id})]
+
+    async def cases_in(self, district_id: str) -> list[Case]:
+        return [_case(d) async for d in self.cases.find({"district_id": district_id})]
+
+    async def municipalities_of(self, district_id: str) -> dict[uuid.UUID, str]:
+        """Every registered person of the district and where they live."""
+        cursor = self.people.find({"district_id": district_id}, {"municipality": 1})
+        return {d["_id"]: d["municipality"] async for d in cursor}
+
     async def sets_of(self, person_id: uuid.UUID, limit: int = 20) -> list[Document]:
         cursor = self.sets.find({"person_id": person_id}).sort("created_at", -1).limit(limit)
         return [d async for d in cursor]
+
+
+def _case_doc(case: Case) -> Document:
+    doc = case.model_dump(mode="json", exclude={"case_id", "person_id", "opening_id"})
+    doc.update(_id=case.case_id, person_id=case.person_id, opening_id=case.opening_id)
+    return doc
+
+
+def _case(doc: Document) -> Case:
+    data = dict(doc)
+    data["case_id"] = data.pop("_id")
+    return Case.model_validate(data)
 
 
 def _learnt_from_courses(person: Candidate) -> Document:

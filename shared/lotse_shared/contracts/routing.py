@@ -21,6 +21,10 @@ COURSE_DROPPED_V1: Final = "courses.course.dropped.v1"
 OPENING_PUBLISHED_V1: Final = "placement.opening.published.v1"
 OPENING_CLOSED_V1: Final = "placement.opening.closed.v1"
 SUGGESTIONS_READY_V1: Final = "placement.suggestions.ready.v1"
+SUGGESTION_ACCEPTED_V1: Final = "placement.suggestion.accepted.v1"
+SUGGESTION_DISMISSED_V1: Final = "placement.suggestion.dismissed.v1"
+CASE_STAGE_CHANGED_V1: Final = "placement.case.stage_changed.v1"
+CASE_CLOSED_V1: Final = "placement.case.closed.v1"
 
 # notifications
 NOTIFICATION_DELIVERED_V1: Final = "notifications.notification.delivered.v1"
