@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
 from lotse_shared.contracts import placement as ev
@@ -472,7 +473,7 @@ class PlacementHandlers:
         if only is not None:
             best = rank(person, [only], self.today(), limit=1, exclude=told)
         else:
-            best = await self._search(tx, person, told)
+            best = await self.search(person, told, tx.session)
         if not best:
             return []
         set_id = uuid.uuid4()
@@ -506,7 +507,9 @@ class PlacementHandlers:
         tx.publish(ev.SuggestionsReady(payload=payload, producer=PRODUCER, **flow))
         return best
 
-    async def _search(self, tx: Transaction, person: Candidate, told: set[str]) -> list[Suggestion]:
+    async def search(
+        self, person: Candidate, told: set[str], session: AsyncClientSession | None = None
+    ) -> list[Suggestion]:
         """The best eligible openings, walking rings of grid cells outwards; it stops
         once nothing farther away can score above the last suggestion it holds, so a
         dense map costs no more than a sparse one. The result is the exact top list."""
@@ -517,7 +520,7 @@ class PlacementHandlers:
         for ring in rings(person.lat, person.lon, reach):
             pool = [
                 o
-                for o in await self.repo.openings_in(ring.cells, tx.session)
+                for o in await self.repo.openings_in(ring.cells, session)
                 if o.district_id == person.district_id
             ]
             held = best_of([*held, *rank(person, pool, today, limit=limit, exclude=told)], limit)
