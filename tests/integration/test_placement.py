@@ -237,8 +237,8 @@ async def test_ring_search_finds_exactly_the_best_of_all_openings(service_env, n
             )
         )
     for n, far in enumerate(("Bad Karlshafen", "Trendelburg", "Wesertal")):
-        place = find_place(far)
-        assert place is not None
+        there = find_place(far)
+        assert there is not None
         openings.append(  # the only crafts openings: the best for a crafts-minded driver
             Opening(
                 source="bench",
@@ -248,9 +248,9 @@ async def test_ring_search_finds_exactly_the_best_of_all_openings(service_env, n
                 employer="Werkstatt",
                 occupation_code="22342",
                 sector=Sector.HANDWERK,
-                municipality=place.name,
-                lat=place.lat,
-                lon=place.lon,
+                municipality=there.name,
+                lat=there.lat,
+                lon=there.lon,
                 start_date=TODAY + timedelta(days=30),
             )
         )
