@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 
 from lotse_placement.domain.area import cell_of, reach_class, reach_key, reach_keys_around, rings
 from lotse_placement.domain.matching import (
+    eligible,
     evaluate,
     max_reach_km,
     permitted_types,
@@ -373,3 +375,22 @@ def test_score_ceiling_bounds_every_score() -> None:
         km = round(distance_km(p.lat, p.lon, o.lat, o.lon), 1)
         points, _ = score(p, o, km, TODAY)
         assert points <= score_ceiling(p, km, max_reach_km(p))
+
+
+def test_the_fast_check_agrees_with_the_rules_on_random_pairs() -> None:
+    from bench.placement import make_opening, make_person
+
+    rng = random.Random(11)
+    people = [make_person(rng) for _ in range(150)]
+    for p in people[::3]:  # some with a course that forecasts a level, some in InteA
+        p.ongoing_courses.append(
+            _course(rng.choice(list(CourseType)), rng.choice(list(CefrLevel)), rng.randint(1, 300))
+        )
+    openings = [make_opening(rng, n, "x") for n in range(150)]
+    for o in openings[::4]:
+        o.seats_taken = o.seats  # full
+    verdicts = [
+        (eligible(p, o, TODAY), evaluate(p, o, TODAY).eligible) for p in people for o in openings
+    ]
+    assert all(fast == full for fast, full in verdicts)
+    assert 0 < sum(fast for fast, _ in verdicts) < len(verdicts)  # both kinds occur

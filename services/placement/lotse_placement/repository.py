@@ -107,6 +107,26 @@ class PlacementRepository:
             changes |= _learnt_from_courses(person_changes)
         await collection.update_one({"_id": doc_id}, {"$set": changes}, session=tx.session)
 
+    async def candidates_for_each(
+        self, openings: list[Opening], session: AsyncClientSession | None = None
+    ) -> dict[uuid.UUID, list[Candidate]]:
+        """:meth:`candidates_for` for a batch (an import): one indexed lookup for the
+        union of their reach keys, then each opening takes the people of its own keys."""
+        wanted = {o.opening_id: reach_keys_around(o.lat, o.lon) for o in openings}
+        every_key = sorted({k for keys in wanted.values() for k in keys})
+        by_key: dict[str, list[Candidate]] = {}
+        async for doc in self.people.find({"reach_key": {"$in": every_key}}, session=session):
+            by_key.setdefault(doc["reach_key"], []).append(_candidate(doc))
+        return {
+            o.opening_id: [
+                p
+                for key in wanted[o.opening_id]
+                for p in by_key.get(key, [])
+                if p.district_id == o.district_id
+            ]
+            for o in openings
+        }
+
     async def save_courses(self, tx: Transaction, person: Candidate) -> None:
         await self.people.update_one(
             {"_id": person.person_id}, {"$set": _learnt_from_courses(person)}, session=tx.session

@@ -45,7 +45,7 @@ def reach_keys_around(lat: float, lon: float, places: dict[str, Place] | None = 
     reach class of it."""
     keys: list[str] = []
     for place in (places or all_places()).values():
-        km = distance_km(place.lat, place.lon, lat, lon)
+        km = round(distance_km(place.lat, place.lon, lat, lon), 1)  # as the reach rule rounds
         keys.extend(f"{limit}|{place.name}" for limit in REACH_CLASSES if km <= limit)
     return keys
 
@@ -65,15 +65,30 @@ def _cell_km(lat: float) -> float:
     return min(CELL_DEG_LAT * KM_PER_DEG_LAT, lon_km)
 
 
+def _beyond_km(lat: float, lon: float, ci: int, cj: int, k: int) -> float:
+    """How far (lat, lon) is from the edge of the square of cells within ring ``k``:
+    nothing outside the square is nearer."""
+    south, north = (ci - k) * CELL_DEG_LAT, (ci + k + 1) * CELL_DEG_LAT
+    west, east = (cj - k) * CELL_DEG_LON, (cj + k + 1) * CELL_DEG_LON
+    widest = max(abs(south), abs(north))  # degrees of longitude are shortest there
+    lon_km = KM_PER_DEG_LAT * math.cos(math.radians(widest))
+    edges = (
+        (lat - south) * KM_PER_DEG_LAT,
+        (north - lat) * KM_PER_DEG_LAT,
+        (lon - west) * lon_km,
+        (east - lon) * lon_km,
+    )
+    return max(0.0, min(edges) * 0.99)  # a hair short: the haversine is not a plane
+
+
 def rings(lat: float, lon: float, max_km: float) -> Iterator[Ring]:
-    """Rings of cells around a point, outwards, each batch twice as deep as the last,
-    until every cell within ``max_km`` has been given."""
+    """Rings of cells around a point, outwards, one ring at a time near the centre and
+    a few at once farther out, until every cell within ``max_km`` has been given."""
     ci, cj = math.floor(lat / CELL_DEG_LAT), math.floor(lon / CELL_DEG_LON)
-    side = _cell_km(lat) * 0.95  # a little short, so ``beyond_km`` never overstates
-    deepest = math.ceil(max_km / side) + 1
-    first, last = 0, 1
+    deepest = math.ceil(max_km / (_cell_km(lat) * 0.95)) + 1
+    first = 0
     while first <= deepest:
-        last = min(last, deepest)
+        last = min(first + max(first // 3, 0), deepest)
         cells = [
             f"{ci + di}:{cj + dj}"
             for k in range(first, last + 1)
@@ -81,6 +96,5 @@ def rings(lat: float, lon: float, max_km: float) -> Iterator[Ring]:
             for dj in range(-k, k + 1)
             if max(abs(di), abs(dj)) == k
         ]
-        # the centre lies somewhere in its cell: ring k+1 is at least k cells away
-        yield Ring(cells, beyond_km=last * side)
-        first, last = last + 1, 2 * (last + 1)
+        yield Ring(cells, beyond_km=_beyond_km(lat, lon, ci, cj, last))
+        first = last + 1

@@ -227,6 +227,32 @@ HARD_RULES: tuple[HardRule, ...] = (
 )
 
 
+def eligible(person: Candidate, opening: Opening, today: date) -> bool:
+    """The hard rules' verdict alone, without the reasons: the fast pre-check when many
+    pairs are looked at (re-matching). Must agree with ``evaluate(...).eligible``; a
+    test compares the two over many random pairs."""
+    if opening.status is not OpeningStatus.OPEN or opening.seats_free <= 0:
+        return False
+    if opening.opening_type not in permitted_types(person):
+        return False
+    if person.german_rank < opening.required_rank:
+        start = opening.start_date
+        if start is None or start <= today:
+            return False
+        course = person.forecast(by=start)
+        if course is None or course.target_level.rank < opening.required_rank:
+            return False
+    begin = _start(opening, today)
+    age = person.age_on(begin)
+    if age < MIN_WORKING_AGE:
+        return False
+    if person.intea_until(begin) is not None and opening.opening_type is not OpeningType.PRAKTIKUM:
+        return False
+    if age < ADULT_AGE and opening.opening_type is OpeningType.BESCHAEFTIGUNG:
+        return False
+    return commute_km(person, opening) <= reach_km(person, opening)
+
+
 def evaluate(person: Candidate, opening: Opening, today: date) -> Evaluation:
     km = commute_km(person, opening)
     return Evaluation(opening, km, tuple(rule(person, opening, km, today) for rule in HARD_RULES))
