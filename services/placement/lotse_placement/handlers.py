@@ -88,6 +88,8 @@ def opening_from(report: OpeningReportedV1, source: str, previous: Opening | Non
         seats=report.seats,
         seats_taken=previous.seats_taken if previous else 0,
         description=report.description,
+        german_level_rule=report.german_level_rule,
+        source_url=report.source_url,
         published_at=previous.published_at if previous else now,
         updated_at=now,
     )

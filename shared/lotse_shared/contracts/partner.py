@@ -157,6 +157,15 @@ class OpeningReportedV1(PartnerPayload):
     start_date: date | None = None
     seats: int = Field(default=1, ge=1, le=500)
     description: str = Field(default="", max_length=20_000)
+    german_level_rule: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Which rule decided required_german_level, when an importer read it "
+        "(e.g. \"Beschreibung: 'Deutschkenntnisse B1'\").",
+    )
+    source_url: str | None = Field(
+        default=None, max_length=2000, description="The posting at the partner (externeUrl)."
+    )
 
 
 class OpeningReported(Event):
