@@ -23,6 +23,7 @@ PUBLISHES = {
         "placement.opening.published.v1",
         "placement.opening.closed.v1",
         "placement.suggestions.ready.v1",
+        "placement.import.completed.v1",
     },
     "notifications": {
         "notifications.notification.delivered.v1",
@@ -48,6 +49,7 @@ SUBSCRIBES = {
         "courses.course.completed.v1",
         "partner.opening.reported.v1",
         "partner.opening.withdrawn.v1",
+        "partner.opening.feed_reported.v1",
     },
     "notifications": {
         "intake.person.registered.v1",

@@ -45,6 +45,7 @@ def create_app(
     register_subscriptions(rt.subscriptions, handlers)
     rt.parking.attach(rt.subscriptions.dispatch)
     document_publications(rt, [ev.OpeningPublished, ev.OpeningClosed, ev.SuggestionsReady])
+    document_publications(rt, [ev.ImportCompleted])
     app = create_http_app(
         rt,
         title="Lotse placement",

@@ -21,6 +21,7 @@ COURSE_DROPPED_V1: Final = "courses.course.dropped.v1"
 OPENING_PUBLISHED_V1: Final = "placement.opening.published.v1"
 OPENING_CLOSED_V1: Final = "placement.opening.closed.v1"
 SUGGESTIONS_READY_V1: Final = "placement.suggestions.ready.v1"
+IMPORT_COMPLETED_V1: Final = "placement.import.completed.v1"
 
 # notifications
 NOTIFICATION_DELIVERED_V1: Final = "notifications.notification.delivered.v1"
@@ -34,3 +35,4 @@ PARTNER_COMPLETION_REPORTED_V1: Final = "partner.course.completion_reported.v1"
 PARTNER_DROPOUT_REPORTED_V1: Final = "partner.course.dropout_reported.v1"
 PARTNER_OPENING_REPORTED_V1: Final = "partner.opening.reported.v1"
 PARTNER_OPENING_WITHDRAWN_V1: Final = "partner.opening.withdrawn.v1"
+PARTNER_OPENING_FEED_REPORTED_V1: Final = "partner.opening.feed_reported.v1"

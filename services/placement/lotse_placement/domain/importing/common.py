@@ -52,6 +52,17 @@ class ParsedFeed:
             r.ref for r in self.rejected if r.ref is not None
         ]
 
+    def shifted(self, rows: int) -> ParsedFeed:
+        """Row numbers moved by ``rows``: a batch cut from a larger file reports its lines
+        as they are in that file."""
+        if not rows:
+            return self
+        moved = [
+            Rejection(r.ref, r.row + rows if r.row is not None else None, r.reason)
+            for r in self.rejected
+        ]
+        return ParsedFeed(openings=self.openings, rejected=moved)
+
     def accept(self, report: OpeningReportedV1, row: int | None) -> None:
         """Add a report unless its reference was already seen in this feed."""
         if report.source_ref in {o.source_ref for o in self.openings}:
