@@ -82,6 +82,17 @@ async def test_http_upload_creates_updates_and_a_full_feed_closes(
         assert (await openings.find_one({"source_ref": LAGER}))["status"] == "open"
         assert len(tap.bodies("placement.opening.published.v1")) == 4
 
+        # back in the feed: reopened; closed by a caseworker: stays closed while unchanged
+        eq_id = (await openings.find_one({"source_ref": EQ}))["_id"]
+        lager_id = (await openings.find_one({"source_ref": LAGER}))["_id"]
+        r = await http.post(f"/openings/{lager_id}/close", json={"reason": "besetzt"})
+        assert r.json()["status"] == "closed"
+        back = (await http.post("/imports/jobsuche", json=search(*changed))).json()
+        assert (back["updated"], back["unchanged"]) == (1, 2)
+        assert (await http.get(f"/openings/{eq_id}")).json()["status"] == "open"
+        assert (await http.get(f"/openings/{lager_id}")).json()["closed_reason"] == "besetzt"
+        assert await openings.count_documents({"status": "open"}) == 2
+
         # an empty full feed would close everything: refused
         r = await http.post("/imports/jobsuche", params={"full_feed": "true"}, json=search())
         assert r.status_code == 422

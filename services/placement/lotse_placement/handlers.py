@@ -466,7 +466,7 @@ class PlacementHandlers:
         async with self.uow.transaction() as tx:
             previous = await self.repo.opening_by_ref(source, report.source_ref, tx.session)
             opening = opening_from(report, source, previous)
-            if previous is not None and _same_content(previous, opening):
+            if previous is not None and _unchanged(previous, opening):
                 return "unchanged"
             await self.repo.save_opening(tx, opening, previous)
             tx.publish(
@@ -530,8 +530,14 @@ def parse_feed(fmt: FeedFormat, content: object, angebotsart: int | None = None)
     return parse_csv(content)
 
 
-def _same_content(previous: Opening, current: Opening) -> bool:
-    return previous.model_dump(exclude={"updated_at"}) == current.model_dump(exclude={"updated_at"})
+def _unchanged(previous: Opening, current: Opening) -> bool:
+    """Nothing to write: the partner sent what we hold. A closed opening counts as
+    unchanged too (a caseworker's "besetzt" is not undone by the next daily feed),
+    unless an earlier full feed closed it for missing: it is back on offer."""
+    status = {"updated_at", "status", "closed_reason"}
+    if previous.model_dump(exclude=status) != current.model_dump(exclude=status):
+        return False
+    return previous.status is OpeningStatus.OPEN or previous.closed_reason != CLOSED_NOT_IN_FEED
 
 
 def _summary_doc(summary: ev.ImportCompletedV1) -> dict[str, Any]:
