@@ -339,6 +339,8 @@ class PlacementHandlers:
         cause: Event | None = None,
     ) -> ev.ImportCompletedV1:
         """Import a whole feed in one go; with ``full_feed``, close what it no longer names."""
+        if full_feed and not feed.received:
+            raise FeedError("full_feed", f"an empty feed would close every opening of {source}")
         import_id = cause.event_id if cause is not None else uuid.uuid4()
         summary = await self._apply_feed(feed, source, import_id, fmt, full_feed, cause)
         closed = await self._close_missing(source, set(feed.refs)) if full_feed else 0
