@@ -12,6 +12,7 @@ from typing import Any
 
 import uvicorn
 
+from lotse_devstack.cli import main as lotse_main
 from lotse_devstack.importer import run_import
 from lotse_placement.bootstrap import Overrides, create_app
 from lotse_shared.contracts import partner as p
@@ -228,7 +229,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_the_cli_sends_batches_and_prints_a_summary(service_env, rabbit_url, namespace):
+async def test_the_cli_sends_batches_and_prints_a_summary(
+    service_env, rabbit_url, namespace, capsys
+):
     app = placement_app()
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -257,9 +260,13 @@ async def test_the_cli_sends_batches_and_prints_a_summary(service_env, rabbit_ur
         assert "row 5     IHK-2027-004             Beginn: '31.09.2027' is not a date" in out
         assert "row 6     IHK-2027-005             Art: 'Lehre'" in out
 
-        code, out = await asyncio.to_thread(cli, "jobsuche", "jobsuche_search.json", full_feed=True)
+        # the real command line: lotse import jobsuche FILE --url ... --full-feed
+        argv = ["import", "jobsuche", str(DATA / "jobsuche_search.json"), "--url", url]
+        code = await asyncio.to_thread(lotse_main, [*argv, "--full-feed", "--batch-size", "1"])
+        out = capsys.readouterr().out
         assert code == 0, out
-        assert "3 received, 3 created" in out
+        assert "3 received, 3 created, 0 updated, 0 unchanged, 0 closed" in out
+        assert "0 rejected" in out
 
         code, out = await asyncio.to_thread(cli, "csv", "csv_wrong_header.csv", source="hwk-kassel")
         assert code == 2

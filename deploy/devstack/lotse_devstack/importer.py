@@ -138,10 +138,11 @@ def _refused(response: httpx.Response, out: TextIO) -> int:
 def run_import(
     args: argparse.Namespace,
     *,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> int:
     """0: imported, nothing rejected; 1: imported, some records rejected; 2: refused."""
+    out = out or sys.stdout
     raw = args.file.read_bytes()
     if args.format == "jobsuche":
         batches = list(jobsuche_batches(json.loads(raw), args.batch_size))
