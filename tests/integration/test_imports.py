@@ -124,6 +124,16 @@ async def test_broken_records_are_reported_while_good_ones_are_imported(
         assert fahrer["required_german_level"] == "B1"
         assert fahrer["german_level_rule"] == "Beschreibung: 'gute Deutschkenntnisse' (gut = B1)"
 
+        # search results carry no type: the query's angebotsart says it
+        untyped = {**SEARCH["stellenangebote"][0], "titel": "Lagerhelfer/in", "refnr": "T-34"}
+        r = await http.post("/imports/jobsuche", params={"angebotsart": 34}, json=search(untyped))
+        assert r.json()["created"] == 1, r.text
+        stored = await app.state.runtime.db["openings"].find_one({"source_ref": "T-34"})
+        assert stored["opening_type"] == "praktikum"
+        r = await http.post("/imports/jobsuche", params={"angebotsart": 3}, json=search(untyped))
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"] == ["body", "angebotsart"]
+
         csv_file = (DATA / "ihk_openings.csv").read_bytes()
         r = await http.post(
             "/imports/csv",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
@@ -154,7 +154,10 @@ def make_router(h: PlacementHandlers) -> APIRouter:
         document: Annotated[JsonValue, Body()],
         source: Source = "ba-jobsuche",
         full_feed: bool = False,
-        angebotsart: Annotated[Literal[1, 2, 4, 34] | None, Query()] = None,
+        angebotsart: Annotated[
+            int | None,
+            Query(description="The search's angebotsart (1, 2, 4, 34) for untyped records."),
+        ] = None,
         import_id: uuid.UUID | None = None,
         row_offset: Annotated[int, Query(ge=0)] = 0,
     ) -> ImportCompletedV1:
