@@ -145,7 +145,7 @@ def test_broken_records_are_rejected_with_ref_and_reason() -> None:
 def test_the_same_refnr_twice_in_one_feed() -> None:
     feed = parse_jobsuche([search_record(), search_record(titel="anders")])
     assert len(feed.openings) == 1
-    assert feed.rejected[0].reason.startswith("ref: appears twice")
+    assert feed.rejected[0].reason.startswith("refnr: appears twice")
 
 
 # --- opening type ---------------------------------------------------------------------
@@ -428,7 +428,7 @@ def test_csv_comma_separated_ascii_spellings_and_bad_rows() -> None:
         (5, "H-4", "Deutsch"),
         (6, "H-5", "Betrieb"),
         (7, "H-6", "row"),
-        (9, "H-1", "ref"),
+        (9, "H-1", "Referenz"),
     ]
 
 

@@ -40,6 +40,7 @@ class ParsedFeed:
 
     openings: list[OpeningReportedV1] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
+    _seen: set[str] = field(default_factory=set, repr=False)
 
     @property
     def received(self) -> int:
@@ -63,13 +64,13 @@ class ParsedFeed:
         ]
         return ParsedFeed(openings=self.openings, rejected=moved)
 
-    def accept(self, report: OpeningReportedV1, row: int | None) -> None:
+    def accept(self, report: OpeningReportedV1, row: int | None, ref_field: str) -> None:
         """Add a report unless its reference was already seen in this feed."""
-        if report.source_ref in {o.source_ref for o in self.openings}:
-            self.rejected.append(
-                Rejection(report.source_ref, row, "ref: appears twice in this feed; first kept")
-            )
+        if report.source_ref in self._seen:
+            reason = f"{ref_field}: appears twice in this feed; the first is kept"
+            self.rejected.append(Rejection(report.source_ref, row, reason))
             return
+        self._seen.add(report.source_ref)
         self.openings.append(report)
 
 

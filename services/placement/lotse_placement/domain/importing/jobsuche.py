@@ -113,7 +113,7 @@ def parse_jobsuche(document: object, *, angebotsart: int | str | None = None) ->
         try:
             if not isinstance(record, dict):
                 raise RecordError("stellenangebote", f"entry is not an object: {record!r:.60}")
-            feed.accept(_opening(record, default_type), position)
+            feed.accept(_opening(record, default_type), position, "refnr")
         except RecordError as exc:
             feed.rejected.append(Rejection(ref, position, str(exc)))
     return feed
