@@ -270,4 +270,28 @@ def one_of_each_event() -> list[Event]:
         ),
         p.OpeningReported.create(opening_report(), producer="ba-jobsuche"),
         p.OpeningWithdrawn.create(p.OpeningWithdrawnV1(source_ref="R1"), producer="ba-jobsuche"),
+        p.OpeningFeedReported.create(
+            p.OpeningFeedReportedV1(
+                format="jobsuche",
+                document={"stellenangebote": [{"refnr": "R1", "titel": "Lagerhelfer/in"}]},
+                angebotsart=1,
+                full_feed=True,
+            ),
+            producer="ba-jobsuche",
+        ),
+        pl.ImportCompleted.create(
+            pl.ImportCompletedV1(
+                import_id=uuid.uuid4(),
+                source="ihk-kassel",
+                format="csv",
+                full_feed=False,
+                received=2,
+                created=1,
+                updated=0,
+                unchanged=0,
+                closed=0,
+                rejected=[pl.ImportRejectionV1(ref="R2", row=3, reason="Betrieb: empty")],
+            ),
+            producer="placement",
+        ),
     ]

@@ -27,6 +27,7 @@ PUBLISHES = {
         "placement.suggestion.dismissed.v1",
         "placement.case.stage_changed.v1",
         "placement.case.closed.v1",
+        "placement.import.completed.v1",
     },
     "notifications": {
         "notifications.notification.delivered.v1",
@@ -54,6 +55,7 @@ SUBSCRIBES = {
         "courses.course.dropped.v1",
         "partner.opening.reported.v1",
         "partner.opening.withdrawn.v1",
+        "partner.opening.feed_reported.v1",
     },
     "notifications": {
         "intake.person.registered.v1",

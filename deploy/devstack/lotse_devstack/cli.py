@@ -1,4 +1,5 @@
-"""The ``lotse`` command: ``lotse up`` runs the stack, ``lotse demo`` runs the main flow."""
+"""The ``lotse`` command: ``lotse up`` runs the stack, ``lotse demo`` runs the main flow,
+``lotse import jobsuche|csv FILE`` sends a partner's openings file to placement."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from lotse_shared.ops.__main__ import add_dead_letter_commands, run_dead_letters
 
 from .chaos import SCENARIOS, run_scenario
 from .cleanup import delete_namespace
+from .importer import add_import_commands, run_import
 from .stack import SERVICES, LocalStack, StackConfig
 
 
@@ -96,9 +98,12 @@ def main(argv: list[str] | None = None) -> int:
     chaos.add_argument("--events", type=int, default=2000)
     chaos.add_argument("--scenario", action="append", choices=SCENARIOS)
     add_dead_letter_commands(sub)
+    add_import_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "dead-letters":
         return asyncio.run(run_dead_letters(args))
+    if args.command == "import":
+        return run_import(args)
     handlers = {"up": _up, "demo": _demo, "chaos": _chaos}
     return handlers[args.command](args)
 

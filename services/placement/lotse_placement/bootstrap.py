@@ -54,6 +54,7 @@ def create_app(
             ev.SuggestionDismissed,
             ev.CaseStageChanged,
             ev.CaseClosed,
+            ev.ImportCompleted,
         ],
     )
     app = create_http_app(

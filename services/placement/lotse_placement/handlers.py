@@ -16,7 +16,12 @@ from lotse_shared.contracts import placement as ev
 from lotse_shared.contracts.courses import CourseCompleted, CourseDropped, Enrolled
 from lotse_shared.contracts.envelope import Event
 from lotse_shared.contracts.intake import PersonRegistered, PersonSnapshotV1, PersonUpdated
-from lotse_shared.contracts.partner import OpeningReported, OpeningReportedV1, OpeningWithdrawn
+from lotse_shared.contracts.partner import (
+    OpeningFeedReported,
+    OpeningReported,
+    OpeningReportedV1,
+    OpeningWithdrawn,
+)
 from lotse_shared.errors import Conflict, NotFound, RuleViolation
 from lotse_shared.messaging.errors import PersonNotYetKnown
 from lotse_shared.messaging.parking import ParkingLot
@@ -25,10 +30,12 @@ from lotse_shared.persistence.retry import retry_transient
 from lotse_shared.places import find_place
 
 from .domain.area import rings
+from .domain.importing import FeedError, ParsedFeed, parse_csv, parse_jobsuche
 from .domain.matching import (
     Evaluation,
     Suggestion,
     best_of,
+    eligible,
     evaluate,
     max_reach_km,
     permitted_types,
@@ -103,6 +110,8 @@ def opening_from(report: OpeningReportedV1, source: str, previous: Opening | Non
         seats=report.seats,
         seats_taken=previous.seats_taken if previous else 0,
         description=report.description,
+        german_level_rule=report.german_level_rule,
+        source_url=report.source_url,
         published_at=previous.published_at if previous else now,
         updated_at=now,
     )
@@ -420,6 +429,24 @@ class PlacementHandlers:
     async def match_opening(self, opening_id: uuid.UUID) -> None:
         await self._second_step("opening", opening_id)
 
+    async def match_openings(self, opening_ids: list[uuid.UUID]) -> None:
+        """The second step for a batch of openings (an import): the people who might
+        reach any of them are found by one lookup; each opening then matches in its own
+        transaction. A person changed meanwhile is matched by their own second step."""
+        openings = [
+            o for o in await self.repo.get_openings(opening_ids) if o.status.value == "open"
+        ]
+        found = await self.repo.candidates_for_each(openings)
+        for opening in openings:
+            await self._second_step("opening", opening.opening_id, found[opening.opening_id])
+        await self._clear_closed(opening_ids, {o.opening_id for o in openings})
+
+    async def _clear_closed(self, wanted: list[uuid.UUID], done: set[uuid.UUID]) -> None:
+        """Clear the markers of openings that closed before their matching ran."""
+        for opening_id in wanted:
+            if opening_id not in done:
+                await self._second_step("opening", opening_id)
+
     async def sweep_pending(self, older_than_s: float = 30.0) -> int:
         """Finish matching that a crash (or a lost race) left pending."""
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
@@ -430,10 +457,12 @@ class PlacementHandlers:
                 done += 1
         return done
 
-    async def _second_step(self, kind: str, doc_id: uuid.UUID) -> None:
+    async def _second_step(
+        self, kind: str, doc_id: uuid.UUID, candidates: list[Candidate] | None = None
+    ) -> None:
         for _ in range(5):
             try:
-                await retry_transient(lambda: self._match_once(kind, doc_id))
+                await retry_transient(lambda: self._match_once(kind, doc_id, candidates))
                 return
             except DuplicateKeyError:
                 continue  # a concurrent step told the same pair; look again
@@ -441,7 +470,9 @@ class PlacementHandlers:
                 log.exception("matching %s %s failed; the sweep will retry", kind, doc_id)
                 return
 
-    async def _match_once(self, kind: str, doc_id: uuid.UUID) -> None:
+    async def _match_once(
+        self, kind: str, doc_id: uuid.UUID, candidates: list[Candidate] | None = None
+    ) -> None:
         async with self.uow.transaction() as tx:
             if kind == "person":
                 marker, person = await self.repo.pending_person(doc_id, tx.session)
@@ -454,7 +485,12 @@ class PlacementHandlers:
                 if marker is None:
                     return
                 if opening is not None and opening.status is OpeningStatus.OPEN:
-                    for person in await self.repo.candidates_for(opening, tx.session):
+                    if candidates is None:
+                        candidates = await self.repo.candidates_for(opening, tx.session)
+                    today = self.today()
+                    for person in candidates:
+                        if not eligible(person, opening, today):
+                            continue  # the fast check first: most people do not fit
                         await self._suggest(tx, person, marker["trigger"], marker, only=opening)
             await self.repo.clear_pending(tx, kind, doc_id, marker)
 
@@ -532,6 +568,175 @@ class PlacementHandlers:
                     break
         return held
 
+    # --- imports: openings in partners' own formats (Jobsuche, chamber CSV) -------------
+    # Each record is applied in a transaction of its own, like a reported opening, so a
+    # crash leaves whole records behind, never half of one; a repeat of the feed finds
+    # them unchanged. The import's own record (counts, rejections, references seen) and
+    # placement.import.completed are written together at the end.
+    async def import_feed(
+        self,
+        feed: ParsedFeed,
+        source: str,
+        *,
+        fmt: FeedFormat,
+        full_feed: bool = False,
+        cause: Event | None = None,
+    ) -> ev.ImportCompletedV1:
+        """Import a whole feed in one go; with ``full_feed``, close what it no longer names."""
+        if full_feed and not feed.received:
+            raise FeedError("full_feed", f"an empty feed would close every opening of {source}")
+        import_id = cause.event_id if cause is not None else uuid.uuid4()
+        summary = await self._apply_feed(feed, source, import_id, fmt, full_feed, cause)
+        closed = await self._close_missing(source, set(feed.refs)) if full_feed else 0
+        summary = summary.model_copy(update={"closed": closed, "completed": True})
+        async with self.uow.transaction(applying=cause) as tx:
+            batch = summary.model_copy(update={"closed": 0})
+            await self.repo.add_import_batch(tx, _summary_doc(batch), feed.refs)
+            await self.repo.complete_import(tx, import_id, full_feed, closed)
+            tx.publish(ev.ImportCompleted.create(summary, producer=PRODUCER, cause=cause))
+        return summary
+
+    async def import_batch(
+        self, feed: ParsedFeed, source: str, *, fmt: FeedFormat, import_id: uuid.UUID
+    ) -> ev.ImportCompletedV1:
+        """One batch of an import sent in parts; ``complete_import`` ends it."""
+        known = await self.repo.get_import(import_id)
+        if known is not None and (known["source"] != source or known["completed"]):
+            state = "completed" if known["completed"] else f"of source {known['source']}"
+            raise Conflict(f"import {import_id} is {state}")
+        summary = await self._apply_feed(feed, source, import_id, fmt, False, None)
+        summary = summary.model_copy(update={"completed": False})
+        async with self.uow.transaction() as tx:
+            await self.repo.add_import_batch(tx, _summary_doc(summary), feed.refs)
+        return summary
+
+    async def complete_import(
+        self, import_id: uuid.UUID, *, full_feed: bool = False
+    ) -> ev.ImportCompletedV1:
+        """End an import sent in batches: with ``full_feed``, close the source's open
+        openings no batch named; publish the totals."""
+        known = await self.repo.get_import(import_id)
+        if known is None:
+            raise NotFound(f"no import {import_id}")
+        if known["completed"]:
+            raise Conflict(f"import {import_id} is completed already")
+        source = known["source"]
+        closed = 0
+        if full_feed:
+            if not known["received"]:
+                raise RuleViolation(
+                    "full_feed", f"an empty feed would close every opening of {source}"
+                )
+            closed = await self._close_missing(source, set(known["seen_refs"]))
+        async with self.uow.transaction() as tx:
+            done = await self.repo.complete_import(tx, import_id, full_feed, closed)
+            if done is None:
+                raise Conflict(f"import {import_id} is completed already")
+            summary = _summary_of(done)
+            tx.publish(ev.ImportCompleted.create(summary, producer=PRODUCER))
+        return summary
+
+    async def import_status(self, import_id: uuid.UUID) -> ev.ImportCompletedV1:
+        known = await self.repo.get_import(import_id)
+        if known is None:
+            raise NotFound(f"no import {import_id}")
+        return _summary_of(known)
+
+    async def opening_feed_reported(self, event: OpeningFeedReported) -> None:
+        """A partner's feed over AMQP: the partner learns the outcome from
+        placement.import.completed, a file refused as a whole included."""
+        p = event.payload
+        try:
+            feed = parse_feed(
+                p.format, p.document if p.format == "jobsuche" else p.csv, p.angebotsart
+            )
+            if p.full_feed and not feed.received:
+                raise FeedError("full_feed", "an empty feed would close every opening")
+        except FeedError as exc:
+            refused = ev.ImportCompletedV1(
+                import_id=event.event_id,
+                source=event.producer,
+                format=p.format,
+                full_feed=p.full_feed,
+                received=0,
+                created=0,
+                updated=0,
+                unchanged=0,
+                closed=0,
+                file_error=ev.ImportFileErrorV1(field=exc.field, reason=exc.reason),
+            )
+            async with self.uow.transaction(applying=event) as tx:
+                tx.publish(ev.ImportCompleted.create(refused, producer=PRODUCER, cause=event))
+            return
+        await self.import_feed(
+            feed, event.producer, fmt=p.format, full_feed=p.full_feed, cause=event
+        )
+
+    async def _apply_feed(
+        self,
+        feed: ParsedFeed,
+        source: str,
+        import_id: uuid.UUID,
+        fmt: FeedFormat,
+        full_feed: bool,
+        cause: Event | None,
+    ) -> ev.ImportCompletedV1:
+        outcomes = {"created": 0, "updated": 0, "unchanged": 0}
+        rejected = [
+            ev.ImportRejectionV1(ref=r.ref, row=r.row, reason=r.reason) for r in feed.rejected
+        ]
+        changed: list[uuid.UUID] = []
+        for report in feed.openings:
+            try:
+                outcome, opening_id = await self._apply_imported(report, source, cause)
+                outcomes[outcome] += 1
+                if outcome != "unchanged":
+                    changed.append(opening_id)
+            except RuleViolation as exc:  # e.g. a place the location check refuses
+                rejected.append(
+                    ev.ImportRejectionV1(ref=report.source_ref, row=None, reason=str(exc))
+                )
+        await self.match_openings(changed)
+        return ev.ImportCompletedV1(
+            import_id=import_id,
+            source=source,
+            format=fmt,
+            full_feed=full_feed,
+            received=feed.received,
+            closed=0,
+            rejected=rejected,
+            **outcomes,
+        )
+
+    async def _apply_imported(
+        self, report: OpeningReportedV1, source: str, cause: Event | None
+    ) -> tuple[Literal["created", "updated", "unchanged"], uuid.UUID]:
+        """report_opening for one imported record, except that an unchanged record is
+        neither written nor published nor matched again; the feed event (``cause``)
+        links the events but is applied once, by the import's last transaction."""
+        async with self.uow.transaction() as tx:
+            previous = await self.repo.opening_by_ref(source, report.source_ref, tx.session)
+            opening = opening_from(report, source, previous)
+            if previous is not None and _unchanged(previous, opening):
+                return "unchanged", previous.opening_id
+            await self.repo.save_opening(tx, opening, previous)
+            tx.publish(
+                ev.OpeningPublished.create(_opening_facts(opening), producer=PRODUCER, cause=cause)
+            )
+            await self.repo.mark_pending(
+                tx, "opening", opening.opening_id, _marker("opening_published", cause)
+            )
+        return ("created" if previous is None else "updated"), opening.opening_id
+
+    async def _close_missing(self, source: str, seen: set[str]) -> int:
+        closed = 0
+        for ref in sorted(await self.repo.open_refs(source) - seen):
+            # not cause=cause: close_opening would apply the feed event, which only the
+            # import's last transaction may do
+            await self.close_opening(source, ref, CLOSED_NOT_IN_FEED)
+            closed += 1
+        return closed
+
 
 def _without(courses: list[OngoingCourse], enrolment_id: uuid.UUID) -> list[OngoingCourse]:
     return [c for c in courses if c.enrolment_id != enrolment_id]
@@ -577,3 +782,38 @@ def _opening_facts(o: Opening) -> ev.OpeningFactsV1:
         start_date=o.start_date,
         seats_free=o.seats_free,
     )
+
+
+# --- imports ------------------------------------------------------------------------------
+FeedFormat = Literal["jobsuche", "csv"]
+CLOSED_NOT_IN_FEED = "nicht mehr im Bestand des Partners"
+
+
+def parse_feed(fmt: FeedFormat, content: object, angebotsart: int | None = None) -> ParsedFeed:
+    """A partner's document in its own format -> openings and rejections (FeedError if
+    the document as a whole is unusable)."""
+    if fmt == "jobsuche":
+        return parse_jobsuche(content, angebotsart=angebotsart)
+    if not isinstance(content, str | bytes):
+        raise FeedError("csv", "expected the CSV file's text")
+    return parse_csv(content)
+
+
+def _unchanged(previous: Opening, current: Opening) -> bool:
+    """Nothing to write: the partner sent what we hold. A closed opening counts as
+    unchanged too (a caseworker's "besetzt" is not undone by the next daily feed),
+    unless an earlier full feed closed it for missing: it is back on offer."""
+    status = {"updated_at", "status", "closed_reason"}
+    if previous.model_dump(exclude=status) != current.model_dump(exclude=status):
+        return False
+    return previous.status is OpeningStatus.OPEN or previous.closed_reason != CLOSED_NOT_IN_FEED
+
+
+def _summary_doc(summary: ev.ImportCompletedV1) -> dict[str, Any]:
+    doc = summary.model_dump(mode="json")
+    doc["import_id"] = summary.import_id
+    return doc
+
+
+def _summary_of(doc: dict[str, Any]) -> ev.ImportCompletedV1:
+    return ev.ImportCompletedV1.model_validate({**doc, "import_id": doc["_id"]})

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -31,6 +31,7 @@ class PlacementRepository:
         self.sets = db["suggestion_sets"]
         self.suggested = db["suggested"]
         self.cases = db["cases"]
+        self.imports = db["imports"]
 
     async def ensure_indexes(self) -> None:
         for name, indexes in OBSOLETE_INDEXES.items():
@@ -176,6 +177,9 @@ class PlacementRepository:
         doc = await self.openings.find_one({"_id": opening_id}, session=session)
         return _opening(doc) if doc else None
 
+    async def get_openings(self, opening_ids: list[uuid.UUID]) -> list[Opening]:
+        return [_opening(d) async for d in self.openings.find({"_id": {"$in": opening_ids}})]
+
     async def save_opening(
         self, tx: Transaction, opening: Opening, previous: Opening | None
     ) -> None:
@@ -283,6 +287,61 @@ class PlacementRepository:
     async def sets_of(self, person_id: uuid.UUID, limit: int = 20) -> list[Document]:
         cursor = self.sets.find({"person_id": person_id}).sort("created_at", -1).limit(limit)
         return [d async for d in cursor]
+
+    # --- imports of partners' feeds ---------------------------------------------------
+    async def open_refs(self, source: str) -> set[str]:
+        cursor = self.openings.find({"source": source, "status": "open"}, {"source_ref": 1})
+        return {d["source_ref"] async for d in cursor}
+
+    async def add_import_batch(
+        self, tx: Transaction, summary: Document, seen_refs: list[str]
+    ) -> Document:
+        """Add one batch's counts, rejections and references to its import; returns the
+        import as it now stands."""
+        counts = ("received", "created", "updated", "unchanged", "closed")
+        doc = await self.imports.find_one_and_update(
+            {"_id": summary["import_id"]},
+            {
+                "$setOnInsert": {
+                    "source": summary["source"],
+                    "format": summary["format"],
+                    "started_at": datetime.now(UTC),
+                    "completed": False,
+                },
+                "$set": {"updated_at": datetime.now(UTC), "full_feed": summary["full_feed"]},
+                "$inc": {k: summary[k] for k in counts},
+                "$push": {"rejected": {"$each": summary["rejected"]}},
+                "$addToSet": {"seen_refs": {"$each": seen_refs}},
+            },
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=tx.session,
+        )
+        assert doc is not None
+        return doc
+
+    async def get_import(
+        self, import_id: uuid.UUID, session: AsyncClientSession | None = None
+    ) -> Document | None:
+        return await self.imports.find_one({"_id": import_id}, session=session)
+
+    async def complete_import(
+        self, tx: Transaction, import_id: uuid.UUID, full_feed: bool, closed: int
+    ) -> Document | None:
+        """Mark an import completed (once); None if it was completed already."""
+        return await self.imports.find_one_and_update(
+            {"_id": import_id, "completed": False},
+            {
+                "$set": {
+                    "completed": True,
+                    "full_feed": full_feed,
+                    "completed_at": datetime.now(UTC),
+                },
+                "$inc": {"closed": closed},
+            },
+            return_document=ReturnDocument.AFTER,
+            session=tx.session,
+        )
 
 
 def _case_doc(case: Case) -> Document:

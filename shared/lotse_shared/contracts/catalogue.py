@@ -20,6 +20,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     placement.SuggestionDismissed,
     placement.CaseStageChanged,
     placement.CaseClosed,
+    placement.ImportCompleted,
     notifications.NotificationDelivered,
     notifications.NotificationFailed,
     partner.EnrolmentReported,
@@ -29,6 +30,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     partner.DropoutReported,
     partner.OpeningReported,
     partner.OpeningWithdrawn,
+    partner.OpeningFeedReported,
 )
 
 BY_ROUTING_KEY: dict[str, type[Event]] = {cls.ROUTING_KEY: cls for cls in ALL_EVENTS}

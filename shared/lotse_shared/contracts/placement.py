@@ -144,3 +144,41 @@ class CaseClosed(Event):
     event_type: Literal["placement.case.closed"] = "placement.case.closed"
     event_version: Literal[1] = 1
     payload: CaseFactsV1
+
+
+class ImportRejectionV1(Payload):
+    ref: str | None = Field(description="The partner's reference, if the record had one.")
+    row: int | None = Field(description="CSV: line in the file; Jobsuche: position (from 1).")
+    reason: str = Field(description="Names the partner's field, e.g. 'arbeitgeber: missing'.")
+
+
+class ImportFileErrorV1(Payload):
+    field: str = Field(description="What is wrong with the file as a whole, e.g. header.Betreib.")
+    reason: str
+
+
+class ImportCompletedV1(Payload):
+    import_id: uuid.UUID
+    source: str = Field(description="The partner whose openings were imported.")
+    format: Literal["jobsuche", "csv"]
+    full_feed: bool
+    completed: bool = Field(
+        default=True, description="False for one batch of an import still being sent."
+    )
+    received: int = Field(description="Records in the feed, rejected ones included.")
+    created: int
+    updated: int
+    unchanged: int = Field(description="Known and not changed: not published again.")
+    closed: int = Field(description="Full feed: open openings the feed no longer names.")
+    rejected: list[ImportRejectionV1] = Field(default_factory=list)
+    file_error: ImportFileErrorV1 | None = Field(
+        default=None, description="Set when the file as a whole was refused; nothing imported."
+    )
+
+
+class ImportCompleted(Event):
+    ROUTING_KEY = routing.IMPORT_COMPLETED_V1
+    DESCRIPTION = "A partner's feed was imported: counts, and each rejected record with its reason."
+    event_type: Literal["placement.import.completed"] = "placement.import.completed"
+    event_version: Literal[1] = 1
+    payload: ImportCompletedV1

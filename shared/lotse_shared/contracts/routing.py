@@ -25,6 +25,7 @@ SUGGESTION_ACCEPTED_V1: Final = "placement.suggestion.accepted.v1"
 SUGGESTION_DISMISSED_V1: Final = "placement.suggestion.dismissed.v1"
 CASE_STAGE_CHANGED_V1: Final = "placement.case.stage_changed.v1"
 CASE_CLOSED_V1: Final = "placement.case.closed.v1"
+IMPORT_COMPLETED_V1: Final = "placement.import.completed.v1"
 
 # notifications
 NOTIFICATION_DELIVERED_V1: Final = "notifications.notification.delivered.v1"
@@ -38,3 +39,4 @@ PARTNER_COMPLETION_REPORTED_V1: Final = "partner.course.completion_reported.v1"
 PARTNER_DROPOUT_REPORTED_V1: Final = "partner.course.dropout_reported.v1"
 PARTNER_OPENING_REPORTED_V1: Final = "partner.opening.reported.v1"
 PARTNER_OPENING_WITHDRAWN_V1: Final = "partner.opening.withdrawn.v1"
+PARTNER_OPENING_FEED_REPORTED_V1: Final = "partner.opening.feed_reported.v1"

@@ -112,6 +112,8 @@ class Opening(BaseModel):
     seats_taken: int = 0
     status: OpeningStatus = OpeningStatus.OPEN
     description: str = ""
+    german_level_rule: str | None = None  # which rule read required_german_level (imports)
+    source_url: str | None = None  # the posting at the partner
     published_at: datetime = Field(default_factory=_now)
     updated_at: datetime = Field(default_factory=_now)
     closed_reason: str | None = None

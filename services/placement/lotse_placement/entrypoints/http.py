@@ -6,15 +6,21 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Body, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from lotse_placement.domain.importing import ParsedFeed
 from lotse_placement.domain.model import Opening, OpeningStatus
 from lotse_placement.domain.pipeline import Case, ClosingReason, Stage
 from lotse_placement.domain.reporting import PlacementReport, report_csv
-from lotse_placement.handlers import PlacementHandlers
+from lotse_placement.handlers import FeedFormat, PlacementHandlers, parse_feed
 from lotse_shared.contracts.partner import OpeningReportedV1
-from lotse_shared.errors import NotFound
+from lotse_shared.contracts.placement import ImportCompletedV1
+from lotse_shared.errors import NotFound, RuleViolation
+
+Source = Annotated[
+    str, Query(pattern=r"^[a-z0-9-]{2,64}$", description="The partner, e.g. ihk-kassel.")
+]
 
 
 class OpeningRequest(OpeningReportedV1):
@@ -232,5 +238,79 @@ def make_router(h: PlacementHandlers) -> APIRouter:
                 headers={"Content-Disposition": f'attachment; filename="placement-{district}.csv"'},
             )
         return result
+
+    # --- imports: openings in partners' own formats (docs/imports.md) ---------------------
+    @router.post(
+        "/imports/jobsuche",
+        tags=["imports"],
+        summary="Import openings in the employment agency's Jobsuche format",
+        description="Search results, one job detail or a list of them, as JSON. Without "
+        "import_id the feed is imported at once (full_feed closes the source's open "
+        "openings it does not name); with import_id it is one batch of an import that "
+        "POST /imports/{import_id}/complete ends.",
+    )
+    async def import_jobsuche(
+        document: Annotated[JsonValue, Body()],
+        source: Source = "ba-jobsuche",
+        full_feed: bool = False,
+        angebotsart: Annotated[
+            int | None,
+            Query(description="The search's angebotsart (1, 2, 4, 34) for untyped records."),
+        ] = None,
+        import_id: uuid.UUID | None = None,
+        row_offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> ImportCompletedV1:
+        feed = parse_feed("jobsuche", document, angebotsart).shifted(row_offset)
+        return await _import(feed, source, "jobsuche", full_feed, import_id)
+
+    @router.post(
+        "/imports/csv",
+        tags=["imports"],
+        summary="Import openings from a chamber's CSV list (IHK, HWK, VSB)",
+        description="text/csv, UTF-8, ';' or ',' separated; the columns are in "
+        "docs/imports.md. A wrong header refuses the whole file (422 naming the column).",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"text/csv": {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def import_csv(
+        request: Request,
+        source: Source,
+        full_feed: bool = False,
+        import_id: uuid.UUID | None = None,
+        row_offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> ImportCompletedV1:
+        feed = parse_feed("csv", await request.body()).shifted(row_offset)
+        return await _import(feed, source, "csv", full_feed, import_id)
+
+    async def _import(
+        feed: ParsedFeed,
+        source: str,
+        fmt: FeedFormat,
+        full_feed: bool,
+        import_id: uuid.UUID | None,
+    ) -> ImportCompletedV1:
+        if import_id is None:
+            return await h.import_feed(feed, source, fmt=fmt, full_feed=full_feed)
+        if full_feed:
+            raise RuleViolation(
+                "full_feed", "a batch cannot be a full feed; say so when completing the import"
+            )
+        return await h.import_batch(feed, source, fmt=fmt, import_id=import_id)
+
+    @router.post(
+        "/imports/{import_id}/complete",
+        tags=["imports"],
+        summary="End an import sent in batches; full_feed closes what no batch named",
+    )
+    async def complete_import(import_id: uuid.UUID, full_feed: bool = False) -> ImportCompletedV1:
+        return await h.complete_import(import_id, full_feed=full_feed)
+
+    @router.get("/imports/{import_id}", tags=["imports"], summary="An import's totals so far")
+    async def import_status(import_id: uuid.UUID) -> ImportCompletedV1:
+        return await h.import_status(import_id)
 
     return router

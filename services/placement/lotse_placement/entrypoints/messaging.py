@@ -5,7 +5,11 @@ from __future__ import annotations
 from lotse_placement.handlers import PlacementHandlers
 from lotse_shared.contracts.courses import CourseCompleted, CourseDropped, Enrolled
 from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
-from lotse_shared.contracts.partner import OpeningReported, OpeningWithdrawn
+from lotse_shared.contracts.partner import (
+    OpeningFeedReported,
+    OpeningReported,
+    OpeningWithdrawn,
+)
 from lotse_shared.messaging.subscriptions import Subscriptions
 
 
@@ -37,3 +41,10 @@ def register_subscriptions(subs: Subscriptions, h: PlacementHandlers) -> None:
     @subs.on(OpeningWithdrawn, "Close the opening")
     async def opening_withdrawn(event: OpeningWithdrawn) -> None:
         await h.opening_withdrawn(event)
+
+    @subs.on(
+        OpeningFeedReported,
+        "Import the feed record by record; publish the outcome as placement.import.completed",
+    )
+    async def opening_feed_reported(event: OpeningFeedReported) -> None:
+        await h.opening_feed_reported(event)
