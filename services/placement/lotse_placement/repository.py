@@ -198,8 +198,11 @@ class PlacementRepository:
     async def openings_in(
         self, cells: list[str], session: AsyncClientSession | None = None
     ) -> list[Opening]:
-        """Open openings with a free seat in these grid cells (one indexed lookup)."""
-        cursor = self.openings.find({"cell": {"$in": cells}}, session=session)
+        """Open openings with a free seat in these grid cells (one indexed lookup),
+        without their history and description: matching needs neither."""
+        cursor = self.openings.find(
+            {"cell": {"$in": cells}}, {"history": 0, "description": 0}, session=session
+        )
         return [_opening(d) async for d in cursor]
 
     async def list_openings(self, status: str | None, limit: int, offset: int) -> list[Opening]:
