@@ -556,7 +556,7 @@ class PlacementHandlers:
         for ring in rings(person.lat, person.lon, reach):
             pool = [
                 o
-                for o in await self.repo.openings_in(ring.cells, session)
+                for o in await self.repo.openings_in(ring.cells, person.reachable_rank, session)
                 if o.district_id == person.district_id
             ]
             held = best_of([*held, *rank(person, pool, today, limit=limit, exclude=told)], limit)

@@ -196,12 +196,14 @@ class PlacementRepository:
         await self.openings.update_one({"_id": opening.opening_id}, update, session=tx.session)
 
     async def openings_in(
-        self, cells: list[str], session: AsyncClientSession | None = None
+        self, cells: list[str], max_rank: int = 6, session: AsyncClientSession | None = None
     ) -> list[Opening]:
-        """Open openings with a free seat in these grid cells (one indexed lookup),
-        without their history and description: matching needs neither."""
+        """Open openings with a free seat in these grid cells that ask for German up to
+        ``max_rank`` (one indexed lookup), without their history and description:
+        matching needs neither."""
+        keys = [f"{cell}|{rank}" for cell in cells for rank in range(max_rank + 1)]
         cursor = self.openings.find(
-            {"cell": {"$in": cells}}, {"history": 0, "description": 0}, session=session
+            {"cell": {"$in": keys}}, {"history": 0, "description": 0}, session=session
         )
         return [_opening(d) async for d in cursor]
 
@@ -386,7 +388,8 @@ def _opening_doc(opening: Opening) -> Document:
         seats_free=opening.seats_free,
     )
     if opening.status is OpeningStatus.OPEN and opening.seats_free > 0:
-        doc["cell"] = cell_of(opening.lat, opening.lon)
+        # the grid cell and the German level asked for: both narrow the search's lookup
+        doc["cell"] = f"{cell_of(opening.lat, opening.lon)}|{opening.required_rank}"
     return doc
 
 

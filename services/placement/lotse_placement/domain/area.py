@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from lotse_shared.places import Place, all_places, distance_km
 
-CELL_DEG_LAT = 0.05  # about 5.6 km
-CELL_DEG_LON = 0.075  # about 5.2 km at Kassel's latitude
+CELL_DEG_LAT = 0.025  # about 2.8 km
+CELL_DEG_LON = 0.0375  # about 2.6 km at Kassel's latitude
 KM_PER_DEG_LAT = 111.2
 
 # A person's reach is rounded up to one of these, so an opening is matched with a

@@ -86,6 +86,12 @@ class Candidate(BaseModel):
     def german_rank(self) -> int:
         return cefr_rank(self.effective_german_level)
 
+    @property
+    def reachable_rank(self) -> int:
+        """The highest level reached or aimed at by an ongoing course: no opening
+        asking for more can pass the German rule, whatever its start date."""
+        return max([self.german_rank, *(c.target_level.rank for c in self.ongoing_courses)])
+
 
 class OpeningStatus(StrEnum):
     OPEN = "open"
