@@ -261,8 +261,8 @@ async def test_ring_search_finds_exactly_the_best_of_all_openings(service_env, n
         fetched = []
         openings_in = h.repo.openings_in
 
-        async def counting(cells, session=None):
-            found = await openings_in(cells, session)
+        async def counting(cells, max_rank=6, session=None):
+            found = await openings_in(cells, max_rank, session)
             fetched.extend(found)
             return found
 
