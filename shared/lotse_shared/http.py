@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from faststream.specification import AsyncAPI, get_asyncapi_html
 from pydantic import ValidationError
 
-from .errors import Conflict, NotFound, RuleViolation
+from .errors import Conflict, Forbidden, NotFound, RuleViolation
 from .service import ServiceRuntime, ping_broker, ping_database
 
 
@@ -74,6 +74,10 @@ def create_http_app(
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
 
     @app.exception_handler(Conflict)
     async def conflict(_: Request, exc: Conflict) -> JSONResponse:

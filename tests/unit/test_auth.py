@@ -1,0 +1,153 @@
+"""Bearer tokens: what the verifier accepts and refuses, and how claims become a Principal."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from lotse_devstack.tokens import DevIssuer
+from lotse_shared.auth import InvalidToken, Principal, Role, TokenVerifier, principal_from_claims
+
+ANNA = "anna@landkreis-kassel.example"
+
+
+@pytest.fixture(scope="module")
+def issuer(tmp_path_factory: pytest.TempPathFactory) -> DevIssuer:
+    return DevIssuer(tmp_path_factory.mktemp("keys")).ensure()
+
+
+@pytest.fixture
+def verifier(issuer: DevIssuer) -> TokenVerifier:
+    return TokenVerifier(issuer=issuer.issuer, audience=issuer.audience, jwks_file=issuer.jwks_file)
+
+
+async def test_a_dev_token_gives_the_principal(issuer: DevIssuer, verifier: TokenVerifier):
+    token = issuer.token(Role.CASEWORKER, user=ANNA, district="kassel")
+    principal = await verifier.principal(token)
+    assert principal.user_id == ANNA
+    assert principal.roles == {Role.CASEWORKER}
+    assert principal.district_id == "kassel"
+    assert principal.identity == ANNA
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"exp": int(time.time()) - 120}, "expired"),
+        ({"iss": "https://evil.example"}, "(?i)issuer"),
+        ({"aud": "someone-else"}, "(?i)audience"),
+        ({"nbf": int(time.time()) + 3600}, "not yet valid"),
+    ],
+)
+async def test_claims_that_do_not_fit_are_refused(
+    issuer: DevIssuer, verifier: TokenVerifier, change: dict[str, Any], reason: str
+):
+    token = issuer.token(Role.COORDINATOR, user=ANNA, extra=change)
+    with pytest.raises(InvalidToken, match=reason):
+        await verifier.claims(token)
+
+
+async def test_a_token_without_expiry_is_refused(issuer: DevIssuer, verifier: TokenVerifier):
+    claims = jwt.decode(issuer.token(Role.ADMIN, user=ANNA), options={"verify_signature": False})
+    del claims["exp"]
+    token = jwt.encode(claims, issuer._key(), algorithm="ES256", headers={"kid": issuer.kid})
+    with pytest.raises(InvalidToken, match="exp"):
+        await verifier.claims(token)
+
+
+async def test_another_key_is_refused(
+    issuer: DevIssuer, verifier: TokenVerifier, tmp_path: Path
+) -> None:
+    stranger = DevIssuer(tmp_path / "other").ensure()
+    with pytest.raises(InvalidToken, match="unknown signing key"):
+        await verifier.claims(stranger.token(Role.ADMIN, user=ANNA))
+    # the same kid as ours, signed with another key: the signature fails
+    claims = jwt.decode(stranger.token(Role.ADMIN, user=ANNA), options={"verify_signature": False})
+    forged = jwt.encode(claims, stranger._key(), algorithm="ES256", headers={"kid": issuer.kid})
+    with pytest.raises(InvalidToken, match="Signature"):
+        await verifier.claims(forged)
+
+
+async def test_a_tampered_payload_is_refused(issuer: DevIssuer, verifier: TokenVerifier):
+    header, payload, signature = issuer.token(Role.CASEWORKER, user=ANNA).split(".")
+    claims = json.loads(jwt.utils.base64url_decode(payload))
+    claims["roles"] = ["admin"]
+    changed = jwt.utils.base64url_encode(json.dumps(claims).encode()).decode()
+    with pytest.raises(InvalidToken):
+        await verifier.claims(f"{header}.{changed}.{signature}")
+
+
+async def test_symmetric_and_unsigned_tokens_are_refused(
+    issuer: DevIssuer, verifier: TokenVerifier
+):
+    claims = jwt.decode(issuer.token(Role.ADMIN, user=ANNA), options={"verify_signature": False})
+    # a shared-secret token is refused before any key is looked at (no alg confusion)
+    hs = jwt.encode(claims, "a-shared-secret-of-32-bytes-or-more!", algorithm="HS256")
+    with pytest.raises(InvalidToken, match="not accepted"):
+        await verifier.claims(hs)
+    unsigned = jwt.encode(claims, "", algorithm="none")
+    with pytest.raises(InvalidToken, match="not accepted"):
+        await verifier.claims(unsigned)
+    with pytest.raises(InvalidToken, match="malformed"):
+        await verifier.claims("not-a-jwt")
+
+
+async def test_rsa_keys_from_a_jwks_work_too(tmp_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update(kid="rsa-1", alg="RS256", use="sig")
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [jwk]}))
+    verifier = TokenVerifier(issuer="kc", audience="lotse", jwks_file=tmp_path / "jwks.json")
+    now = int(time.time())
+    claims = {"iss": "kc", "aud": "lotse", "sub": "u1", "iat": now, "exp": now + 60}
+    token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "rsa-1"})
+    assert (await verifier.claims(token))["sub"] == "u1"
+
+
+def test_keycloak_claims_shape() -> None:
+    # what Keycloak puts into an access token: realm roles, client roles, a user
+    # attribute mapped to a claim (as a list when "multivalued" is on)
+    claims = {
+        "iss": "http://keycloak:8080/realms/lotse",
+        "aud": ["lotse", "account"],
+        "sub": "8d3c7c1e-0000-4000-8000-000000000001",
+        "azp": "lotse",
+        "preferred_username": "anna",
+        "email": ANNA,
+        "realm_access": {"roles": ["offline_access", "default-roles-lotse", "caseworker"]},
+        "resource_access": {"lotse": {"roles": ["coordinator"]}, "account": {"roles": ["x"]}},
+        "district": ["kassel"],
+    }
+    principal = principal_from_claims(claims, audience="lotse")
+    assert principal.roles == {Role.CASEWORKER, Role.COORDINATOR}
+    assert principal.role is Role.COORDINATOR
+    assert principal.district_id == "kassel"
+    assert principal.user_id == ANNA
+    with pytest.raises(InvalidToken, match="more than one district"):
+        principal_from_claims({**claims, "district": ["kassel", "fulda"]}, audience="lotse")
+    bare = principal_from_claims({"sub": "svc", "roles": "operator"}, audience="lotse")
+    assert bare.roles == {Role.OPERATOR}
+    assert bare.district_id is None
+
+
+def _p(role: Role, district: str | None = "kassel", email: str = ANNA) -> Principal:
+    return Principal(user_id=email, roles=frozenset({role}), district_id=district, email=email)
+
+
+def test_who_sees_a_person() -> None:
+    contacts = [ANNA.upper(), "mentor@example.org"]
+    assert _p(Role.CASEWORKER).may_access_person("kassel", contacts)
+    assert not _p(Role.CASEWORKER, email="bob@x.example").may_access_person("kassel", contacts)
+    assert not _p(Role.CASEWORKER).may_access_person("fulda", contacts)
+    assert _p(Role.COORDINATOR, email="c@x.example").may_access_person("kassel", contacts)
+    assert not _p(Role.COORDINATOR).may_access_person("fulda", contacts)
+    assert _p(Role.ADMIN, email="a@x.example").may_access_person("kassel", [])
+    assert not _p(Role.PARTNER).may_access_person("kassel", contacts)
+    assert not _p(Role.OPERATOR).may_access_person("kassel", contacts)
+    assert not _p(Role.COORDINATOR, district=None).may_access_person("kassel", contacts)
