@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
+from lotse_shared.auth.http import Authenticator
 from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
 from lotse_shared.http import create_http_app
 from lotse_shared.service import build_runtime, document_publications, run_lifespan
@@ -36,7 +37,7 @@ def create_app(
         rt,
         title="Lotse intake",
         description="People in the programme and who is responsible for them.",
-        routers=[make_router(handlers)],
+        routers=[make_router(handlers, Authenticator.from_settings(settings))],
         lifespan=lambda: run_lifespan(rt, index_setup=[people.ensure_indexes]),
     )
     app.state.runtime = rt
