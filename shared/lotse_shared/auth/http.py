@@ -65,12 +65,13 @@ class Authenticator:
                 settings.service_name,
             )
             return cls(None)
+        url = settings.auth_jwks_url or None  # an identity provider wins over a file
         return cls(
             TokenVerifier(
                 issuer=settings.auth_issuer,
                 audience=settings.auth_audience,
-                jwks_url=settings.auth_jwks_url or None,
-                jwks_file=settings.auth_jwks_file,
+                jwks_url=url,
+                jwks_file=None if url else settings.auth_jwks_file,
                 leeway_s=settings.auth_leeway_s,
                 district_claim=settings.auth_district_claim,
             )
