@@ -6,7 +6,8 @@
 - a real record of district Kassel asked for from another district: 404, as if it
   did not exist (where a path carries a person's, enrolment's or notification's id).
 
-Only health, the event documentation and the inbox's sign-in stay public. Each test
+Only health, the event documentation and the inbox's sign-in stay public. The audit
+trail these calls leave is checked on intake. Each test
 writes what it measured to tests/artifacts/security-<service>.json for ``make security``.
 """
 
@@ -165,6 +166,29 @@ async def test_intake_endpoints(service_env) -> None:
         fulda = from_fulda(app)
         assert (await http.get("/people", headers=fulda)).json()["items"] == []
         assert (await http.get(f"/people/{pid}", headers=kassel)).status_code == 200
+
+        # the audit trail: who touched Amal's data, refusals included; for admins only
+        admin = bearer(app, Role.ADMIN, user="admin@landkreis-kassel.example")
+        r = await http.get("/audit", params={"person_id": pid}, headers=admin)
+        assert r.status_code == 200, r.text
+        rows = r.json()
+        assert {"user": "koordination@landkreis-kassel.example", "outcome": "allowed"} in [
+            {"user": e["user"], "outcome": e["outcome"]}
+            for e in rows
+            if e["method"] == "GET" and e["endpoint"] == "/people/{person_id}"
+        ]
+        refused = [e for e in rows if e["outcome"] == "refused" and e["role"] == "partner"]
+        assert {e["method"] for e in refused} == {"GET", "PUT", "PATCH"}
+        assert all(e["service"] == "intake" and e["district_id"] == "kassel" for e in rows)
+        # Fulda's admin sees its own coordinator's probing, not Kassel's work
+        fulda_admin = bearer(app, Role.ADMIN, user="admin@fulda.example", district="fulda")
+        probes = (await http.get("/audit", headers=fulda_admin)).json()
+        assert probes
+        assert {e["user"] for e in probes} == {"koordination@fulda.example"}
+        assert {e["outcome"] for e in probes if e["subjects"].get("person_id") == pid} == {
+            "refused"
+        }
+        assert (await http.get("/audit", headers=kassel)).status_code == 403
 
 
 async def test_intake_caseworker_sees_only_their_own_people(service_env) -> None:

@@ -43,11 +43,13 @@ def create_app(
             ev.CourseDropped,
         ],
     )
+    auth = Authenticator.from_settings(settings)
     app = create_http_app(
         rt,
         title="Lotse courses",
         description="German courses: enrolment, attendance, exams, completion, drop-out.",
-        routers=[make_router(handlers, Authenticator.from_settings(settings))],
+        routers=[make_router(handlers, auth)],
+        auth=auth,
         lifespan=lambda: run_lifespan(rt, index_setup=[repo.ensure_indexes]),
     )
     app.state.runtime = rt

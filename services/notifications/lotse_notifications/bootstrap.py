@@ -166,6 +166,7 @@ def create_app(
         title="Lotse notifications",
         description="Alerts to the responsible contacts: inbox, email, webhook; digest, "
         "quiet hours, escalation.",
+        auth=auth,
         routers=[
             make_router(handlers, auth),
             make_preferences_router(handlers, auth),

@@ -57,6 +57,7 @@ def create_app(
         rt,
         title="Lotse placement",
         description="Openings from partners, ranked suggestions with reasons, the pipeline.",
+        auth=auth,
         routers=[guarded],
         lifespan=lambda: run_lifespan(
             rt,

@@ -104,12 +104,12 @@ class Authenticator:
 
     @staticmethod
     def _authorise(scopes: SecurityScopes, request: Request, principal: Principal) -> Principal:
+        request.state.principal = principal  # for the audit trail, refusals included
         if scopes.scopes and not principal.has_any(scopes.scopes):
             raise HTTPException(
                 status_code=403,
                 detail=f"this needs one of the roles: {', '.join(scopes.scopes)}",
             )
-        request.state.principal = principal  # for the audit trail
         return principal
 
     def require(self, *roles: Role, cookie: bool = False) -> Any:
