@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from lotse_devstack.tokens import DevIssuer
-from lotse_shared.auth import InvalidToken, Principal, Role, TokenVerifier, principal_from_claims
+from lotse_shared.auth import (
+    InvalidToken,
+    KeysUnavailable,
+    Principal,
+    Role,
+    TokenVerifier,
+    principal_from_claims,
+)
 
 ANNA = "anna@landkreis-kassel.example"
 
@@ -151,3 +161,45 @@ def test_who_sees_a_person() -> None:
     assert not _p(Role.PARTNER).may_access_person("kassel", contacts)
     assert not _p(Role.OPERATOR).may_access_person("kassel", contacts)
     assert not _p(Role.COORDINATOR, district=None).may_access_person("kassel", contacts)
+
+
+@pytest.fixture
+def jwks_server(issuer: DevIssuer) -> Iterator[str]:
+    """The JWKS served over HTTP, as an identity provider publishes it."""
+    body = issuer.jwks_file.read_bytes()
+    served: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/realms/lotse/protocol/openid-connect/certs"
+    server.shutdown()
+    server.server_close()
+    assert len(served) == 1, served  # fetched once, then cached
+
+
+async def test_keys_from_a_jwks_url_are_fetched_once(issuer: DevIssuer, jwks_server: str):
+    verifier = TokenVerifier(issuer=issuer.issuer, audience=issuer.audience, jwks_url=jwks_server)
+    for role in (Role.CASEWORKER, Role.ADMIN):
+        principal = await verifier.principal(issuer.token(role, user=ANNA))
+        assert principal.roles == {role}
+
+
+async def test_an_unreachable_issuer_is_not_the_callers_fault(issuer: DevIssuer):
+    verifier = TokenVerifier(
+        issuer=issuer.issuer, audience=issuer.audience, jwks_url="http://127.0.0.1:9/certs"
+    )
+    with pytest.raises(KeysUnavailable):
+        await verifier.claims(issuer.token(Role.CASEWORKER, user=ANNA))
