@@ -79,6 +79,7 @@ def create_http_app(
         if principal is None:  # public, or no valid token: nobody to name
             return response
         subjects = {k: str(v) for k, v in request.path_params.items() if k in SUBJECT_KEYS}
+        subjects.update(getattr(request.state, "audit_subjects", {}))
         for key in SUBJECT_KEYS:
             if key in request.query_params:
                 subjects.setdefault(key, request.query_params[key])

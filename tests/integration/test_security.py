@@ -274,6 +274,12 @@ async def test_courses_endpoints(service_env, rabbit_url, namespace) -> None:
         assert (await http.get(f"/enrolments/{enrolment_id}", headers=bearer(app))).is_success
         murat = bearer(app, Role.CASEWORKER, user="murat.yilmaz@landkreis-kassel.example")
         assert (await http.get(f"/enrolments/{enrolment_id}", headers=murat)).status_code == 404
+        # the audit names the person behind the enrolment, for the calls that reached it
+        admin = bearer(app, Role.ADMIN, user="admin@landkreis-kassel.example")
+        rows = (await http.get("/audit", params={"person_id": pid}, headers=admin)).json()
+        endpoints = {(e["method"], e["endpoint"], e["outcome"]) for e in rows}
+        assert ("GET", "/enrolments/{enrolment_id}", "allowed") in endpoints
+        assert ("POST", "/enrolments", "allowed") in endpoints
 
 
 async def test_notifications_endpoints(service_env, smtp, rabbit_url, namespace) -> None:
@@ -286,6 +292,7 @@ async def test_notifications_endpoints(service_env, smtp, rabbit_url, namespace)
         mine = bearer(app)  # CASEWORKER, the recipient
         [note] = (await http.get("/notifications", headers=mine)).json()
         nid = note["notification_id"]
+        pid = str(person.payload.person_id)
         measured = await check(
             app,
             http,
@@ -313,6 +320,8 @@ async def test_notifications_endpoints(service_env, smtp, rabbit_url, namespace)
         admin = bearer(app, Role.ADMIN, user="admin@landkreis-kassel.example")
         r = await http.get("/notifications", params={"recipient": CASEWORKER}, headers=admin)
         assert [n["notification_id"] for n in r.json()] == [nid]
+        rows = (await http.get("/audit", params={"person_id": pid}, headers=admin)).json()
+        assert {"/notifications/{notification_id}"} <= {e["endpoint"] for e in rows}
 
 
 async def test_inbox_page_signs_in_with_a_cookie(service_env, smtp) -> None:

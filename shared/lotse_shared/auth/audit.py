@@ -14,6 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from fastapi import Request
 from pydantic import BaseModel, Field
 from pymongo import DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
@@ -112,3 +113,11 @@ class AuditLog:
             query["at"] = {"$gte": since}
         cursor = self.rows.find(query).sort([("at", -1), ("_id", 1)]).skip(offset).limit(limit)
         return [AuditEntry.model_validate({**d, "entry_id": d["_id"]}) async for d in cursor]
+
+
+def concerning(request: Request, **ids: object) -> None:
+    """Name in the audit row whose data a call touched when its path does not say it
+    (an enrolment's person, a new person's id)."""
+    noted: dict[str, str] = getattr(request.state, "audit_subjects", {})
+    noted.update({k: str(v) for k, v in ids.items()})
+    request.state.audit_subjects = noted

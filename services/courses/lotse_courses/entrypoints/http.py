@@ -6,12 +6,13 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from lotse_courses.domain.model import Course, CourseDetails, Enrolment, ExamKind, ExamResultValue
 from lotse_courses.handlers import CoursesHandlers
 from lotse_shared.auth import STAFF, Principal
+from lotse_shared.auth.audit import concerning
 from lotse_shared.auth.http import Authenticator
 from lotse_shared.contracts.common import CefrLevel
 from lotse_shared.errors import Forbidden
@@ -58,6 +59,11 @@ def make_router(h: CoursesHandlers, auth: Authenticator) -> APIRouter:
     router = APIRouter()
     staff = auth.require(*STAFF)
 
+    async def visible(request: Request, enrolment_id: uuid.UUID, viewer: Principal) -> Enrolment:
+        enrolment = await h.get_enrolment(enrolment_id, viewer)
+        concerning(request, person_id=enrolment.person_id)  # whose data, for the audit
+        return enrolment
+
     @router.post("/courses", status_code=status.HTTP_201_CREATED, tags=["courses"])
     async def create_course(details: CourseDetails, viewer: Principal = staff) -> Course:
         if not viewer.in_district(details.district_id):
@@ -77,7 +83,10 @@ def make_router(h: CoursesHandlers, auth: Authenticator) -> APIRouter:
         return await h.get_course(course_id, viewer)
 
     @router.post("/enrolments", status_code=status.HTTP_201_CREATED, tags=["enrolments"])
-    async def enrol(body: EnrolmentRequest, viewer: Principal = staff) -> Enrolment:
+    async def enrol(
+        body: EnrolmentRequest, request: Request, viewer: Principal = staff
+    ) -> Enrolment:
+        concerning(request, person_id=body.person_id)
         return await h.enrol_as(viewer, body.course_id, body.person_id)
 
     @router.get("/enrolments", tags=["enrolments"], summary="A person's enrolments")
@@ -85,37 +94,45 @@ def make_router(h: CoursesHandlers, auth: Authenticator) -> APIRouter:
         return await h.enrolments_of(person_id, viewer)
 
     @router.get("/enrolments/{enrolment_id}", tags=["enrolments"])
-    async def get_enrolment(enrolment_id: uuid.UUID, viewer: Principal = staff) -> Enrolment:
-        return await h.get_enrolment(enrolment_id, viewer)
+    async def get_enrolment(
+        enrolment_id: uuid.UUID, request: Request, viewer: Principal = staff
+    ) -> Enrolment:
+        return await visible(request, enrolment_id, viewer)
 
     @router.post("/enrolments/{enrolment_id}/attendance", tags=["enrolments"])
     async def attendance(
-        enrolment_id: uuid.UUID, body: AttendanceRequest, viewer: Principal = staff
+        enrolment_id: uuid.UUID,
+        body: AttendanceRequest,
+        request: Request,
+        viewer: Principal = staff,
     ) -> Enrolment:
-        await h.get_enrolment(enrolment_id, viewer)
+        await visible(request, enrolment_id, viewer)
         return await h.record_attendance(enrolment_id, body.session_date, body.present)
 
     @router.post("/enrolments/{enrolment_id}/exams", tags=["enrolments"])
     async def exam(
-        enrolment_id: uuid.UUID, body: ExamRequest, viewer: Principal = staff
+        enrolment_id: uuid.UUID, body: ExamRequest, request: Request, viewer: Principal = staff
     ) -> Enrolment:
-        await h.get_enrolment(enrolment_id, viewer)
+        await visible(request, enrolment_id, viewer)
         return await h.record_exam(
             enrolment_id, body.exam, body.level_tested, body.result, body.taken_on
         )
 
     @router.post("/enrolments/{enrolment_id}/completion", tags=["enrolments"])
     async def complete(
-        enrolment_id: uuid.UUID, body: CompletionRequest, viewer: Principal = staff
+        enrolment_id: uuid.UUID,
+        body: CompletionRequest,
+        request: Request,
+        viewer: Principal = staff,
     ) -> Enrolment:
-        await h.get_enrolment(enrolment_id, viewer)
+        await visible(request, enrolment_id, viewer)
         return await h.complete(enrolment_id, body.completed_on, body.level_reached)
 
     @router.post("/enrolments/{enrolment_id}/dropout", tags=["enrolments"])
     async def dropout(
-        enrolment_id: uuid.UUID, body: DropoutRequest, viewer: Principal = staff
+        enrolment_id: uuid.UUID, body: DropoutRequest, request: Request, viewer: Principal = staff
     ) -> Enrolment:
-        await h.get_enrolment(enrolment_id, viewer)
+        await visible(request, enrolment_id, viewer)
         return await h.drop(enrolment_id, body.dropped_on, body.reason)
 
     return router

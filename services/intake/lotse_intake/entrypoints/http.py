@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, status
+from fastapi import APIRouter, Body, Header, Query, Request, status
 from pydantic import BaseModel
 
 from lotse_intake.domain.model import Person, PersonDetails
 from lotse_intake.handlers import IntakeHandlers
 from lotse_shared.auth import STAFF, Principal
+from lotse_shared.auth.audit import concerning
 from lotse_shared.auth.http import Authenticator
 
 
@@ -31,8 +32,12 @@ def make_router(handlers: IntakeHandlers, auth: Authenticator) -> APIRouter:
     staff = auth.require(*STAFF)
 
     @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a person")
-    async def register(details: PersonDetails, viewer: Principal = staff) -> PersonOut:
-        return PersonOut.model_validate((await handlers.register(details, viewer)).model_dump())
+    async def register(
+        details: PersonDetails, request: Request, viewer: Principal = staff
+    ) -> PersonOut:
+        person = await handlers.register(details, viewer)
+        concerning(request, person_id=person.person_id)
+        return PersonOut.model_validate(person.model_dump())
 
     @router.get("/{person_id}", summary="Read one person")
     async def read(person_id: uuid.UUID, viewer: Principal = staff) -> PersonOut:

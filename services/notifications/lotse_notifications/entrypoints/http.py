@@ -17,7 +17,14 @@ from lotse_notifications.handlers import NotificationsHandlers, inbox_link, whos
 from lotse_notifications.live import InboxChanges
 from lotse_notifications.templates import Templates
 from lotse_shared.auth import STAFF, Principal
+from lotse_shared.auth.audit import concerning
 from lotse_shared.auth.http import TOKEN_COOKIE, Authenticator
+
+
+def about(request: Request, n: Notification) -> Notification:
+    concerning(request, person_id=n.person_id)  # whose data, for the audit
+    return n
+
 
 Recipient = Annotated[
     EmailStr | None,
@@ -65,8 +72,10 @@ def make_router(h: NotificationsHandlers, auth: Authenticator) -> APIRouter:
         )
 
     @router.get("/{notification_id}", summary="One notification with its delivery state")
-    async def read_one(notification_id: uuid.UUID, viewer: Principal = staff) -> Notification:
-        return await h.get(notification_id, viewer)
+    async def read_one(
+        notification_id: uuid.UUID, request: Request, viewer: Principal = staff
+    ) -> Notification:
+        return about(request, await h.get(notification_id, viewer))
 
     @router.get(
         "/{notification_id}/deliveries",
@@ -76,12 +85,16 @@ def make_router(h: NotificationsHandlers, auth: Authenticator) -> APIRouter:
         return await h.delivery_log(notification_id, viewer)
 
     @router.post("/{notification_id}/read", summary="Mark as read (idempotent)")
-    async def mark_read(notification_id: uuid.UUID, viewer: Principal = staff) -> Notification:
-        return await h.mark_read(notification_id, viewer)
+    async def mark_read(
+        notification_id: uuid.UUID, request: Request, viewer: Principal = staff
+    ) -> Notification:
+        return about(request, await h.mark_read(notification_id, viewer))
 
     @router.post("/{notification_id}/archive", summary="Archive (and so mark read; idempotent)")
-    async def archive(notification_id: uuid.UUID, viewer: Principal = staff) -> Notification:
-        return await h.archive(notification_id, viewer)
+    async def archive(
+        notification_id: uuid.UUID, request: Request, viewer: Principal = staff
+    ) -> Notification:
+        return about(request, await h.archive(notification_id, viewer))
 
     return router
 
@@ -200,16 +213,16 @@ def make_browser_router(
 
     @router.post("/{notification_id}/read", summary="Mark read from the page, then back to it")
     async def page_read(
-        notification_id: uuid.UUID, viewer: Principal = signed_in
+        notification_id: uuid.UUID, request: Request, viewer: Principal = signed_in
     ) -> RedirectResponse:
-        n = await h.mark_read(notification_id, viewer)
+        n = about(request, await h.mark_read(notification_id, viewer))
         return RedirectResponse(inbox_link("/inbox", n.recipient_email), status_code=303)
 
     @router.post("/{notification_id}/archive", summary="Archive from the page, then back to it")
     async def page_archive(
-        notification_id: uuid.UUID, viewer: Principal = signed_in
+        notification_id: uuid.UUID, request: Request, viewer: Principal = signed_in
     ) -> RedirectResponse:
-        n = await h.archive(notification_id, viewer)
+        n = about(request, await h.archive(notification_id, viewer))
         return RedirectResponse(inbox_link("/inbox", n.recipient_email), status_code=303)
 
     @router.get(
