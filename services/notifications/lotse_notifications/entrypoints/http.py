@@ -140,7 +140,7 @@ def make_browser_router(
     """The inbox as a server-rendered page: plain forms, and live updates over SSE.
 
     A browser sends no bearer header, so the page signs in once: the token is posted
-    to /inbox/login and kept in an HttpOnly, SameSite=Strict cookie (scripts cannot
+    to /inbox/login and kept in an HttpOnly, SameSite=Lax cookie (scripts cannot
     read it, other sites cannot post with it). Without it the page answers 401 with
     the sign-in form. Bearer headers work here too.
     """
@@ -167,7 +167,9 @@ def make_browser_router(
             TOKEN_COOKIE,
             token,
             httponly=True,
-            samesite="strict",
+            # Lax, not Strict: the link in an alert email is a cross-site navigation and
+            # must arrive signed in; other sites' POSTs (read, archive) still carry no cookie
+            samesite="lax",
             secure=request.url.scheme == "https",
             path="/inbox",
         )
