@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -203,3 +204,30 @@ async def test_an_unreachable_issuer_is_not_the_callers_fault(issuer: DevIssuer)
     )
     with pytest.raises(KeysUnavailable):
         await verifier.claims(issuer.token(Role.CASEWORKER, user=ANNA))
+
+
+def test_lotse_token_makes_private_keys_once_and_keeps_them_out_of_git(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lotse_devstack.cli import main
+
+    monkeypatch.setenv("LOTSE_DEV_KEYS", str(tmp_path / "keys"))
+    args = ["token", "--role", "coordinator", "--district", "kassel", "--user", ANNA]
+    assert main(args) == 0
+    first = capsys.readouterr().out.strip()
+    assert main(args) == 0
+    second = capsys.readouterr().out.strip()
+    issuer = DevIssuer(tmp_path / "keys")
+    assert jwt.get_unverified_header(first)["kid"] == jwt.get_unverified_header(second)["kid"]
+    assert issuer.key_file.stat().st_mode & 0o077 == 0  # readable by its owner only
+    claims = jwt.decode(first, options={"verify_signature": False})
+    assert (claims["roles"], claims["district"], claims["email"]) == (
+        ["coordinator"],
+        "kassel",
+        ANNA,
+    )
+    root = Path(__file__).resolve().parents[2]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", ".lotse/dev-keys/signing-key.pem"], cwd=root, check=False
+    )
+    assert ignored.returncode == 0, "the default key directory must be git-ignored"
