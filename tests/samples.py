@@ -124,6 +124,23 @@ def one_of_each_event() -> list[Event]:
     """A valid instance of every event type in the catalogue."""
     snap = snapshot()
     facts = enrolment_facts(snap.person_id)
+    decision = pl.SuggestionDecisionV1(
+        person_id=snap.person_id,
+        district_id="kassel",
+        opening_id=uuid.uuid4(),
+        suggestion_set_id=uuid.uuid4(),
+    )
+    case_facts = pl.CaseFactsV1(
+        case_id=uuid.uuid4(),
+        person_id=snap.person_id,
+        district_id="kassel",
+        opening_id=decision.opening_id,
+        opening_type=OpeningType.PRAKTIKUM,
+        sector=Sector.GASTRONOMIE,
+        stage="interview",
+        previous_stage="proposed",
+        on=TODAY,
+    )
     suggestion = pl.SuggestionV1(
         opening_id=uuid.uuid4(),
         opening_type=OpeningType.PRAKTIKUM,
@@ -191,6 +208,16 @@ def one_of_each_event() -> list[Event]:
             ),
             producer="placement",
         ),
+        pl.SuggestionAccepted.create(
+            decision.model_copy(update={"case_id": case_facts.case_id}), producer="placement"
+        ),
+        pl.SuggestionDismissed.create(
+            decision.model_copy(update={"reason": "zu weit"}), producer="placement"
+        ),
+        pl.CaseStageChanged.create(case_facts, producer="placement"),
+        pl.CaseClosed.create(
+            case_facts.model_copy(update={"closing_reason": "moved_away"}), producer="placement"
+        ),
         n.NotificationDelivered.create(
             n.NotificationDeliveredV1(
                 notification_id=uuid.uuid4(),
@@ -243,4 +270,28 @@ def one_of_each_event() -> list[Event]:
         ),
         p.OpeningReported.create(opening_report(), producer="ba-jobsuche"),
         p.OpeningWithdrawn.create(p.OpeningWithdrawnV1(source_ref="R1"), producer="ba-jobsuche"),
+        p.OpeningFeedReported.create(
+            p.OpeningFeedReportedV1(
+                format="jobsuche",
+                document={"stellenangebote": [{"refnr": "R1", "titel": "Lagerhelfer/in"}]},
+                angebotsart=1,
+                full_feed=True,
+            ),
+            producer="ba-jobsuche",
+        ),
+        pl.ImportCompleted.create(
+            pl.ImportCompletedV1(
+                import_id=uuid.uuid4(),
+                source="ihk-kassel",
+                format="csv",
+                full_feed=False,
+                received=2,
+                created=1,
+                updated=0,
+                unchanged=0,
+                closed=0,
+                rejected=[pl.ImportRejectionV1(ref="R2", row=3, reason="Betrieb: empty")],
+            ),
+            producer="placement",
+        ),
     ]

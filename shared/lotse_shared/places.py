@@ -29,13 +29,14 @@ def all_places() -> dict[str, Place]:
     return {p["name"]: Place(**p) for p in raw["places"]}
 
 
+@cache
+def _by_folded_name() -> dict[str, Place]:
+    return {place.name.casefold(): place for place in all_places().values()}
+
+
 def find_place(name: str) -> Place | None:
     """Look a place up by name, ignoring case and surrounding blanks."""
-    wanted = name.strip().casefold()
-    for place in all_places().values():
-        if place.name.casefold() == wanted:
-            return place
-    return None
+    return _by_folded_name().get(name.strip().casefold())
 
 
 def place_names() -> list[str]:

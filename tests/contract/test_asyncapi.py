@@ -23,6 +23,11 @@ PUBLISHES = {
         "placement.opening.published.v1",
         "placement.opening.closed.v1",
         "placement.suggestions.ready.v1",
+        "placement.suggestion.accepted.v1",
+        "placement.suggestion.dismissed.v1",
+        "placement.case.stage_changed.v1",
+        "placement.case.closed.v1",
+        "placement.import.completed.v1",
     },
     "notifications": {
         "notifications.notification.delivered.v1",
@@ -46,8 +51,11 @@ SUBSCRIBES = {
         "intake.person.registered.v1",
         "intake.person.updated.v1",
         "courses.course.completed.v1",
+        "courses.enrolment.created.v1",
+        "courses.course.dropped.v1",
         "partner.opening.reported.v1",
         "partner.opening.withdrawn.v1",
+        "partner.opening.feed_reported.v1",
     },
     "notifications": {
         "intake.person.registered.v1",

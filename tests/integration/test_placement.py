@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import random
 import uuid
+from datetime import timedelta
 
 from lotse_placement.bootstrap import Overrides, create_app
+from lotse_placement.domain.matching import rank
+from lotse_placement.domain.model import Opening
+from lotse_placement.handlers import candidate_from
+from lotse_placement.repository import _opening_doc
 from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.common import CefrLevel, OpeningType, Sector, WorkPermission
 from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
 from lotse_shared.contracts.intake import Consent, PersonRegistered, PersonUpdated
+from lotse_shared.places import all_places, find_place
 from tests.samples import TODAY, enrolment_facts, opening_report, snapshot
 from tests.support import EventTap, applied, eventually, publish, running
 
@@ -184,3 +191,103 @@ async def test_http_openings(service_env, rabbit_url, namespace):
         opening_id = (await http.get("/openings")).json()[0]["opening_id"]
         r = await http.post(f"/openings/{opening_id}/close", json={"reason": "besetzt"})
         assert r.json()["status"] == "closed"
+
+
+async def test_ring_search_finds_exactly_the_best_of_all_openings(service_env, namespace):
+    """The early-stopping search against ranking every opening: the same top list.
+    Half the openings fit the person perfectly, so the search can stop early."""
+    rng = random.Random(7)
+    places = [pl for pl in all_places().values()]
+    openings = []
+    for n in range(400):
+        place = rng.choice(places)
+        logistics = rng.random() < 0.5
+        openings.append(
+            Opening(
+                source="bench",
+                source_ref=f"R{n}",
+                opening_type=OpeningType.PRAKTIKUM if logistics else rng.choice(list(OpeningType)),
+                title=f"Stelle {n}",
+                employer="Firma",
+                occupation_code="51312" if logistics else "29301",
+                sector=Sector.LOGISTIK if logistics else Sector.GASTRONOMIE,
+                required_german_level=CefrLevel.A1
+                if logistics
+                else rng.choice([None, CefrLevel.A1, CefrLevel.A2, CefrLevel.B1]),
+                municipality=place.name,
+                lat=place.lat + rng.uniform(-0.03, 0.03),
+                lon=place.lon + rng.uniform(-0.04, 0.04),
+                start_date=TODAY + timedelta(days=rng.randint(0, 60) if logistics else 200),
+            )
+        )
+    kassel = find_place("Kassel")
+    assert kassel is not None
+    for n in range(8):  # eligible but poor fits right at the door: the best lie farther
+        openings.append(
+            Opening(
+                source="bench",
+                source_ref=f"NEAR{n}",
+                opening_type=OpeningType.PRAKTIKUM,
+                title=f"Nah {n}",
+                employer="Firma",
+                sector=Sector.REINIGUNG,
+                municipality="Kassel",
+                lat=kassel.lat,
+                lon=kassel.lon,
+            )
+        )
+    for n, far in enumerate(("Bad Karlshafen", "Trendelburg", "Wesertal")):
+        there = find_place(far)
+        assert there is not None
+        openings.append(  # the only crafts openings: the best for a crafts-minded driver
+            Opening(
+                source="bench",
+                source_ref=f"FAR{n}",
+                opening_type=OpeningType.AUSBILDUNG,
+                title=f"Tischler {n}",
+                employer="Werkstatt",
+                occupation_code="22342",
+                sector=Sector.HANDWERK,
+                municipality=there.name,
+                lat=there.lat,
+                lon=there.lon,
+                start_date=TODAY + timedelta(days=30),
+            )
+        )
+    app = placement_app()
+    async with running(app):
+        h = app.state.handlers
+        await h.repo.openings.insert_many([_opening_doc(o) for o in openings])
+        fetched = []
+        openings_in = h.repo.openings_in
+
+        async def counting(cells, session=None):
+            found = await openings_in(cells, session)
+            fetched.extend(found)
+            return found
+
+        h.repo.openings_in = counting
+        for home, car, km, sector in (
+            ("Baunatal", False, 25, Sector.LOGISTIK),
+            ("Wolfhagen", True, 40, Sector.LOGISTIK),
+            ("Kassel", True, 80, Sector.LOGISTIK),
+            ("Kassel", True, 80, Sector.HANDWERK),
+        ):
+            person = candidate_from(
+                snapshot(
+                    municipality=home,
+                    driving_licence=car,
+                    max_commute_km=km,
+                    sectors_of_interest=[sector],
+                    experience_occupations=[],
+                )
+            )
+            fetched.clear()
+            got = await h.search(person, set())
+            want = rank(person, openings, TODAY, limit=h.suggestions_per_set)
+            assert [s.opening.source_ref for s in got] == [s.opening.source_ref for s in want]
+            assert [s.score for s in got] == [s.score for s in want]
+            if sector is Sector.LOGISTIK and km == 80:  # reaches all, stops near
+                assert len(fetched) < len(openings)
+            if sector is Sector.HANDWERK:
+                assert {s.opening.title for s in got} >= {"Tischler 0", "Tischler 1"}

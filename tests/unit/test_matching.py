@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from lotse_placement.domain.area import cell_of, reach_class, reach_key, reach_keys_around, rings
 from lotse_placement.domain.matching import (
+    eligible,
     evaluate,
+    max_reach_km,
     permitted_types,
     rank,
     reach_km,
     score,
+    score_ceiling,
 )
-from lotse_placement.domain.model import Candidate, Opening, OpeningStatus
+from lotse_placement.domain.model import Candidate, OngoingCourse, Opening, OpeningStatus
 from lotse_shared.contracts.common import (
     CefrLevel,
+    CourseType,
     EducationLevel,
     OpeningType,
     ResidenceStatus,
     Sector,
     WorkPermission,
 )
-from lotse_shared.places import find_place
+from lotse_shared.places import all_places, distance_km, find_place
 from tests.samples import TODAY
 
 
@@ -74,7 +80,7 @@ def opening(**changes: Any) -> Opening:
 
 
 def failed_rules(p: Candidate, o: Opening) -> set[str]:
-    return {r.rule for r in evaluate(p, o).failed}
+    return {r.rule for r in evaluate(p, o, TODAY).failed}
 
 
 def test_a_fitting_pair_passes_every_hard_rule() -> None:
@@ -85,7 +91,7 @@ def test_a_fitting_pair_passes_every_hard_rule() -> None:
 
 
 def test_german_level_below_requirement_excludes() -> None:
-    result = evaluate(person(german_level=CefrLevel.A2), opening())
+    result = evaluate(person(german_level=CefrLevel.A2), opening(), TODAY)
     assert {r.rule for r in result.failed} == {"german_level"}
     assert "A2 erreicht, Stelle verlangt B1" in [r.reason for r in result.failed]
 
@@ -173,7 +179,7 @@ def test_missing_approval_is_explained() -> None:
         residence_status=ResidenceStatus.AUFENTHALTSGESTATTUNG,
         work_permission=WorkPermission.NEEDS_APPROVAL,
     )
-    reasons = [r.reason for r in evaluate(p, opening()).failed]
+    reasons = [r.reason for r in evaluate(p, opening(), TODAY).failed]
     assert reasons == [
         "Beschäftigungserlaubnis der Ausländerbehörde fehlt noch (Aufenthaltsgestattung)"
     ]
@@ -196,7 +202,7 @@ def test_full_opening_excludes() -> None:
 
 def test_distance_beyond_commute_excludes() -> None:
     p = person(municipality="Wesertal", driving_licence=True, max_commute_km=20)
-    result = evaluate(p, opening(municipality="Baunatal"))
+    result = evaluate(p, opening(municipality="Baunatal"), TODAY)
     assert {r.rule for r in result.failed} == {"reachable"}
     assert "Führerschein vorhanden: mehr als 20 km" in result.failed[0].reason
 
@@ -252,3 +258,139 @@ def test_rank_keeps_eligible_best_first_and_skips_what_was_told() -> None:
     again = rank(p, [far, near], TODAY, limit=5, exclude={str(near.opening_id)})
     assert [s.opening.title for s in again] == ["weiter"]
     assert len(rank(p, [far, near], TODAY, limit=1)) == 1
+
+
+# --- age and school duty --------------------------------------------------------
+
+
+def _course(course_type: CourseType, target: CefrLevel, ends_in_days: int) -> OngoingCourse:
+    return OngoingCourse(
+        enrolment_id=uuid.uuid4(),
+        course_type=course_type,
+        target_level=target,
+        ends_on=TODAY + timedelta(days=ends_in_days),
+    )
+
+
+def test_under_15_at_the_start_takes_nothing() -> None:
+    young = person(birth_year=TODAY.year - 14)
+    assert "age" in failed_rules(young, opening(opening_type=OpeningType.PRAKTIKUM))
+
+
+def test_minor_is_offered_training_not_a_job() -> None:
+    minor = person(birth_year=TODAY.year - 16)
+    assert "age" in failed_rules(minor, opening(opening_type=OpeningType.BESCHAEFTIGUNG))
+    assert "age" not in failed_rules(minor, opening(opening_type=OpeningType.AUSBILDUNG))
+    adult = person(birth_year=TODAY.year - 19)
+    assert "age" not in failed_rules(adult, opening(opening_type=OpeningType.BESCHAEFTIGUNG))
+
+
+def test_intea_pupil_takes_internships_until_the_class_ends() -> None:
+    pupil = person(
+        birth_year=TODAY.year - 17,
+        ongoing_courses=[_course(CourseType.INTEA, CefrLevel.B1, 200)],
+    )
+    apprenticeship = opening(opening_type=OpeningType.AUSBILDUNG)  # starts in 30 days
+    reasons = [r.reason for r in evaluate(pupil, apprenticeship, TODAY).failed]
+    assert any(r.startswith("InteA-Klasse bis") for r in reasons)
+    assert "age" not in failed_rules(pupil, opening(opening_type=OpeningType.PRAKTIKUM))
+    after = opening(opening_type=OpeningType.AUSBILDUNG, start_date=TODAY + timedelta(days=240))
+    assert "age" not in failed_rules(pupil, after)
+
+
+# --- German level forecast from an ongoing course ------------------------------------
+
+
+def test_level_forecast_when_the_course_ends_before_the_start() -> None:
+    learner = person(
+        german_level=CefrLevel.A2,
+        ongoing_courses=[_course(CourseType.BERUFSSPRACHKURS, CefrLevel.B1, 60)],
+    )
+    later = opening(start_date=TODAY + timedelta(days=120))  # needs B1
+    verdict = {r.rule: r for r in evaluate(learner, later, TODAY).results}["german_level"]
+    assert verdict.passed
+    assert "B1 voraussichtlich bis" in verdict.reason
+    assert "Stelle verlangt B1" in verdict.reason
+    too_soon = opening(start_date=TODAY + timedelta(days=30))
+    assert "german_level" in failed_rules(learner, too_soon)
+    no_date = opening(start_date=None)
+    assert "german_level" in failed_rules(learner, no_date)
+
+
+def test_forecast_counts_only_a_course_aiming_high_enough() -> None:
+    learner = person(
+        german_level=CefrLevel.A1,
+        ongoing_courses=[_course(CourseType.INTEGRATIONSKURS, CefrLevel.A2, 30)],
+    )
+    assert "german_level" in failed_rules(learner, opening(start_date=TODAY + timedelta(days=120)))
+
+
+# --- where to look ------------------------------------------------------------
+
+
+def test_rings_cover_every_cell_within_reach_exactly_once() -> None:
+    here = find_place("Baunatal")
+    assert here is not None
+    seen: list[str] = []
+    bounds = []
+    for ring in rings(here.lat, here.lon, 40):
+        seen.extend(ring.cells)
+        bounds.append(ring.beyond_km)
+    assert len(seen) == len(set(seen))
+    assert bounds == sorted(bounds)
+    assert bounds[-1] >= 40
+    for there in all_places().values():  # every place within 40 km lies in a given cell
+        if distance_km(here.lat, here.lon, there.lat, there.lon) <= 40:
+            assert cell_of(there.lat, there.lon) in seen
+
+
+def test_nothing_outside_a_ring_is_nearer_than_it_says() -> None:
+    lat, lon = 51.31, 9.49
+    given: set[str] = set()
+    for ring in rings(lat, lon, 60):
+        given.update(ring.cells)
+        for there in all_places().values():
+            if cell_of(there.lat, there.lon) not in given:
+                assert distance_km(lat, lon, there.lat, there.lon) >= ring.beyond_km
+
+
+def test_reach_keys_find_people_whose_reach_class_covers_the_place() -> None:
+    kassel = find_place("Kassel")
+    assert kassel is not None
+    keys = set(reach_keys_around(kassel.lat, kassel.lon))
+    far = find_place("Bad Karlshafen")
+    assert far is not None
+    km = distance_km(far.lat, far.lon, kassel.lat, kassel.lon)
+    assert reach_key(km + 1, far.name) in keys
+    assert reach_key(5, far.name) not in keys
+    assert reach_class(16) == 20
+
+
+def test_score_ceiling_bounds_every_score() -> None:
+    p = person(german_level=CefrLevel.C1, available_from=TODAY)
+    for km_place in ("Baunatal", "Kassel", "Vellmar"):
+        o = opening(
+            municipality=km_place, required_german_level=CefrLevel.A2, occupation_code="51312"
+        )
+        km = round(distance_km(p.lat, p.lon, o.lat, o.lon), 1)
+        points, _ = score(p, o, km, TODAY)
+        assert points <= score_ceiling(p, km, max_reach_km(p))
+
+
+def test_the_fast_check_agrees_with_the_rules_on_random_pairs() -> None:
+    from bench.placement import make_opening, make_person
+
+    rng = random.Random(11)
+    people = [make_person(rng) for _ in range(150)]
+    for p in people[::3]:  # some with a course that forecasts a level, some in InteA
+        p.ongoing_courses.append(
+            _course(rng.choice(list(CourseType)), rng.choice(list(CefrLevel)), rng.randint(1, 300))
+        )
+    openings = [make_opening(rng, n, "x") for n in range(150)]
+    for o in openings[::4]:
+        o.seats_taken = o.seats  # full
+    verdicts = [
+        (eligible(p, o, TODAY), evaluate(p, o, TODAY).eligible) for p in people for o in openings
+    ]
+    assert all(fast == full for fast, full in verdicts)
+    assert 0 < sum(fast for fast, _ in verdicts) < len(verdicts)  # both kinds occur

@@ -1,4 +1,5 @@
-"""The ``lotse`` command: ``lotse up`` runs the stack, ``lotse demo`` runs the main flow."""
+"""The ``lotse`` command: ``lotse up`` runs the stack, ``lotse demo`` runs the main flow,
+``lotse import jobsuche|csv FILE`` sends a partner's openings file to placement."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from lotse_shared.ops.__main__ import add_dead_letter_commands, run_dead_letters
 
 from .chaos import SCENARIOS, run_scenario
 from .cleanup import delete_namespace
+from .importer import add_import_commands, run_import
 from .stack import SERVICES, LocalStack, StackConfig
 
 
@@ -132,9 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--ttl", type=float, default=8 * 3600, help="lifetime in seconds")
     token.add_argument("--keys", type=Path, default=None, help="key dir (.lotse/dev-keys)")
     add_dead_letter_commands(sub)
+    add_import_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "dead-letters":
         return asyncio.run(run_dead_letters(args))
+    if args.command == "import":
+        return run_import(args)
     handlers = {"up": _up, "demo": _demo, "chaos": _chaos, "token": _token}
     return handlers[args.command](args)
 

@@ -46,7 +46,19 @@ def create_app(
     sweeper = Periodic("matching-sweep", 5.0, handlers.sweep_pending)
     register_subscriptions(rt.subscriptions, handlers)
     rt.parking.attach(rt.subscriptions.dispatch)
-    document_publications(rt, [ev.OpeningPublished, ev.OpeningClosed, ev.SuggestionsReady])
+    document_publications(
+        rt,
+        [
+            ev.OpeningPublished,
+            ev.OpeningClosed,
+            ev.SuggestionsReady,
+            ev.SuggestionAccepted,
+            ev.SuggestionDismissed,
+            ev.CaseStageChanged,
+            ev.CaseClosed,
+            ev.ImportCompleted,
+        ],
+    )
     # Every placement route needs a staff token. TODO(placement): scope the person
     # routes to the caller's district and cases (404 otherwise), let partners publish
     # openings, then move this into entrypoints/http.py.

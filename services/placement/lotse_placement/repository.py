@@ -2,59 +2,65 @@
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lotse_shared.persistence.mongo import Transaction, save_if_newer
 
-from .domain.matching import permitted_types
-from .domain.model import Candidate, Opening
+from .domain.area import cell_of, reach_key, reach_keys_around
+from .domain.matching import max_reach_km, permitted_types
+from .domain.model import Candidate, Opening, OpeningStatus
+from .domain.pipeline import Case
 
 Document = dict[str, Any]
-KM_PER_DEGREE_LAT = 111.0
-MAX_REACH_KM = 150.0
-
-
-def bounding_box(lat: float, lon: float, km: float) -> Document:
-    """A lat/lon box around a point; cheap to index, refined by the exact distance."""
-    dlat = km / KM_PER_DEGREE_LAT
-    dlon = km / (KM_PER_DEGREE_LAT * max(math.cos(math.radians(lat)), 0.1))
-    return {
-        "lat": {"$gte": lat - dlat, "$lte": lat + dlat},
-        "lon": {"$gte": lon - dlon, "$lte": lon + dlon},
-    }
+# Indexes of earlier versions, dropped on start: their compound range queries were
+# never used by the database's planner (it scanned), and they cost every write.
+OBSOLETE_INDEXES = {"openings": ["open_by_type_level"], "people": ["matchable"]}
 
 
 class PlacementRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
         self.openings = db["openings"]
         self.people = db["people"]
         self.sets = db["suggestion_sets"]
         self.suggested = db["suggested"]
+        self.cases = db["cases"]
+        self.imports = db["imports"]
 
     async def ensure_indexes(self) -> None:
+        for name, indexes in OBSOLETE_INDEXES.items():
+            existing = {ix["name"] async for ix in await self.db[name].list_indexes()}
+            for index in set(indexes) & existing:
+                await self.db[name].drop_index(index)
         await self.openings.create_indexes(
             [
                 IndexModel([("source", 1), ("source_ref", 1)], unique=True, name="source_ref"),
-                IndexModel(
-                    [("status", 1), ("opening_type", 1), ("required_rank", 1), ("lat", 1)],
-                    name="open_by_type_level",
-                ),
+                # present only while open with a free seat: the rings search
+                IndexModel("cell", sparse=True, name="open_by_cell"),
             ]
         )
+        # present only while the person consents and may work: who can reach a place
         await self.people.create_indexes(
-            [IndexModel([("permitted_types", 1), ("german_rank", 1), ("lat", 1)], name="matchable")]
+            [IndexModel("reach_key", sparse=True, name="by_reach_key")]
         )
         await self.sets.create_indexes(
             [IndexModel([("person_id", ASCENDING), ("created_at", DESCENDING)], name="by_person")]
         )
         await self.suggested.create_indexes([IndexModel("person_id", name="by_person")])
+        await self.cases.create_indexes(
+            [
+                IndexModel([("person_id", 1), ("opening_id", 1)], unique=True, name="one_per_pair"),
+                IndexModel("person_id", name="by_person"),
+                IndexModel("district_id", name="by_district"),
+            ]
+        )
+        await self.people.create_indexes([IndexModel("district_id", name="by_district")])
         for collection in (self.people, self.openings):
             await collection.create_indexes(
                 [IndexModel("match_pending.at", sparse=True, name="match_pending")]
@@ -74,15 +80,15 @@ class PlacementRepository:
     async def candidates_for(
         self, opening: Opening, session: AsyncClientSession | None = None
     ) -> list[Candidate]:
-        """People who could fit this opening, found by index; exact rules run after."""
-        query: Document = {
-            "permitted_types": opening.opening_type.value,
-            "german_rank": {"$gte": opening.required_rank},
-            "matching_consent": True,
-            "district_id": opening.district_id,
-            **bounding_box(opening.lat, opening.lon, MAX_REACH_KM),
-        }
-        return [_candidate(d) async for d in self.people.find(query, session=session)]
+        """People who might reach this opening, by one indexed lookup of their reach
+        keys; the exact rules run after."""
+        keys = reach_keys_around(opening.lat, opening.lon)
+        cursor = self.people.find({"reach_key": {"$in": keys}}, session=session)
+        return [
+            person
+            async for person in (_candidate(d) async for d in cursor)
+            if person.district_id == opening.district_id
+        ]
 
     # --- matching still to do (written with the change, cleared when matched) ---------
     async def mark_pending(
@@ -92,18 +98,40 @@ class PlacementRepository:
         doc_id: uuid.UUID,
         marker: Document,
         *,
-        course_level_of: Candidate | None = None,
+        person_changes: Candidate | None = None,
     ) -> None:
-        """Write the marker; with ``course_level_of``, that person's new course level in
-        the same round trip."""
+        """Write the marker; with ``person_changes``, what placement learnt from courses
+        about that person (level reached, ongoing courses) in the same round trip."""
         collection = self.people if kind == "person" else self.openings
         changes: Document = {"match_pending": marker}
-        if course_level_of is not None:
-            changes |= {
-                "course_level": course_level_of.course_level,
-                "german_rank": course_level_of.german_rank,
-            }
+        if person_changes is not None:
+            changes |= _learnt_from_courses(person_changes)
         await collection.update_one({"_id": doc_id}, {"$set": changes}, session=tx.session)
+
+    async def candidates_for_each(
+        self, openings: list[Opening], session: AsyncClientSession | None = None
+    ) -> dict[uuid.UUID, list[Candidate]]:
+        """:meth:`candidates_for` for a batch (an import): one indexed lookup for the
+        union of their reach keys, then each opening takes the people of its own keys."""
+        wanted = {o.opening_id: reach_keys_around(o.lat, o.lon) for o in openings}
+        every_key = sorted({k for keys in wanted.values() for k in keys})
+        by_key: dict[str, list[Candidate]] = {}
+        async for doc in self.people.find({"reach_key": {"$in": every_key}}, session=session):
+            by_key.setdefault(doc["reach_key"], []).append(_candidate(doc))
+        return {
+            o.opening_id: [
+                p
+                for key in wanted[o.opening_id]
+                for p in by_key.get(key, [])
+                if p.district_id == o.district_id
+            ]
+            for o in openings
+        }
+
+    async def save_courses(self, tx: Transaction, person: Candidate) -> None:
+        await self.people.update_one(
+            {"_id": person.person_id}, {"$set": _learnt_from_courses(person)}, session=tx.session
+        )
 
     async def pending_person(
         self, person_id: uuid.UUID, session: AsyncClientSession
@@ -149,6 +177,9 @@ class PlacementRepository:
         doc = await self.openings.find_one({"_id": opening_id}, session=session)
         return _opening(doc) if doc else None
 
+    async def get_openings(self, opening_ids: list[uuid.UUID]) -> list[Opening]:
+        return [_opening(d) async for d in self.openings.find({"_id": {"$in": opening_ids}})]
+
     async def save_opening(
         self, tx: Transaction, opening: Opening, previous: Opening | None
     ) -> None:
@@ -157,38 +188,26 @@ class PlacementRepository:
             await self.openings.insert_one(doc, session=tx.session)
             return
         history_entry = {
-            k: v for k, v in _opening_doc(previous).items() if k not in ("_id", "history")
+            k: v for k, v in _opening_doc(previous).items() if k not in ("_id", "history", "cell")
         }
-        await self.openings.update_one(
-            {"_id": opening.opening_id},
-            {"$set": doc, "$push": {"history": history_entry}},
-            session=tx.session,
-        )
+        update: Document = {"$set": doc, "$push": {"history": history_entry}}
+        if "cell" not in doc:
+            update["$unset"] = {"cell": ""}  # closed or full: out of the search
+        await self.openings.update_one({"_id": opening.opening_id}, update, session=tx.session)
 
-    async def openings_for(
-        self, person: Candidate, reach_km: float, session: AsyncClientSession | None = None
+    async def openings_in(
+        self, cells: list[str], session: AsyncClientSession | None = None
     ) -> list[Opening]:
-        """Open openings this person might take, found by index; exact rules run after."""
-        types = [t.value for t in permitted_types(person)]
-        if not types:
-            return []
-        query: Document = {
-            "status": "open",
-            "opening_type": {"$in": types},
-            "required_rank": {"$lte": person.german_rank},
-            "seats_free": {"$gt": 0},
-            "district_id": person.district_id,
-            **bounding_box(person.lat, person.lon, reach_km),
-        }
-        return [_opening(d) async for d in self.openings.find(query, session=session)]
+        """Open openings with a free seat in these grid cells (one indexed lookup),
+        without their history and description: matching needs neither."""
+        cursor = self.openings.find(
+            {"cell": {"$in": cells}}, {"history": 0, "description": 0}, session=session
+        )
+        return [_opening(d) async for d in cursor]
 
     async def list_openings(self, status: str | None, limit: int, offset: int) -> list[Opening]:
         query = {"status": status} if status else {}
         cursor = self.openings.find(query).sort("published_at", -1).skip(offset).limit(limit)
-        return [_opening(d) async for d in cursor]
-
-    async def open_openings(self, district_id: str) -> list[Opening]:
-        cursor = self.openings.find({"status": "open", "district_id": district_id})
         return [_opening(d) async for d in cursor]
 
     # --- suggestions ----------------------------------------------------------------
@@ -215,21 +234,145 @@ class PlacementRepository:
             session=tx.session,
         )
 
+    async def suggestion_entry(
+        self, person_id: uuid.UUID, opening_id: uuid.UUID, session: AsyncClientSession
+    ) -> Document | None:
+        return await self.suggested.find_one({"_id": f"{person_id}:{opening_id}"}, session=session)
+
+    async def decide_suggestion(
+        self, tx: Transaction, person_id: uuid.UUID, opening_id: uuid.UUID, decision: Document
+    ) -> None:
+        await self.suggested.update_one(
+            {"_id": f"{person_id}:{opening_id}"}, {"$set": decision}, session=tx.session
+        )
+
+    async def decisions_of(self, person_id: uuid.UUID) -> dict[str, str]:
+        """opening id -> accepted | dismissed, for the suggestions decided so far."""
+        cursor = self.suggested.find({"person_id": person_id}, {"opening_id": 1, "decision": 1})
+        return {str(d["opening_id"]): d["decision"] async for d in cursor if d.get("decision")}
+
+    # --- placement cases ----------------------------------------------------------
+    async def insert_case(self, tx: Transaction, case: Case) -> None:
+        await self.cases.insert_one(_case_doc(case), session=tx.session)
+
+    async def case(
+        self, case_id: uuid.UUID, session: AsyncClientSession | None = None
+    ) -> Case | None:
+        doc = await self.cases.find_one({"_id": case_id}, session=session)
+        return _case(doc) if doc else None
+
+    async def case_for(
+        self, person_id: uuid.UUID, opening_id: uuid.UUID, session: AsyncClientSession
+    ) -> Case | None:
+        doc = await self.cases.find_one(
+            {"person_id": person_id, "opening_id": opening_id}, session=session
+        )
+        return _case(doc) if doc else None
+
+    async def save_case(self, tx: Transaction, case: Case) -> bool:
+        """Store the next version; False if someone else saved one first."""
+        result = await self.cases.replace_one(
+            {"_id": case.case_id, "version": case.version - 1}, _case_doc(case), session=tx.session
+        )
+        return result.matched_count == 1
+
+    async def cases_of(self, person_id: uuid.UUID) -> list[Case]:
+        return [_case(d) async for d in self.cases.find({"person_id": person_id})]
+
+    async def cases_in(self, district_id: str) -> list[Case]:
+        return [_case(d) async for d in self.cases.find({"district_id": district_id})]
+
+    async def municipalities_of(self, district_id: str) -> dict[uuid.UUID, str]:
+        """Every registered person of the district and where they live."""
+        cursor = self.people.find({"district_id": district_id}, {"municipality": 1})
+        return {d["_id"]: d["municipality"] async for d in cursor}
+
     async def sets_of(self, person_id: uuid.UUID, limit: int = 20) -> list[Document]:
         cursor = self.sets.find({"person_id": person_id}).sort("created_at", -1).limit(limit)
         return [d async for d in cursor]
+
+    # --- imports of partners' feeds ---------------------------------------------------
+    async def open_refs(self, source: str) -> set[str]:
+        cursor = self.openings.find({"source": source, "status": "open"}, {"source_ref": 1})
+        return {d["source_ref"] async for d in cursor}
+
+    async def add_import_batch(
+        self, tx: Transaction, summary: Document, seen_refs: list[str]
+    ) -> Document:
+        """Add one batch's counts, rejections and references to its import; returns the
+        import as it now stands."""
+        counts = ("received", "created", "updated", "unchanged", "closed")
+        doc = await self.imports.find_one_and_update(
+            {"_id": summary["import_id"]},
+            {
+                "$setOnInsert": {
+                    "source": summary["source"],
+                    "format": summary["format"],
+                    "started_at": datetime.now(UTC),
+                    "completed": False,
+                },
+                "$set": {"updated_at": datetime.now(UTC), "full_feed": summary["full_feed"]},
+                "$inc": {k: summary[k] for k in counts},
+                "$push": {"rejected": {"$each": summary["rejected"]}},
+                "$addToSet": {"seen_refs": {"$each": seen_refs}},
+            },
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+            session=tx.session,
+        )
+        assert doc is not None
+        return doc
+
+    async def get_import(
+        self, import_id: uuid.UUID, session: AsyncClientSession | None = None
+    ) -> Document | None:
+        return await self.imports.find_one({"_id": import_id}, session=session)
+
+    async def complete_import(
+        self, tx: Transaction, import_id: uuid.UUID, full_feed: bool, closed: int
+    ) -> Document | None:
+        """Mark an import completed (once); None if it was completed already."""
+        return await self.imports.find_one_and_update(
+            {"_id": import_id, "completed": False},
+            {
+                "$set": {
+                    "completed": True,
+                    "full_feed": full_feed,
+                    "completed_at": datetime.now(UTC),
+                },
+                "$inc": {"closed": closed},
+            },
+            return_document=ReturnDocument.AFTER,
+            session=tx.session,
+        )
+
+
+def _case_doc(case: Case) -> Document:
+    doc = case.model_dump(mode="json", exclude={"case_id", "person_id", "opening_id"})
+    doc.update(_id=case.case_id, person_id=case.person_id, opening_id=case.opening_id)
+    return doc
+
+
+def _case(doc: Document) -> Case:
+    data = dict(doc)
+    data["case_id"] = data.pop("_id")
+    return Case.model_validate(data)
+
+
+def _learnt_from_courses(person: Candidate) -> Document:
+    return person.model_dump(mode="json", include={"course_level", "ongoing_courses"})
 
 
 def _candidate_doc(person: Candidate) -> Document:
     doc = person.model_dump(mode="json", exclude={"person_id"})
     doc["_id"] = person.person_id
-    doc["german_rank"] = person.german_rank
-    doc["permitted_types"] = sorted(t.value for t in permitted_types(person))
+    if person.matching_consent and permitted_types(person):
+        doc["reach_key"] = reach_key(max_reach_km(person), person.municipality)
     return doc
 
 
 def _candidate(doc: Document) -> Candidate:
-    data = dict(doc)
+    data = {k: v for k, v in doc.items() if k not in ("reach_key", "match_pending")}
     data["person_id"] = data.pop("_id")
     return Candidate.model_validate(data)
 
@@ -241,12 +384,13 @@ def _opening_doc(opening: Opening) -> Document:
         published_at=opening.published_at,
         updated_at=opening.updated_at,
         seats_free=opening.seats_free,
-        required_rank=opening.required_rank,
     )
+    if opening.status is OpeningStatus.OPEN and opening.seats_free > 0:
+        doc["cell"] = cell_of(opening.lat, opening.lon)
     return doc
 
 
 def _opening(doc: Document) -> Opening:
-    data = {k: v for k, v in doc.items() if k != "history"}
+    data = {k: v for k, v in doc.items() if k not in ("history", "cell")}
     data["opening_id"] = data.pop("_id")
     return Opening.model_validate(data)

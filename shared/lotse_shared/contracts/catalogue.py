@@ -16,6 +16,11 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     placement.OpeningPublished,
     placement.OpeningClosed,
     placement.SuggestionsReady,
+    placement.SuggestionAccepted,
+    placement.SuggestionDismissed,
+    placement.CaseStageChanged,
+    placement.CaseClosed,
+    placement.ImportCompleted,
     notifications.NotificationDelivered,
     notifications.NotificationFailed,
     partner.EnrolmentReported,
@@ -25,6 +30,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     partner.DropoutReported,
     partner.OpeningReported,
     partner.OpeningWithdrawn,
+    partner.OpeningFeedReported,
 )
 
 BY_ROUTING_KEY: dict[str, type[Event]] = {cls.ROUTING_KEY: cls for cls in ALL_EVENTS}

@@ -14,7 +14,7 @@ import uuid
 from datetime import date
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, JsonValue, model_validator
 
 from . import routing
 from .common import CefrLevel, CourseType, DistrictId, KldbCode, OpeningType, Sector
@@ -157,6 +157,15 @@ class OpeningReportedV1(PartnerPayload):
     start_date: date | None = None
     seats: int = Field(default=1, ge=1, le=500)
     description: str = Field(default="", max_length=20_000)
+    german_level_rule: str | None = Field(
+        default=None,
+        max_length=500,
+        description="Which rule decided required_german_level, when an importer read it "
+        "(e.g. \"Beschreibung: 'Deutschkenntnisse B1'\").",
+    )
+    source_url: str | None = Field(
+        default=None, max_length=2000, description="The posting at the partner (externeUrl)."
+    )
 
 
 class OpeningReported(Event):
@@ -178,3 +187,46 @@ class OpeningWithdrawn(Event):
     event_type: Literal["partner.opening.withdrawn"] = "partner.opening.withdrawn"
     event_version: Literal[1] = 1
     payload: OpeningWithdrawnV1
+
+
+class OpeningFeedReportedV1(PartnerPayload):
+    """A whole list of openings in the partner's own format; see docs/imports.md."""
+
+    format: Literal["jobsuche", "csv"] = Field(
+        description="jobsuche: the employment agency's JSON (search results, one or more "
+        "job details); csv: the chambers' CSV columns."
+    )
+    document: JsonValue = Field(
+        default=None, description="format jobsuche: the Jobsuche document as it is."
+    )
+    csv: str | None = Field(
+        default=None, max_length=20_000_000, description="format csv: the file's text."
+    )
+    angebotsart: Literal[1, 2, 4, 34] | None = Field(
+        default=None,
+        description="The Jobsuche query's angebotsart, for records that do not name their own.",
+    )
+    full_feed: bool = Field(
+        default=False,
+        description="The feed is everything the partner offers: open openings of this "
+        "producer that it does not name are closed.",
+    )
+
+    @model_validator(mode="after")
+    def _content_matches_format(self) -> Self:
+        if self.format == "jobsuche" and (self.document is None or self.csv is not None):
+            raise ValueError("format jobsuche carries 'document' and no 'csv'")
+        if self.format == "csv" and (self.csv is None or self.document is not None):
+            raise ValueError("format csv carries 'csv' and no 'document'")
+        return self
+
+
+class OpeningFeedReported(Event):
+    ROUTING_KEY = routing.PARTNER_OPENING_FEED_REPORTED_V1
+    DESCRIPTION = (
+        "A partner sends a whole feed of openings in its own format (Jobsuche JSON or CSV); "
+        "placement answers with placement.import.completed naming each rejected record."
+    )
+    event_type: Literal["partner.opening.feed_reported"] = "partner.opening.feed_reported"
+    event_version: Literal[1] = 1
+    payload: OpeningFeedReportedV1

@@ -77,3 +77,108 @@ class SuggestionsReady(Event):
     event_type: Literal["placement.suggestions.ready"] = "placement.suggestions.ready"
     event_version: Literal[1] = 1
     payload: SuggestionsReadyV1
+
+
+class SuggestionDecisionV1(Payload):
+    person_id: uuid.UUID
+    district_id: DistrictId
+    opening_id: uuid.UUID
+    suggestion_set_id: uuid.UUID | None
+    case_id: uuid.UUID | None = Field(default=None, description="Accepted: the case it opened.")
+    reason: str | None = Field(default=None, description="Dismissed: why, as the caseworker said.")
+
+
+class SuggestionAccepted(Event):
+    ROUTING_KEY = routing.SUGGESTION_ACCEPTED_V1
+    DESCRIPTION = "A caseworker accepted a suggestion and proposed it: a placement case opens."
+    event_type: Literal["placement.suggestion.accepted"] = "placement.suggestion.accepted"
+    event_version: Literal[1] = 1
+    payload: SuggestionDecisionV1
+
+
+class SuggestionDismissed(Event):
+    ROUTING_KEY = routing.SUGGESTION_DISMISSED_V1
+    DESCRIPTION = "A caseworker dismissed a suggestion; it is not suggested again."
+    event_type: Literal["placement.suggestion.dismissed"] = "placement.suggestion.dismissed"
+    event_version: Literal[1] = 1
+    payload: SuggestionDecisionV1
+
+
+CaseStage = Literal[
+    "proposed",
+    "interview",
+    "internship_started",
+    "apprenticeship_started",
+    "job_started",
+    "employed_3_months",
+    "employed_6_months",
+]
+
+
+class CaseFactsV1(Payload):
+    """One step of a placement case: identifiers and the facts reports need."""
+
+    case_id: uuid.UUID
+    person_id: uuid.UUID
+    district_id: DistrictId
+    opening_id: uuid.UUID
+    opening_type: OpeningType
+    sector: Sector
+    stage: CaseStage
+    previous_stage: CaseStage | None
+    on: date
+    closing_reason: str | None = None
+
+
+class CaseStageChanged(Event):
+    ROUTING_KEY = routing.CASE_STAGE_CHANGED_V1
+    DESCRIPTION = "A placement case moved on (proposed, interview, started, still employed)."
+    event_type: Literal["placement.case.stage_changed"] = "placement.case.stage_changed"
+    event_version: Literal[1] = 1
+    payload: CaseFactsV1
+
+
+class CaseClosed(Event):
+    ROUTING_KEY = routing.CASE_CLOSED_V1
+    DESCRIPTION = "A placement case ended, with its reason (declined, dropped out, moved ...)."
+    event_type: Literal["placement.case.closed"] = "placement.case.closed"
+    event_version: Literal[1] = 1
+    payload: CaseFactsV1
+
+
+class ImportRejectionV1(Payload):
+    ref: str | None = Field(description="The partner's reference, if the record had one.")
+    row: int | None = Field(description="CSV: line in the file; Jobsuche: position (from 1).")
+    reason: str = Field(description="Names the partner's field, e.g. 'arbeitgeber: missing'.")
+
+
+class ImportFileErrorV1(Payload):
+    field: str = Field(description="What is wrong with the file as a whole, e.g. header.Betreib.")
+    reason: str
+
+
+class ImportCompletedV1(Payload):
+    import_id: uuid.UUID
+    source: str = Field(description="The partner whose openings were imported.")
+    format: Literal["jobsuche", "csv"]
+    full_feed: bool
+    completed: bool = Field(
+        default=True, description="False for one batch of an import still being sent."
+    )
+    received: int = Field(description="Records in the feed, rejected ones included.")
+    created: int
+    updated: int
+    unchanged: int = Field(description="Known and not changed: not published again.")
+    closed: int = Field(description="Full feed: open openings the feed no longer names.")
+    rejected: list[ImportRejectionV1] = Field(default_factory=list)
+    file_error: ImportFileErrorV1 | None = Field(
+        default=None, description="Set when the file as a whole was refused; nothing imported."
+    )
+
+
+class ImportCompleted(Event):
+    ROUTING_KEY = routing.IMPORT_COMPLETED_V1
+    DESCRIPTION = "A partner's feed was imported: counts, and each rejected record with its reason."
+    event_type: Literal["placement.import.completed"] = "placement.import.completed"
+    event_version: Literal[1] = 1
+    payload: ImportCompletedV1

@@ -90,7 +90,7 @@ async def save_if_newer(
     )
     if result.matched_count:
         return True
-    if await collection.count_documents({"_id": doc["_id"]}, session=session):
+    if await collection.find_one({"_id": doc["_id"]}, {"_id": 1}, session=session):
         return False
     await collection.insert_one(doc, session=session)
     return True

@@ -113,10 +113,25 @@ def reach_km(person: Candidate, opening: Opening) -> float:
     return float(min(person.max_commute_km, NO_CAR_RAIL_REACH_KM if by_rail else NO_CAR_REACH_KM))
 
 
+def max_reach_km(person: Candidate) -> float:
+    """The farthest any opening can be for this person (by rail, if they have no car)."""
+    if person.driving_licence:
+        return float(person.max_commute_km)
+    here = find_place(person.municipality)
+    by_rail = bool(here and here.rail)
+    return float(min(person.max_commute_km, NO_CAR_RAIL_REACH_KM if by_rail else NO_CAR_REACH_KM))
+
+
 # --- hard rules ---------------------------------------------------------------
 
 
-def rule_work_permission(person: Candidate, opening: Opening, _: float) -> RuleResult:
+def _start(opening: Opening, today: date) -> date:
+    """When the person would begin: the opening's start, or today if it names none or
+    has already begun."""
+    return max(opening.start_date or today, today)
+
+
+def rule_work_permission(person: Candidate, opening: Opening, _: float, __: date) -> RuleResult:
     status = STATUS_LABEL[person.residence_status]
     label = TYPE_LABEL[opening.opening_type]
     if person.work_permission is WorkPermission.NOT_ALLOWED:
@@ -133,7 +148,8 @@ def rule_work_permission(person: Candidate, opening: Opening, _: float) -> RuleR
     return RuleResult("work_permission", True, f"Arbeit {how} ({status})")
 
 
-def rule_german_level(person: Candidate, opening: Opening, _: float) -> RuleResult:
+def rule_german_level(person: Candidate, opening: Opening, _: float, today: date) -> RuleResult:
+    """Reached, or forecast: an ongoing course aiming at the level ends before the start."""
     level = person.effective_german_level
     have = f"{level.value} erreicht" if level else "noch kein Deutschniveau"
     if opening.required_german_level is None:
@@ -141,10 +157,20 @@ def rule_german_level(person: Candidate, opening: Opening, _: float) -> RuleResu
     need = opening.required_german_level.value
     if person.german_rank >= opening.required_rank:
         return RuleResult("german_level", True, f"{have}, Stelle verlangt {need}")
+    if opening.start_date is not None and opening.start_date > today:
+        course = person.forecast(by=opening.start_date)
+        if course is not None and course.target_level.rank >= opening.required_rank:
+            return RuleResult(
+                "german_level",
+                True,
+                f"{have}, {course.target_level.value} voraussichtlich bis "
+                f"{course.ends_on:%d.%m.%Y} (Kurs endet vor Beginn am "
+                f"{opening.start_date:%d.%m.%Y}), Stelle verlangt {need}",
+            )
     return RuleResult("german_level", False, f"{have}, Stelle verlangt {need}")
 
 
-def rule_open_with_seats(_: Candidate, opening: Opening, __: float) -> RuleResult:
+def rule_open_with_seats(_: Candidate, opening: Opening, __: float, ___: date) -> RuleResult:
     if opening.status is not OpeningStatus.OPEN:
         return RuleResult("open_with_seats", False, "Stelle ist geschlossen")
     if opening.seats_free <= 0:
@@ -153,7 +179,7 @@ def rule_open_with_seats(_: Candidate, opening: Opening, __: float) -> RuleResul
     return RuleResult("open_with_seats", True, f"Stelle offen, {seats}")
 
 
-def rule_reachable(person: Candidate, opening: Opening, km: float) -> RuleResult:
+def rule_reachable(person: Candidate, opening: Opening, km: float, _: date) -> RuleResult:
     limit = reach_km(person, opening)
     how = "Führerschein vorhanden" if person.driving_licence else "ohne Führerschein"
     if km <= limit:
@@ -161,18 +187,75 @@ def rule_reachable(person: Candidate, opening: Opening, km: float) -> RuleResult
     return RuleResult("reachable", False, f"{km:.0f} km, {how}: mehr als {limit:.0f} km Arbeitsweg")
 
 
-HardRule = Callable[[Candidate, Opening, float], RuleResult]
+MIN_WORKING_AGE = 15  # JArbSchG: no employment before 15 (and full-time school)
+ADULT_AGE = 18  # under 18: vocational school duty; training or internship rather than a job
+
+
+def rule_age(person: Candidate, opening: Opening, _: float, today: date) -> RuleResult:
+    """Age at the start and school duty: InteA pupils take internships, minors train."""
+    start = _start(opening, today)
+    age = person.age_on(start)
+    label = TYPE_LABEL[opening.opening_type]
+    if age < MIN_WORKING_AGE:
+        return RuleResult("age", False, f"ca. {age} Jahre bei Beginn: unter {MIN_WORKING_AGE}")
+    intea_end = person.intea_until(start)
+    if intea_end is not None and opening.opening_type is not OpeningType.PRAKTIKUM:
+        return RuleResult(
+            "age",
+            False,
+            f"InteA-Klasse bis {intea_end:%d.%m.%Y}: bis dahin nur Praktikum, keine {label}",
+        )
+    if age < ADULT_AGE and opening.opening_type is OpeningType.BESCHAEFTIGUNG:
+        return RuleResult(
+            "age",
+            False,
+            f"ca. {age} Jahre bei Beginn: unter {ADULT_AGE} Ausbildung, EQ oder Praktikum "
+            "statt Beschäftigung",
+        )
+    if intea_end is not None:
+        return RuleResult("age", True, f"InteA-Klasse bis {intea_end:%d.%m.%Y}, Praktikum passt")
+    return RuleResult("age", True, f"ca. {age} Jahre bei Beginn")
+
+
+HardRule = Callable[[Candidate, Opening, float, date], RuleResult]
 HARD_RULES: tuple[HardRule, ...] = (
     rule_work_permission,
     rule_german_level,
+    rule_age,
     rule_open_with_seats,
     rule_reachable,
 )
 
 
-def evaluate(person: Candidate, opening: Opening) -> Evaluation:
+def eligible(person: Candidate, opening: Opening, today: date) -> bool:
+    """The hard rules' verdict alone, without the reasons: the fast pre-check when many
+    pairs are looked at (re-matching). Must agree with ``evaluate(...).eligible``; a
+    test compares the two over many random pairs."""
+    if opening.status is not OpeningStatus.OPEN or opening.seats_free <= 0:
+        return False
+    if opening.opening_type not in permitted_types(person):
+        return False
+    if person.german_rank < opening.required_rank:
+        start = opening.start_date
+        if start is None or start <= today:
+            return False
+        course = person.forecast(by=start)
+        if course is None or course.target_level.rank < opening.required_rank:
+            return False
+    begin = _start(opening, today)
+    age = person.age_on(begin)
+    if age < MIN_WORKING_AGE:
+        return False
+    if person.intea_until(begin) is not None and opening.opening_type is not OpeningType.PRAKTIKUM:
+        return False
+    if age < ADULT_AGE and opening.opening_type is OpeningType.BESCHAEFTIGUNG:
+        return False
+    return commute_km(person, opening) <= reach_km(person, opening)
+
+
+def evaluate(person: Candidate, opening: Opening, today: date) -> Evaluation:
     km = commute_km(person, opening)
-    return Evaluation(opening, km, tuple(rule(person, opening, km) for rule in HARD_RULES))
+    return Evaluation(opening, km, tuple(rule(person, opening, km, today) for rule in HARD_RULES))
 
 
 # --- score --------------------------------------------------------------------
@@ -197,7 +280,7 @@ def score(person: Candidate, opening: Opening, km: float, today: date) -> tuple[
             points += 12
             reasons.append(f"Berufserfahrung im Berufsbereich (KldB {main_group})")
     limit = max(reach_km(person, opening), 1.0)
-    points += 20 * max(0.0, 1 - km / limit)
+    points += DISTANCE_POINTS * max(0.0, 1 - km / limit)
     if km <= 10:
         reasons.append(f"kurzer Arbeitsweg ({km:.0f} km)")
     ready = max(today, person.available_from or today)
@@ -227,6 +310,24 @@ def score(person: Candidate, opening: Opening, km: float, today: date) -> tuple[
     return round(points, 1), reasons
 
 
+DISTANCE_POINTS = 20
+
+
+def score_ceiling(person: Candidate, min_km: float, max_reach_km: float) -> float:
+    """The most any opening at least ``min_km`` away can score for this person: what
+    lets a search stop once nothing farther can beat the suggestions it holds."""
+    ceiling = 15.0 + 5.0  # a start date soon, German above the requirement
+    if person.sectors_of_interest:
+        ceiling += 30
+    if person.experience_occupations:
+        ceiling += 25
+    ceiling += DISTANCE_POINTS * max(0.0, 1 - min_km / max(max_reach_km, 1.0))
+    return ceiling
+
+
+SHOWN_RULES = ("german_level", "reachable")  # passed rules worth telling the caseworker
+
+
 def rank(
     person: Candidate,
     openings: Iterable[Opening],
@@ -240,11 +341,15 @@ def rank(
     for opening in openings:
         if str(opening.opening_id) in exclude:
             continue
-        evaluation = evaluate(person, opening)
+        evaluation = evaluate(person, opening, today)
         if not evaluation.eligible:
             continue
         points, why = score(person, opening, evaluation.distance_km, today)
-        hard = [r.reason for r in evaluation.results if r.rule in ("german_level", "reachable")]
+        hard = [r.reason for r in evaluation.results if r.rule in SHOWN_RULES]
         suggestions.append(Suggestion(opening, evaluation.distance_km, points, [*hard, *why]))
-    suggestions.sort(key=lambda s: (-s.score, s.distance_km, s.opening.title))
-    return suggestions[:limit]
+    return best_of(suggestions, limit)
+
+
+def best_of(suggestions: list[Suggestion], limit: int) -> list[Suggestion]:
+    """Best first: score, then the shorter way, then the title (stable for tests)."""
+    return sorted(suggestions, key=lambda s: (-s.score, s.distance_km, s.opening.title))[:limit]

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from lotse_shared.contracts.common import (
     CefrLevel,
+    CourseType,
     DistrictId,
     EducationLevel,
     KldbCode,
@@ -23,6 +24,15 @@ from lotse_shared.contracts.common import (
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class OngoingCourse(BaseModel):
+    """A German course the person is enrolled in: what it aims at and when it ends."""
+
+    enrolment_id: uuid.UUID
+    course_type: CourseType
+    target_level: CefrLevel
+    ends_on: date
 
 
 class Candidate(BaseModel):
@@ -46,6 +56,26 @@ class Candidate(BaseModel):
     education_level: EducationLevel = EducationLevel.NONE
     available_from: date | None = None
     matching_consent: bool = False
+    ongoing_courses: list[OngoingCourse] = Field(default_factory=list)
+
+    def age_on(self, day: date) -> int:
+        """Age in whole years on ``day``; intake keeps only the birth year, so this is
+        the age reached during that year (at most one year too high)."""
+        return day.year - self.birth_year
+
+    def forecast(self, by: date) -> OngoingCourse | None:
+        """The ongoing course that reaches the highest level by ``by``, if any."""
+        done = [c for c in self.ongoing_courses if c.ends_on <= by]
+        return max(done, key=lambda c: (c.target_level.rank, -c.ends_on.toordinal()), default=None)
+
+    def intea_until(self, day: date) -> date | None:
+        """The end of an InteA class the person still attends on ``day``."""
+        ends = [
+            c.ends_on
+            for c in self.ongoing_courses
+            if c.course_type is CourseType.INTEA and c.ends_on > day
+        ]
+        return max(ends, default=None)
 
     @property
     def effective_german_level(self) -> CefrLevel | None:
@@ -82,6 +112,8 @@ class Opening(BaseModel):
     seats_taken: int = 0
     status: OpeningStatus = OpeningStatus.OPEN
     description: str = ""
+    german_level_rule: str | None = None  # which rule read required_german_level (imports)
+    source_url: str | None = None  # the posting at the partner
     published_at: datetime = Field(default_factory=_now)
     updated_at: datetime = Field(default_factory=_now)
     closed_reason: str | None = None

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from lotse_placement.handlers import PlacementHandlers
-from lotse_shared.contracts.courses import CourseCompleted
+from lotse_shared.contracts.courses import CourseCompleted, CourseDropped, Enrolled
 from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
-from lotse_shared.contracts.partner import OpeningReported, OpeningWithdrawn
+from lotse_shared.contracts.partner import (
+    OpeningFeedReported,
+    OpeningReported,
+    OpeningWithdrawn,
+)
 from lotse_shared.messaging.subscriptions import Subscriptions
 
 
@@ -22,6 +26,14 @@ def register_subscriptions(subs: Subscriptions, h: PlacementHandlers) -> None:
     async def course_completed(event: CourseCompleted) -> None:
         await h.course_completed(event)
 
+    @subs.on(Enrolled, "Keep ongoing courses: a level they forecast can open doors")
+    async def enrolled(event: Enrolled) -> None:
+        await h.enrolled(event)
+
+    @subs.on(CourseDropped, "Forget the dropped course's forecast")
+    async def course_dropped(event: CourseDropped) -> None:
+        await h.course_dropped(event)
+
     @subs.on(OpeningReported, "Store or update the opening; match it against people")
     async def opening_reported(event: OpeningReported) -> None:
         await h.opening_reported(event)
@@ -29,3 +41,10 @@ def register_subscriptions(subs: Subscriptions, h: PlacementHandlers) -> None:
     @subs.on(OpeningWithdrawn, "Close the opening")
     async def opening_withdrawn(event: OpeningWithdrawn) -> None:
         await h.opening_withdrawn(event)
+
+    @subs.on(
+        OpeningFeedReported,
+        "Import the feed record by record; publish the outcome as placement.import.completed",
+    )
+    async def opening_feed_reported(event: OpeningFeedReported) -> None:
+        await h.opening_feed_reported(event)

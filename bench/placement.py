@@ -1,0 +1,243 @@
+"""Placement: how suggestion search and re-matching grow with the data.
+
+Runs placement's own repository and search (no broker: this measures the matching,
+not the messaging) against a MongoDB-wire server started for the run.
+
+- ``suggest_ms``: median milliseconds to compute one person's suggestions (the ring
+  search over the grid-cell index, exactly as the service runs it) against 1,000,
+  10,000 and 100,000 open openings spread over North Hesse; 60 people per size.
+- ``growth_ratio``: suggest_ms at 100k / at 1k (a scan would be about 100).
+- ``rematch_s``: seconds to find, for each of 5,000 newly imported openings, the
+  people it could fit among 4,000: per import batch of 500 openings one reach-key
+  index lookup, then each opening's own keys and the hard rules;
+- ``naive_rematch_s``: the same by evaluating all 5,000 x 4,000 pairs (people loaded
+  once, in memory: the naive side gets no database cost at all). Both sides use the
+  same fast hard-rule check (``matching.eligible``).
+- ``rematch_pairs`` / ``naive_rematch_pairs``: eligible pairs found by each; they
+  must agree, or the index missed someone.
+
+Both re-match figures are compute only: suggestion sets are not written. Writes
+bench/results/placement.json and prints it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from lotse_devstack.ports import free_port
+from lotse_devstack.secantus import mongo_url, start_secantus, stop_secantus
+from lotse_placement.domain.matching import eligible
+from lotse_placement.domain.model import Candidate, Opening
+from lotse_placement.handlers import PlacementHandlers
+from lotse_placement.repository import PlacementRepository, _candidate_doc, _opening_doc
+from lotse_shared.contracts.common import (
+    CefrLevel,
+    EducationLevel,
+    OpeningType,
+    ResidenceStatus,
+    Sector,
+    WorkPermission,
+)
+from lotse_shared.persistence.mongo import make_client
+from lotse_shared.places import all_places
+
+SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "1000,10000,100000").split(",")]
+PEOPLE_PER_SIZE = int(os.environ.get("BENCH_SEARCH_PEOPLE", "60"))
+REMATCH_OPENINGS = int(os.environ.get("BENCH_REMATCH_OPENINGS", "5000"))
+REMATCH_PEOPLE = int(os.environ.get("BENCH_REMATCH_PEOPLE", "4000"))
+IMPORT_BATCH = 500  # openings matched together, as an import batch is
+RESULTS = Path(__file__).parent / "results" / "placement.json"
+TODAY = date(2026, 11, 24)
+LEVELS = [None, CefrLevel.A1, CefrLevel.A2, CefrLevel.B1, CefrLevel.B2]
+# KldB codes by sector, so that experience and occupation families can match
+OCCUPATIONS = {
+    Sector.LOGISTIK: ["51312", "51311", "51322", "52122"],
+    Sector.HANDWERK: ["22342", "24412", "34212", "32122"],
+    Sector.GASTRONOMIE: ["29301", "63302", "29302"],
+    Sector.BAU: ["32112", "32202", "33102"],
+    Sector.PFLEGE: ["81302", "82101"],
+    Sector.REINIGUNG: ["54101"],
+    Sector.HANDEL: ["62102", "62112"],
+}
+
+
+def _place(rng: random.Random) -> tuple[str, float, float]:
+    place = rng.choice(list(all_places().values()))
+    return place.name, place.lat, place.lon
+
+
+def make_opening(rng: random.Random, n: int, source: str) -> Opening:
+    sector = rng.choice(list(OCCUPATIONS))
+    name, lat, lon = _place(rng)
+    now = datetime.now(UTC)
+    return Opening(
+        source=source,
+        source_ref=f"{source}-{n}",
+        opening_type=rng.choice(list(OpeningType)),
+        title=f"Stelle {n}",
+        employer=f"Betrieb {n % 997}",
+        occupation_code=rng.choice(OCCUPATIONS[sector]),
+        sector=sector,
+        required_german_level=rng.choice(LEVELS),
+        municipality=name,
+        lat=lat + rng.uniform(-0.06, 0.06),  # employers spread around the town centres
+        lon=lon + rng.uniform(-0.09, 0.09),
+        start_date=TODAY + timedelta(days=rng.randint(-30, 300)),
+        seats=rng.randint(1, 3),
+        published_at=now,
+        updated_at=now,
+    )
+
+
+def make_person(rng: random.Random) -> Candidate:
+    name, lat, lon = _place(rng)
+    car = rng.random() < 0.3
+    sectors = rng.sample(list(OCCUPATIONS), k=rng.randint(1, 2))
+    return Candidate(
+        person_id=uuid.uuid4(),
+        district_id="kassel",
+        revision=1,
+        birth_year=rng.randint(1970, 2009),
+        municipality=name,
+        lat=lat,
+        lon=lon,
+        german_level=rng.choice(LEVELS),
+        residence_status=rng.choice(
+            [ResidenceStatus.AUFENTHALTSERLAUBNIS] * 4 + [ResidenceStatus.DULDUNG]
+        ),
+        work_permission=rng.choice([WorkPermission.ALLOWED] * 4 + [WorkPermission.APPROVED]),
+        driving_licence=car,
+        max_commute_km=rng.choice([40, 60]) if car else rng.choice([15, 25, 35]),
+        sectors_of_interest=sectors,
+        experience_occupations=[rng.choice(OCCUPATIONS[sectors[0]])] if rng.random() < 0.5 else [],
+        education_level=rng.choice(list(EducationLevel)),
+        matching_consent=True,
+    )
+
+
+async def insert(collection: Any, docs: list[dict[str, Any]]) -> None:
+    for i in range(0, len(docs), 2000):
+        await collection.insert_many(docs[i : i + 2000], ordered=False)
+
+
+async def suggest_ms(repo: PlacementRepository, handlers: PlacementHandlers) -> dict[str, Any]:
+    rng = random.Random(1)
+    people = [make_person(rng) for _ in range(PEOPLE_PER_SIZE)]
+    out: dict[str, Any] = {}
+    held = 0
+    for size in sorted(SIZES):
+        started = time.monotonic()
+        docs = [_opening_doc(make_opening(rng, n, "size")) for n in range(held, size)]
+        await insert(repo.openings, docs)
+        held = size
+        print(f"  {size:>7} openings stored ({time.monotonic() - started:.0f} s)", flush=True)
+        times, found = [], 0
+        for person in people:
+            t0 = time.perf_counter()
+            best = await handlers.search(person, set())
+            times.append((time.perf_counter() - t0) * 1000)
+            found += len(best)
+        out[str(size)] = {
+            "median_ms": round(statistics.median(times), 1),
+            "p90_ms": round(statistics.quantiles(times, n=10)[-1], 1),
+            "suggestions_per_person": round(found / len(people), 2),
+        }
+        print(f"  {size:>7}: median {out[str(size)]['median_ms']} ms", flush=True)
+    return out
+
+
+async def rematch(repo: PlacementRepository) -> dict[str, Any]:
+    rng = random.Random(2)
+    await repo.people.delete_many({})
+    people = [make_person(rng) for _ in range(REMATCH_PEOPLE)]
+    await insert(repo.people, [_candidate_doc(p) for p in people])
+    openings = [make_opening(rng, n, "import") for n in range(REMATCH_OPENINGS)]
+
+    started = time.perf_counter()
+    pairs = 0
+    looked_at = 0
+    for i in range(0, len(openings), IMPORT_BATCH):
+        batch = openings[i : i + IMPORT_BATCH]
+        found = await repo.candidates_for_each(batch)
+        for opening in batch:
+            candidates = found[opening.opening_id]
+            looked_at += len(candidates)
+            pairs += sum(1 for p in candidates if eligible(p, opening, TODAY))
+    indexed_s = time.perf_counter() - started
+    print(f"  indexed re-match: {indexed_s:.1f} s, {pairs} pairs", flush=True)
+
+    started = time.perf_counter()
+    everyone = [p async for p in (await _all_people(repo))]
+    naive_pairs = sum(1 for opening in openings for p in everyone if eligible(p, opening, TODAY))
+    naive_s = time.perf_counter() - started
+    print(f"  naive all pairs: {naive_s:.1f} s, {naive_pairs} pairs", flush=True)
+    return {
+        "rematch_s": round(indexed_s, 2),
+        "naive_rematch_s": round(naive_s, 2),
+        "rematch_pairs": pairs,
+        "naive_rematch_pairs": naive_pairs,
+        "rematch_people_looked_at_per_opening": round(looked_at / len(openings), 1),
+    }
+
+
+async def _all_people(repo: PlacementRepository) -> Any:
+    from lotse_placement.repository import _candidate
+
+    async def gen() -> Any:
+        async for doc in repo.people.find({}):
+            yield _candidate(doc)
+
+    return gen()
+
+
+async def run(url: str) -> dict[str, Any]:
+    client = make_client(url)
+    db = client[f"bench_placement_{uuid.uuid4().hex[:6]}"]
+    repo = PlacementRepository(db)
+    await repo.ensure_indexes()
+    handlers = PlacementHandlers(uow=None, repo=repo, parking=None)  # type: ignore[arg-type]
+    handlers.today = lambda: TODAY
+    try:
+        print("suggestions for one person:", flush=True)
+        sizes = await suggest_ms(repo, handlers)
+        print("re-matching new openings:", flush=True)
+        again = await rematch(repo)
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
+    small, large = sizes[str(min(SIZES))], sizes[str(max(SIZES))]
+    return {
+        "suggest_ms": {k: v["median_ms"] for k, v in sizes.items()},
+        "suggest_detail": sizes,
+        "growth_ratio": round(large["median_ms"] / max(small["median_ms"], 0.001), 2),
+        **again,
+        "database": "SecantusDB (Python MongoDB-wire server), one process",
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def main() -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="lotse-bench-placement-"))
+    port = free_port()
+    proc = start_secantus(port, workdir / "db", workdir / "secantusdb.log")
+    try:
+        result = asyncio.run(run(mongo_url(port)))
+    finally:
+        stop_secantus(proc)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

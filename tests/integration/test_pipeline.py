@@ -1,0 +1,208 @@
+"""placement's pipeline: accept or dismiss a suggestion, move a case to a kept job,
+close it with a reason; every change is an event; the district's report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import timedelta
+
+from lotse_placement.bootstrap import Overrides, create_app
+from lotse_shared.contracts import partner as p
+from lotse_shared.contracts.common import CefrLevel, OpeningType, Sector
+from lotse_shared.contracts.courses import Enrolled, EnrolledV1
+from lotse_shared.contracts.intake import PersonRegistered
+from tests.samples import TODAY, enrolment_facts, opening_report, snapshot
+from tests.support import EventTap, applied, publish, running
+
+
+def placement_app():
+    return create_app(overrides=Overrides(today=lambda: TODAY))
+
+
+def kitchen(**changes) -> p.OpeningReported:
+    report = opening_report(
+        source_ref=changes.pop("source_ref", "KUECHE"),
+        opening_type=OpeningType.PRAKTIKUM,
+        title="Praktikum Küche",
+        sector=Sector.GASTRONOMIE,
+        occupation_code="29301",
+        required_german_level=CefrLevel.A2,
+        location=p.OpeningLocation(municipality="Baunatal"),
+        **changes,
+    )
+    return p.OpeningReported.create(report, producer="ihk-kassel")
+
+
+async def suggested(rabbit_url, namespace, tap, *events) -> tuple[str, str]:
+    await publish(rabbit_url, namespace, *events)
+    ready = (await tap.wait_for("placement.suggestions.ready.v1"))[0]["payload"]
+    return ready["person_id"], ready["suggestions"][0]["opening_id"]
+
+
+async def test_a_suggestion_becomes_a_kept_job_and_every_step_is_an_event(
+    service_env, rabbit_url, namespace
+):
+    person = PersonRegistered.create(snapshot(), producer="intake")
+    app = placement_app()
+    async with EventTap(rabbit_url, namespace, "placement.#") as tap, running(app) as http:
+        person_id, opening_id = await suggested(rabbit_url, namespace, tap, person, kitchen())
+        accept = f"/people/{person_id}/suggestions/{opening_id}/accept"
+        r = await http.post(accept, json={"note": "Frau H. möchte es versuchen"})
+        assert r.status_code == 200, r.text
+        case = r.json()
+        assert case["stage"] == "proposed"
+        assert (await http.post(accept, json={})).json()["case_id"] == case["case_id"]  # same
+        listed = (await http.get(f"/people/{person_id}/suggestions")).json()
+        assert listed[0]["suggestions"][0]["decision"] == "accepted"
+
+        step = f"/cases/{case['case_id']}/stage"
+        r = await http.post(step, json={"stage": "employed_3_months", "on": str(TODAY)})
+        assert r.status_code == 422
+        assert "cannot go from proposed to employed_3_months" in r.text
+        start = TODAY + timedelta(days=7)
+        for stage, on in (("interview", TODAY), ("internship_started", start)):
+            r = await http.post(step, json={"stage": stage, "on": str(on)})
+            assert r.status_code == 200, r.text
+        opening = (await http.get(f"/openings/{opening_id}")).json()
+        assert opening["seats_taken"] == 1  # the only seat: the opening leaves the search
+        assert await app.state.runtime.db["openings"].count_documents({"cell": {"$exists": 1}}) == 0
+
+        r = await http.post(step, json={"stage": "job_started", "on": str(start)})
+        assert r.status_code == 200
+        r = await http.post(step, json={"stage": "employed_3_months", "on": str(start)})
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"][-1] == "on"
+        later = start + timedelta(days=91)
+        r = await http.post(step, json={"stage": "employed_3_months", "on": str(later)})
+        assert r.json()["stage"] == "employed_3_months"
+
+        r = await http.post(
+            f"/cases/{case['case_id']}/close",
+            json={"reason": "moved_away", "on": str(later), "note": "nach Hamburg"},
+        )
+        assert r.json()["closed"] is True
+        again = await http.post(step, json={"stage": "employed_6_months", "on": str(later)})
+        assert again.status_code == 409
+        assert (await http.get(f"/openings/{opening_id}")).json()["seats_taken"] == 0
+
+        changes = await tap.wait_for("placement.case.stage_changed.v1", count=5)
+        assert [c["payload"]["stage"] for c in changes] == [
+            "proposed",
+            "interview",
+            "internship_started",
+            "job_started",
+            "employed_3_months",
+        ]
+        closed = (await tap.wait_for("placement.case.closed.v1"))[0]["payload"]
+        assert closed["closing_reason"] == "moved_away"
+        assert closed["previous_stage"] == "employed_3_months"
+        accepted = (await tap.wait_for("placement.suggestion.accepted.v1"))[0]["payload"]
+        assert accepted["case_id"] == case["case_id"]
+        history = (await http.get(f"/cases/{case['case_id']}")).json()["history"]
+        assert len(history) == 6
+        assert history[0]["note"] == "Frau H. möchte es versuchen"
+
+
+async def test_a_dismissed_suggestion_is_never_suggested_again(service_env, rabbit_url, namespace):
+    snap = snapshot()
+    app = placement_app()
+    async with EventTap(rabbit_url, namespace, "placement.#") as tap, running(app) as http:
+        person_id, opening_id = await suggested(
+            rabbit_url, namespace, tap, PersonRegistered.create(snap, producer="intake"), kitchen()
+        )
+        base = f"/people/{person_id}/suggestions/{opening_id}"
+        r = await http.post(f"{base}/dismiss", json={})
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"] == ["body", "reason"]
+        r = await http.post(f"{base}/dismiss", json={"reason": "Arbeitszeiten passen nicht"})
+        assert r.status_code == 204
+        dismissed = (await tap.wait_for("placement.suggestion.dismissed.v1"))[0]["payload"]
+        assert dismissed["reason"] == "Arbeitszeiten passen nicht"
+        assert (await http.post(f"{base}/accept", json={})).status_code == 409
+        other = uuid.uuid4()
+        r = await http.post(f"/people/{person_id}/suggestions/{other}/accept", json={})
+        assert r.status_code == 404
+
+        # the partner sends the opening again with more seats: still not told again
+        more = kitchen(seats=4)
+        await publish(rabbit_url, namespace, more)
+        await applied(app, more)
+        await app.state.handlers.sweep_pending(older_than_s=0)
+        assert len(tap.bodies("placement.suggestions.ready.v1")) == 1
+
+
+async def test_an_ongoing_course_forecasts_the_level_for_a_later_start(
+    service_env, rabbit_url, namespace
+):
+    person = PersonRegistered.create(snapshot(), producer="intake")  # A2
+    in_autumn = opening_report(source_ref="AZUBI", start_date=TODAY + timedelta(days=250))
+    course = Enrolled.create(
+        EnrolledV1(
+            **enrolment_facts(person.payload.person_id)
+            | {"course_type": "berufssprachkurs", "target_level": CefrLevel.B1},
+            starts_on=TODAY,
+            ends_on=TODAY + timedelta(days=180),
+        ),
+        producer="courses",
+    )
+    app = placement_app()
+    async with EventTap(rabbit_url, namespace, "placement.#") as tap, running(app) as http:
+        opening = p.OpeningReported.create(in_autumn, producer="ba-jobsuche")
+        await publish(rabbit_url, namespace, person, opening)
+        await applied(app, person)
+        await applied(app, opening)
+        assert tap.bodies("placement.suggestions.ready.v1") == []  # A2 < B1, no course yet
+        await publish(rabbit_url, namespace, course)
+        ready = (await tap.wait_for("placement.suggestions.ready.v1"))[0]["payload"]
+        reason = ready["suggestions"][0]["reasons"][0]
+        assert reason.startswith("A2 erreicht, B1 voraussichtlich bis")
+        why = (await http.get(f"/people/{person.payload.person_id}/evaluation")).json()
+        assert why[0]["eligible"] is True
+
+
+async def test_report_counts_stages_sectors_places_and_the_headline(
+    service_env, rabbit_url, namespace
+):
+    people = [
+        PersonRegistered.create(snapshot(municipality=place), producer="intake")
+        for place in ("Baunatal", "Baunatal", "Kassel")
+    ]
+    app = placement_app()
+    async with EventTap(rabbit_url, namespace, "placement.#") as tap, running(app) as http:
+        await publish(rabbit_url, namespace, *people, kitchen(seats=5))
+        sets = await tap.wait_for("placement.suggestions.ready.v1", count=3)
+        cases = []
+        for ready in sets:
+            pid, oid = (
+                ready["payload"]["person_id"],
+                ready["payload"]["suggestions"][0]["opening_id"],
+            )
+            cases.append(
+                (await http.post(f"/people/{pid}/suggestions/{oid}/accept", json={})).json()
+            )
+        first = f"/cases/{cases[0]['case_id']}"
+        await http.post(f"{first}/stage", json={"stage": "job_started", "on": str(TODAY)})
+        await http.post(
+            f"/cases/{cases[1]['case_id']}/close",
+            json={"reason": "declined_by_person", "on": str(TODAY)},
+        )
+        report = (await http.get("/reports/placement")).json()
+        assert report["people_registered"] == 3
+        assert report["people_in_work_or_training"] == 1
+        assert report["in_work_or_training_rate"] == round(1 / 3, 4)
+        assert report["open_cases_by_stage"]["job_started"] == 1
+        assert report["open_cases_by_stage"]["proposed"] == 1
+        assert report["closed_cases_by_reason"] == {"declined_by_person": 1}
+        assert report["by_sector"] == {"gastronomie": {"job_started": 1, "proposed": 1}}
+        assert sum(sum(v.values()) for v in report["by_municipality"].values()) == 2
+
+        r = await http.get("/reports/placement", params={"format": "csv"})
+        assert r.headers["content-type"].startswith("text/csv")
+        rows = list(csv.reader(io.StringIO(r.text), delimiter=";"))
+        assert rows[0] == ["section", "key", "stage", "count"]
+        assert ["headline", "people_registered", "", "3"] in rows
+        assert ["sector", "gastronomie", "job_started", "1"] in rows
+        empty = (await http.get("/reports/placement", params={"district": "anderswo"})).json()
+        assert empty["people_registered"] == 0
