@@ -320,6 +320,9 @@ async def test_notifications_endpoints(service_env, smtp, rabbit_url, namespace)
         admin = bearer(app, Role.ADMIN, user="admin@landkreis-kassel.example")
         r = await http.get("/notifications", params={"recipient": CASEWORKER}, headers=admin)
         assert [n["notification_id"] for n in r.json()] == [nid]
+        fulda_admin = bearer(app, Role.ADMIN, user="admin@fulda.example", district="fulda")
+        r = await http.get("/notifications", params={"recipient": CASEWORKER}, headers=fulda_admin)
+        assert r.json() == []  # not another district's
         rows = (await http.get("/audit", params={"person_id": pid}, headers=admin)).json()
         assert {"/notifications/{notification_id}"} <= {e["endpoint"] for e in rows}
 
