@@ -231,3 +231,21 @@ def test_lotse_token_makes_private_keys_once_and_keeps_them_out_of_git(
         ["git", "check-ignore", "-q", ".lotse/dev-keys/signing-key.pem"], cwd=root, check=False
     )
     assert ignored.returncode == 0, "the default key directory must be git-ignored"
+
+
+def test_audit_outcomes_and_no_way_to_change_a_row() -> None:
+    from lotse_shared.auth.audit import AuditLog, outcome_of
+
+    assert [outcome_of(s) for s in (200, 201, 303, 401, 403, 404, 409, 422, 503)] == [
+        "allowed",
+        "allowed",
+        "allowed",
+        "refused",
+        "refused",
+        "refused",
+        "failed",
+        "failed",
+        "failed",
+    ]
+    public = {name for name in vars(AuditLog) if not name.startswith("_")}
+    assert public == {"ensure_indexes", "entry", "append", "query"}  # append-only
