@@ -273,7 +273,14 @@ async def run_demo(stack: LocalStack) -> int:
             )
             return items if done else None
 
+        async def course_completed() -> bool:
+            r = await http.get(f"{stack.url('courses')}/enrolments", params={"person_id": ids[0]})
+            return r.status_code == 200 and [e["status"] for e in r.json()] == ["completed"]
+
         print("5. waiting for placement and notifications (no one presses a button) ...")
+        # placement also re-matches people when openings arrive, so an alert naming the
+        # opening can come before the course's: first the completion, then the alert
+        await eventually(course_completed, timeout_s=30, what="the completion", every_s=0.2)
         items = await eventually(
             course_alert, timeout_s=60, what="the caseworker's alert", every_s=0.2
         )
