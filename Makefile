@@ -5,13 +5,14 @@ export UV_PYTHON_DOWNLOADS := never
 UV := .tools/bin/uv
 PY := .venv/bin/python
 
-.PHONY: help demo up test chaos bench bench-outbox bench-notifications bench-placement lint format clean rabbitmq chromium
+.PHONY: help demo up test security chaos bench bench-outbox bench-notifications bench-placement lint format clean rabbitmq chromium
 
 help:
 	@echo "make demo   start RabbitMQ if needed, a local database and SMTP sink, the four"
 	@echo "            services as processes; run the main flow; print the caseworker's inbox"
 	@echo "make up     the same stack, kept running until Ctrl-C"
 	@echo "make test   the whole test suite against real RabbitMQ, SecantusDB and SMTP"
+	@echo "make security  every endpoint without a token, with a wrong role, across districts"
 	@echo "make chaos  kill, restart and poison things while 2,000 events flow; prints a summary"
 	@echo "make bench         main flow: throughput, latency, I/O floor, memory, scale-out, profile"
 	@echo "make bench-outbox  latency the transactional outbox adds per event"
@@ -41,6 +42,11 @@ up: .venv/.synced rabbitmq
 
 test: .venv/.synced rabbitmq chromium
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+security: .venv/.synced rabbitmq
+	@rm -f tests/artifacts/security-*.json
+	@$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_auth.py tests/integration/test_security.py
+	@$(PY) -m tests.security_summary
 
 chaos: .venv/.synced rabbitmq
 	@$(PY) -m lotse_devstack chaos --events $${CHAOS_EVENTS:-2000}

@@ -26,6 +26,7 @@ from lotse_devstack.mailsink import MailSink
 from lotse_devstack.ports import free_port, port_open
 from lotse_devstack.secantus import mongo_url as secantus_url
 from lotse_devstack.secantus import start_secantus, stop_secantus
+from lotse_devstack.tokens import DevIssuer
 
 # pytest-timeout (pyproject: 300 s) shows only the threads' stacks, and the event
 # loop's thread is always idle in select(); this shows which await is stuck.
@@ -73,12 +74,23 @@ def smtp(monkeypatch: pytest.MonkeyPatch) -> Iterator[MailSink]:
     sink.stop()
 
 
+@pytest.fixture(scope="session")
+def dev_issuer(tmp_path_factory: pytest.TempPathFactory) -> DevIssuer:
+    """Signing keys of this test session; the services trust its JWKS file."""
+    return DevIssuer(tmp_path_factory.mktemp("dev-keys")).ensure()
+
+
 @pytest.fixture
 def service_env(
-    monkeypatch: pytest.MonkeyPatch, namespace: str, rabbit_url: str, mongo_url: str
+    monkeypatch: pytest.MonkeyPatch,
+    namespace: str,
+    rabbit_url: str,
+    mongo_url: str,
+    dev_issuer: DevIssuer,
 ) -> dict[str, str]:
-    """Point every service's settings at the test infrastructure and namespace."""
+    """Point every service's settings at the test infrastructure, namespace and keys."""
     env = {
+        **dev_issuer.service_env(),
         "LOTSE_NAMESPACE": namespace,
         "LOTSE_RABBIT_URL": rabbit_url,
         "LOTSE_MONGO_URL": mongo_url,

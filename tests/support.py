@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aio_pika
 import httpx
@@ -11,19 +13,71 @@ from fastapi import FastAPI
 
 from lotse_devstack.observe import EventTap, eventually
 from lotse_devstack.partner import PartnerPublisher
+from lotse_devstack.tokens import DevIssuer
+from lotse_shared.auth import Role
 from lotse_shared.contracts.envelope import Event
+from tests.samples import CASEWORKER
 
-__all__ = ["EventTap", "applied", "dead_letters", "eventually", "publish", "running"]
+__all__ = [
+    "EventTap",
+    "applied",
+    "as_user",
+    "bearer",
+    "dead_letters",
+    "eventually",
+    "publish",
+    "running",
+    "token_for",
+]
 
-__all__ = ["EventTap", "applied", "dead_letters", "eventually", "publish", "running"]
+
+def as_user(
+    user: str, role: Role = Role.CASEWORKER, *, district: str | None = "kassel"
+) -> dict[str, str]:
+    """Headers that act as ``user``, signed with the keys ``service_env`` points at."""
+    issuer = DevIssuer(Path(os.environ["LOTSE_AUTH_JWKS_FILE"]).parent)
+    return {"Authorization": f"Bearer {issuer.token(role, user=user, district=district)}"}
+
+
+def token_for(
+    app: FastAPI,
+    role: Role = Role.CASEWORKER,
+    *,
+    user: str = CASEWORKER,
+    district: str | None = "kassel",
+) -> str:
+    """A token the app trusts: signed with the dev keys whose JWKS it reads."""
+    jwks_file = app.state.runtime.settings.auth_jwks_file
+    assert jwks_file is not None, "service_env sets LOTSE_AUTH_JWKS_FILE"
+    return DevIssuer(Path(jwks_file).parent).token(role, user=user, district=district)
+
+
+def bearer(
+    app: FastAPI,
+    role: Role = Role.CASEWORKER,
+    *,
+    user: str = CASEWORKER,
+    district: str | None = "kassel",
+) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(app, role, user=user, district=district)}"}
 
 
 @asynccontextmanager
-async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    """Start a service in this process (lifespan included) and talk HTTP to it."""
+async def running(
+    app: FastAPI,
+    role: Role | None = Role.CASEWORKER,
+    *,
+    user: str = CASEWORKER,
+    district: str | None = "kassel",
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Start a service in this process (lifespan included) and talk HTTP to it, by
+    default as the sample person's caseworker in Kassel (``role=None``: no token)."""
+    headers = bearer(app, role, user=user, district=district) if role is not None else {}
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://service", headers=headers
+        ) as client:
             yield client
 
 

@@ -23,3 +23,8 @@ class RuleViolation(DomainError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this (403); for reading another district's or
+    another caseworker's person, answer NotFound instead, so ids cannot be probed."""

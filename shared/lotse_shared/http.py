@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from faststream.specification import AsyncAPI, get_asyncapi_html
 from pydantic import ValidationError
 
-from .errors import Conflict, NotFound, RuleViolation
+from .auth import Principal, Role
+from .auth.audit import SUBJECT_KEYS, AuditEntry, AuditLog
+from .auth.http import Authenticator
+from .errors import Conflict, Forbidden, NotFound, RuleViolation
 from .service import ServiceRuntime, ping_broker, ping_database
+
+log = logging.getLogger("lotse.http")
 
 
 def create_http_app(
@@ -21,10 +29,14 @@ def create_http_app(
     description: str,
     routers: Sequence[APIRouter],
     lifespan: Callable[[], AbstractAsyncContextManager[None]],
+    auth: Authenticator,
 ) -> FastAPI:
+    audit = AuditLog(rt.db, rt.settings.service_name)
+
     @asynccontextmanager
     async def app_lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with lifespan():
+            await audit.ensure_indexes()
             yield
 
     app = FastAPI(title=title, description=description, version="1.0", lifespan=app_lifespan)
@@ -58,6 +70,61 @@ def create_http_app(
     async def asyncapi_page() -> HTMLResponse:
         return HTMLResponse(get_asyncapi_html(asyncapi.to_specification(), try_it_out_path=None))
 
+    @app.middleware("http")
+    async def audit_trail(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        principal: Principal | None = getattr(request.state, "principal", None)
+        if principal is None:  # public, or no valid token: nobody to name
+            return response
+        subjects = {k: str(v) for k, v in request.path_params.items() if k in SUBJECT_KEYS}
+        subjects.update(getattr(request.state, "audit_subjects", {}))
+        for key in SUBJECT_KEYS:
+            if key in request.query_params:
+                subjects.setdefault(key, request.query_params[key])
+        entry = audit.entry(
+            principal,
+            method=request.method,
+            endpoint=getattr(request.scope.get("route"), "path", request.url.path),
+            path=request.url.path,
+            subjects=subjects,
+            status=response.status_code,
+        )
+        try:
+            await audit.append(entry)
+        except Exception:
+            # no answer with personal data leaves unrecorded
+            log.exception("audit log unavailable; answering 503")
+            return JSONResponse({"detail": "the audit log is unavailable"}, status_code=503)
+        return response
+
+    admin_only = auth.require(Role.ADMIN)  # a default: annotations here are strings
+
+    @app.get(
+        "/audit",
+        tags=["audit"],
+        summary="Who read or changed what in this service (admins; their district only)",
+    )
+    async def audit_entries(
+        person_id: str | None = None,
+        user: str | None = None,
+        since: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        admin: Principal = admin_only,
+    ) -> list[AuditEntry]:
+        if admin.district_id is None:
+            return []
+        return await audit.query(
+            district_id=admin.district_id,
+            person_id=person_id,
+            user=user,
+            since=since,
+            limit=limit,
+            offset=offset,
+        )
+
     @app.exception_handler(ValidationError)
     async def invalid(_: Request, exc: ValidationError) -> JSONResponse:
         # A rule checked after merging a change (PATCH): name each field like FastAPI does.
@@ -74,6 +141,10 @@ def create_http_app(
     @app.exception_handler(NotFound)
     async def not_found(_: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Forbidden)
+    async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
 
     @app.exception_handler(Conflict)
     async def conflict(_: Request, exc: Conflict) -> JSONResponse:

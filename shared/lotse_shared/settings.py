@@ -8,6 +8,8 @@ its default HTTP port; that subclass is the one place the service reads them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -62,6 +64,27 @@ class ServiceSettings(BaseSettings):
         "dead-lettered.",
     )
     log_level: str = Field(default="INFO", description="Python log level.")
+    # Bearer tokens (issue #6): whose tokens are accepted, checked against which keys.
+    auth_issuer: str = Field(
+        default="lotse-dev",
+        description="Expected `iss` of bearer tokens, e.g. Keycloak's "
+        "http://keycloak:8080/realms/lotse; `lotse token` issues 'lotse-dev'.",
+    )
+    auth_audience: str = Field(default="lotse", description="Expected `aud` of bearer tokens.")
+    auth_jwks_url: str | None = Field(
+        default=None,
+        description="The issuer's JWKS, e.g. <realm>/protocol/openid-connect/certs. "
+        "Set this or auth_jwks_file; with neither, every protected endpoint answers 401.",
+    )
+    auth_jwks_file: Path | None = Field(
+        default=None, description="A local JWKS file (the dev keys `lotse token` writes)."
+    )
+    auth_district_claim: str = Field(
+        default="district", description="The token claim that names the caller's district."
+    )
+    auth_leeway_s: float = Field(
+        default=30.0, description="Clock skew tolerated on exp/nbf/iat, in seconds."
+    )
     # Fault injection for the chaos tests (make chaos); leave empty in production.
     chaos_fail_event_ids: list[str] = Field(
         default=[], description="Testing only: handling of these event ids always fails."

@@ -27,7 +27,7 @@ from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
 from lotse_shared.contracts.intake import PersonRegistered
 from tests.integration.test_notifications import dropped_for, suggestions_for
 from tests.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
-from tests.support import eventually, publish
+from tests.support import as_user, eventually, publish
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -91,8 +91,8 @@ async def phone_page(chromium: str) -> AsyncIterator[Page]:
 
 
 async def inbox_size(url: str) -> int:
-    async with httpx.AsyncClient() as client:
-        r = await client.get(f"{url}/notifications", params={"recipient": CASEWORKER})
+    async with httpx.AsyncClient(headers=as_user(CASEWORKER)) as client:
+        r = await client.get(f"{url}/notifications")
         return len(r.json())
 
 
@@ -118,7 +118,16 @@ async def test_inbox_in_chromium_unread_first_read_archive_and_live(
         await eventually(lambda: _at_least(served.url, 2), what="two notifications")
 
         async with phone_page(chromium) as page:
-            await page.goto(f"{served.url}/inbox?recipient={CASEWORKER}")
+            # the link in the email: first the sign-in form (a 401), then the inbox
+            response = await page.goto(f"{served.url}/inbox?recipient={CASEWORKER}")
+            assert response is not None
+            assert response.status == 401
+            token = as_user(CASEWORKER)["Authorization"].removeprefix("Bearer ")
+            await page.locator("#token").fill(token)
+            await page.get_by_role("button", name="Anmelden").click()
+            await expect(page.locator("header p")).to_contain_text(CASEWORKER)
+            cookies = await page.context.cookies()
+            assert [c["httpOnly"] for c in cookies if c["name"] == "lotse_token"] == [True]
             viewport = page.locator('meta[name="viewport"]')
             assert "width=device-width" in (await viewport.get_attribute("content") or "")
             notes = page.locator("li.note")

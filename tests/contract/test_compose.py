@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -61,3 +62,20 @@ def test_resolves_under_another_project_name_without_our_environment() -> None:
         "config", "-q", env={"COMPOSE_PROJECT_NAME": "lotse-scale-check", "PATH": "/usr/bin:/bin"}
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_keycloak_is_an_optional_profile_with_a_realm_to_import() -> None:
+    assert "keycloak" not in yaml.safe_load(compose("config").stdout)["services"]
+    result = compose("--profile", "keycloak", "config")
+    assert result.returncode == 0, result.stderr
+    keycloak = yaml.safe_load(result.stdout)["services"]["keycloak"]
+    assert "--import-realm" in keycloak["command"]
+    realm = json.loads((ROOT / "deploy" / "keycloak" / "lotse-realm.json").read_text())
+    assert {r["name"] for r in realm["roles"]["realm"]} == {
+        "caseworker",
+        "coordinator",
+        "partner",
+        "operator",
+        "admin",
+    }
+    assert not [u for u in realm["users"] if "credentials" in u]  # no passwords in the repo

@@ -97,3 +97,16 @@ def test_opening_location_needs_a_place() -> None:
         partner.OpeningLocation(postcode="34117")
     with pytest.raises(ValidationError, match="lat and lon go together"):
         partner.OpeningLocation(municipality="Kassel", lat=51.3)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [e for e in SAMPLES if not e.ROUTING_KEY.startswith("partner.")],
+    ids=lambda e: e.ROUTING_KEY,
+)
+def test_every_event_about_a_person_names_the_district(event: Event) -> None:
+    # consumers scope their read models by it (#6); a partner's report is placed in the
+    # person's district by the service that receives it
+    payload = event.model_dump(mode="json")["payload"]
+    if "person_id" in payload:
+        assert payload.get("district_id"), event.ROUTING_KEY

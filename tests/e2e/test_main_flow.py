@@ -30,6 +30,7 @@ def stack(rabbit_url: str, mongo_url: str, namespace: str, tmp_path: Path) -> It
         rabbit_url=rabbit_url,
         mongo_url=mongo_url,
         log_dir=tmp_path / "logs",
+        dev_keys=tmp_path / "dev-keys",
     )
     with LocalStack(config) as running:
         yield running
@@ -38,7 +39,8 @@ def stack(rabbit_url: str, mongo_url: str, namespace: str, tmp_path: Path) -> It
 async def test_course_completion_alerts_the_caseworker(stack: LocalStack) -> None:
     assert await run_demo(stack) == 0
 
-    async with httpx.AsyncClient(timeout=10) as http:
+    petra = {"Authorization": f"Bearer {stack.token('caseworker', CASEWORKER)}"}
+    async with httpx.AsyncClient(timeout=10, headers=petra) as http:
         people = (
             await http.get(f"{stack.url('intake')}/people", params={"contact_email": CASEWORKER})
         ).json()["items"]
@@ -54,11 +56,7 @@ async def test_course_completion_alerts_the_caseworker(stack: LocalStack) -> Non
         titles = [s["title"] for s in sets[0]["suggestions"]]
         assert "Ausbildung Fachkraft für Lagerlogistik" in titles
 
-        inbox = (
-            await http.get(
-                f"{stack.url('notifications')}/notifications", params={"recipient": CASEWORKER}
-            )
-        ).json()
+        inbox = (await http.get(f"{stack.url('notifications')}/notifications")).json()
         alert = next(
             n
             for n in inbox
@@ -70,6 +68,17 @@ async def test_course_completion_alerts_the_caseworker(stack: LocalStack) -> Non
         assert "Interesse an Logistik" in alert["body"]
         # Yonas has no work permit yet: nobody is told about suggestions for him
         assert not [n for n in inbox if "Yonas" in n["subject"]]
+
+        # the same caseworker's name in another district: Amal does not exist there
+        fulda = stack.token("caseworker", CASEWORKER, district="fulda")
+        r = await http.get(
+            f"{stack.url('intake')}/people/{amal}", headers={"Authorization": f"Bearer {fulda}"}
+        )
+        assert r.status_code == 404
+    async with httpx.AsyncClient(timeout=10) as anonymous:
+        r = await anonymous.get(f"{stack.url('intake')}/people/{amal}")
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"].startswith("Bearer")
 
     sink = stack.mail_sink
     assert sink is not None

@@ -15,9 +15,10 @@ import uvicorn
 from lotse_devstack.cli import main as lotse_main
 from lotse_devstack.importer import run_import
 from lotse_placement.bootstrap import Overrides, create_app
+from lotse_shared.auth import Role
 from lotse_shared.contracts import partner as p
 from tests.samples import TODAY
-from tests.support import EventTap, applied, eventually, publish, running
+from tests.support import EventTap, applied, eventually, publish, running, token_for
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "imports"
 SEARCH = json.loads((DATA / "jobsuche_search.json").read_text())
@@ -240,9 +241,11 @@ def _free_port() -> int:
 
 
 async def test_the_cli_sends_batches_and_prints_a_summary(
-    service_env, rabbit_url, namespace, capsys
+    service_env, rabbit_url, namespace, capsys, monkeypatch
 ):
     app = placement_app()
+    # TODO(#6): a partner's token (role partner, its own source) once placement accepts it
+    monkeypatch.setenv("LOTSE_TOKEN", token_for(app, Role.COORDINATOR))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     serving = asyncio.create_task(server.serve())

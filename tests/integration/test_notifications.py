@@ -35,7 +35,7 @@ from lotse_shared.contracts.intake import (
 )
 from lotse_shared.contracts.placement import SuggestionsReady, SuggestionsReadyV1, SuggestionV1
 from tests.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
-from tests.support import EventTap, applied, eventually, publish, running
+from tests.support import EventTap, applied, as_user, eventually, publish, running
 
 
 class Clock:
@@ -81,7 +81,7 @@ def suggestions_for(person_id: uuid.UUID) -> SuggestionsReady:
 
 
 async def inbox(http, recipient: str = CASEWORKER) -> list[dict]:
-    r = await http.get("/notifications", params={"recipient": recipient})
+    r = await http.get("/notifications", headers=as_user(recipient))
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -534,7 +534,9 @@ async def test_unread_important_alert_escalates_to_the_coordinator_once(
         await applied(app, unread_alert)
         await applied(app, read_alert)
         olena = next(n for n in await inbox(http, GUIDE) if "Olena" in n["subject"])
-        await http.post(f"/notifications/{olena['notification_id']}/read")  # the guide read it
+        await http.post(  # the guide read it
+            f"/notifications/{olena['notification_id']}/read", headers=as_user(GUIDE)
+        )
 
         clock.advance(hours=23)
         assert await app.state.handlers.escalate_due() == 0

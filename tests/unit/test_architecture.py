@@ -64,3 +64,10 @@ def test_each_service_has_one_composition_root_and_one_subscription_table() -> N
         assert [p.name for p in roots] == ["bootstrap.py"], service
         tables = [p for p in sources(pkg) if "def register_subscriptions" in p.read_text()]
         assert [p.relative_to(pkg).as_posix() for p in tables] == ["entrypoints/messaging.py"]
+
+
+def test_the_access_rules_are_pure() -> None:
+    # who may see what is decided without I/O, so services' handlers can use it freely
+    path = ROOT / "shared" / "lotse_shared" / "auth" / "principal.py"
+    bad = {m for m in imports_of(path) if m.split(".")[0] in IO_LIBRARIES | {"jwt"}}
+    assert not bad, bad

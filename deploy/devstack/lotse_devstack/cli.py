@@ -10,7 +10,9 @@ import signal
 import sys
 import time
 import uuid
+from pathlib import Path
 
+from lotse_shared.auth import Role
 from lotse_shared.ops.__main__ import add_dead_letter_commands, run_dead_letters
 
 from .chaos import SCENARIOS, run_scenario
@@ -28,6 +30,11 @@ def _up(args: argparse.Namespace) -> int:
         print(f"  mongodb        {stack.mongo_url}")
         print(f"  smtp           {stack.smtp[0]}:{stack.smtp[1]}" if stack.smtp else "")
         print(f"  logs           {stack.log_dir}")
+        if stack.auth_env():
+            print(
+                "  tokens         lotse token --role caseworker --user you@... "
+                f"(keys: {stack.issuer.directory})"
+            )
         print("Ctrl-C stops everything.")
         stop = False
 
@@ -82,6 +89,26 @@ def _chaos(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _token(args: argparse.Namespace) -> int:
+    from .tokens import DevIssuer, default_dir
+
+    issuer = DevIssuer(args.keys or default_dir())
+    print(
+        issuer.token(
+            args.role,
+            user=args.user,
+            district=args.district or None,
+            partner=args.partner,
+            ttl_s=args.ttl,
+        )
+    )
+    print(
+        f"signed by {issuer.issuer} with {issuer.key_file}; services read {issuer.jwks_file}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     parser = argparse.ArgumentParser(prog="lotse", description=__doc__)
@@ -97,6 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     chaos = sub.add_parser("chaos", help="run the chaos scenarios and print a summary each")
     chaos.add_argument("--events", type=int, default=2000)
     chaos.add_argument("--scenario", action="append", choices=SCENARIOS)
+    token = sub.add_parser(
+        "token", help="print a bearer token signed with the local dev keys (made on first use)"
+    )
+    token.add_argument("--role", required=True, choices=[r.value for r in Role])
+    token.add_argument("--user", required=True, help="user id; an email is also the email claim")
+    token.add_argument("--district", default="kassel", help="district claim ('' for none)")
+    token.add_argument("--partner", default=None, help="partner id (role partner)")
+    token.add_argument("--ttl", type=float, default=8 * 3600, help="lifetime in seconds")
+    token.add_argument("--keys", type=Path, default=None, help="key dir (.lotse/dev-keys)")
     add_dead_letter_commands(sub)
     add_import_commands(sub)
     args = parser.parse_args(argv)
@@ -104,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_dead_letters(args))
     if args.command == "import":
         return run_import(args)
-    handlers = {"up": _up, "demo": _demo, "chaos": _chaos}
+    handlers = {"up": _up, "demo": _demo, "chaos": _chaos, "token": _token}
     return handlers[args.command](args)
 
 

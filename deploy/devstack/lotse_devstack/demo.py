@@ -181,9 +181,21 @@ def _print_inbox(recipient: str, items: list[dict[str, Any]]) -> None:
         print(textwrap.indent(n["body"].rstrip(), "    "))
 
 
+COORDINATOR = "bildungskoordination@landkreis-kassel.example"
+
+
+def as_user(stack: LocalStack, role: str, user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.token(role, user)}"}
+
+
 async def run_demo(stack: LocalStack) -> int:
     today = date.today()
-    async with httpx.AsyncClient(timeout=10) as http:
+    caseworker = PEOPLE[0]["contacts"][0]["email"]
+    # the district's coordinator registers people and watches the flow; the caseworker
+    # reads her own inbox (each with a token from the local dev keys)
+    coordinator = as_user(stack, "coordinator", COORDINATOR)
+    petra = as_user(stack, "caseworker", caseworker)
+    async with httpx.AsyncClient(timeout=10, headers=coordinator) as http:
         print("1. intake: registering three people with their caseworkers")
         ids = []
         for person in PEOPLE:
@@ -249,12 +261,8 @@ async def run_demo(stack: LocalStack) -> int:
                 )
             )
 
-        caseworker = PEOPLE[0]["contacts"][0]["email"]
-
         async def course_alert() -> list[dict[str, Any]] | None:
-            r = await http.get(
-                f"{stack.url('notifications')}/notifications", params={"recipient": caseworker}
-            )
+            r = await http.get(f"{stack.url('notifications')}/notifications", headers=petra)
             items: list[dict[str, Any]] = r.json()
             # Amal's alert after her course (Olena's may name the same opening earlier)
             done = any(
@@ -265,14 +273,19 @@ async def run_demo(stack: LocalStack) -> int:
             )
             return items if done else None
 
+        async def course_completed() -> bool:
+            r = await http.get(f"{stack.url('courses')}/enrolments", params={"person_id": ids[0]})
+            return r.status_code == 200 and [e["status"] for e in r.json()] == ["completed"]
+
         print("5. waiting for placement and notifications (no one presses a button) ...")
+        # placement also re-matches people when openings arrive, so an alert naming the
+        # opening can come before the course's: first the completion, then the alert
+        await eventually(course_completed, timeout_s=30, what="the completion", every_s=0.2)
         items = await eventually(
             course_alert, timeout_s=60, what="the caseworker's alert", every_s=0.2
         )
         await asyncio.sleep(1.0)  # let the email go out
-        r = await http.get(
-            f"{stack.url('notifications')}/notifications", params={"recipient": caseworker}
-        )
+        r = await http.get(f"{stack.url('notifications')}/notifications", headers=petra)
         _print_inbox(caseworker, r.json())
 
         r = await http.get(f"{stack.url('placement')}/people/{ids[1]}/evaluation")

@@ -13,6 +13,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -61,6 +62,11 @@ def add_import_commands(sub: Any) -> None:
             help="the file is everything the partner offers: close its openings not in it",
         )
         p.add_argument("--batch-size", type=int, default=200, help="records per request")
+        p.add_argument(
+            "--token",
+            default=None,
+            help="bearer token for placement (default: $LOTSE_TOKEN; locally `lotse token`)",
+        )
         if fmt == "jobsuche":
             p.add_argument(
                 "--angebotsart",
@@ -153,8 +159,10 @@ def run_import(
     if getattr(args, "angebotsart", None):
         params["angebotsart"] = args.angebotsart
     total = sum(b.records for b in batches)
+    token = getattr(args, "token", None) or os.environ.get("LOTSE_TOKEN")
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
     with (
-        httpx.Client(base_url=args.url, timeout=300.0, transport=transport) as client,
+        httpx.Client(base_url=args.url, timeout=300.0, transport=transport, headers=auth) as client,
         tqdm(total=total, unit="record", desc=f"import {args.file.name}", file=sys.stderr) as bar,
     ):
         for done, batch in enumerate(batches):

@@ -3,7 +3,9 @@
 - MongoDB: ``LOTSE_MONGO_URL`` if given, else a SecantusDB server in a temp dir;
 - SMTP: ``LOTSE_SMTP_HOST``/``LOTSE_SMTP_PORT`` if given, else an in-process sink;
 - RabbitMQ: ``LOTSE_RABBIT_URL`` (default amqp://guest:guest@127.0.0.1:5672/);
-- the four services, each ``python -m lotse_<service>`` with its own port.
+- the four services, each ``python -m lotse_<service>`` with its own port;
+- tokens: the services trust the local dev keys (``lotse token`` signs with them)
+  unless ``LOTSE_AUTH_JWKS_URL`` names an identity provider (Keycloak, say).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .mailsink import MailSink
 from .ports import free_port, port_open
 from .secantus import mongo_url as secantus_url
 from .secantus import start_secantus, stop_secantus
+from .tokens import DevIssuer, default_dir
 
 SERVICES = ("intake", "courses", "placement", "notifications")
 DEFAULT_PORTS = {"intake": 8001, "courses": 8002, "placement": 8003, "notifications": 8004}
@@ -39,6 +42,7 @@ class StackConfig:
     smtp: tuple[str, int] | None = None
     log_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    dev_keys: Path | None = None  # default: .lotse/dev-keys (or LOTSE_DEV_KEYS)
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -62,6 +66,16 @@ class LocalStack:
         self.smtp = config.smtp
         self._mongo_proc: subprocess.Popen[bytes] | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.issuer = DevIssuer(config.dev_keys or default_dir())
+
+    def token(self, role: str, user: str, district: str = "kassel") -> str:
+        """A token the stack's services accept (signed with the dev keys)."""
+        return self.issuer.token(role, user=user, district=district)
+
+    def auth_env(self) -> dict[str, str]:
+        if os.environ.get("LOTSE_AUTH_JWKS_URL"):  # a real identity provider
+            return {}
+        return self.issuer.service_env()
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.config.ports[service]}"
@@ -99,6 +113,7 @@ class LocalStack:
             "LOTSE_OUTBOX_POLL_S": "0.5",
             # the local stack shows the flow at any hour: no waiting for office hours
             "LOTSE_QUIET_HOURS": "false",
+            **self.auth_env(),
             **self.config.extra_env,
         }
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
+from lotse_shared.auth.http import Authenticator
 from lotse_shared.contracts import courses as ev
 from lotse_shared.http import create_http_app
 from lotse_shared.service import build_runtime, document_publications, run_lifespan
@@ -42,11 +43,13 @@ def create_app(
             ev.CourseDropped,
         ],
     )
+    auth = Authenticator.from_settings(settings)
     app = create_http_app(
         rt,
         title="Lotse courses",
         description="German courses: enrolment, attendance, exams, completion, drop-out.",
-        routers=[make_router(handlers)],
+        routers=[make_router(handlers, auth)],
+        auth=auth,
         lifespan=lambda: run_lifespan(rt, index_setup=[repo.ensure_indexes]),
     )
     app.state.runtime = rt

@@ -9,6 +9,7 @@ from datetime import date
 
 from pymongo.errors import DuplicateKeyError
 
+from lotse_shared.auth import Principal
 from lotse_shared.contracts import courses as ev
 from lotse_shared.contracts import partner
 from lotse_shared.contracts.common import CefrLevel
@@ -67,11 +68,37 @@ class CoursesHandlers:
             ) from None
         return course
 
-    async def get_course(self, course_id: uuid.UUID) -> Course:
+    async def get_course(self, course_id: uuid.UUID, viewer: Principal | None = None) -> Course:
         course = await self.repo.get_course(course_id)
-        if course is None:
+        if course is None or (viewer is not None and not viewer.in_district(course.district_id)):
             raise NotFound(f"course {course_id} not found")
         return course
+
+    async def list_courses(self, viewer: Principal, limit: int, offset: int) -> list[Course]:
+        if viewer.district_id is None:
+            return []
+        return await self.repo.list_courses(limit, offset, viewer.district_id)
+
+    # --- who sees what ---------------------------------------------------------
+    async def may_see_person(self, person_id: uuid.UUID, viewer: Principal | None) -> bool:
+        if viewer is None:
+            return True
+        scope = await self.repo.person_scope(person_id)
+        return scope is not None and viewer.may_access_person(*scope)
+
+    async def enrolments_of(self, person_id: uuid.UUID, viewer: Principal) -> list[Enrolment]:
+        if not await self.may_see_person(person_id, viewer):
+            raise NotFound(f"person {person_id} not found")
+        return await self.repo.enrolments_of_person(person_id)
+
+    async def enrol_as(
+        self, viewer: Principal, course_id: uuid.UUID, person_id: uuid.UUID
+    ) -> Enrolment:
+        """An enrolment entered by a caseworker: their person, a course of their district."""
+        if not await self.may_see_person(person_id, viewer):
+            raise RuleViolation("person_id", f"no person {person_id} is registered")
+        await self.get_course(course_id, viewer)
+        return await self.enrol(course_id, person_id)
 
     # --- enrolments ------------------------------------------------------------
     async def enrol(
@@ -109,9 +136,12 @@ class CoursesHandlers:
             )
         return enrolment
 
-    async def get_enrolment(self, enrolment_id: uuid.UUID) -> Enrolment:
+    async def get_enrolment(
+        self, enrolment_id: uuid.UUID, viewer: Principal | None = None
+    ) -> Enrolment:
+        """``viewer``: another district's or caseworker's enrolment answers 404."""
         enrolment = await self.repo.get_enrolment(enrolment_id)
-        if enrolment is None:
+        if enrolment is None or not await self.may_see_person(enrolment.person_id, viewer):
             raise NotFound(f"enrolment {enrolment_id} not found")
         return enrolment
 

@@ -43,8 +43,17 @@ class CoursesRepository:
             "_id": person.person_id,
             "district_id": person.district_id,
             "revision": person.revision,
+            # who may see this person's enrolments (caseworkers: only their own cases)
+            "contact_emails": sorted({c.email.lower() for c in person.contacts}),
         }
         return await save_if_newer(self.people, doc, tx.session)
+
+    async def person_scope(self, person_id: uuid.UUID) -> tuple[str, list[str]] | None:
+        """The person's district and responsible contacts' emails, if known."""
+        doc = await self.people.find_one({"_id": person_id})
+        if doc is None:
+            return None
+        return doc["district_id"], list(doc.get("contact_emails", []))
 
     async def is_known(
         self, person_id: uuid.UUID, session: AsyncClientSession | None = None
@@ -69,8 +78,11 @@ class CoursesRepository:
         )
         return _course(doc) if doc else None
 
-    async def list_courses(self, limit: int, offset: int) -> list[Course]:
-        cursor = self.courses.find().sort("starts_on", -1).skip(offset).limit(limit)
+    async def list_courses(
+        self, limit: int, offset: int, district_id: str | None = None
+    ) -> list[Course]:
+        query = {} if district_id is None else {"district_id": district_id}
+        cursor = self.courses.find(query).sort("starts_on", -1).skip(offset).limit(limit)
         return [_course(d) async for d in cursor]
 
     # enrolments

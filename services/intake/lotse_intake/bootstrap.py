@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from fastapi import FastAPI
 
+from lotse_shared.auth.http import Authenticator
 from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
 from lotse_shared.http import create_http_app
 from lotse_shared.service import build_runtime, document_publications, run_lifespan
@@ -32,11 +33,13 @@ def create_app(
     handlers = IntakeHandlers(uow=rt.uow, people=people)
     register_subscriptions(rt.subscriptions, handlers)
     document_publications(rt, [PersonRegistered, PersonUpdated])
+    auth = Authenticator.from_settings(settings)
     app = create_http_app(
         rt,
         title="Lotse intake",
         description="People in the programme and who is responsible for them.",
-        routers=[make_router(handlers)],
+        routers=[make_router(handlers, auth)],
+        auth=auth,
         lifespan=lambda: run_lifespan(rt, index_setup=[people.ensure_indexes]),
     )
     app.state.runtime = rt

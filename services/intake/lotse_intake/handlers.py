@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from lotse_shared.auth import Principal, Role
 from lotse_shared.contracts.intake import PersonRegistered, PersonSnapshotV1, PersonUpdated
-from lotse_shared.errors import Conflict, NotFound
+from lotse_shared.errors import Conflict, Forbidden, NotFound
 from lotse_shared.persistence.mongo import UnitOfWork
 
 from .domain.model import Person, PersonDetails
@@ -38,28 +39,79 @@ def snapshot(person: Person) -> PersonSnapshotV1:
     )
 
 
+def _check_may_keep(viewer: Principal | None, details: PersonDetails) -> None:
+    """A caller writes people of their own district only, and a caseworker only people
+    they are responsible for (else they would lose sight of them at once)."""
+    if viewer is None:
+        return
+    if details.district_id != viewer.district_id:
+        raise Forbidden(f"district_id: you may only record people of district {viewer.district_id}")
+    if not viewer.district_wide and viewer.identity not in {
+        c.email.lower() for c in details.contacts
+    }:
+        raise Forbidden("contacts: a caseworker must be among the person's contacts")
+
+
 @dataclass
 class IntakeHandlers:
     uow: UnitOfWork
     people: PeopleRepository
 
-    async def register(self, details: PersonDetails) -> Person:
+    async def register(self, details: PersonDetails, viewer: Principal | None = None) -> Person:
+        _check_may_keep(viewer, details)
         person = Person(**details.model_dump())
         async with self.uow.transaction() as tx:
             await self.people.add(tx, person)
             tx.publish(PersonRegistered.create(snapshot(person), producer=PRODUCER))
         return person
 
-    async def get(self, person_id: uuid.UUID) -> Person:
+    async def get(self, person_id: uuid.UUID, viewer: Principal | None = None) -> Person:
+        """``viewer``: the caller, who sees only their scope; anyone else's person is
+        answered exactly like one that does not exist."""
         person = await self.people.get(person_id)
-        if person is None:
+        if person is None or (
+            viewer is not None
+            and not viewer.may_access_person(person.district_id, [c.email for c in person.contacts])
+        ):
             raise NotFound(f"person {person_id} not found")
         return person
 
+    async def list_visible(
+        self,
+        viewer: Principal,
+        *,
+        municipality: str | None,
+        contact_email: str | None,
+        district_id: str | None,
+        limit: int,
+        offset: int,
+    ) -> list[Person]:
+        if viewer.district_id is None or district_id not in (None, viewer.district_id):
+            return []
+        if not viewer.district_wide:
+            if Role.CASEWORKER not in viewer.roles:
+                return []
+            if contact_email is not None and contact_email.lower() != viewer.identity:
+                return []
+            contact_email = viewer.identity
+        return await self.people.list(
+            district_id=viewer.district_id,
+            municipality=municipality,
+            contact_email=contact_email,
+            limit=limit,
+            offset=offset,
+        )
+
     async def replace(
-        self, person_id: uuid.UUID, details: PersonDetails, *, if_revision: int | None = None
+        self,
+        person_id: uuid.UUID,
+        details: PersonDetails,
+        *,
+        if_revision: int | None = None,
+        viewer: Principal | None = None,
     ) -> Person:
-        current = await self.get(person_id)
+        current = await self.get(person_id, viewer)
+        _check_may_keep(viewer, details)
         if if_revision is not None and if_revision != current.revision:
             raise Conflict(
                 f"person {person_id} is at revision {current.revision}, not {if_revision}"
@@ -71,9 +123,14 @@ class IntakeHandlers:
             tx.publish(PersonUpdated.create(snapshot(updated), producer=PRODUCER))
         return updated
 
-    async def patch(self, person_id: uuid.UUID, changes: dict[str, object]) -> Person:
-        current = await self.get(person_id)
+    async def patch(
+        self, person_id: uuid.UUID, changes: dict[str, object], viewer: Principal | None = None
+    ) -> Person:
+        current = await self.get(person_id, viewer)
         merged = {**current.model_dump(include=set(PersonDetails.model_fields)), **changes}
         return await self.replace(
-            person_id, PersonDetails.model_validate(merged), if_revision=current.revision
+            person_id,
+            PersonDetails.model_validate(merged),
+            if_revision=current.revision,
+            viewer=viewer,
         )

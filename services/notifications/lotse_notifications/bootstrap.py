@@ -6,15 +6,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from lotse_shared.auth.http import Authenticator
 from lotse_shared.contracts.notifications import NotificationDelivered, NotificationFailed
 from lotse_shared.http import create_http_app
 from lotse_shared.service import build_runtime, document_publications, run_lifespan
 
 from .domain.model import Channel, Notification, OfficeHours, RoutingTable
 from .email import Email, SmtpSender
-from .entrypoints.http import make_browser_router, make_preferences_router, make_router
+from .entrypoints.http import (
+    login_page,
+    make_browser_router,
+    make_preferences_router,
+    make_router,
+)
 from .entrypoints.messaging import register_subscriptions
 from .handlers import ChannelDelivery, DigestDelivery, Dispatcher, NotificationsHandlers, Timing
 from .live import InboxChanges
@@ -142,6 +151,7 @@ def create_app(
         if hook is not None:
             hook.clock = overrides.clock
     changes = InboxChanges()
+    auth = Authenticator.from_settings(settings)
 
     def on_change() -> None:
         dispatcher.kick()
@@ -156,10 +166,11 @@ def create_app(
         title="Lotse notifications",
         description="Alerts to the responsible contacts: inbox, email, webhook; digest, "
         "quiet hours, escalation.",
+        auth=auth,
         routers=[
-            make_router(handlers),
-            make_preferences_router(handlers),
-            make_browser_router(handlers, templates, changes),
+            make_router(handlers, auth),
+            make_preferences_router(handlers, auth),
+            make_browser_router(handlers, templates, changes, auth),
         ],
         lifespan=lambda: run_lifespan(
             rt,
@@ -167,6 +178,14 @@ def create_app(
             background=[(dispatcher.start, dispatcher.stop)],
         ),
     )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def sign_in_first(request: Request, exc: StarletteHTTPException) -> Response:
+        # the inbox page without a (valid) token: the sign-in form, still a 401
+        if exc.status_code == 401 and request.url.path == "/inbox":
+            return HTMLResponse(login_page(templates), 401, headers=exc.headers)
+        return await http_exception_handler(request, exc)
+
     app.state.runtime = rt
     app.state.handlers = handlers
     app.state.delivery = dispatcher

@@ -20,6 +20,7 @@ from time import monotonic
 from typing import Any
 from urllib.parse import urlencode
 
+from lotse_shared.auth import Principal, Role
 from lotse_shared.background import Periodic
 from lotse_shared.contracts.common import ContactRole
 from lotse_shared.contracts.courses import (
@@ -37,7 +38,7 @@ from lotse_shared.contracts.notifications import (
     NotificationFailedV1,
 )
 from lotse_shared.contracts.placement import SuggestionsReady
-from lotse_shared.errors import NotFound
+from lotse_shared.errors import Forbidden, NotFound
 from lotse_shared.messaging.errors import PersonNotYetKnown
 from lotse_shared.messaging.parking import ParkingLot
 from lotse_shared.persistence.mongo import Transaction, UnitOfWork
@@ -71,6 +72,21 @@ log = logging.getLogger("lotse.notifications")
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _addressed_to(n: Notification, viewer: Principal) -> bool:
+    if n.recipient_email.lower() == viewer.identity:
+        return True
+    return Role.ADMIN in viewer.roles and viewer.in_district(n.district_id)
+
+
+def whose_inbox(viewer: Principal, recipient: str | None) -> str:
+    """The caller's own inbox; naming someone else's is for admins only."""
+    if recipient is None or recipient.lower() == viewer.identity:
+        return viewer.identity
+    if Role.ADMIN in viewer.roles:
+        return recipient.lower()
+    raise Forbidden("recipient: you may only open your own inbox")
 
 
 def inbox_link(inbox_url: str, address: str) -> str:
@@ -359,28 +375,42 @@ class NotificationsHandlers:
         return found
 
     # --- inbox -------------------------------------------------------------------------
-    async def get(self, notification_id: uuid.UUID) -> Notification:
+    async def get(
+        self, notification_id: uuid.UUID, viewer: Principal | None = None
+    ) -> Notification:
+        """``viewer``: only the recipient (or an admin of the district) sees a
+        notification; anyone else's answers 404."""
         n = await self.repo.get(notification_id)
-        if n is None:
+        if n is None or (viewer is not None and not _addressed_to(n, viewer)):
             raise NotFound(f"notification {notification_id} not found")
         return n
 
-    async def mark_read(self, notification_id: uuid.UUID) -> Notification:
+    async def mark_read(
+        self, notification_id: uuid.UUID, viewer: Principal | None = None
+    ) -> Notification:
+        if viewer is not None:
+            await self.get(notification_id, viewer)
         n = await self.repo.mark_read(notification_id, self.clock())
         if n is None:
             raise NotFound(f"notification {notification_id} not found")
         self.on_change()
         return n
 
-    async def archive(self, notification_id: uuid.UUID) -> Notification:
+    async def archive(
+        self, notification_id: uuid.UUID, viewer: Principal | None = None
+    ) -> Notification:
+        if viewer is not None:
+            await self.get(notification_id, viewer)
         n = await self.repo.archive(notification_id, self.clock())
         if n is None:
             raise NotFound(f"notification {notification_id} not found")
         self.on_change()
         return n
 
-    async def delivery_log(self, notification_id: uuid.UUID) -> list[Attempt]:
-        return (await self.get(notification_id)).deliveries
+    async def delivery_log(
+        self, notification_id: uuid.UUID, viewer: Principal | None = None
+    ) -> list[Attempt]:
+        return (await self.get(notification_id, viewer)).deliveries
 
 
 Send = Callable[[Notification, datetime], Awaitable[None]]

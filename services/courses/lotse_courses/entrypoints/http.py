@@ -6,12 +6,16 @@ import uuid
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from lotse_courses.domain.model import Course, CourseDetails, Enrolment, ExamKind, ExamResultValue
 from lotse_courses.handlers import CoursesHandlers
+from lotse_shared.auth import STAFF, Principal
+from lotse_shared.auth.audit import concerning
+from lotse_shared.auth.http import Authenticator
 from lotse_shared.contracts.common import CefrLevel
+from lotse_shared.errors import Forbidden
 
 
 class _Body(BaseModel):
@@ -49,52 +53,86 @@ class DropoutRequest(_Body):
     reason: str = Field(min_length=1, max_length=500)
 
 
-def make_router(h: CoursesHandlers) -> APIRouter:
+def make_router(h: CoursesHandlers, auth: Authenticator) -> APIRouter:
+    """Courses are the district's (no personal data); an enrolment is the person's, seen
+    by their caseworkers and the district's coordinators; anyone else's answers 404."""
     router = APIRouter()
+    staff = auth.require(*STAFF)
+
+    async def visible(request: Request, enrolment_id: uuid.UUID, viewer: Principal) -> Enrolment:
+        enrolment = await h.get_enrolment(enrolment_id, viewer)
+        concerning(request, person_id=enrolment.person_id)  # whose data, for the audit
+        return enrolment
 
     @router.post("/courses", status_code=status.HTTP_201_CREATED, tags=["courses"])
-    async def create_course(details: CourseDetails) -> Course:
+    async def create_course(details: CourseDetails, viewer: Principal = staff) -> Course:
+        if not viewer.in_district(details.district_id):
+            raise Forbidden(f"district_id: you may only add courses of {viewer.district_id}")
         return await h.create_course(details)
 
-    @router.get("/courses", tags=["courses"])
+    @router.get("/courses", tags=["courses"], summary="The courses of the caller's district")
     async def list_courses(
+        viewer: Principal = staff,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> list[Course]:
-        return await h.repo.list_courses(limit, offset)
+        return await h.list_courses(viewer, limit, offset)
 
     @router.get("/courses/{course_id}", tags=["courses"])
-    async def get_course(course_id: uuid.UUID) -> Course:
-        return await h.get_course(course_id)
+    async def get_course(course_id: uuid.UUID, viewer: Principal = staff) -> Course:
+        return await h.get_course(course_id, viewer)
 
     @router.post("/enrolments", status_code=status.HTTP_201_CREATED, tags=["enrolments"])
-    async def enrol(body: EnrolmentRequest) -> Enrolment:
-        return await h.enrol(body.course_id, body.person_id)
+    async def enrol(
+        body: EnrolmentRequest, request: Request, viewer: Principal = staff
+    ) -> Enrolment:
+        concerning(request, person_id=body.person_id)
+        return await h.enrol_as(viewer, body.course_id, body.person_id)
 
     @router.get("/enrolments", tags=["enrolments"], summary="A person's enrolments")
-    async def enrolments_of(person_id: uuid.UUID) -> list[Enrolment]:
-        return [(e) for e in await h.repo.enrolments_of_person(person_id)]
+    async def enrolments_of(person_id: uuid.UUID, viewer: Principal = staff) -> list[Enrolment]:
+        return await h.enrolments_of(person_id, viewer)
 
     @router.get("/enrolments/{enrolment_id}", tags=["enrolments"])
-    async def get_enrolment(enrolment_id: uuid.UUID) -> Enrolment:
-        return await h.get_enrolment(enrolment_id)
+    async def get_enrolment(
+        enrolment_id: uuid.UUID, request: Request, viewer: Principal = staff
+    ) -> Enrolment:
+        return await visible(request, enrolment_id, viewer)
 
     @router.post("/enrolments/{enrolment_id}/attendance", tags=["enrolments"])
-    async def attendance(enrolment_id: uuid.UUID, body: AttendanceRequest) -> Enrolment:
+    async def attendance(
+        enrolment_id: uuid.UUID,
+        body: AttendanceRequest,
+        request: Request,
+        viewer: Principal = staff,
+    ) -> Enrolment:
+        await visible(request, enrolment_id, viewer)
         return await h.record_attendance(enrolment_id, body.session_date, body.present)
 
     @router.post("/enrolments/{enrolment_id}/exams", tags=["enrolments"])
-    async def exam(enrolment_id: uuid.UUID, body: ExamRequest) -> Enrolment:
+    async def exam(
+        enrolment_id: uuid.UUID, body: ExamRequest, request: Request, viewer: Principal = staff
+    ) -> Enrolment:
+        await visible(request, enrolment_id, viewer)
         return await h.record_exam(
             enrolment_id, body.exam, body.level_tested, body.result, body.taken_on
         )
 
     @router.post("/enrolments/{enrolment_id}/completion", tags=["enrolments"])
-    async def complete(enrolment_id: uuid.UUID, body: CompletionRequest) -> Enrolment:
+    async def complete(
+        enrolment_id: uuid.UUID,
+        body: CompletionRequest,
+        request: Request,
+        viewer: Principal = staff,
+    ) -> Enrolment:
+        await visible(request, enrolment_id, viewer)
         return await h.complete(enrolment_id, body.completed_on, body.level_reached)
 
     @router.post("/enrolments/{enrolment_id}/dropout", tags=["enrolments"])
-    async def dropout(enrolment_id: uuid.UUID, body: DropoutRequest) -> Enrolment:
+    async def dropout(
+        enrolment_id: uuid.UUID, body: DropoutRequest, request: Request, viewer: Principal = staff
+    ) -> Enrolment:
+        await visible(request, enrolment_id, viewer)
         return await h.drop(enrolment_id, body.dropped_on, body.reason)
 
     return router

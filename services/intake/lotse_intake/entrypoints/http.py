@@ -5,11 +5,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, status
+from fastapi import APIRouter, Body, Header, Query, Request, status
 from pydantic import BaseModel
 
 from lotse_intake.domain.model import Person, PersonDetails
 from lotse_intake.handlers import IntakeHandlers
+from lotse_shared.auth import STAFF, Principal
+from lotse_shared.auth.audit import concerning
+from lotse_shared.auth.http import Authenticator
 
 
 class PersonOut(Person):
@@ -22,26 +25,35 @@ class PersonList(BaseModel):
     offset: int
 
 
-def make_router(handlers: IntakeHandlers) -> APIRouter:
+def make_router(handlers: IntakeHandlers, auth: Authenticator) -> APIRouter:
+    """Caseworkers see the people they are responsible for, coordinators and admins
+    everyone of their district; anyone else's person answers 404."""
     router = APIRouter(prefix="/people", tags=["people"])
+    staff = auth.require(*STAFF)
 
     @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a person")
-    async def register(details: PersonDetails) -> PersonOut:
-        return PersonOut.model_validate((await handlers.register(details)).model_dump())
+    async def register(
+        details: PersonDetails, request: Request, viewer: Principal = staff
+    ) -> PersonOut:
+        person = await handlers.register(details, viewer)
+        concerning(request, person_id=person.person_id)
+        return PersonOut.model_validate(person.model_dump())
 
     @router.get("/{person_id}", summary="Read one person")
-    async def read(person_id: uuid.UUID) -> PersonOut:
-        return PersonOut.model_validate((await handlers.get(person_id)).model_dump())
+    async def read(person_id: uuid.UUID, viewer: Principal = staff) -> PersonOut:
+        return PersonOut.model_validate((await handlers.get(person_id, viewer)).model_dump())
 
-    @router.get("", summary="List people, filtered by municipality or responsible contact")
+    @router.get("", summary="List the people the caller may see, filtered")
     async def list_people(
+        viewer: Principal = staff,
         municipality: str | None = None,
         contact_email: Annotated[str | None, Query(description="A responsible contact")] = None,
         district_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> PersonList:
-        people = await handlers.people.list(
+        people = await handlers.list_visible(
+            viewer,
             district_id=district_id,
             municipality=municipality,
             contact_email=contact_email,
@@ -58,11 +70,12 @@ def make_router(handlers: IntakeHandlers) -> APIRouter:
     async def replace(
         person_id: uuid.UUID,
         details: PersonDetails,
+        viewer: Principal = staff,
         if_match: Annotated[
             int | None, Header(description="Expected revision; 409 if it moved on")
         ] = None,
     ) -> PersonOut:
-        person = await handlers.replace(person_id, details, if_revision=if_match)
+        person = await handlers.replace(person_id, details, if_revision=if_match, viewer=viewer)
         return PersonOut.model_validate(person.model_dump())
 
     @router.patch("/{person_id}", summary="Change some of a person's details")
@@ -72,8 +85,9 @@ def make_router(handlers: IntakeHandlers) -> APIRouter:
             dict[str, Any],
             Body(examples=[{"german_level": "B1", "municipality": "Vellmar"}]),
         ],
+        viewer: Principal = staff,
     ) -> PersonOut:
-        person = await handlers.patch(person_id, changes)
+        person = await handlers.patch(person_id, changes, viewer)
         return PersonOut.model_validate(person.model_dump())
 
     return router

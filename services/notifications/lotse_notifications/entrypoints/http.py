@@ -6,17 +6,39 @@ import uuid
 from collections.abc import AsyncIterator
 from time import monotonic
 from typing import Annotated, Literal
+from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Query
-from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, EmailStr, Field
 
 from lotse_notifications.domain.model import BERLIN, Attempt, Channel, Notification, Preferences
-from lotse_notifications.handlers import NotificationsHandlers, inbox_link
+from lotse_notifications.handlers import NotificationsHandlers, inbox_link, whose_inbox
 from lotse_notifications.live import InboxChanges
 from lotse_notifications.templates import Templates
+from lotse_shared.auth import STAFF, Principal
+from lotse_shared.auth.audit import concerning
+from lotse_shared.auth.http import TOKEN_COOKIE, Authenticator
 
-Recipient = Annotated[EmailStr, Query(description="The recipient's email address")]
+
+def of_district(viewer: Principal, items: list[Notification]) -> list[Notification]:
+    """An admin looking into someone else's inbox sees only their own district's items."""
+    return [
+        n
+        for n in items
+        if n.recipient_email.lower() == viewer.identity or (viewer.in_district(n.district_id))
+    ]
+
+
+def about(request: Request, n: Notification) -> Notification:
+    concerning(request, person_id=n.person_id)  # whose data, for the audit
+    return n
+
+
+Recipient = Annotated[
+    EmailStr | None,
+    Query(description="Whose inbox: the caller's own if empty; another's for admins only"),
+]
 
 EMAIL_LABELS = {
     "pending": "wird gesendet",
@@ -36,64 +58,138 @@ class PreferencesIn(BaseModel):
     )
 
 
-def make_router(h: NotificationsHandlers) -> APIRouter:
+def make_router(h: NotificationsHandlers, auth: Authenticator) -> APIRouter:
+    """The caller's own inbox (the token's email); other people's answer 404."""
     router = APIRouter(prefix="/notifications", tags=["inbox"])
+    staff = auth.require(*STAFF)
 
-    @router.get("", summary="A recipient's inbox: unread first, newest first")
+    @router.get("", summary="The caller's inbox: unread first, newest first")
     async def inbox(
-        recipient: Recipient,
+        viewer: Principal = staff,
+        recipient: Recipient = None,
         unread_only: bool = False,
         archived: Annotated[bool, Query(description="The archive instead of the inbox")] = False,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> list[Notification]:
-        return await h.repo.inbox(
-            recipient, unread_only=unread_only, limit=limit, offset=offset, archived=archived
+        items = await h.repo.inbox(
+            whose_inbox(viewer, recipient),
+            unread_only=unread_only,
+            limit=limit,
+            offset=offset,
+            archived=archived,
         )
+        return of_district(viewer, items)
 
     @router.get("/{notification_id}", summary="One notification with its delivery state")
-    async def read_one(notification_id: uuid.UUID) -> Notification:
-        return await h.get(notification_id)
+    async def read_one(
+        notification_id: uuid.UUID, request: Request, viewer: Principal = staff
+    ) -> Notification:
+        return about(request, await h.get(notification_id, viewer))
 
     @router.get(
         "/{notification_id}/deliveries",
         summary="Delivery log: each attempt with channel, time and result, oldest first",
     )
-    async def deliveries(notification_id: uuid.UUID) -> list[Attempt]:
-        return await h.delivery_log(notification_id)
+    async def deliveries(notification_id: uuid.UUID, viewer: Principal = staff) -> list[Attempt]:
+        return await h.delivery_log(notification_id, viewer)
 
     @router.post("/{notification_id}/read", summary="Mark as read (idempotent)")
-    async def mark_read(notification_id: uuid.UUID) -> Notification:
-        return await h.mark_read(notification_id)
+    async def mark_read(
+        notification_id: uuid.UUID, request: Request, viewer: Principal = staff
+    ) -> Notification:
+        return about(request, await h.mark_read(notification_id, viewer))
 
     @router.post("/{notification_id}/archive", summary="Archive (and so mark read; idempotent)")
-    async def archive(notification_id: uuid.UUID) -> Notification:
-        return await h.archive(notification_id)
+    async def archive(
+        notification_id: uuid.UUID, request: Request, viewer: Principal = staff
+    ) -> Notification:
+        return about(request, await h.archive(notification_id, viewer))
 
     return router
 
 
-def make_preferences_router(h: NotificationsHandlers) -> APIRouter:
+def make_preferences_router(h: NotificationsHandlers, auth: Authenticator) -> APIRouter:
     router = APIRouter(prefix="/preferences", tags=["preferences"])
+    staff = auth.require(*STAFF)
 
-    @router.get("", summary="A recipient's channel choices")
-    async def get_preferences(recipient: Recipient) -> Preferences:
-        return await h.repo.preferences_of(recipient)
+    @router.get("", summary="The caller's channel choices")
+    async def get_preferences(
+        viewer: Principal = staff, recipient: Recipient = None
+    ) -> Preferences:
+        return await h.repo.preferences_of(whose_inbox(viewer, recipient))
 
-    @router.put("", summary="Replace a recipient's channel choices")
-    async def put_preferences(recipient: Recipient, body: PreferencesIn) -> Preferences:
+    @router.put("", summary="Replace the caller's channel choices")
+    async def put_preferences(
+        body: PreferencesIn, viewer: Principal = staff, recipient: Recipient = None
+    ) -> Preferences:
         prefs = Preferences(opted_out={Channel(c) for c in body.opted_out})
-        await h.repo.save_preferences(recipient, prefs)
+        await h.repo.save_preferences(whose_inbox(viewer, recipient), prefs)
         return prefs
 
     return router
 
 
+def login_page(templates: Templates, error: str | None = None) -> str:
+    return templates.page(
+        "inbox.html",
+        recipient=None,
+        items=[],
+        archived=False,
+        unread=0,
+        state="",
+        berlin=BERLIN,
+        email_labels=EMAIL_LABELS,
+        login_error=error,
+    )
+
+
 def make_browser_router(
-    h: NotificationsHandlers, templates: Templates, changes: InboxChanges
+    h: NotificationsHandlers, templates: Templates, changes: InboxChanges, auth: Authenticator
 ) -> APIRouter:
-    """The inbox as a server-rendered page: plain forms, and live updates over SSE."""
+    """The inbox as a server-rendered page: plain forms, and live updates over SSE.
+
+    A browser sends no bearer header, so the page signs in once: the token is posted
+    to /inbox/login and kept in an HttpOnly, SameSite=Lax cookie (scripts cannot
+    read it, other sites cannot post with it). Without it the page answers 401 with
+    the sign-in form. Bearer headers work here too.
+    """
     router = APIRouter(prefix="/inbox", tags=["browser inbox"])
+    signed_in = auth.require(*STAFF, cookie=True)
+
+    @router.post(
+        "/login",
+        summary="Sign in the browser: checks the posted token, keeps it in an HttpOnly cookie",
+        response_class=HTMLResponse,
+        response_model=None,
+    )
+    async def login(request: Request) -> Response:
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        token = (form.get("token") or [""])[0].strip()
+        try:
+            principal = await auth.authenticate(token)
+        except HTTPException as e:
+            return HTMLResponse(login_page(templates, "Anmeldung fehlgeschlagen."), e.status_code)
+        if not principal.has_any(STAFF):
+            return HTMLResponse(login_page(templates, "Keine Berechtigung."), 403)
+        response = RedirectResponse("/inbox", status_code=303)
+        response.set_cookie(
+            TOKEN_COOKIE,
+            token,
+            httponly=True,
+            # Lax, not Strict: the link in an alert email is a cross-site navigation and
+            # must arrive signed in; other sites' POSTs (read, archive) still carry no cookie
+            samesite="lax",
+            secure=request.url.scheme == "https",
+            path="/inbox",
+        )
+        return response
+
+    @router.post("/logout", summary="Sign the browser out (drops the cookie)")
+    async def logout() -> RedirectResponse:
+        response = RedirectResponse("/inbox", status_code=303)
+        response.delete_cookie(TOKEN_COOKIE, path="/inbox")
+        return response
 
     async def state(recipient: str) -> str:
         unread, newest = await h.repo.unread_state(recipient)
@@ -101,18 +197,21 @@ def make_browser_router(
 
     @router.get("", response_class=HTMLResponse, summary="The inbox page (unread first)")
     async def page(
-        recipient: Annotated[EmailStr | None, Query(description="Whose inbox")] = None,
+        viewer: Principal = signed_in,
+        recipient: Annotated[
+            EmailStr | None, Query(description="Whose inbox (another's: admins only)")
+        ] = None,
         archived: bool = False,
     ) -> HTMLResponse:
-        items: list[Notification] = []
-        unread = 0
-        shown = ""
-        if recipient:
-            items = await h.repo.inbox(
+        recipient = whose_inbox(viewer, recipient)
+        items = of_district(
+            viewer,
+            await h.repo.inbox(
                 recipient, unread_only=False, limit=200, offset=0, archived=archived
-            )
-            shown = await state(recipient)
-            unread = int(shown.split("|")[0])
+            ),
+        )
+        shown = await state(recipient)
+        unread = int(shown.split("|")[0])
         return HTMLResponse(
             templates.page(
                 "inbox.html",
@@ -123,24 +222,33 @@ def make_browser_router(
                 state=shown,
                 berlin=BERLIN,
                 email_labels=EMAIL_LABELS,
+                login_error=None,
             )
         )
 
     @router.post("/{notification_id}/read", summary="Mark read from the page, then back to it")
-    async def page_read(notification_id: uuid.UUID) -> RedirectResponse:
-        n = await h.mark_read(notification_id)
+    async def page_read(
+        notification_id: uuid.UUID, request: Request, viewer: Principal = signed_in
+    ) -> RedirectResponse:
+        n = about(request, await h.mark_read(notification_id, viewer))
         return RedirectResponse(inbox_link("/inbox", n.recipient_email), status_code=303)
 
     @router.post("/{notification_id}/archive", summary="Archive from the page, then back to it")
-    async def page_archive(notification_id: uuid.UUID) -> RedirectResponse:
-        n = await h.archive(notification_id)
+    async def page_archive(
+        notification_id: uuid.UUID, request: Request, viewer: Principal = signed_in
+    ) -> RedirectResponse:
+        n = about(request, await h.archive(notification_id, viewer))
         return RedirectResponse(inbox_link("/inbox", n.recipient_email), status_code=303)
 
     @router.get(
         "/events",
         summary="Server-sent events: `inbox` with '<unread>|<newest>' whenever it changes",
     )
-    async def events(recipient: Recipient) -> StreamingResponse:
+    async def events(
+        viewer: Principal = signed_in, recipient: Recipient = None
+    ) -> StreamingResponse:
+        recipient = whose_inbox(viewer, recipient)
+
         async def stream() -> AsyncIterator[str]:
             last = None
             idle = 0

@@ -1,0 +1,20 @@
+"""Authentication and authorisation shared by every service (issue #6).
+
+- :mod:`.principal`: roles and the scoping rules, pure;
+- :mod:`.verifier`: JWT verification against a JWKS (URL or file);
+- :mod:`.http`: the FastAPI dependency ``Authenticator.require(*roles)``.
+"""
+
+from .principal import DISTRICT_WIDE, STAFF, Principal, Role
+from .verifier import InvalidToken, KeysUnavailable, TokenVerifier, principal_from_claims
+
+__all__ = [
+    "DISTRICT_WIDE",
+    "STAFF",
+    "InvalidToken",
+    "KeysUnavailable",
+    "Principal",
+    "Role",
+    "TokenVerifier",
+    "principal_from_claims",
+]
