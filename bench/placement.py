@@ -144,7 +144,7 @@ async def suggest_ms(repo: PlacementRepository, handlers: PlacementHandlers) -> 
         times, found = [], 0
         for person in people:
             t0 = time.perf_counter()
-            best = await handlers.search(person, set())
+            best = await handlers.search(person, {})
             times.append((time.perf_counter() - t0) * 1000)
             found += len(best)
         out[str(size)] = {

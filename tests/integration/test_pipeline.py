@@ -11,7 +11,12 @@ from datetime import timedelta
 from lotse_placement.bootstrap import Overrides, create_app
 from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.common import CefrLevel, OpeningType, Sector
-from lotse_shared.contracts.courses import Enrolled, EnrolledV1
+from lotse_shared.contracts.courses import (
+    CourseCompleted,
+    CourseCompletedV1,
+    Enrolled,
+    EnrolledV1,
+)
 from lotse_shared.contracts.intake import PersonRegistered
 from tests.samples import TODAY, enrolment_facts, opening_report, snapshot
 from tests.support import EventTap, applied, publish, running
@@ -158,8 +163,29 @@ async def test_an_ongoing_course_forecasts_the_level_for_a_later_start(
         ready = (await tap.wait_for("placement.suggestions.ready.v1"))[0]["payload"]
         reason = ready["suggestions"][0]["reasons"][0]
         assert reason.startswith("A2 erreicht, B1 voraussichtlich bis")
+        assert ready["suggestions"][0]["forecast"] is True
         why = (await http.get(f"/people/{person.payload.person_id}/evaluation")).json()
         assert why[0]["eligible"] is True
+
+        # the course is completed at B1: the same opening once more, now confirmed
+        done = CourseCompleted.create(
+            CourseCompletedV1(
+                **course.payload.model_dump(exclude={"starts_on", "ends_on"}),
+                level_reached=CefrLevel.B1,
+                completed_on=TODAY,
+            ),
+            producer="courses",
+        )
+        await publish(rabbit_url, namespace, done, done)
+        sets = await tap.wait_for("placement.suggestions.ready.v1", count=2)
+        confirmed = sets[1]["payload"]
+        assert confirmed["trigger"] == "course_completed"
+        assert confirmed["suggestions"][0]["opening_id"] == ready["suggestions"][0]["opening_id"]
+        assert confirmed["suggestions"][0]["forecast"] is False
+        assert confirmed["suggestions"][0]["reasons"][0] == "B1 erreicht, Stelle verlangt B1"
+        await applied(app, done)
+        await app.state.handlers.sweep_pending(older_than_s=0)
+        assert len(tap.bodies("placement.suggestions.ready.v1")) == 2  # not a third time
 
 
 async def test_report_counts_stages_sectors_places_and_the_headline(

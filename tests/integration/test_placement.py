@@ -283,7 +283,7 @@ async def test_ring_search_finds_exactly_the_best_of_all_openings(service_env, n
                 )
             )
             fetched.clear()
-            got = await h.search(person, set())
+            got = await h.search(person, {})
             want = rank(person, openings, TODAY, limit=h.suggestions_per_set)
             assert [s.opening.source_ref for s in got] == [s.opening.source_ref for s in want]
             assert [s.score for s in got] == [s.score for s in want]

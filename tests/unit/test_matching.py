@@ -255,7 +255,7 @@ def test_rank_keeps_eligible_best_first_and_skips_what_was_told() -> None:
     ranked = rank(p, [far, too_hard, near], TODAY, limit=5)
     assert [s.opening.title for s in ranked] == ["nah", "weiter"]
     assert ranked[0].reasons[0] == "B1 erreicht, Stelle verlangt B1"
-    again = rank(p, [far, near], TODAY, limit=5, exclude={str(near.opening_id)})
+    again = rank(p, [far, near], TODAY, limit=5, told={str(near.opening_id): False})
     assert [s.opening.title for s in again] == ["weiter"]
     assert len(rank(p, [far, near], TODAY, limit=1)) == 1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -128,6 +128,7 @@ def _suggestion_doc(s: Suggestion) -> dict[str, Any]:
         "distance_km": s.distance_km,
         "score": s.score,
         "reasons": s.reasons,
+        "forecast": s.forecast,
     }
 
 
@@ -507,7 +508,7 @@ class PlacementHandlers:
             return []
         told = await self.repo.already_suggested(person.person_id, tx.session)
         if only is not None:
-            best = rank(person, [only], self.today(), limit=1, exclude=told)
+            best = rank(person, [only], self.today(), limit=1, told=told)
         else:
             best = await self.search(person, told, tx.session)
         if not best:
@@ -525,6 +526,7 @@ class PlacementHandlers:
                 "suggestions": [_suggestion_doc(s) for s in best],
                 "created_at": datetime.now(UTC),
             },
+            confirmed={str(s.opening.opening_id) for s in best} & set(told),
         )
         payload = ev.SuggestionsReadyV1(
             suggestion_set_id=set_id,
@@ -544,7 +546,10 @@ class PlacementHandlers:
         return best
 
     async def search(
-        self, person: Candidate, told: set[str], session: AsyncClientSession | None = None
+        self,
+        person: Candidate,
+        told: Mapping[str, bool],
+        session: AsyncClientSession | None = None,
     ) -> list[Suggestion]:
         """The best eligible openings, walking rings of grid cells outwards; it stops
         once nothing farther away can score above the last suggestion it holds, so a
@@ -559,7 +564,7 @@ class PlacementHandlers:
                 for o in await self.repo.openings_in(ring.cells, person.reachable_rank, session)
                 if o.district_id == person.district_id
             ]
-            held = best_of([*held, *rank(person, pool, today, limit=limit, exclude=told)], limit)
+            held = best_of([*held, *rank(person, pool, today, limit=limit, told=told)], limit)
             if len(held) == limit:
                 last, ceiling = held[-1], score_ceiling(person, ring.beyond_km, reach)
                 if last.score > ceiling or (

@@ -215,26 +215,54 @@ class PlacementRepository:
     # --- suggestions ----------------------------------------------------------------
     async def already_suggested(
         self, person_id: uuid.UUID, session: AsyncClientSession | None = None
-    ) -> set[str]:
-        cursor = self.suggested.find({"person_id": person_id}, {"opening_id": 1}, session=session)
-        return {str(d["opening_id"]) async for d in cursor}
+    ) -> dict[str, bool]:
+        """opening id -> told only on a forecast level (and not decided on since)."""
+        cursor = self.suggested.find(
+            {"person_id": person_id},
+            {"opening_id": 1, "forecast": 1, "decision": 1},
+            session=session,
+        )
+        return {
+            str(d["opening_id"]): bool(d.get("forecast")) and not d.get("decision")
+            async for d in cursor
+        }
 
-    async def record_set(self, tx: Transaction, suggestion_set: Document) -> None:
+    async def record_set(
+        self, tx: Transaction, suggestion_set: Document, confirmed: set[str]
+    ) -> None:
+        """Store the set and mark its openings told; ``confirmed`` were told before on a
+        forecast level and are now marked confirmed."""
         await self.sets.insert_one(suggestion_set, session=tx.session)
         now = datetime.now(UTC)
-        await self.suggested.insert_many(
-            [
+        person_id, set_id = suggestion_set["person_id"], suggestion_set["_id"]
+        fresh = [s for s in suggestion_set["suggestions"] if str(s["opening_id"]) not in confirmed]
+        if fresh:
+            await self.suggested.insert_many(
+                [
+                    {
+                        "_id": f"{person_id}:{s['opening_id']}",
+                        "person_id": person_id,
+                        "opening_id": s["opening_id"],
+                        "suggestion_set_id": set_id,
+                        "forecast": s["forecast"],
+                        "at": now,
+                    }
+                    for s in fresh
+                ],
+                session=tx.session,
+            )
+        if confirmed:
+            await self.suggested.update_many(
+                {"_id": {"$in": [f"{person_id}:{oid}" for oid in sorted(confirmed)]}},
                 {
-                    "_id": f"{suggestion_set['person_id']}:{s['opening_id']}",
-                    "person_id": suggestion_set["person_id"],
-                    "opening_id": s["opening_id"],
-                    "suggestion_set_id": suggestion_set["_id"],
-                    "at": now,
-                }
-                for s in suggestion_set["suggestions"]
-            ],
-            session=tx.session,
-        )
+                    "$set": {
+                        "forecast": False,
+                        "suggestion_set_id": set_id,
+                        "at": now,
+                    }
+                },
+                session=tx.session,
+            )
 
     async def suggestion_entry(
         self, person_id: uuid.UUID, opening_id: uuid.UUID, session: AsyncClientSession

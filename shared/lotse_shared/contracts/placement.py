@@ -60,6 +60,11 @@ class SuggestionV1(Payload):
     distance_km: float | None
     score: float
     reasons: list[str] = Field(description="German, for the caseworker.")
+    forecast: bool = Field(
+        default=False,
+        description="Eligible on the level an ongoing course should reach by the start; "
+        "the same opening is suggested once more, confirmed, when the level is reached.",
+    )
 
 
 class SuggestionsReadyV1(Payload):

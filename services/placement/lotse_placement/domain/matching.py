@@ -7,7 +7,7 @@ they go straight into the caseworker's alert.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -97,6 +97,7 @@ class Suggestion:
     distance_km: float
     score: float
     reasons: list[str] = field(default_factory=list)
+    forecast: bool = False  # eligible only on the level an ongoing course should reach
 
 
 def commute_km(person: Candidate, opening: Opening) -> float:
@@ -334,19 +335,28 @@ def rank(
     today: date,
     *,
     limit: int,
-    exclude: set[str] | frozenset[str] = frozenset(),
+    told: Mapping[str, bool] | None = None,
 ) -> list[Suggestion]:
-    """Eligible openings, best first; those in ``exclude`` (already told) left out."""
+    """Eligible openings, best first. ``told`` maps the openings already suggested to
+    whether that was only on a forecast level: those are left out, except a forecast
+    one whose level is now reached (told once more, as confirmed)."""
+    told = told or {}
     suggestions = []
     for opening in openings:
-        if str(opening.opening_id) in exclude:
+        key = str(opening.opening_id)
+        if key in told and not told[key]:
             continue
         evaluation = evaluate(person, opening, today)
         if not evaluation.eligible:
             continue
+        forecast = person.german_rank < opening.required_rank
+        if key in told and forecast:
+            continue
         points, why = score(person, opening, evaluation.distance_km, today)
         hard = [r.reason for r in evaluation.results if r.rule in SHOWN_RULES]
-        suggestions.append(Suggestion(opening, evaluation.distance_km, points, [*hard, *why]))
+        suggestions.append(
+            Suggestion(opening, evaluation.distance_km, points, [*hard, *why], forecast)
+        )
     return best_of(suggestions, limit)
 
 

@@ -43,6 +43,7 @@ class SuggestionOut(BaseModel):
     distance_km: float | None
     score: float
     reasons: list[str]
+    forecast: bool = False
     decision: Literal["accepted", "dismissed"] | None = Field(
         default=None, description="What the caseworker decided; empty while open."
     )
