@@ -45,11 +45,13 @@ def token_for(
     *,
     user: str = CASEWORKER,
     district: str | None = "kassel",
+    partner: str | None = None,
 ) -> str:
     """A token the app trusts: signed with the dev keys whose JWKS it reads."""
     jwks_file = app.state.runtime.settings.auth_jwks_file
     assert jwks_file is not None, "service_env sets LOTSE_AUTH_JWKS_FILE"
-    return DevIssuer(Path(jwks_file).parent).token(role, user=user, district=district)
+    issuer = DevIssuer(Path(jwks_file).parent)
+    return issuer.token(role, user=user, district=district, partner=partner)
 
 
 def bearer(
@@ -58,8 +60,10 @@ def bearer(
     *,
     user: str = CASEWORKER,
     district: str | None = "kassel",
+    partner: str | None = None,
 ) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token_for(app, role, user=user, district=district)}"}
+    token = token_for(app, role, user=user, district=district, partner=partner)
+    return {"Authorization": f"Bearer {token}"}
 
 
 @asynccontextmanager

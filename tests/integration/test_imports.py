@@ -38,7 +38,10 @@ async def test_http_upload_creates_updates_and_a_full_feed_closes(
 ):
     app = placement_app()
     openings = app.state.runtime.db["openings"]
-    async with EventTap(rabbit_url, namespace, "placement.#") as tap, running(app) as http:
+    async with (
+        EventTap(rabbit_url, namespace, "placement.#") as tap,
+        running(app, role=Role.COORDINATOR) as http,
+    ):
         r = await http.post("/imports/jobsuche", json=SEARCH)
         assert r.status_code == 200, r.text
         first = r.json()
@@ -106,7 +109,7 @@ async def test_broken_records_are_reported_while_good_ones_are_imported(
     service_env, rabbit_url, namespace
 ):
     app = placement_app()
-    async with running(app) as http:
+    async with running(app, role=Role.COORDINATOR) as http:
         broken = json.loads((DATA / "jobsuche_broken.json").read_text())
         summary = (await http.post("/imports/jobsuche", json=broken)).json()
         assert (summary["received"], summary["created"]) == (6, 1)
@@ -164,7 +167,7 @@ async def test_an_import_in_batches_closes_only_what_no_batch_named(
     service_env, rabbit_url, namespace
 ):
     app = placement_app()
-    async with running(app) as http:
+    async with running(app, role=Role.COORDINATOR) as http:
         await http.post("/imports/jobsuche", json=SEARCH)
         import_id = "0b8e4c1e-6f5b-4c59-9f0e-5d1f3a2b7c44"
         records = SEARCH["stellenangebote"]
@@ -200,7 +203,10 @@ async def test_a_feed_over_amqp_answers_with_import_completed(service_env, rabbi
         ),
         producer="hwk-kassel",
     )
-    async with EventTap(rabbit_url, namespace, "placement.#") as tap, running(app) as http:
+    async with (
+        EventTap(rabbit_url, namespace, "placement.#") as tap,
+        running(app, role=Role.COORDINATOR) as http,
+    ):
         await publish(rabbit_url, namespace, feed)
         done = (await tap.wait_for("placement.import.completed.v1"))[0]
         assert done["causation_id"] == str(feed.event_id)

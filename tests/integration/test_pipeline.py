@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 
 from lotse_placement.bootstrap import Overrides, create_app
+from lotse_shared.auth import Role
 from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.common import CefrLevel, OpeningType, Sector
 from lotse_shared.contracts.courses import (
@@ -19,7 +20,7 @@ from lotse_shared.contracts.courses import (
 )
 from lotse_shared.contracts.intake import PersonRegistered
 from tests.samples import TODAY, enrolment_facts, opening_report, snapshot
-from tests.support import EventTap, applied, publish, running
+from tests.support import EventTap, applied, bearer, publish, running
 
 
 def placement_app():
@@ -196,7 +197,10 @@ async def test_report_counts_stages_sectors_places_and_the_headline(
         for place in ("Baunatal", "Baunatal", "Kassel")
     ]
     app = placement_app()
-    async with EventTap(rabbit_url, namespace, "placement.#") as tap, running(app) as http:
+    async with (
+        EventTap(rabbit_url, namespace, "placement.#") as tap,
+        running(app, role=Role.COORDINATOR) as http,
+    ):
         await publish(rabbit_url, namespace, *people, kitchen(seats=5))
         sets = await tap.wait_for("placement.suggestions.ready.v1", count=3)
         cases = []
@@ -230,5 +234,8 @@ async def test_report_counts_stages_sectors_places_and_the_headline(
         assert rows[0] == ["section", "key", "stage", "count"]
         assert ["headline", "people_registered", "", "3"] in rows
         assert ["sector", "gastronomie", "job_started", "1"] in rows
-        empty = (await http.get("/reports/placement", params={"district": "anderswo"})).json()
+        fulda = bearer(app, Role.COORDINATOR, user="k@fulda.example", district="fulda")
+        empty = (await http.get("/reports/placement", headers=fulda)).json()
         assert empty["people_registered"] == 0
+        caseworker = bearer(app, Role.CASEWORKER)
+        assert (await http.get("/reports/placement", headers=caseworker)).status_code == 403

@@ -29,9 +29,18 @@ from lotse_intake.bootstrap import create_app as intake_app
 from lotse_notifications.bootstrap import create_app as notifications_app
 from lotse_placement.bootstrap import create_app as placement_app
 from lotse_shared.auth import Role
+from lotse_shared.contracts import partner
+from lotse_shared.contracts.common import CefrLevel, OpeningType
 from lotse_shared.contracts.intake import PersonRegistered
 from tests.integration.test_notifications import suggestions_for
-from tests.samples import CASEWORKER, TODAY, course_details, person_body, snapshot
+from tests.samples import (
+    CASEWORKER,
+    TODAY,
+    course_details,
+    opening_report,
+    person_body,
+    snapshot,
+)
 from tests.support import applied, bearer, publish, running
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -350,12 +359,90 @@ async def test_inbox_page_signs_in_with_a_cookie(service_env, smtp) -> None:
         assert (await http.get("/inbox")).status_code == 401
 
 
-async def test_placement_endpoints(service_env) -> None:
+async def test_placement_endpoints(service_env, rabbit_url, namespace) -> None:
+    app = placement_app()
+    person = PersonRegistered.create(snapshot(), producer="intake")
+    internship = opening_report(
+        opening_type=OpeningType.PRAKTIKUM,
+        required_german_level=CefrLevel.A2,
+        location=partner.OpeningLocation(municipality="Baunatal"),
+    )
+    reported = partner.OpeningReported.create(internship, producer="ihk-kassel")
+    async with running(app, role=None) as http:
+        await publish(rabbit_url, namespace, person, reported)
+        await applied(app, person)
+        await applied(app, reported)
+        await app.state.handlers.sweep_pending(older_than_s=0)
+        kassel = bearer(app, Role.COORDINATOR, user="koordination@landkreis-kassel.example")
+        pid = str(person.payload.person_id)
+        sets = (await http.get(f"/people/{pid}/suggestions", headers=kassel)).json()
+        oid = sets[0]["suggestions"][0]["opening_id"]
+        r = await http.post(f"/people/{pid}/suggestions/{oid}/accept", json={}, headers=kassel)
+        assert r.status_code == 200, r.text
+        case_id = r.json()["case_id"]
+        day = TODAY.isoformat()
+        person_paths = {
+            ("GET", "/people/{person_id}/suggestions"),
+            ("GET", "/people/{person_id}/evaluation"),
+            ("POST", "/people/{person_id}/suggestions/{opening_id}/accept"),
+            ("POST", "/people/{person_id}/suggestions/{opening_id}/dismiss"),
+            ("GET", "/people/{person_id}/cases"),
+            ("GET", "/cases/{case_id}"),
+            ("POST", "/cases/{case_id}/stage"),
+            ("POST", "/cases/{case_id}/close"),
+        }
+        measured = await check(
+            app,
+            http,
+            "placement",
+            bodies={
+                ("POST", "/openings"): internship.model_dump(mode="json"),
+                ("POST", "/openings/{opening_id}/close"): {"reason": "x"},
+                ("POST", "/people/{person_id}/suggestions/{opening_id}/accept"): {},
+                ("POST", "/people/{person_id}/suggestions/{opening_id}/dismiss"): {"reason": "x"},
+                ("POST", "/cases/{case_id}/stage"): {"stage": "interview", "on": day},
+                ("POST", "/cases/{case_id}/close"): {"reason": "other", "on": day},
+                ("POST", "/imports/jobsuche"): {"stellenangebote": []},
+            },
+            ids={"person_id": pid, "opening_id": oid, "case_id": case_id},
+            cross_district={
+                ("GET", "/openings/{opening_id}"),
+                ("POST", "/openings/{opening_id}/close"),
+                *person_paths,
+            },
+        )
+        assert measured.cross_district_refused == 10
+        # nothing was changed by the refused calls
+        case = (await http.get(f"/cases/{case_id}", headers=kassel)).json()
+        assert (case["stage"], case["closed"]) == ("proposed", False)
+        opening = (await http.get(f"/openings/{oid}", headers=kassel)).json()
+        assert opening["status"] == "open"
+        # a caseworker who is not Amal's sees neither her nor her case
+        other = bearer(app, Role.CASEWORKER, user="someone.else@landkreis-kassel.example")
+        assert (await http.get(f"/people/{pid}/suggestions", headers=other)).status_code == 404
+        assert (await http.get(f"/cases/{case_id}", headers=other)).status_code == 404
+        mine = bearer(app, Role.CASEWORKER, user=CASEWORKER)
+        assert (await http.get(f"/cases/{case_id}", headers=mine)).status_code == 200
+
+
+async def test_a_partner_publishes_and_imports_only_as_itself(service_env) -> None:
     app = placement_app()
     async with running(app, role=None) as http:
-        measured = await check(app, http, "placement", bodies={}, ids={}, cross_district=set())
-        # TODO(placement): its person routes are not scoped to the district yet
-        assert measured.cross_district_not_checked
+        ihk = bearer(app, Role.PARTNER, user="feed@ihk.example", partner="ihk-kassel")
+        body = opening_report().model_dump(mode="json")
+        r = await http.post("/openings", json=body, headers=ihk)
+        assert r.status_code == 200, r.text
+        assert r.json()["source"] == "ihk-kassel"
+        r = await http.post("/openings", json=body | {"source": "hwk-kassel"}, headers=ihk)
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"][-1] == "source"
+        listed = (await http.get("/openings", headers=ihk)).json()
+        assert [o["source"] for o in listed] == ["ihk-kassel"]
+        r = await http.post(
+            "/imports/jobsuche", params={"source": "ba-jobsuche"}, json={}, headers=ihk
+        )
+        assert r.status_code == 422
+        assert (await http.get(f"/people/{uuid.uuid4()}/cases", headers=ihk)).status_code == 403
 
 
 @pytest.mark.parametrize("factory", [intake_app, courses_app, notifications_app, placement_app])

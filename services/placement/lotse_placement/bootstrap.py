@@ -6,9 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
-from lotse_shared.auth import STAFF
 from lotse_shared.auth.http import Authenticator
 from lotse_shared.background import Periodic
 from lotse_shared.contracts import placement as ev
@@ -59,18 +58,13 @@ def create_app(
             ev.ImportCompleted,
         ],
     )
-    # Every placement route needs a staff token. TODO(placement): scope the person
-    # routes to the caller's district and cases (404 otherwise), let partners publish
-    # openings, then move this into entrypoints/http.py.
     auth = Authenticator.from_settings(settings)
-    guarded = APIRouter(dependencies=[auth.require(*STAFF)])
-    guarded.include_router(make_router(handlers))
     app = create_http_app(
         rt,
         title="Lotse placement",
         description="Openings from partners, ranked suggestions with reasons, the pipeline.",
         auth=auth,
-        routers=[guarded],
+        routers=[make_router(handlers, auth)],
         lifespan=lambda: run_lifespan(
             rt,
             index_setup=[repo.ensure_indexes],

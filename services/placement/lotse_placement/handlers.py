@@ -78,6 +78,7 @@ def candidate_from(snapshot: PersonSnapshotV1, previous: Candidate | None = None
         education_level=snapshot.education_level,
         available_from=snapshot.available_from,
         matching_consent=snapshot.consent.matching,
+        contact_emails=sorted({str(c.email).lower() for c in snapshot.contacts}),
     )
 
 

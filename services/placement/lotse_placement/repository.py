@@ -207,8 +207,20 @@ class PlacementRepository:
         )
         return [_opening(d) async for d in cursor]
 
-    async def list_openings(self, status: str | None, limit: int, offset: int) -> list[Opening]:
-        query = {"status": status} if status else {}
+    async def list_openings(
+        self,
+        status: str | None,
+        limit: int,
+        offset: int,
+        *,
+        district_id: str,
+        source: str | None = None,
+    ) -> list[Opening]:
+        query: Document = {"district_id": district_id}
+        if status:
+            query["status"] = status
+        if source:
+            query["source"] = source
         cursor = self.openings.find(query).sort("published_at", -1).skip(offset).limit(limit)
         return [_opening(d) async for d in cursor]
 

@@ -56,6 +56,9 @@ class Candidate(BaseModel):
     education_level: EducationLevel = EducationLevel.NONE
     available_from: date | None = None
     matching_consent: bool = False
+    contact_emails: list[str] = Field(
+        default_factory=list, description="Who is responsible (lower case): who may see them."
+    )
     ongoing_courses: list[OngoingCourse] = Field(default_factory=list)
 
     def age_on(self, day: date) -> int:

@@ -14,6 +14,9 @@ from lotse_placement.domain.model import Opening, OpeningStatus
 from lotse_placement.domain.pipeline import Case, ClosingReason, Stage
 from lotse_placement.domain.reporting import PlacementReport, report_csv
 from lotse_placement.handlers import FeedFormat, PlacementHandlers, parse_feed
+from lotse_shared.auth import STAFF, Principal, Role
+from lotse_shared.auth.audit import concerning
+from lotse_shared.auth.http import Authenticator
 from lotse_shared.contracts.partner import OpeningReportedV1
 from lotse_shared.contracts.placement import ImportCompletedV1
 from lotse_shared.errors import NotFound, RuleViolation
@@ -21,6 +24,31 @@ from lotse_shared.errors import NotFound, RuleViolation
 Source = Annotated[
     str, Query(pattern=r"^[a-z0-9-]{2,64}$", description="The partner, e.g. ihk-kassel.")
 ]
+
+
+def _is_partner(viewer: Principal) -> bool:
+    return not viewer.has_any(STAFF) and Role.PARTNER in viewer.roles
+
+
+def _source(viewer: Principal, requested: str | None, default: str | None = "caseworker") -> str:
+    """Who an opening is from: a partner always publishes as itself; staff name the
+    source (the partner whose file they import) or enter it themselves ("caseworker")."""
+    if _is_partner(viewer):
+        if not viewer.partner_id:
+            raise RuleViolation("token.partner_id", "a partner token must name its partner")
+        if requested not in (None, viewer.partner_id):
+            raise RuleViolation("source", f"you publish as {viewer.partner_id} only")
+        return viewer.partner_id
+    chosen = requested or default
+    if chosen:
+        return chosen
+    raise RuleViolation("source", "name the partner whose list this is, e.g. ihk-kassel")
+
+
+def _may_see_opening(viewer: Principal, opening: Opening) -> bool:
+    if opening.district_id != viewer.district_id:
+        return False
+    return not _is_partner(viewer) or opening.source == viewer.partner_id
 
 
 class OpeningRequest(OpeningReportedV1):
@@ -111,8 +139,41 @@ def _set_out(doc: dict[str, Any], decisions: dict[str, str]) -> SuggestionSetOut
     )
 
 
-def make_router(h: PlacementHandlers) -> APIRouter:
+def make_router(h: PlacementHandlers, auth: Authenticator) -> APIRouter:
+    """Who may call what: staff (caseworker, coordinator, admin) see the people they may
+    see (a caseworker their own cases, the others their district; anyone else's person
+    or case answers 404); partners publish and import openings under their own name
+    and read no personal data; the report is for coordinators and admins."""
     router = APIRouter()
+    staff = auth.require(*STAFF)
+    district_wide = auth.require(Role.COORDINATOR, Role.ADMIN)
+    publishers = auth.require(Role.PARTNER, *STAFF)
+    importers = auth.require(Role.PARTNER, Role.COORDINATOR, Role.ADMIN)
+
+    async def person_seen_by(viewer: Principal, person_id: uuid.UUID, request: Request) -> None:
+        person = await h.repo.candidate(person_id)
+        if person is None or not viewer.may_access_person(
+            person.district_id, person.contact_emails
+        ):
+            raise NotFound(f"person {person_id} not found")
+        concerning(request, person_id=person_id)
+
+    async def case_seen_by(viewer: Principal, case_id: uuid.UUID, request: Request) -> Case:
+        case = await h.repo.case(case_id)
+        if case is not None:
+            person = await h.repo.candidate(case.person_id)
+            if person is not None and viewer.may_access_person(
+                person.district_id, person.contact_emails
+            ):
+                concerning(request, person_id=case.person_id)
+                return case
+        raise NotFound(f"case {case_id} not found")
+
+    async def opening_seen_by(viewer: Principal, opening_id: uuid.UUID) -> Opening:
+        opening = await h.repo.get_opening(opening_id)
+        if opening is None or not _may_see_opening(viewer, opening):
+            raise NotFound(f"opening {opening_id} not found")
+        return opening
 
     @router.post(
         "/openings",
@@ -120,30 +181,37 @@ def make_router(h: PlacementHandlers) -> APIRouter:
         tags=["openings"],
         summary="Publish or update an opening (same source and source_ref: update)",
     )
-    async def publish_opening(body: OpeningRequest) -> Opening:
+    async def publish_opening(body: OpeningRequest, viewer: Principal = publishers) -> Opening:
         report = OpeningReportedV1.model_validate(body.model_dump(exclude={"source"}))
-        return await h.report_opening(report, body.source)
+        if report.district_id != viewer.district_id:
+            raise RuleViolation("district_id", f"you publish for {viewer.district_id} only")
+        source = _source(viewer, body.source if "source" in body.model_fields_set else None)
+        return await h.report_opening(report, source)
 
     @router.get("/openings", tags=["openings"])
     async def list_openings(
         status_filter: Annotated[OpeningStatus | None, Query(alias="status")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0)] = 0,
+        viewer: Principal = publishers,
     ) -> list[Opening]:
         return await h.repo.list_openings(
-            status_filter.value if status_filter else None, limit, offset
+            status_filter.value if status_filter else None,
+            limit,
+            offset,
+            district_id=viewer.district_id or "",
+            source=viewer.partner_id if _is_partner(viewer) else None,
         )
 
     @router.get("/openings/{opening_id}", tags=["openings"])
-    async def get_opening(opening_id: uuid.UUID) -> Opening:
-        opening = await h.repo.get_opening(opening_id)
-        if opening is None:
-            raise NotFound(f"opening {opening_id} not found")
-        return opening
+    async def get_opening(opening_id: uuid.UUID, viewer: Principal = publishers) -> Opening:
+        return await opening_seen_by(viewer, opening_id)
 
     @router.post("/openings/{opening_id}/close", tags=["openings"])
-    async def close_opening(opening_id: uuid.UUID, body: CloseRequest) -> Opening:
-        opening = await get_opening(opening_id)
+    async def close_opening(
+        opening_id: uuid.UUID, body: CloseRequest, viewer: Principal = publishers
+    ) -> Opening:
+        opening = await opening_seen_by(viewer, opening_id)
         return await h.close_opening(opening.source, opening.source_ref, body.reason)
 
     @router.get(
@@ -151,7 +219,10 @@ def make_router(h: PlacementHandlers) -> APIRouter:
         tags=["suggestions"],
         summary="The person's suggestion sets, newest first",
     )
-    async def suggestions(person_id: uuid.UUID) -> list[SuggestionSetOut]:
+    async def suggestions(
+        person_id: uuid.UUID, request: Request, viewer: Principal = staff
+    ) -> list[SuggestionSetOut]:
+        await person_seen_by(viewer, person_id, request)
         decisions = await h.repo.decisions_of(person_id)
         return [_set_out(d, decisions) for d in await h.repo.sets_of(person_id)]
 
@@ -163,8 +234,12 @@ def make_router(h: PlacementHandlers) -> APIRouter:
         "fail and distance; openings up to 25 km beyond the person's reach are included.",
     )
     async def evaluation(
-        person_id: uuid.UUID, limit: Annotated[int, Query(ge=1, le=500)] = 50
+        person_id: uuid.UUID,
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        viewer: Principal = staff,
     ) -> list[EvaluationOut]:
+        await person_seen_by(viewer, person_id, request)
         _, evaluations = await h.evaluate_person(person_id, limit=limit)
         return [
             EvaluationOut(
@@ -183,7 +258,14 @@ def make_router(h: PlacementHandlers) -> APIRouter:
         tags=["pipeline"],
         summary="Accept a suggestion: propose it to the person; a placement case opens",
     )
-    async def accept(person_id: uuid.UUID, opening_id: uuid.UUID, body: AcceptRequest) -> Case:
+    async def accept(
+        person_id: uuid.UUID,
+        opening_id: uuid.UUID,
+        body: AcceptRequest,
+        request: Request,
+        viewer: Principal = staff,
+    ) -> Case:
+        await person_seen_by(viewer, person_id, request)
         return await h.accept_suggestion(person_id, opening_id, body.note)
 
     @router.post(
@@ -192,19 +274,26 @@ def make_router(h: PlacementHandlers) -> APIRouter:
         status_code=status.HTTP_204_NO_CONTENT,
         summary="Dismiss a suggestion with a reason; it is not suggested again",
     )
-    async def dismiss(person_id: uuid.UUID, opening_id: uuid.UUID, body: DismissRequest) -> None:
+    async def dismiss(
+        person_id: uuid.UUID,
+        opening_id: uuid.UUID,
+        body: DismissRequest,
+        request: Request,
+        viewer: Principal = staff,
+    ) -> None:
+        await person_seen_by(viewer, person_id, request)
         await h.dismiss_suggestion(person_id, opening_id, body.reason)
 
     @router.get("/people/{person_id}/cases", tags=["pipeline"], summary="The person's cases")
-    async def cases_of(person_id: uuid.UUID) -> list[Case]:
+    async def cases_of(
+        person_id: uuid.UUID, request: Request, viewer: Principal = staff
+    ) -> list[Case]:
+        await person_seen_by(viewer, person_id, request)
         return await h.repo.cases_of(person_id)
 
     @router.get("/cases/{case_id}", tags=["pipeline"], summary="A case with its history")
-    async def get_case(case_id: uuid.UUID) -> Case:
-        case = await h.repo.case(case_id)
-        if case is None:
-            raise NotFound(f"case {case_id} not found")
-        return case
+    async def get_case(case_id: uuid.UUID, request: Request, viewer: Principal = staff) -> Case:
+        return await case_seen_by(viewer, case_id, request)
 
     @router.post(
         "/cases/{case_id}/stage",
@@ -212,11 +301,17 @@ def make_router(h: PlacementHandlers) -> APIRouter:
         summary="Record the next stage (interview, internship/apprenticeship/job started, "
         "still employed after 3 and 6 months)",
     )
-    async def advance(case_id: uuid.UUID, body: StageRequest) -> Case:
+    async def advance(
+        case_id: uuid.UUID, body: StageRequest, request: Request, viewer: Principal = staff
+    ) -> Case:
+        await case_seen_by(viewer, case_id, request)
         return await h.advance_case(case_id, body.stage, body.on, body.note)
 
     @router.post("/cases/{case_id}/close", tags=["pipeline"], summary="Close a case with a reason")
-    async def close_case(case_id: uuid.UUID, body: CloseCaseRequest) -> Case:
+    async def close_case(
+        case_id: uuid.UUID, body: CloseCaseRequest, request: Request, viewer: Principal = staff
+    ) -> Case:
+        await case_seen_by(viewer, case_id, request)
         return await h.close_case(case_id, body.reason, body.on, body.note)
 
     @router.get(
@@ -228,9 +323,10 @@ def make_router(h: PlacementHandlers) -> APIRouter:
         responses={200: {"content": {"text/csv": {}}}},
     )
     async def report(
-        district: Annotated[str, Query(min_length=1, max_length=64)] = "kassel",
         fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+        viewer: Principal = district_wide,
     ) -> PlacementReport | Response:
+        district = viewer.district_id or ""
         result = await h.report(district)
         if fmt == "csv":
             return Response(
@@ -252,7 +348,7 @@ def make_router(h: PlacementHandlers) -> APIRouter:
     )
     async def import_jobsuche(
         document: Annotated[JsonValue, Body()],
-        source: Source = "ba-jobsuche",
+        source: Source | None = None,
         full_feed: bool = False,
         angebotsart: Annotated[
             int | None,
@@ -260,9 +356,11 @@ def make_router(h: PlacementHandlers) -> APIRouter:
         ] = None,
         import_id: uuid.UUID | None = None,
         row_offset: Annotated[int, Query(ge=0)] = 0,
+        viewer: Principal = importers,
     ) -> ImportCompletedV1:
         feed = parse_feed("jobsuche", document, angebotsart).shifted(row_offset)
-        return await _import(feed, source, "jobsuche", full_feed, import_id)
+        sent_by = _source(viewer, source, default="ba-jobsuche")
+        return await _import(feed, sent_by, "jobsuche", full_feed, import_id)
 
     @router.post(
         "/imports/csv",
@@ -279,13 +377,16 @@ def make_router(h: PlacementHandlers) -> APIRouter:
     )
     async def import_csv(
         request: Request,
-        source: Source,
+        source: Source | None = None,
         full_feed: bool = False,
         import_id: uuid.UUID | None = None,
         row_offset: Annotated[int, Query(ge=0)] = 0,
+        viewer: Principal = importers,
     ) -> ImportCompletedV1:
         feed = parse_feed("csv", await request.body()).shifted(row_offset)
-        return await _import(feed, source, "csv", full_feed, import_id)
+        return await _import(
+            feed, _source(viewer, source, default=None), "csv", full_feed, import_id
+        )
 
     async def _import(
         feed: ParsedFeed,
@@ -307,11 +408,22 @@ def make_router(h: PlacementHandlers) -> APIRouter:
         tags=["imports"],
         summary="End an import sent in batches; full_feed closes what no batch named",
     )
-    async def complete_import(import_id: uuid.UUID, full_feed: bool = False) -> ImportCompletedV1:
+    async def complete_import(
+        import_id: uuid.UUID, full_feed: bool = False, viewer: Principal = importers
+    ) -> ImportCompletedV1:
+        await import_seen_by(viewer, import_id)
         return await h.complete_import(import_id, full_feed=full_feed)
 
     @router.get("/imports/{import_id}", tags=["imports"], summary="An import's totals so far")
-    async def import_status(import_id: uuid.UUID) -> ImportCompletedV1:
+    async def import_status(
+        import_id: uuid.UUID, viewer: Principal = importers
+    ) -> ImportCompletedV1:
+        await import_seen_by(viewer, import_id)
         return await h.import_status(import_id)
+
+    async def import_seen_by(viewer: Principal, import_id: uuid.UUID) -> None:
+        """A partner sees its own imports only."""
+        if _is_partner(viewer) and (await h.import_status(import_id)).source != viewer.partner_id:
+            raise NotFound(f"import {import_id} not found")
 
     return router
