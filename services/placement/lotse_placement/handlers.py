@@ -222,17 +222,34 @@ class PlacementHandlers:
         self, report: OpeningReportedV1, source: str, *, cause: Event | None = None
     ) -> Opening:
         async with self.uow.transaction(applying=cause) as tx:
-            previous = await self.repo.opening_by_ref(source, report.source_ref, tx.session)
-            opening = opening_from(report, source, previous)
-            await self.repo.save_opening(tx, opening, previous)
-            tx.publish(
-                ev.OpeningPublished.create(_opening_facts(opening), producer=PRODUCER, cause=cause)
-            )
-            await self.repo.mark_pending(
-                tx, "opening", opening.opening_id, _marker("opening_published", cause)
-            )
+            _, opening = await self._store_opening(tx, report, source, cause)
         await self.match_opening(opening.opening_id)
         return opening
+
+    async def _store_opening(
+        self,
+        tx: Transaction,
+        report: OpeningReportedV1,
+        source: str,
+        cause: Event | None,
+        *,
+        skip_unchanged: bool = False,
+    ) -> tuple[Literal["created", "updated", "unchanged"], Opening]:
+        """Create or update (same source and reference) the opening, announce it and
+        mark it for matching; with ``skip_unchanged`` a record equal to what is stored
+        is neither written nor announced."""
+        previous = await self.repo.opening_by_ref(source, report.source_ref, tx.session)
+        opening = opening_from(report, source, previous)
+        if skip_unchanged and previous is not None and _unchanged(previous, opening):
+            return "unchanged", previous
+        await self.repo.save_opening(tx, opening, previous)
+        tx.publish(
+            ev.OpeningPublished.create(_opening_facts(opening), producer=PRODUCER, cause=cause)
+        )
+        await self.repo.mark_pending(
+            tx, "opening", opening.opening_id, _marker("opening_published", cause)
+        )
+        return ("created" if previous is None else "updated"), opening
 
     async def opening_reported(self, event: OpeningReported) -> None:
         await self.report_opening(event.payload, event.producer, cause=event)
@@ -721,18 +738,10 @@ class PlacementHandlers:
         neither written nor published nor matched again; the feed event (``cause``)
         links the events but is applied once, by the import's last transaction."""
         async with self.uow.transaction() as tx:
-            previous = await self.repo.opening_by_ref(source, report.source_ref, tx.session)
-            opening = opening_from(report, source, previous)
-            if previous is not None and _unchanged(previous, opening):
-                return "unchanged", previous.opening_id
-            await self.repo.save_opening(tx, opening, previous)
-            tx.publish(
-                ev.OpeningPublished.create(_opening_facts(opening), producer=PRODUCER, cause=cause)
+            outcome, opening = await self._store_opening(
+                tx, report, source, cause, skip_unchanged=True
             )
-            await self.repo.mark_pending(
-                tx, "opening", opening.opening_id, _marker("opening_published", cause)
-            )
-        return ("created" if previous is None else "updated"), opening.opening_id
+        return outcome, opening.opening_id
 
     async def _close_missing(self, source: str, seen: set[str]) -> int:
         closed = 0
