@@ -11,6 +11,7 @@ import pytest
 
 from lotse_placement.domain.area import cell_of, reach_class, reach_key, reach_keys_around, rings
 from lotse_placement.domain.matching import (
+    best_people,
     eligible,
     evaluate,
     max_reach_km,
@@ -394,3 +395,17 @@ def test_the_fast_check_agrees_with_the_rules_on_random_pairs() -> None:
     ]
     assert all(fast == full for fast, full in verdicts)
     assert 0 < sum(fast for fast, _ in verdicts) < len(verdicts)  # both kinds occur
+
+
+def test_a_new_opening_goes_to_the_people_it_suits_best() -> None:
+    o = opening(municipality="Baunatal", required_german_level=CefrLevel.A2)
+    keen = [person(sectors_of_interest=[Sector.LOGISTIK]) for _ in range(3)]
+    others = [
+        person(sectors_of_interest=[Sector.PFLEGE], experience_occupations=[]) for _ in range(5)
+    ]
+    unfit = [person(german_level=CefrLevel.A1) for _ in range(4)]
+    chosen = best_people(o, [*others, *unfit, *keen], TODAY, limit=4)
+    assert len(chosen) == 4
+    assert set(map(id, keen)) <= set(map(id, chosen))  # the keen ones first
+    assert not set(map(id, unfit)) & set(map(id, chosen))  # never an ineligible one
+    assert len(best_people(o, unfit, TODAY, limit=4)) == 0

@@ -39,6 +39,7 @@ def create_app(
         repo=repo,
         parking=rt.parking,
         suggestions_per_set=settings.suggestions_per_set,
+        people_per_opening=settings.people_per_opening,
     )
     if overrides.today is not None:
         handlers.today = overrides.today

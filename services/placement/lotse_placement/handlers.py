@@ -35,7 +35,7 @@ from .domain.matching import (
     Evaluation,
     Suggestion,
     best_of,
-    eligible,
+    best_people,
     evaluate,
     max_reach_km,
     permitted_types,
@@ -139,6 +139,7 @@ class PlacementHandlers:
     repo: PlacementRepository
     parking: ParkingLot
     suggestions_per_set: int = 5
+    people_per_opening: int = 20
     today: Callable[[], date] = lambda: datetime.now(UTC).date()
 
     # Matching runs in two steps. The change (a person, a level, an opening) is
@@ -506,10 +507,10 @@ class PlacementHandlers:
                 if opening is not None and opening.status is OpeningStatus.OPEN:
                     if candidates is None:
                         candidates = await self.repo.candidates_for(opening, tx.session)
-                    today = self.today()
-                    for person in candidates:
-                        if not eligible(person, opening, today):
-                            continue  # the fast check first: most people do not fit
+                    chosen = best_people(
+                        opening, candidates, self.today(), limit=self.people_per_opening
+                    )
+                    for person in chosen:
                         await self._suggest(tx, person, marker["trigger"], marker, only=opening)
             await self.repo.clear_pending(tx, kind, doc_id, marker)
 

@@ -9,3 +9,10 @@ class PlacementSettings(ServiceSettings):
     suggestions_per_set: int = Field(
         default=5, ge=1, le=50, description="How many suggestions one alert carries at most."
     )
+    people_per_opening: int = Field(
+        default=20,
+        ge=1,
+        le=1000,
+        description="A new or changed opening is suggested to at most this many people: "
+        "those it suits best.",
+    )

@@ -360,6 +360,23 @@ def rank(
     return best_of(suggestions, limit)
 
 
+def best_people(
+    opening: Opening, people: Iterable[Candidate], today: date, *, limit: int
+) -> list[Candidate]:
+    """Whom a new or changed opening suits best: the eligible people by score, then
+    distance. A new opening goes to these, not to everyone it could fit, so that an
+    opening in a town where hundreds qualify does not alert hundreds of caseworkers."""
+    scored = []
+    for person in people:
+        if eligible(person, opening, today):
+            km = commute_km(person, opening)
+            scored.append(
+                (-score(person, opening, km, today)[0], km, str(person.person_id), person)
+            )
+    scored.sort(key=lambda entry: entry[:3])
+    return [entry[3] for entry in scored[:limit]]
+
+
 def best_of(suggestions: list[Suggestion], limit: int) -> list[Suggestion]:
     """Best first: score, then the shorter way, then the title (stable for tests)."""
     return sorted(suggestions, key=lambda s: (-s.score, s.distance_km, s.opening.title))[:limit]
