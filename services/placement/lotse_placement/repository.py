@@ -112,17 +112,21 @@ class PlacementRepository:
         self, openings: list[Opening], session: AsyncClientSession | None = None
     ) -> dict[uuid.UUID, list[Candidate]]:
         """:meth:`candidates_for` for a batch (an import): one indexed lookup for the
-        union of their reach keys, then each opening takes the people of its own keys."""
+        union of their reach keys; then each opening takes, of the people of its own
+        keys, those whose German (reached or aimed at) can meet its requirement."""
         wanted = {o.opening_id: reach_keys_around(o.lat, o.lon) for o in openings}
         every_key = sorted({k for keys in wanted.values() for k in keys})
-        by_key: dict[str, list[Candidate]] = {}
+        by_key: dict[str, list[list[Candidate]]] = {}
         async for doc in self.people.find({"reach_key": {"$in": every_key}}, session=session):
-            by_key.setdefault(doc["reach_key"], []).append(_candidate(doc))
+            person = _candidate(doc)
+            ranks = by_key.setdefault(doc["reach_key"], [[] for _ in range(7)])
+            ranks[person.reachable_rank].append(person)
         return {
             o.opening_id: [
                 p
                 for key in wanted[o.opening_id]
-                for p in by_key.get(key, [])
+                for group in by_key.get(key, [])[o.required_rank :]
+                for p in group
                 if p.district_id == o.district_id
             ]
             for o in openings
