@@ -220,8 +220,7 @@ async def run(url: str) -> dict[str, Any]:
         sizes = await suggest_ms(repo, handlers)
         print("re-matching new openings:", flush=True)
         again = await rematch(repo)
-    finally:
-        await client.drop_database(db.name)
+    finally:  # the database server and its files go when the run ends
         await client.close()
     small, large = sizes[str(min(SIZES))], sizes[str(max(SIZES))]
     return {
