@@ -193,7 +193,9 @@ async def test_http_openings(service_env, rabbit_url, namespace):
         assert r.json()["status"] == "closed"
 
 
-async def test_ring_search_finds_exactly_the_best_of_all_openings(service_env, namespace):
+async def test_ring_search_finds_exactly_the_best_of_all_openings(
+    service_env, namespace, monkeypatch
+):
     """The early-stopping search against ranking every opening: the same top list.
     Half the openings fit the person perfectly, so the search can stop early."""
     rng = random.Random(7)
@@ -254,6 +256,7 @@ async def test_ring_search_finds_exactly_the_best_of_all_openings(service_env, n
                 start_date=TODAY + timedelta(days=30),
             )
         )
+    monkeypatch.setattr("lotse_placement.handlers.SCAN_BELOW", 0)  # the rings, not a scan
     app = placement_app()
     async with running(app):
         h = app.state.handlers

@@ -49,6 +49,7 @@ from .repository import PlacementRepository
 
 PRODUCER = "placement"
 log = logging.getLogger("lotse.placement")
+SCAN_BELOW = 500  # openings stored: below this, the search reads them all
 NEAR_MISS_KM = 25.0  # "why not?" also shows openings this far beyond a person's reach
 Trigger = Literal["course_completed", "opening_published", "person_registered", "person_changed"]
 
@@ -576,6 +577,15 @@ class PlacementHandlers:
         if not permitted_types(person):
             return []
         reach, limit, today = max_reach_km(person), self.suggestions_per_set, self.today()
+        if await self.repo.openings_stored() <= SCAN_BELOW:
+            # few openings: reading them all is cheaper than many ring lookups (a person
+            # who reaches far would otherwise walk thousands of empty cells)
+            pool = [
+                o
+                for o in await self.repo.openings_searchable(session)
+                if o.district_id == person.district_id
+            ]
+            return rank(person, pool, today, limit=limit, told=told)
         held: list[Suggestion] = []
         for ring in rings(person.lat, person.lon, reach):
             pool = [

@@ -199,6 +199,17 @@ class PlacementRepository:
             update["$unset"] = {"cell": ""}  # closed or full: out of the search
         await self.openings.update_one({"_id": opening.opening_id}, update, session=tx.session)
 
+    async def openings_stored(self) -> int:
+        """All openings, closed ones included: the collection's size, not a query."""
+        return await self.openings.estimated_document_count()
+
+    async def openings_searchable(self, session: AsyncClientSession | None = None) -> list[Opening]:
+        """Every open opening with a free seat (those with a grid cell)."""
+        cursor = self.openings.find(
+            {"cell": {"$exists": True}}, {"history": 0, "description": 0}, session=session
+        )
+        return [_opening(d) async for d in cursor]
+
     async def openings_in(
         self, cells: list[str], max_rank: int = 6, session: AsyncClientSession | None = None
     ) -> list[Opening]:
