@@ -12,7 +12,8 @@ help:
 	@echo "            services as processes; run the main flow; print the caseworker's inbox"
 	@echo "make up     the same stack, kept running until Ctrl-C"
 	@echo "make test   the whole test suite against real RabbitMQ, SecantusDB and SMTP"
-	@echo "make security  every endpoint without a token, with a wrong role, across districts"
+	@echo "make security  every endpoint without a token, with a wrong role, across districts;"
+	@echo "              partner broker permissions, HTTP and AMQP fuzzing, erasure scan"
 	@echo "make chaos  kill, restart and poison things while 2,000 events flow; prints a summary"
 	@echo "make bench         main flow: throughput, latency, I/O floor, memory, scale-out, profile"
 	@echo "make bench-outbox  latency the transactional outbox adds per event"
@@ -44,8 +45,8 @@ test: .venv/.synced rabbitmq chromium
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 security: .venv/.synced rabbitmq
-	@rm -f tests/artifacts/security-*.json
-	@$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_auth.py tests/integration/test_security.py
+	@rm -f tests/artifacts/*.json
+	@$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_auth.py tests/integration/test_security.py tests/security
 	@$(PY) -m tests.security_summary
 
 chaos: .venv/.synced rabbitmq

@@ -1,7 +1,15 @@
-"""Sum what the security tests measured (tests/artifacts/security-*.json) into one line.
+"""Sum what the security tests measured (tests/artifacts/*.json) into one line.
 
-Only measured numbers are printed; checks the project does not have yet are named as
-missing, never given a number.
+Each test writes what it measured into ``tests/artifacts``:
+
+- ``security-<service>.json``: endpoints, unauthenticated_refused, wrong_role_refused,
+  cross_district_refused (tests/integration/test_security.py);
+- ``fuzz-<name>.json``: fuzz_cases, server_errors (HTTP and AMQP fuzzing);
+- ``erasure.json``: erasure_leftovers (the scan after an erasure);
+- ``partners.json``: broker_refused (a partner's forged routing key or user_id).
+
+Only measured numbers are printed; a figure no test measured is named as missing, never
+given a number, and makes the command fail.
 """
 
 from __future__ import annotations
@@ -9,32 +17,57 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-NOT_YET = ["fuzz_cases", "server_errors", "erasure_leftovers"]
+
+
+def _load(pattern: str) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(ARTIFACTS.glob(pattern))]
+
+
+def _sum(found: list[dict[str, Any]], key: str) -> int | None:
+    values = [m[key] for m in found if key in m]
+    return sum(values) if values else None
 
 
 def main() -> int:
-    found = [json.loads(p.read_text()) for p in sorted(ARTIFACTS.glob("security-*.json"))]
-    if not found:
+    endpoints = _load("security-*.json")
+    fuzz = _load("fuzz-*.json")
+    erasure = _load("erasure.json")
+    partners = _load("partners.json")
+    if not endpoints:
         print("security: nothing measured (did the tests run?)", file=sys.stderr)
         return 1
-    total = {
-        key: sum(m[key] for m in found)
-        for key in ("endpoints", "unauthenticated_refused", "wrong_role_refused")
+    figures: dict[str, int | None] = {
+        "endpoints": _sum(endpoints, "endpoints"),
+        "unauthenticated_refused": _sum(endpoints, "unauthenticated_refused"),
+        "wrong_role_refused": _sum(endpoints, "wrong_role_refused"),
+        "cross_district_refused": _sum(endpoints, "cross_district_refused"),
+        "broker_refused": _sum(partners, "broker_refused"),
+        "fuzz_cases": _sum(fuzz, "fuzz_cases"),
+        "server_errors": _sum(fuzz, "server_errors"),
+        "erasure_leftovers": _sum(erasure, "erasure_leftovers"),
     }
-    cross = sum(m["cross_district_refused"] for m in found)
-    unchecked = [f"{m['service']}: {e}" for m in found for e in m["cross_district_not_checked"]]
-    print(f"services: {', '.join(m['service'] for m in found)}")
+    print(f"services: {', '.join(m['service'] for m in endpoints)}")
+    for m in fuzz:
+        print(f"fuzzing {m['name']}: {m['fuzz_cases']} cases, {m['server_errors']} server errors")
+    unchecked = [
+        f"{m['service']}: {e}" for m in endpoints for e in m.get("cross_district_not_checked", [])
+    ]
     if unchecked:
-        print("cross-district not checked yet: " + "; ".join(unchecked))
-    print(f"not implemented yet (no number printed): {', '.join(NOT_YET)}")
-    print(
-        f"security: endpoints={total['endpoints']} "
-        f"unauthenticated_refused={total['unauthenticated_refused']} "
-        f"wrong_role_refused={total['wrong_role_refused']} cross_district_refused={cross}"
+        print("cross-district not checked: " + "; ".join(unchecked))
+    missing = [k for k, v in figures.items() if v is None]
+    if missing:
+        print(f"not measured (no number printed): {', '.join(missing)}")
+    print("security: " + " ".join(f"{k}={v}" for k, v in figures.items() if v is not None))
+    ok = (
+        not missing
+        and figures["unauthenticated_refused"] == figures["endpoints"]
+        and figures["wrong_role_refused"] == figures["endpoints"]
+        and figures["server_errors"] == 0
+        and figures["erasure_leftovers"] == 0
     )
-    ok = total["unauthenticated_refused"] == total["endpoints"] == total["wrong_role_refused"]
     return 0 if ok else 1
 
 
