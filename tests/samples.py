@@ -40,7 +40,7 @@ def person_body(**changes: Any) -> dict[str, Any]:
         "work_permission": "allowed",
         "driving_licence": False,
         "max_commute_km": 25,
-        "consent": {"matching": True, "email_notifications": True},
+        "consent": {"matching": True, "share_with_employers": True, "email_notifications": True},
         "contacts": [
             {"role": "caseworker", "name": "Petra Schmidt", "email": CASEWORKER},
             {"role": "mentor", "name": "Jürgen Becker", "email": "j.becker@paten.example"},
@@ -65,7 +65,7 @@ def snapshot(**changes: Any) -> i.PersonSnapshotV1:
         "max_commute_km": 25,
         "sectors_of_interest": [Sector.LOGISTIK],
         "experience_occupations": ["51312"],
-        "consent": i.Consent(matching=True, email_notifications=True),
+        "consent": i.Consent(matching=True, share_with_employers=True, email_notifications=True),
         "contacts": [
             i.ResponsibleContact(
                 role=ContactRole.CASEWORKER, name="Petra Schmidt", email=CASEWORKER

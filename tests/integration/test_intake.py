@@ -85,3 +85,31 @@ async def test_health_and_documents(service_env) -> None:
         page = await http.get("/asyncapi")
         assert page.status_code == 200
         assert "<html" in page.text.lower()
+
+
+async def test_consent_is_recorded_per_purpose_with_who_and_when(service_env, rabbit_url) -> None:
+    async with running(create_app()) as http:
+        body = person_body(consent={"matching": True})
+        person = (await http.post("/people", json=body)).json()
+        pid = person["person_id"]
+        first = person["consent_history"]
+        assert [(c["purpose"], c["given"], c["revision"]) for c in first] == [("matching", True, 1)]
+        assert first[0]["by"] == CASEWORKER  # the caller's identity from the token
+
+        r = await http.patch(
+            f"/people/{pid}",
+            json={"consent": {"matching": False, "email_notifications": True}},
+        )
+        assert r.status_code == 200, r.text
+        history = r.json()["consent_history"]
+        assert [(c["purpose"], c["given"], c["revision"]) for c in history] == [
+            ("matching", True, 1),
+            ("matching", False, 2),
+            ("email_notifications", True, 2),
+        ]
+        # an unrelated change records no consent change; the history cannot be written
+        r = await http.patch(f"/people/{pid}", json={"german_level": "B1"})
+        assert len(r.json()["consent_history"]) == 3
+        r = await http.patch(f"/people/{pid}", json={"consent_history": []})
+        assert r.status_code == 422
+        assert (await http.get(f"/people/{pid}")).json()["consent_history"] == history

@@ -736,3 +736,32 @@ async def test_inbox_events_stream_says_unread_and_newest_then_ends_for_a_reconn
         page = await http.get("/inbox", params={"recipient": CASEWORKER})
         assert '"1|2026-11-24T09:00:00+00:00"' in page.text  # what the page compares with
         assert 'name="viewport"' in page.text
+
+
+async def test_withdrawn_email_consent_stops_emails_still_waiting(
+    service_env, smtp, rabbit_url, namespace
+):
+    """An alert waits for the office (quiet hours) when the person withdraws email
+    consent: it is never emailed, the inbox keeps it, the log says why."""
+    snap = snapshot()
+    person = PersonRegistered.create(snap, producer="intake")
+    event = suggestions_for(snap.person_id)
+    clock = Clock(datetime(2026, 11, 24, 22, 30, tzinfo=BERLIN))  # Tuesday night
+    app = office_app(clock)
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, person, event)
+        await applied(app, event)
+        assert (await inbox(http))[0]["email_status"] == "pending"
+        withdrawn = PersonUpdated.create(
+            snapshot(person_id=snap.person_id, revision=2, consent=Consent(matching=True)),
+            producer="intake",
+        )
+        await publish(rabbit_url, namespace, withdrawn)
+        await applied(app, withdrawn)
+        clock.advance(hours=10)  # 08:30: the office is open
+        assert await app.state.delivery.deliver_due() == 0
+        assert smtp.mails == []
+        [note] = await inbox(http)
+        assert note["email_status"] == "skipped"
+        log = (await http.get(f"/notifications/{note['notification_id']}/deliveries")).json()
+        assert log[-1]["detail"] == "consent.email_notifications withdrawn"

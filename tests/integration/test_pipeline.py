@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from lotse_placement.bootstrap import Overrides, create_app
 from lotse_shared.auth import Role
+from lotse_shared.contracts import intake as i
 from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.common import CefrLevel, OpeningType, Sector
 from lotse_shared.contracts.courses import (
@@ -18,7 +19,7 @@ from lotse_shared.contracts.courses import (
     Enrolled,
     EnrolledV1,
 )
-from lotse_shared.contracts.intake import PersonRegistered
+from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
 from tests.samples import TODAY, enrolment_facts, opening_report, snapshot
 from tests.support import EventTap, applied, bearer, publish, running
 
@@ -239,3 +240,63 @@ async def test_report_counts_stages_sectors_places_and_the_headline(
         assert empty["people_registered"] == 0
         caseworker = bearer(app, Role.CASEWORKER)
         assert (await http.get("/reports/placement", headers=caseworker)).status_code == 403
+
+
+async def test_withdrawn_consent_takes_effect_in_placement(service_env, rabbit_url, namespace):
+    """Matching withdrawn: the open suggestions are withdrawn, "why not?" is refused, no
+    new suggestions; given again: suggested anew. Sharing with employers is needed from
+    the interview on."""
+    snap = snapshot(consent=i.Consent(matching=True, email_notifications=True))
+    app = placement_app()
+    async with EventTap(rabbit_url, namespace, "placement.#") as tap, running(app) as http:
+        person_id, opening_id = await suggested(
+            rabbit_url, namespace, tap, PersonRegistered.create(snap, producer="intake"), kitchen()
+        )
+        accept = f"/people/{person_id}/suggestions/{opening_id}/accept"
+        case = (await http.post(accept, json={})).json()
+        r = await http.post(
+            f"/cases/{case['case_id']}/stage", json={"stage": "interview", "on": str(TODAY)}
+        )
+        assert r.status_code == 409
+        assert "consent.share_with_employers" in r.json()["detail"]
+
+        second = kitchen(source_ref="KUECHE-2")
+        await publish(rabbit_url, namespace, second)
+        await tap.wait_for("placement.suggestions.ready.v1", count=2)
+        other_id = tap.bodies("placement.suggestions.ready.v1")[1]["payload"]["suggestions"][0][
+            "opening_id"
+        ]
+
+        withdrawn = snapshot(
+            person_id=snap.person_id, revision=2, consent=i.Consent(email_notifications=True)
+        )
+        event = PersonUpdated.create(withdrawn, producer="intake")
+        await publish(rabbit_url, namespace, event)
+        await applied(app, event)
+        listed = (await http.get(f"/people/{person_id}/suggestions")).json()
+        decisions = {s["opening_id"]: s["decision"] for ss in listed for s in ss["suggestions"]}
+        assert decisions == {opening_id: "accepted", other_id: "withdrawn"}
+        r = await http.post(f"/people/{person_id}/suggestions/{other_id}/accept", json={})
+        assert r.status_code == 409
+        assert "consent.matching" in r.json()["detail"]
+        r = await http.get(f"/people/{person_id}/evaluation")
+        assert r.status_code == 409
+        assert "consent.matching" in r.json()["detail"]
+        third = kitchen(source_ref="KUECHE-3")
+        await publish(rabbit_url, namespace, third)
+        await applied(app, third)
+        await app.state.handlers.sweep_pending(older_than_s=0)
+        assert len(tap.bodies("placement.suggestions.ready.v1")) == 2  # nothing new
+
+        given = snapshot(
+            person_id=snap.person_id,
+            revision=3,
+            consent=i.Consent(matching=True, share_with_employers=True),
+        )
+        await publish(rabbit_url, namespace, PersonUpdated.create(given, producer="intake"))
+        again = (await tap.wait_for("placement.suggestions.ready.v1", count=3))[2]["payload"]
+        assert {s["opening_id"] for s in again["suggestions"]} >= {other_id}
+        r = await http.post(
+            f"/cases/{case['case_id']}/stage", json={"stage": "interview", "on": str(TODAY)}
+        )
+        assert r.status_code == 200, r.text

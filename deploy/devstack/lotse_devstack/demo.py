@@ -41,7 +41,7 @@ PEOPLE: list[dict[str, Any]] = [
         "work_permission": "allowed",
         "driving_licence": False,
         "max_commute_km": 25,
-        "consent": {"matching": True, "email_notifications": True},
+        "consent": {"matching": True, "share_with_employers": True, "email_notifications": True},
         "contacts": [
             {
                 "role": "caseworker",
@@ -62,7 +62,7 @@ PEOPLE: list[dict[str, Any]] = [
         "work_permission": "needs_approval",
         "driving_licence": False,
         "max_commute_km": 20,
-        "consent": {"matching": True, "email_notifications": True},
+        "consent": {"matching": True, "share_with_employers": True, "email_notifications": True},
         "contacts": [
             {
                 "role": "caseworker",
@@ -83,7 +83,7 @@ PEOPLE: list[dict[str, Any]] = [
         "work_permission": "allowed",
         "driving_licence": True,
         "max_commute_km": 30,
-        "consent": {"matching": True, "email_notifications": True},
+        "consent": {"matching": True, "share_with_employers": True, "email_notifications": True},
         "contacts": [
             {
                 "role": "caseworker",

@@ -68,7 +68,7 @@ def people(n: int) -> list[PersonRegistered]:
             driving_licence=True,
             max_commute_km=80,
             sectors_of_interest=[Sector.LOGISTIK],
-            consent=Consent(matching=True, email_notifications=True),
+            consent=Consent(matching=True, share_with_employers=True, email_notifications=True),
             contacts=[
                 ResponsibleContact(
                     role=ContactRole.CASEWORKER,

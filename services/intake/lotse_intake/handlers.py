@@ -59,7 +59,7 @@ class IntakeHandlers:
 
     async def register(self, details: PersonDetails, viewer: Principal | None = None) -> Person:
         _check_may_keep(viewer, details)
-        person = Person(**details.model_dump())
+        person = Person.registered(details, by=viewer.identity if viewer else None)
         async with self.uow.transaction() as tx:
             await self.people.add(tx, person)
             tx.publish(PersonRegistered.create(snapshot(person), producer=PRODUCER))
@@ -116,7 +116,7 @@ class IntakeHandlers:
             raise Conflict(
                 f"person {person_id} is at revision {current.revision}, not {if_revision}"
             )
-        updated = current.revised(details)
+        updated = current.revised(details, by=viewer.identity if viewer else None)
         async with self.uow.transaction() as tx:
             if not await self.people.replace(tx, updated, expected_revision=current.revision):
                 raise Conflict(f"person {person_id} was changed meanwhile; reload and retry")

@@ -130,7 +130,20 @@ class NotificationsHandlers:
             email_consent=p.consent.email_notifications,
         )
         async with self.uow.transaction(applying=event) as tx:
-            await self.repo.save_recipients(tx, recipients)
+            before = await self.repo.recipients_of(p.person_id, tx.session)
+            saved = await self.repo.save_recipients(tx, recipients)
+            if saved and before and before.email_consent and not recipients.email_consent:
+                # withdrawn: what is still waiting to be emailed is not sent any more
+                await self.repo.skip_emails_of(
+                    tx,
+                    p.person_id,
+                    Attempt(
+                        channel=Channel.EMAIL,
+                        at=self.clock(),
+                        result=DeliveryStatus.SKIPPED.value,
+                        detail="consent.email_notifications withdrawn",
+                    ),
+                )
         await self.parking.replay_for([str(p.person_id)])
 
     async def suggestions_ready(self, event: SuggestionsReady) -> None:

@@ -80,6 +80,24 @@ class NotificationsRepository:
         data["person_id"] = data.pop("_id")
         return Recipients.model_validate(data)
 
+    async def skip_emails_of(self, tx: Transaction, person_id: uuid.UUID, why: Attempt) -> None:
+        """Email consent withdrawn: the person's waiting emails (pending or in a digest)
+        are skipped, each with the reason in its delivery log."""
+        await self.notifications.update_many(
+            {
+                "person_id": person_id,
+                "email_status": {
+                    "$in": [DeliveryStatus.PENDING.value, DeliveryStatus.DIGEST.value]
+                },
+            },
+            {
+                "$set": {"email_status": DeliveryStatus.SKIPPED.value},
+                "$unset": {"email_next_attempt_at": "", "email_claim": "", "email_lease": ""},
+                "$push": {"deliveries": _attempts([why])[0]},
+            },
+            session=tx.session,
+        )
+
     # --- notifications ------------------------------------------------------------------
     async def add(self, tx: Transaction, notifications: list[Notification]) -> None:
         if notifications:

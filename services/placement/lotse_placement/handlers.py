@@ -79,6 +79,7 @@ def candidate_from(snapshot: PersonSnapshotV1, previous: Candidate | None = None
         education_level=snapshot.education_level,
         available_from=snapshot.available_from,
         matching_consent=snapshot.consent.matching,
+        share_consent=snapshot.consent.share_with_employers,
         contact_emails=sorted({str(c.email).lower() for c in snapshot.contacts}),
     )
 
@@ -157,6 +158,11 @@ class PlacementHandlers:
             existing = await self.repo.candidate(person_id, tx.session)
             person = candidate_from(event.payload, existing)
             if await self.repo.save_candidate(tx, person):
+                if existing and existing.matching_consent and not person.matching_consent:
+                    # withdrawn: no more matching, and what was suggested cannot be taken up
+                    await self.repo.withdraw_suggestions(tx, person_id, "consent.matching")
+                elif existing and person.matching_consent and not existing.matching_consent:
+                    await self.repo.forget_withdrawn(tx, person_id)  # may be suggested anew
                 # a new person, level, permit or place can open doors; tell only what is new
                 trigger: Trigger = "person_changed" if existing else "person_registered"
                 await self.repo.mark_pending(tx, "person", person_id, _marker(trigger, event))
@@ -301,6 +307,7 @@ class PlacementHandlers:
         person = await self.repo.candidate(person_id)
         if person is None:
             raise NotFound(f"person {person_id} is not known to placement")
+        _require_consent(person.matching_consent, "consent.matching", "matching")
         today = self.today()
         evaluations = [
             evaluate(person, o, today)
@@ -324,6 +331,11 @@ class PlacementHandlers:
                 return existing
             if entry.get("decision") == "dismissed":
                 raise Conflict(f"the suggestion of opening {opening_id} was dismissed")
+            if entry.get("decision") == "withdrawn":
+                raise Conflict(
+                    f"{entry.get('reason', 'consent.matching')}: the person withdrew consent "
+                    "to matching; the suggestion was withdrawn"
+                )
             opening = await self.repo.get_opening(opening_id, tx.session)
             if opening is None or opening.status is OpeningStatus.CLOSED:
                 raise RuleViolation("opening_id", f"opening {opening_id} is closed")
@@ -363,7 +375,7 @@ class PlacementHandlers:
     ) -> None:
         async with self.uow.transaction() as tx:
             entry = await self._undecided(person_id, opening_id, tx)
-            if entry.get("decision") == "dismissed":
+            if entry.get("decision") in ("dismissed", "withdrawn"):
                 return
             if entry.get("decision") == "accepted":
                 raise Conflict("the suggestion was accepted; close its case instead")
@@ -396,6 +408,14 @@ class PlacementHandlers:
     async def advance_case(self, case_id: uuid.UUID, stage: Stage, on: date, note: str) -> Case:
         async with self.uow.transaction() as tx:
             case = await self._case(case_id, tx)
+            if stage is not Stage.PROPOSED:
+                # from the interview on, the employer learns about the person
+                person = await self.repo.candidate(case.person_id, tx.session)
+                _require_consent(
+                    person is not None and person.share_consent,
+                    "consent.share_with_employers",
+                    "sharing their data with employers",
+                )
             moved = case.advanced(stage, on, note, datetime.now(UTC))
             if stage in STARTS and not case.seat_taken:
                 await self._seat(tx, case.opening_id, +1)
@@ -762,6 +782,13 @@ class PlacementHandlers:
             await self.close_opening(source, ref, CLOSED_NOT_IN_FEED)
             closed += 1
         return closed
+
+
+def _require_consent(given: bool, field: str, purpose: str) -> None:
+    if not given:
+        raise Conflict(
+            f"{field}: the person has not consented to {purpose} (record it in intake first)"
+        )
 
 
 def _without(courses: list[OngoingCourse], enrolment_id: uuid.UUID) -> list[OngoingCourse]:

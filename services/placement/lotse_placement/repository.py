@@ -303,6 +303,20 @@ class PlacementRepository:
             {"_id": f"{person_id}:{opening_id}"}, {"$set": decision}, session=tx.session
         )
 
+    async def withdraw_suggestions(self, tx: Transaction, person_id: uuid.UUID, why: str) -> None:
+        """Consent withdrawn: the undecided suggestions can no longer be taken up."""
+        await self.suggested.update_many(
+            {"person_id": person_id, "decision": None},
+            {"$set": {"decision": "withdrawn", "reason": why, "decided_at": datetime.now(UTC)}},
+            session=tx.session,
+        )
+
+    async def forget_withdrawn(self, tx: Transaction, person_id: uuid.UUID) -> None:
+        """Consent given again: what was withdrawn may be suggested anew."""
+        await self.suggested.delete_many(
+            {"person_id": person_id, "decision": "withdrawn"}, session=tx.session
+        )
+
     async def decisions_of(self, person_id: uuid.UUID) -> dict[str, str]:
         """opening id -> accepted | dismissed, for the suggestions decided so far."""
         cursor = self.suggested.find({"person_id": person_id}, {"opening_id": 1, "decision": 1})

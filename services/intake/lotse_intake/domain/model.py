@@ -22,6 +22,7 @@ from lotse_shared.places import find_place, place_names
 
 __all__ = [
     "Consent",
+    "ConsentChange",
     "ContactDetails",
     "Education",
     "LanguageSkill",
@@ -116,11 +117,43 @@ class PersonDetails(BaseModel):
         return self
 
 
+class ConsentChange(BaseModel):
+    """One purpose's consent given or withdrawn: the record GDPR Art. 7(1) asks for."""
+
+    purpose: str = Field(description="matching, share_with_employers or email_notifications")
+    given: bool
+    at: datetime
+    by: str | None = Field(default=None, description="Who recorded it (the caller's identity).")
+    revision: int = Field(description="The person's revision that carried the change.")
+
+
+def consent_changes(
+    before: Consent | None, after: Consent, *, at: datetime, by: str | None, revision: int
+) -> list[ConsentChange]:
+    """The purposes whose consent differs between two revisions (all given ones at first)."""
+    return [
+        ConsentChange(purpose=purpose, given=given, at=at, by=by, revision=revision)
+        for purpose, given in after.model_dump().items()
+        if (getattr(before, purpose) if before is not None else False) != given
+    ]
+
+
 class Person(PersonDetails):
     person_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     revision: int = 1
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    consent_history: list[ConsentChange] = Field(
+        default_factory=list, description="Every consent given or withdrawn, oldest first."
+    )
+
+    @classmethod
+    def registered(cls, details: PersonDetails, by: str | None = None) -> Person:
+        person = cls(**details.model_dump())
+        person.consent_history = consent_changes(
+            None, person.consent, at=person.created_at, by=by, revision=1
+        )
+        return person
 
     @property
     def display_name(self) -> str:
@@ -129,12 +162,17 @@ class Person(PersonDetails):
     def caseworkers(self) -> list[ResponsibleContact]:
         return [c for c in self.contacts if c.role is ContactRole.CASEWORKER]
 
-    def revised(self, details: PersonDetails) -> Person:
-        """The next revision of this person with new details."""
+    def revised(self, details: PersonDetails, by: str | None = None) -> Person:
+        """The next revision of this person with new details; consent changes recorded."""
+        now = datetime.now(UTC)
+        changes = consent_changes(
+            self.consent, details.consent, at=now, by=by, revision=self.revision + 1
+        )
         return Person(
             **details.model_dump(),
             person_id=self.person_id,
             revision=self.revision + 1,
             created_at=self.created_at,
-            updated_at=datetime.now(UTC),
+            updated_at=now,
+            consent_history=[*self.consent_history, *changes],
         )

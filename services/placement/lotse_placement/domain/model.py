@@ -56,6 +56,7 @@ class Candidate(BaseModel):
     education_level: EducationLevel = EducationLevel.NONE
     available_from: date | None = None
     matching_consent: bool = False
+    share_consent: bool = False  # may be passed on to employers (interview and later)
     contact_emails: list[str] = Field(
         default_factory=list, description="Who is responsible (lower case): who may see them."
     )

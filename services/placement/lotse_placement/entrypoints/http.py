@@ -72,8 +72,10 @@ class SuggestionOut(BaseModel):
     score: float
     reasons: list[str]
     forecast: bool = False
-    decision: Literal["accepted", "dismissed"] | None = Field(
-        default=None, description="What the caseworker decided; empty while open."
+    decision: Literal["accepted", "dismissed", "withdrawn"] | None = Field(
+        default=None,
+        description="What the caseworker decided (withdrawn: the person withdrew consent "
+        "to matching); empty while open.",
     )
 
 
