@@ -94,9 +94,10 @@ class CoursesHandlers:
     async def enrol_as(
         self, viewer: Principal, course_id: uuid.UUID, person_id: uuid.UUID
     ) -> Enrolment:
-        """An enrolment entered by a caseworker: their person, a course of their district."""
+        """An enrolment entered by a caseworker: their person, a course of their district.
+        Another district's person answers 404 like an unknown one, as everywhere."""
         if not await self.may_see_person(person_id, viewer):
-            raise RuleViolation("person_id", f"no person {person_id} is registered")
+            raise NotFound(f"person {person_id} not found")
         await self.get_course(course_id, viewer)
         return await self.enrol(course_id, person_id)
 
