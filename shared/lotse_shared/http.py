@@ -17,6 +17,8 @@ from .auth import Principal, Role
 from .auth.audit import SUBJECT_KEYS, AuditEntry, AuditLog
 from .auth.http import Authenticator
 from .errors import Conflict, Forbidden, NotFound, RuleViolation
+from .ops.dead_letters import DeadLetterDesk
+from .ops.http import make_ops_router
 from .service import ServiceRuntime, ping_broker, ping_database
 
 log = logging.getLogger("lotse.http")
@@ -167,4 +169,6 @@ def create_http_app(
 
     for router in routers:
         app.include_router(router)
+    desk = DeadLetterDesk(rt.settings.rabbit_url, rt.settings.namespace)
+    app.include_router(make_ops_router(desk, rt.settings.service_name, auth))
     return app

@@ -10,11 +10,12 @@ import sys
 import pytest
 
 from lotse_courses.bootstrap import create_app
+from lotse_shared.auth import Role
 from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.intake import PersonRegistered
 from lotse_shared.ops.dead_letters import DeadLetterDesk
 from tests.samples import COURSE_REF, TODAY, course_details, snapshot
-from tests.support import EventTap, applied, eventually, publish, running
+from tests.support import EventTap, applied, bearer, eventually, publish, running
 
 SCHOOL = "vhs-region-kassel"
 
@@ -119,3 +120,42 @@ async def test_replay_all_and_nothing_left(service_env, rabbit_url, namespace):
         await eventually(three, what="them dead-lettered again")
         reasons = {d.reason.split(":")[0] for d in await desk.list("courses")}
         assert reasons == {"body is not UTF-8 JSON"}
+
+
+async def test_operator_lists_and_replays_dead_letters_over_http_without_bodies(
+    service_env, rabbit_url, namespace
+):
+    app = create_app()
+    async with running(app, role=Role.OPERATOR) as http:
+        from lotse_devstack.partner import PartnerPublisher
+
+        secret = b'{"payload": {"display_name": "Amal Haddad"'  # cut off: not JSON
+        async with PartnerPublisher(rabbit_url, namespace) as pub:
+            await pub.publish_raw(secret, "partner.course.attendance_reported.v1", message_id="m1")
+
+        async def listed() -> list:
+            r = await http.get("/ops/dead-letters")
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        [letter] = await eventually(listed, what="the dead letter over HTTP")
+        assert letter["message_id"] == "m1"
+        assert letter["routing_key"] == "partner.course.attendance_reported.v1"
+        assert letter["reason"].startswith("body is not UTF-8 JSON")
+        assert "Amal" not in r_text(letter)  # no body, no personal data
+
+        caseworker = bearer(app, Role.CASEWORKER)
+        assert (await http.get("/ops/dead-letters", headers=caseworker)).status_code == 403
+        r = await http.post("/ops/dead-letters/replay", json={})
+        assert r.status_code == 422
+        assert "message_id" in r.text
+        r = await http.post("/ops/dead-letters/replay", json={"message_id": "nope"})
+        assert r.status_code == 404
+        r = await http.post("/ops/dead-letters/replay", json={"message_id": "m1"})
+        assert r.json() == {"replayed": 1}
+        # still broken: back in the dead letters with its reason
+        await eventually(listed, what="it dead-lettered again")
+
+
+def r_text(value: object) -> str:
+    return json.dumps(value)
