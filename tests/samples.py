@@ -177,6 +177,7 @@ def one_of_each_event() -> list[Event]:
         pl.OpeningPublished.create(
             pl.OpeningFactsV1(
                 opening_id=uuid.uuid4(),
+                district_id="kassel",
                 source="ba-jobsuche",
                 source_ref="R1",
                 opening_type=OpeningType.AUSBILDUNG,
@@ -193,7 +194,11 @@ def one_of_each_event() -> list[Event]:
         ),
         pl.OpeningClosed.create(
             pl.OpeningClosedV1(
-                opening_id=uuid.uuid4(), source="ba-jobsuche", source_ref="R1", reason="filled"
+                opening_id=uuid.uuid4(),
+                district_id="kassel",
+                source="ba-jobsuche",
+                source_ref="R1",
+                reason="filled",
             ),
             producer="placement",
         ),

@@ -283,6 +283,7 @@ class PlacementHandlers:
                 ev.OpeningClosed.create(
                     ev.OpeningClosedV1(
                         opening_id=closed.opening_id,
+                        district_id=closed.district_id,
                         source=source,
                         source_ref=source_ref,
                         reason=reason,
@@ -823,6 +824,7 @@ def _case_facts(case: Case, previous: Stage | None) -> ev.CaseFactsV1:
 def _opening_facts(o: Opening) -> ev.OpeningFactsV1:
     return ev.OpeningFactsV1(
         opening_id=o.opening_id,
+        district_id=o.district_id,
         source=o.source,
         source_ref=o.source_ref,
         opening_type=o.opening_type,

@@ -15,6 +15,7 @@ from .envelope import Event, Payload
 
 class OpeningFactsV1(Payload):
     opening_id: uuid.UUID
+    district_id: DistrictId
     source: str
     source_ref: str
     opening_type: OpeningType
@@ -38,6 +39,7 @@ class OpeningPublished(Event):
 
 class OpeningClosedV1(Payload):
     opening_id: uuid.UUID
+    district_id: DistrictId
     source: str
     source_ref: str
     reason: str
