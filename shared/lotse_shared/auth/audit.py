@@ -121,3 +121,11 @@ def concerning(request: Request, **ids: object) -> None:
     noted: dict[str, str] = getattr(request.state, "audit_subjects", {})
     noted.update({k: str(v) for k, v in ids.items()})
     request.state.audit_subjects = noted
+
+
+def redact(request: Request, value: str, replacement: str) -> None:
+    """Write ``replacement`` instead of ``value`` in this call's audit entry (path and
+    subjects): an erasure's own entry must not name the person it erased."""
+    redactions: dict[str, str] = getattr(request.state, "audit_redactions", {})
+    redactions[value] = replacement
+    request.state.audit_redactions = redactions

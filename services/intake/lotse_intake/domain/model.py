@@ -24,6 +24,8 @@ __all__ = [
     "Consent",
     "ContactDetails",
     "Education",
+    "Erasure",
+    "ErasureRequest",
     "LanguageSkill",
     "Person",
     "PersonDetails",
@@ -138,3 +140,32 @@ class Person(PersonDetails):
             created_at=self.created_at,
             updated_at=datetime.now(UTC),
         )
+
+
+class ErasureRequest(BaseModel):
+    """The body of an erasure: why (kept in the erasure record, never sent in events)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(
+        min_length=3,
+        max_length=500,
+        description="Why the person is erased, e.g. 'Art. 17 DSGVO request of 2026-11-20'.",
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if len(value.strip()) < 3:
+            raise ValueError("give a reason of at least 3 characters")
+        return value.strip()
+
+
+class Erasure(BaseModel):
+    """intake's erasure record: the one trace of an erased person that stays."""
+
+    erasure_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    person_id: uuid.UUID
+    district_id: DistrictId
+    reason: str
+    erased_by: str = Field(description="The admin who asked for it (user id).")
+    erased_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
