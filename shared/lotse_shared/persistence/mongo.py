@@ -8,7 +8,8 @@ A unit of work is one MongoDB transaction holding, together:
 
 An event about a person this service has erased (a tombstone in ``erasures``) is
 refused inside the same transaction (:class:`PersonErased`): a late or replayed
-event must not bring an erased person back.
+event must not bring an erased person back. A transaction that applies no event
+(HTTP, delivery loops) does not publish events about erased people either.
 """
 
 from __future__ import annotations
@@ -176,6 +177,8 @@ class UnitOfWork:
                     ):
                         raise PersonErased(str(applying.event_id))
                 yield tx
+                if applying is None and tx.events:
+                    tx.events = await self._without_erased(tx.events, session)
                 # rows the committing process will publish itself are leased to it
                 lease_s = OWN_LEASE_S if self._on_committed is not None else 0.0
                 rows = [outbox_document(e, lease_s) for e in tx.events]
@@ -183,3 +186,28 @@ class UnitOfWork:
                     await self.db[OUTBOX].insert_many(rows, session=session)
         if rows and self._on_committed is not None:
             self._on_committed(rows)
+
+    async def _without_erased(
+        self, events: list[Event], session: AsyncClientSession
+    ) -> list[Event]:
+        """Drop events about people erased meanwhile (an email delivered while the
+        erasure was applied, say): their outbox rows would outlive the erasure."""
+        subjects = {
+            s
+            for e in events
+            if e.event_type != ERASED_EVENT_TYPE and (s := subject_of(e)) is not None
+        }
+        if not subjects:
+            return events
+        erased = {
+            d["_id"]
+            async for d in self.db[ERASURES].find(
+                {"_id": {"$in": list(subjects)}}, {"_id": 1}, session=session
+            )
+        }
+        if not erased:
+            return events
+        log.info("%d event(s) about erased people not published", len(erased))
+        return [
+            e for e in events if e.event_type == ERASED_EVENT_TYPE or subject_of(e) not in erased
+        ]

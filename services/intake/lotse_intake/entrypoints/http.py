@@ -104,7 +104,8 @@ def make_router(handlers: IntakeHandlers, auth: Authenticator) -> APIRouter:
         description="Deletes the person and keeps only an erasure record (who, when, why); "
         "every service forgets the person when it receives intake.person.erased.v1. "
         "202 with the new record; 200 with the existing one if the person was erased "
-        "before; 404 for an unknown person or another district's.",
+        "before (the event is then published again, so every service re-applies it); "
+        "404 for an unknown person or another district's.",
         responses={200: {"model": ErasureOut, "description": "Erased before"}},
     )
     async def erase(
