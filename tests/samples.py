@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from lotse_shared.contracts import courses as c
@@ -154,6 +154,15 @@ def one_of_each_event() -> list[Event]:
     return [
         i.PersonRegistered.create(snap, producer="intake"),
         i.PersonUpdated.create(snap.model_copy(update={"revision": 2}), producer="intake"),
+        i.PersonErased.create(
+            i.PersonErasedV1(
+                person_id=snap.person_id,
+                district_id="kassel",
+                erasure_id=uuid.uuid4(),
+                erased_at=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
+            ),
+            producer="intake",
+        ),
         c.Enrolled.create(
             c.EnrolledV1(**facts, starts_on=TODAY, ends_on=TODAY), producer="courses"
         ),

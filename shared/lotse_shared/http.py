@@ -85,11 +85,15 @@ def create_http_app(
         for key in SUBJECT_KEYS:
             if key in request.query_params:
                 subjects.setdefault(key, request.query_params[key])
+        path = request.url.path
+        for value, replacement in getattr(request.state, "audit_redactions", {}).items():
+            path = path.replace(value, replacement)
+            subjects = {k: replacement if v == value else v for k, v in subjects.items()}
         entry = audit.entry(
             principal,
             method=request.method,
             endpoint=getattr(request.scope.get("route"), "path", request.url.path),
-            path=request.url.path,
+            path=path,
             subjects=subjects,
             status=response.status_code,
         )

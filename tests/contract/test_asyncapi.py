@@ -11,7 +11,11 @@ from lotse_shared.contracts.catalogue import BY_ROUTING_KEY
 
 SERVICES = ["intake", "courses", "placement", "notifications"]
 PUBLISHES = {
-    "intake": {"intake.person.registered.v1", "intake.person.updated.v1"},
+    "intake": {
+        "intake.person.registered.v1",
+        "intake.person.updated.v1",
+        "intake.person.erased.v1",
+    },
     "courses": {
         "courses.enrolment.created.v1",
         "courses.attendance.recorded.v1",
@@ -41,6 +45,7 @@ SUBSCRIBES = {
     "courses": {
         "intake.person.registered.v1",
         "intake.person.updated.v1",
+        "intake.person.erased.v1",
         "partner.course.enrolment_reported.v1",
         "partner.course.attendance_reported.v1",
         "partner.course.exam_result_reported.v1",
@@ -50,6 +55,7 @@ SUBSCRIBES = {
     "placement": {
         "intake.person.registered.v1",
         "intake.person.updated.v1",
+        "intake.person.erased.v1",
         "courses.course.completed.v1",
         "courses.enrolment.created.v1",
         "courses.course.dropped.v1",
@@ -60,6 +66,7 @@ SUBSCRIBES = {
     "notifications": {
         "intake.person.registered.v1",
         "intake.person.updated.v1",
+        "intake.person.erased.v1",
         "placement.suggestions.ready.v1",
         "courses.enrolment.created.v1",
         "courses.attendance.recorded.v1",

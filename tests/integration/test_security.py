@@ -162,6 +162,7 @@ async def test_intake_endpoints(service_env) -> None:
                 ("POST", "/people"): person_body(),
                 ("PUT", "/people/{person_id}"): person_body(),
                 ("PATCH", "/people/{person_id}"): {"german_level": "B1"},
+                ("POST", "/people/{person_id}/erasure"): {"reason": "Art. 17 DSGVO"},
             },
             ids={"person_id": pid},
             cross_district={
@@ -187,7 +188,7 @@ async def test_intake_endpoints(service_env) -> None:
             if e["method"] == "GET" and e["endpoint"] == "/people/{person_id}"
         ]
         refused = [e for e in rows if e["outcome"] == "refused" and e["role"] == "partner"]
-        assert {e["method"] for e in refused} == {"GET", "PUT", "PATCH"}
+        assert {e["method"] for e in refused} == {"GET", "PUT", "PATCH", "POST"}  # POST: erasure
         assert all(e["service"] == "intake" and e["district_id"] == "kassel" for e in rows)
         # Fulda's admin sees its own coordinator's probing, not Kassel's work
         fulda_admin = bearer(app, Role.ADMIN, user="admin@fulda.example", district="fulda")

@@ -14,7 +14,8 @@ from lotse_shared.contracts import courses as ev
 from lotse_shared.contracts import partner
 from lotse_shared.contracts.common import CefrLevel
 from lotse_shared.contracts.envelope import Event
-from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
+from lotse_shared.contracts.intake import PersonErased, PersonRegistered, PersonUpdated
+from lotse_shared.erasure import apply_erasure
 from lotse_shared.errors import Conflict, NotFound, RuleViolation
 from lotse_shared.messaging.errors import NotYetApplicable, PersonNotYetKnown
 from lotse_shared.messaging.parking import ParkingLot
@@ -55,6 +56,9 @@ class CoursesHandlers:
         async with self.uow.transaction(applying=event) as tx:
             await self.repo.remember_person(tx, event.payload)
         await self.parking.replay_for([str(event.payload.person_id)])
+
+    async def person_erased(self, event: PersonErased) -> None:
+        await apply_erasure(self.uow, event, self.repo.erase_person, PRODUCER)
 
     # --- courses ---------------------------------------------------------------
     async def create_course(self, details: CourseDetails) -> Course:

@@ -60,6 +60,12 @@ class CoursesRepository:
     ) -> bool:
         return await self.people.count_documents({"_id": person_id}, limit=1, session=session) > 0
 
+    async def erase_person(self, tx: Transaction, person_id: uuid.UUID) -> dict[str, int]:
+        """Erasure: the person and their enrolments (attendance, exam results inside)."""
+        people = await self.people.delete_one({"_id": person_id}, session=tx.session)
+        enrolments = await self.enrolments.delete_many({"person_id": person_id}, session=tx.session)
+        return {"known_people": people.deleted_count, "enrolments": enrolments.deleted_count}
+
     # courses
     async def add_course(self, tx: Transaction, course: Course) -> None:
         await self.courses.insert_one(_course_doc(course), session=tx.session)

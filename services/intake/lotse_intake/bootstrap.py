@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from lotse_shared.auth.http import Authenticator
-from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
+from lotse_shared.contracts.intake import PersonErased, PersonRegistered, PersonUpdated
 from lotse_shared.http import create_http_app
 from lotse_shared.service import build_runtime, document_publications, run_lifespan
 
@@ -32,7 +32,7 @@ def create_app(
     people = overrides.people or PeopleRepository(rt.db)
     handlers = IntakeHandlers(uow=rt.uow, people=people)
     register_subscriptions(rt.subscriptions, handlers)
-    document_publications(rt, [PersonRegistered, PersonUpdated])
+    document_publications(rt, [PersonRegistered, PersonUpdated, PersonErased])
     auth = Authenticator.from_settings(settings)
     app = create_http_app(
         rt,

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 
 from lotse_shared.auth import Principal, Role
-from lotse_shared.contracts.intake import PersonRegistered, PersonSnapshotV1, PersonUpdated
+from lotse_shared.contracts.intake import (
+    PersonErased,
+    PersonErasedV1,
+    PersonRegistered,
+    PersonSnapshotV1,
+    PersonUpdated,
+)
+from lotse_shared.erasure import erase_plumbing
 from lotse_shared.errors import Conflict, Forbidden, NotFound
 from lotse_shared.persistence.mongo import UnitOfWork
 
-from .domain.model import Person, PersonDetails
+from .domain.model import Erasure, Person, PersonDetails
 from .repository import PeopleRepository
 
 PRODUCER = "intake"
+log = logging.getLogger("lotse.intake")
 
 
 def snapshot(person: Person) -> PersonSnapshotV1:
@@ -134,3 +143,61 @@ class IntakeHandlers:
             if_revision=current.revision,
             viewer=viewer,
         )
+
+    async def erase(
+        self, person_id: uuid.UUID, reason: str, viewer: Principal
+    ) -> tuple[Erasure, bool]:
+        """Erase a person on request (an admin's call): delete them, keep the erasure
+        record, and tell every service (``intake.person.erased.v1``) in one transaction.
+        Their outbox rows (a pending update, too), parked events and audit references go
+        with it. Returns the record and whether this call made it: asking again for an
+        erased person of the caller's district gives the existing record and announces
+        the erasure again; anyone else's person or an unknown id answers 404."""
+        existing = await self.people.erasure_of(person_id)
+        if existing is not None:
+            if existing.district_id != viewer.district_id:
+                raise NotFound(f"person {person_id} not found")
+            await self._announce(existing)
+            return existing, False
+        person = await self.get(person_id, viewer)
+        erasure = Erasure(
+            person_id=person.person_id,
+            district_id=person.district_id,
+            reason=reason,
+            erased_by=viewer.user_id,
+        )
+        async with self.uow.transaction() as tx:
+            if not await self.people.erase(tx, erasure):
+                raise NotFound(f"person {person_id} not found")
+            counts = await erase_plumbing(tx, person.person_id, erasure.erasure_id)
+            tx.publish(_erased_event(erasure))
+        # an operator-grade fact: logged without name or person id (the record has both)
+        log.warning(
+            "erasure %s: a person of district %s erased by %s; people=1, %s",
+            erasure.erasure_id,
+            erasure.district_id,
+            viewer.user_id,
+            ", ".join(f"{k}={v}" for k, v in sorted(counts.items())),
+        )
+        return erasure, True
+
+    async def _announce(self, erasure: Erasure) -> None:
+        """Asked again: publish the erasure again, so every service applies it once more
+        (harmless if done; the way to re-apply it after a service's database was
+        restored from a backup). intake's own leftovers are swept again too."""
+        async with self.uow.transaction() as tx:
+            await erase_plumbing(tx, erasure.person_id, erasure.erasure_id)
+            tx.publish(_erased_event(erasure))
+        log.warning("erasure %s announced again", erasure.erasure_id)
+
+
+def _erased_event(erasure: Erasure) -> PersonErased:
+    return PersonErased.create(
+        PersonErasedV1(
+            person_id=erasure.person_id,
+            district_id=erasure.district_id,
+            erasure_id=erasure.erasure_id,
+            erased_at=erasure.erased_at,
+        ),
+        producer=PRODUCER,
+    )

@@ -8,9 +8,9 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lotse_shared.persistence.mongo import Transaction
+from lotse_shared.persistence.mongo import ERASURES, Transaction
 
-from .domain.model import Person
+from .domain.model import Erasure, Person
 
 Document = dict[str, Any]
 
@@ -18,6 +18,7 @@ Document = dict[str, Any]
 class PeopleRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.people = db["people"]
+        self.erasures = db[ERASURES]
 
     async def ensure_indexes(self) -> None:
         await self.people.create_indexes(
@@ -39,6 +40,25 @@ class PeopleRepository:
             session=tx.session,
         )
         return result.modified_count == 1
+
+    async def erase(self, tx: Transaction, erasure: Erasure) -> bool:
+        """Delete the person and keep the erasure record in their place; False if the
+        person was gone meanwhile."""
+        result = await self.people.delete_one({"_id": erasure.person_id}, session=tx.session)
+        if result.deleted_count != 1:
+            return False
+        doc = erasure.model_dump(exclude={"person_id", "erased_at"})
+        doc.update(_id=erasure.person_id, erased_at=erasure.erased_at)
+        await self.erasures.insert_one(doc, session=tx.session)
+        return True
+
+    async def erasure_of(self, person_id: uuid.UUID) -> Erasure | None:
+        doc = await self.erasures.find_one({"_id": person_id})
+        if doc is None:
+            return None
+        data = dict(doc)
+        data["person_id"] = data.pop("_id")
+        return Erasure.model_validate(data)
 
     async def get(self, person_id: uuid.UUID) -> Person | None:
         doc = await self.people.find_one({"_id": person_id})

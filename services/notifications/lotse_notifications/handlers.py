@@ -30,7 +30,12 @@ from lotse_shared.contracts.courses import (
     Enrolled,
 )
 from lotse_shared.contracts.envelope import Event
-from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated, ResponsibleContact
+from lotse_shared.contracts.intake import (
+    PersonErased,
+    PersonRegistered,
+    PersonUpdated,
+    ResponsibleContact,
+)
 from lotse_shared.contracts.notifications import (
     NotificationDelivered,
     NotificationDeliveredV1,
@@ -38,6 +43,7 @@ from lotse_shared.contracts.notifications import (
     NotificationFailedV1,
 )
 from lotse_shared.contracts.placement import SuggestionsReady
+from lotse_shared.erasure import apply_erasure
 from lotse_shared.errors import Forbidden, NotFound
 from lotse_shared.messaging.errors import PersonNotYetKnown
 from lotse_shared.messaging.parking import ParkingLot
@@ -146,6 +152,10 @@ class NotificationsHandlers:
                 )
         await self.parking.replay_for([str(p.person_id)])
 
+    async def person_erased(self, event: PersonErased) -> None:
+        await apply_erasure(self.uow, event, self.repo.erase_person, "notifications")
+        self.on_change()  # live inboxes drop the entries
+
     async def suggestions_ready(self, event: SuggestionsReady) -> None:
         p = event.payload
         facts = {
@@ -200,7 +210,7 @@ class NotificationsHandlers:
                 self.clock(),
                 self.timing.flip_flop_window,
             )
-            await self.repo.save_attendance(tx, state)
+            await self.repo.save_attendance(tx, state, p.person_id)
             created: list[Notification] = []
             if alert:
                 facts = {

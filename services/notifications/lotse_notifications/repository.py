@@ -61,8 +61,10 @@ class NotificationsRepository:
                 IndexModel("escalate_at", name="escalation", sparse=True),
                 IndexModel("correlation_id", name="by_flow"),
                 IndexModel([("cause_event_id", 1), ("kind", 1)], name="by_cause"),
+                IndexModel("person_id", name="by_person"),  # an erasure finds them
             ]
         )
+        await self.attendance.create_indexes([IndexModel("person_id", name="by_person")])
 
     # --- recipients -----------------------------------------------------------------
     async def save_recipients(self, tx: Transaction, r: Recipients) -> bool:
@@ -319,6 +321,24 @@ class NotificationsRepository:
             )
         )
 
+    # --- erasure --------------------------------------------------------------------------
+    async def erase_person(self, tx: Transaction, person_id: uuid.UUID) -> dict[str, int]:
+        """Erasure: who is responsible for the person, every notification about them
+        (inbox entries, escalations, the email and webhook delivery log inside), and
+        the attendance state of their enrolments. Preferences are the recipients'
+        (staff), not the person's, and stay."""
+        session = tx.session
+        recipients = await self.recipients.delete_one({"_id": person_id}, session=session)
+        notifications = await self.notifications.delete_many(
+            {"person_id": person_id}, session=session
+        )
+        attendance = await self.attendance.delete_many({"person_id": person_id}, session=session)
+        return {
+            "recipients": recipients.deleted_count,
+            "notifications": notifications.deleted_count,
+            "attendance": attendance.deleted_count,
+        }
+
     # --- preferences and attendance -------------------------------------------------------
     async def preferences_of(
         self, recipient_email: str, session: AsyncClientSession | None = None
@@ -343,13 +363,17 @@ class NotificationsRepository:
             enrolment_id=enrolment_id, at_risk=doc["at_risk"], last_alert_at=doc["last_alert_at"]
         )
 
-    async def save_attendance(self, tx: Transaction, state: AttendanceState) -> None:
+    async def save_attendance(
+        self, tx: Transaction, state: AttendanceState, person_id: uuid.UUID | None = None
+    ) -> None:
+        """``person_id``: whose enrolment it is, so an erasure finds the state."""
         await self.attendance.replace_one(
             {"_id": state.enrolment_id},
             {
                 "_id": state.enrolment_id,
                 "at_risk": state.at_risk,
                 "last_alert_at": state.last_alert_at,
+                **({"person_id": person_id} if person_id is not None else {}),
             },
             upsert=True,
             session=tx.session,

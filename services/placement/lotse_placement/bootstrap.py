@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from fastapi import FastAPI
 
@@ -44,6 +44,13 @@ def create_app(
     if overrides.today is not None:
         handlers.today = overrides.today
     sweeper = Periodic("matching-sweep", 5.0, handlers.sweep_pending)
+    retention = timedelta(days=settings.closed_case_retention_days)
+    # a sweep, not a TTL index: the database's TTL support is not relied on (docs/auth.md)
+    retention_sweep = Periodic(
+        "case-retention",
+        settings.retention_sweep_s,
+        lambda: handlers.delete_expired_cases(retention),
+    )
     register_subscriptions(rt.subscriptions, handlers)
     rt.parking.attach(rt.subscriptions.dispatch)
     document_publications(
@@ -69,7 +76,10 @@ def create_app(
         lifespan=lambda: run_lifespan(
             rt,
             index_setup=[repo.ensure_indexes],
-            background=[(sweeper.start, sweeper.stop)],
+            background=[
+                (sweeper.start, sweeper.stop),
+                (retention_sweep.start, retention_sweep.stop),
+            ],
         ),
     )
     app.state.runtime = rt

@@ -15,13 +15,19 @@ from pymongo.errors import DuplicateKeyError
 from lotse_shared.contracts import placement as ev
 from lotse_shared.contracts.courses import CourseCompleted, CourseDropped, Enrolled
 from lotse_shared.contracts.envelope import Event
-from lotse_shared.contracts.intake import PersonRegistered, PersonSnapshotV1, PersonUpdated
+from lotse_shared.contracts.intake import (
+    PersonErased,
+    PersonRegistered,
+    PersonSnapshotV1,
+    PersonUpdated,
+)
 from lotse_shared.contracts.partner import (
     OpeningFeedReported,
     OpeningReported,
     OpeningReportedV1,
     OpeningWithdrawn,
 )
+from lotse_shared.erasure import apply_erasure
 from lotse_shared.errors import Conflict, NotFound, RuleViolation
 from lotse_shared.messaging.errors import PersonNotYetKnown
 from lotse_shared.messaging.parking import ParkingLot
@@ -168,6 +174,16 @@ class PlacementHandlers:
                 await self.repo.mark_pending(tx, "person", person_id, _marker(trigger, event))
         await self.match_person(person_id)
         await self.parking.replay_for([str(person_id)])
+
+    async def person_erased(self, event: PersonErased) -> None:
+        await apply_erasure(self.uow, event, self.repo.erase_person, PRODUCER)
+
+    async def delete_expired_cases(self, retention: timedelta) -> int:
+        """Retention: delete cases closed longer than ``retention`` ago."""
+        deleted = await self.repo.delete_closed_cases(datetime.now(UTC) - retention)
+        if deleted:
+            log.info("retention: %d closed case(s) older than %s deleted", deleted, retention)
+        return deleted
 
     async def course_completed(self, event: CourseCompleted) -> None:
         facts = event.payload

@@ -58,6 +58,8 @@ class PlacementRepository:
                 IndexModel([("person_id", 1), ("opening_id", 1)], unique=True, name="one_per_pair"),
                 IndexModel("person_id", name="by_person"),
                 IndexModel("district_id", name="by_district"),
+                # present only once closed: the retention sweep's range
+                IndexModel("closed_at", sparse=True, name="closed_at"),
             ]
         )
         await self.people.create_indexes([IndexModel("district_id", name="by_district")])
@@ -347,6 +349,26 @@ class PlacementRepository:
         )
         return result.matched_count == 1
 
+    async def delete_closed_cases(self, closed_before: datetime) -> int:
+        """Retention: closed cases older than the period go (with their history)."""
+        result = await self.cases.delete_many({"closed_at": {"$lt": closed_before}})
+        return result.deleted_count
+
+    async def erase_person(self, tx: Transaction, person_id: uuid.UUID) -> dict[str, int]:
+        """Erasure: the read model, suggestion sets, told/decided markers and cases.
+        Openings keep their seat counts (numbers, no one's data)."""
+        session = tx.session
+        people = await self.people.delete_one({"_id": person_id}, session=session)
+        counts = {"people": people.deleted_count}
+        for name, collection in (
+            ("suggestion_sets", self.sets),
+            ("suggested", self.suggested),
+            ("cases", self.cases),
+        ):
+            result = await collection.delete_many({"person_id": person_id}, session=session)
+            counts[name] = result.deleted_count
+        return counts
+
     async def cases_of(self, person_id: uuid.UUID) -> list[Case]:
         return [_case(d) async for d in self.cases.find({"person_id": person_id})]
 
@@ -421,6 +443,9 @@ class PlacementRepository:
 def _case_doc(case: Case) -> Document:
     doc = case.model_dump(mode="json", exclude={"case_id", "person_id", "opening_id"})
     doc.update(_id=case.case_id, person_id=case.person_id, opening_id=case.opening_id)
+    if case.closed:
+        # when it was closed, as a date the retention sweep can compare
+        doc["closed_at"] = case.history[-1].at if case.history else datetime.now(UTC)
     return doc
 
 

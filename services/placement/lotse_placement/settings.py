@@ -16,3 +16,14 @@ class PlacementSettings(ServiceSettings):
         description="A new or changed opening is suggested to at most this many people: "
         "those it suits best.",
     )
+    closed_case_retention_days: float = Field(
+        default=730,
+        gt=0,
+        description="LOTSE_CLOSED_CASE_RETENTION_DAYS: a closed case (its history and notes "
+        "included) is deleted this many days after it was closed.",
+    )
+    retention_sweep_s: float = Field(
+        default=3600,
+        gt=0,
+        description="How often placement looks for closed cases past their retention.",
+    )

@@ -3,8 +3,11 @@ endpoint, and with what outcome.
 
 Every request that carried a valid token is recorded, refused ones (403, and the
 404 another district's id gets) included, so probing shows up too. Rows are only
-ever inserted: this module has no update or delete, and in production the
-services' MongoDB user should hold only ``insert`` and ``find`` on the collection.
+ever inserted: this module has no update or delete. The one exception is an
+erasure (``lotse_shared.erasure.anonymise_audit``), which replaces the erased
+person's id in their entries by ``erased:<erasure id>``; so in production the
+services' MongoDB user needs ``insert``, ``find`` and ``update`` on the collection,
+never ``remove``.
 An admin reads the log of their own district through ``GET /audit``.
 """
 
@@ -121,3 +124,11 @@ def concerning(request: Request, **ids: object) -> None:
     noted: dict[str, str] = getattr(request.state, "audit_subjects", {})
     noted.update({k: str(v) for k, v in ids.items()})
     request.state.audit_subjects = noted
+
+
+def redact(request: Request, value: str, replacement: str) -> None:
+    """Write ``replacement`` instead of ``value`` in this call's audit entry (path and
+    subjects): an erasure's own entry must not name the person it erased."""
+    redactions: dict[str, str] = getattr(request.state, "audit_redactions", {})
+    redactions[value] = replacement
+    request.state.audit_redactions = redactions

@@ -8,6 +8,7 @@ from .envelope import Event
 ALL_EVENTS: tuple[type[Event], ...] = (
     intake.PersonRegistered,
     intake.PersonUpdated,
+    intake.PersonErased,
     courses.Enrolled,
     courses.AttendanceRecorded,
     courses.ExamResultRecorded,

@@ -11,7 +11,7 @@ import uuid
 from datetime import date
 from typing import Literal
 
-from pydantic import EmailStr, Field
+from pydantic import AwareDatetime, EmailStr, Field
 
 from . import routing
 from .common import (
@@ -83,3 +83,24 @@ class PersonUpdated(Event):
     event_type: Literal["intake.person.updated"] = "intake.person.updated"
     event_version: Literal[1] = 1
     payload: PersonSnapshotV1
+
+
+class PersonErasedV1(Payload):
+    """An admin erased a person (issue #6, part 8). Deliberately no name, contacts or
+    reason: the event says only whom to forget, so it may travel everywhere."""
+
+    person_id: uuid.UUID
+    district_id: DistrictId
+    erasure_id: uuid.UUID = Field(description="intake's erasure record; the only trace kept.")
+    erased_at: AwareDatetime
+
+
+class PersonErased(Event):
+    ROUTING_KEY = routing.PERSON_ERASED_V1
+    DESCRIPTION = (
+        "A person was erased on request: every service deletes or anonymises what it holds "
+        "about them and keeps only a tombstone, so late events about them are ignored."
+    )
+    event_type: Literal["intake.person.erased"] = "intake.person.erased"
+    event_version: Literal[1] = 1
+    payload: PersonErasedV1

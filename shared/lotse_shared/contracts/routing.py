@@ -9,6 +9,7 @@ from typing import Final
 # intake
 PERSON_REGISTERED_V1: Final = "intake.person.registered.v1"
 PERSON_UPDATED_V1: Final = "intake.person.updated.v1"
+PERSON_ERASED_V1: Final = "intake.person.erased.v1"
 
 # courses
 ENROLLED_V1: Final = "courses.enrolment.created.v1"

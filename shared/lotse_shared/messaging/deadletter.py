@@ -3,7 +3,8 @@
 - bodies that are not JSON, validation errors and domain errors (rule
   violations, unknown course ...) can never succeed: the original message goes
   to the service's dead-letter queue at once, with headers naming the reason;
-- :class:`AlreadyApplied`: acknowledged and logged, nothing else;
+- :class:`AlreadyApplied`: acknowledged and logged, nothing else (so is
+  :class:`PersonErased`, an event about a person the service erased);
 - :class:`NotYetApplicable` (e.g. the person is not known yet): parked in the
   service's database (see parking), then acknowledged;
 - anything else (database away, a bug): the message is republished to wait in
@@ -32,7 +33,7 @@ from pydantic import ValidationError
 
 from lotse_shared.errors import DomainError
 
-from .errors import AlreadyApplied, NotYetApplicable
+from .errors import AlreadyApplied, NotYetApplicable, PersonErased
 from .parking import ParkingLot
 from .topology import Topology
 
@@ -163,6 +164,11 @@ def failure_middleware(
             attempts_before = int((msg.headers or {}).get(HEADER_ATTEMPTS, 0))
             try:
                 return await call_next(msg)
+            except PersonErased:
+                log.info(
+                    "event %s on %s about an erased person ignored", msg.message_id, routing_key
+                )
+                return None
             except AlreadyApplied:
                 log.info("duplicate event %s on %s ignored", msg.message_id, routing_key)
                 return None
@@ -170,14 +176,20 @@ def failure_middleware(
                 if parking is None:
                     await _dead_letter(msg, routing_key, exc, attempts_before + 1)
                     return None
-                await parking.park(
+                if await parking.park(
                     event_id=msg.message_id or "",
                     routing_key=routing_key,
                     body=msg.body,
                     person_id=exc.person_id,
                     reason=str(exc),
-                )
-                log.info("message %s on %s parked: %s", msg.message_id, routing_key, exc)
+                ):
+                    log.info("message %s on %s parked: %s", msg.message_id, routing_key, exc)
+                else:
+                    log.info(
+                        "message %s on %s about an erased person ignored",
+                        msg.message_id,
+                        routing_key,
+                    )
                 return None
             except PERMANENT as exc:
                 await _dead_letter(msg, routing_key, exc, attempts_before + 1)

@@ -15,6 +15,11 @@ class AlreadyApplied(Exception):
     """The event id was applied before; the message is acknowledged and ignored."""
 
 
+class PersonErased(AlreadyApplied):
+    """The event is about a person this service erased: acknowledged and ignored, so a
+    late or replayed event cannot bring their data back (issue #6, part 8)."""
+
+
 class NotYetApplicable(Exception):
     """The event cannot be applied yet, but may be after another event arrives.
 

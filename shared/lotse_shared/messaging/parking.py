@@ -11,6 +11,7 @@ good on replay (a rule violation) is dead-lettered at once. Nothing is dropped.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lotse_shared.background import Periodic
 from lotse_shared.errors import DomainError
+from lotse_shared.persistence.mongo import is_erased
 
 from .errors import AlreadyApplied, NotYetApplicable
 
@@ -69,7 +71,11 @@ class ParkingLot:
 
     async def park(
         self, *, event_id: str, routing_key: str, body: bytes, person_id: str, reason: str
-    ) -> None:
+    ) -> bool:
+        """Keep the event for later; False (and nothing kept) if the person was erased:
+        an event about them is never applicable again and must not keep their data."""
+        if await self._erased(person_id):
+            return False
         now = datetime.now(UTC)
         await self.db[PARKED].update_one(
             {"_id": event_id},
@@ -86,6 +92,14 @@ class ParkingLot:
             },
             upsert=True,
         )
+        return True
+
+    async def _erased(self, person_id: str) -> bool:
+        try:
+            subject = uuid.UUID(person_id)
+        except ValueError:
+            return False
+        return await is_erased(self.db, subject)
 
     async def count(self) -> int:
         return await self.db[PARKED].count_documents({})

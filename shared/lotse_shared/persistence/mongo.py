@@ -5,12 +5,18 @@ A unit of work is one MongoDB transaction holding, together:
   second delivery fails on the index, not on a check-then-write race);
 - the handler's own writes;
 - the events the change causes (the outbox), published after commit by the relay.
+
+An event about a person this service has erased (a tombstone in ``erasures``) is
+refused inside the same transaction (:class:`PersonErased`): a late or replayed
+event must not bring an erased person back. A transaction that applies no event
+(HTTP, delivery loops) does not publish events about erased people either.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,7 +30,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from lotse_shared.contracts.envelope import Event
-from lotse_shared.messaging.errors import AlreadyApplied
+from lotse_shared.messaging.errors import AlreadyApplied, PersonErased
 
 log = logging.getLogger("lotse.persistence")
 
@@ -32,6 +38,8 @@ Document = dict[str, Any]
 
 INBOX = "inbox"
 OUTBOX = "outbox"
+ERASURES = "erasures"  # tombstones of erased people (issue #6, part 8); see lotse_shared.erasure
+ERASED_EVENT_TYPE = "intake.person.erased"
 DEDUP_WINDOW_S = 90 * 24 * 3600
 OWN_LEASE_S = 10.0  # how long a crash may delay an event the committer did not publish
 
@@ -56,15 +64,29 @@ async def ensure_plumbing_indexes(db: AsyncDatabase[Document]) -> None:
                 expireAfterSeconds=7 * 24 * 3600,
                 name="sent_ttl",
             ),
+            # an erasure deletes the rows about the person, sent or not
+            IndexModel("person_id", sparse=True, name="by_person"),
         ]
     )
+
+
+def subject_of(event: Event) -> uuid.UUID | None:
+    """The person an event is about, if any (every person event names ``person_id``)."""
+    person_id = getattr(getattr(event, "payload", None), "person_id", None)
+    return person_id if isinstance(person_id, uuid.UUID) else None
+
+
+async def is_erased(
+    db: AsyncDatabase[Document], person_id: uuid.UUID, session: AsyncClientSession | None = None
+) -> bool:
+    return await db[ERASURES].find_one({"_id": person_id}, {"_id": 1}, session=session) is not None
 
 
 def outbox_document(event: Event, lease_s: float = 0.0) -> Document:
     """An outbox row; with ``lease_s`` the committing process keeps it to itself that
     long (it publishes from memory), after which any relay may take it."""
     now = datetime.now(UTC)
-    return {
+    doc: Document = {
         "_id": str(event.event_id),
         "routing_key": event.ROUTING_KEY,
         "event_type": event.event_type,
@@ -74,6 +96,9 @@ def outbox_document(event: Event, lease_s: float = 0.0) -> Document:
         "sent_at": None,
         "lease_until": now + timedelta(seconds=lease_s),
     }
+    if (person_id := subject_of(event)) is not None:
+        doc["person_id"] = person_id  # so an erasure finds the rows about the person
+    return doc
 
 
 async def save_if_newer(
@@ -144,7 +169,16 @@ class UnitOfWork:
                         )
                     except DuplicateKeyError:
                         raise AlreadyApplied(str(applying.event_id)) from None
+                    person_id = subject_of(applying)
+                    if (
+                        person_id is not None
+                        and applying.event_type != ERASED_EVENT_TYPE
+                        and await is_erased(self.db, person_id, session)
+                    ):
+                        raise PersonErased(str(applying.event_id))
                 yield tx
+                if applying is None and tx.events:
+                    tx.events = await self._without_erased(tx.events, session)
                 # rows the committing process will publish itself are leased to it
                 lease_s = OWN_LEASE_S if self._on_committed is not None else 0.0
                 rows = [outbox_document(e, lease_s) for e in tx.events]
@@ -152,3 +186,28 @@ class UnitOfWork:
                     await self.db[OUTBOX].insert_many(rows, session=session)
         if rows and self._on_committed is not None:
             self._on_committed(rows)
+
+    async def _without_erased(
+        self, events: list[Event], session: AsyncClientSession
+    ) -> list[Event]:
+        """Drop events about people erased meanwhile (an email delivered while the
+        erasure was applied, say): their outbox rows would outlive the erasure."""
+        subjects = {
+            s
+            for e in events
+            if e.event_type != ERASED_EVENT_TYPE and (s := subject_of(e)) is not None
+        }
+        if not subjects:
+            return events
+        erased = {
+            d["_id"]
+            async for d in self.db[ERASURES].find(
+                {"_id": {"$in": list(subjects)}}, {"_id": 1}, session=session
+            )
+        }
+        if not erased:
+            return events
+        log.info("%d event(s) about erased people not published", len(erased))
+        return [
+            e for e in events if e.event_type == ERASED_EVENT_TYPE or subject_of(e) not in erased
+        ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lotse_courses.handlers import CoursesHandlers
 from lotse_shared.contracts import partner
-from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
+from lotse_shared.contracts.intake import PersonErased, PersonRegistered, PersonUpdated
 from lotse_shared.messaging.subscriptions import Subscriptions
 
 
@@ -16,6 +16,10 @@ def register_subscriptions(subs: Subscriptions, h: CoursesHandlers) -> None:
     @subs.on(PersonUpdated, "Keep the person's newest revision")
     async def person_updated(event: PersonUpdated) -> None:
         await h.person_changed(event)
+
+    @subs.on(PersonErased, "Forget the person: read model and enrolments; keep a tombstone")
+    async def person_erased(event: PersonErased) -> None:
+        await h.person_erased(event)
 
     @subs.on(partner.EnrolmentReported, "Create the course if new and enrol the person")
     async def enrolment_reported(event: partner.EnrolmentReported) -> None:

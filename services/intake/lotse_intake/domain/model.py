@@ -25,6 +25,8 @@ __all__ = [
     "ConsentChange",
     "ContactDetails",
     "Education",
+    "Erasure",
+    "ErasureRequest",
     "LanguageSkill",
     "Person",
     "PersonDetails",
@@ -176,3 +178,32 @@ class Person(PersonDetails):
             updated_at=now,
             consent_history=[*self.consent_history, *changes],
         )
+
+
+class ErasureRequest(BaseModel):
+    """The body of an erasure: why (kept in the erasure record, never sent in events)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(
+        min_length=3,
+        max_length=500,
+        description="Why the person is erased, e.g. 'Art. 17 DSGVO request of 2026-11-20'.",
+    )
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if len(value.strip()) < 3:
+            raise ValueError("give a reason of at least 3 characters")
+        return value.strip()
+
+
+class Erasure(BaseModel):
+    """intake's erasure record: the one trace of an erased person that stays."""
+
+    erasure_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    person_id: uuid.UUID
+    district_id: DistrictId
+    reason: str
+    erased_by: str = Field(description="The admin who asked for it (user id).")
+    erased_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

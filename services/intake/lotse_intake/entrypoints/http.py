@@ -5,18 +5,24 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request, status
+from fastapi import APIRouter, Body, Header, Query, Request, Response, status
 from pydantic import BaseModel
 
-from lotse_intake.domain.model import Person, PersonDetails
+from lotse_intake.domain.model import Erasure, ErasureRequest, Person, PersonDetails
 from lotse_intake.handlers import IntakeHandlers
-from lotse_shared.auth import STAFF, Principal
-from lotse_shared.auth.audit import concerning
+from lotse_shared.auth import STAFF, Principal, Role
+from lotse_shared.auth.audit import concerning, redact
 from lotse_shared.auth.http import Authenticator
+from lotse_shared.erasure import erased_marker
 
 
 class PersonOut(Person):
     """A person as stored, with revision and timestamps."""
+
+
+class ErasureOut(Erasure):
+    """intake's erasure record. The other services apply it when they receive
+    ``intake.person.erased.v1`` (moments later)."""
 
 
 class PersonList(BaseModel):
@@ -30,6 +36,7 @@ def make_router(handlers: IntakeHandlers, auth: Authenticator) -> APIRouter:
     everyone of their district; anyone else's person answers 404."""
     router = APIRouter(prefix="/people", tags=["people"])
     staff = auth.require(*STAFF)
+    admin = auth.require(Role.ADMIN)
 
     @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a person")
     async def register(
@@ -89,5 +96,31 @@ def make_router(handlers: IntakeHandlers, auth: Authenticator) -> APIRouter:
     ) -> PersonOut:
         person = await handlers.patch(person_id, changes, viewer)
         return PersonOut.model_validate(person.model_dump())
+
+    @router.post(
+        "/{person_id}/erasure",
+        status_code=status.HTTP_202_ACCEPTED,
+        summary="Erase a person on request (admins; their district only)",
+        description="Deletes the person and keeps only an erasure record (who, when, why); "
+        "every service forgets the person when it receives intake.person.erased.v1. "
+        "202 with the new record; 200 with the existing one if the person was erased "
+        "before (the event is then published again, so every service re-applies it); "
+        "404 for an unknown person or another district's.",
+        responses={200: {"model": ErasureOut, "description": "Erased before"}},
+    )
+    async def erase(
+        person_id: uuid.UUID,
+        body: ErasureRequest,
+        request: Request,
+        response: Response,
+        viewer: Principal = admin,
+    ) -> ErasureOut:
+        erasure, new = await handlers.erase(person_id, body.reason, viewer)
+        # the audit entry of this call names the erasure, not the person
+        redact(request, str(person_id), erased_marker(erasure.erasure_id))
+        concerning(request, erasure_id=erasure.erasure_id)
+        if not new:
+            response.status_code = status.HTTP_200_OK
+        return ErasureOut.model_validate(erasure.model_dump())
 
     return router

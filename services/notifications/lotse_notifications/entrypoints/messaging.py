@@ -9,7 +9,7 @@ from lotse_shared.contracts.courses import (
     CourseDropped,
     Enrolled,
 )
-from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
+from lotse_shared.contracts.intake import PersonErased, PersonRegistered, PersonUpdated
 from lotse_shared.contracts.placement import SuggestionsReady
 from lotse_shared.messaging.subscriptions import Subscriptions
 
@@ -22,6 +22,10 @@ def register_subscriptions(subs: Subscriptions, h: NotificationsHandlers) -> Non
     @subs.on(PersonUpdated, "Follow changes of the person's contacts")
     async def person_updated(event: PersonUpdated) -> None:
         await h.person_changed(event)
+
+    @subs.on(PersonErased, "Forget the person: recipients, inbox entries, delivery log")
+    async def person_erased(event: PersonErased) -> None:
+        await h.person_erased(event)
 
     @subs.on(SuggestionsReady, "Alert the caseworker with the suggestions and reasons")
     async def suggestions_ready(event: SuggestionsReady) -> None:

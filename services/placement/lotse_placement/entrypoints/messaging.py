@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lotse_placement.handlers import PlacementHandlers
 from lotse_shared.contracts.courses import CourseCompleted, CourseDropped, Enrolled
-from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
+from lotse_shared.contracts.intake import PersonErased, PersonRegistered, PersonUpdated
 from lotse_shared.contracts.partner import (
     OpeningFeedReported,
     OpeningReported,
@@ -21,6 +21,10 @@ def register_subscriptions(subs: Subscriptions, h: PlacementHandlers) -> None:
     @subs.on(PersonUpdated, "Keep the newest facts; re-match on a change")
     async def person_updated(event: PersonUpdated) -> None:
         await h.person_changed(event)
+
+    @subs.on(PersonErased, "Forget the person: read model, suggestions, cases; keep a tombstone")
+    async def person_erased(event: PersonErased) -> None:
+        await h.person_erased(event)
 
     @subs.on(CourseCompleted, "Compute suggestions for the new German level")
     async def course_completed(event: CourseCompleted) -> None:
