@@ -5,11 +5,19 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from lotse_shared.auth import Role
 from lotse_shared.auth.apikeys import KeyFile
+from lotse_shared.messaging.deadletter import (
+    HEADER_ROUTING_KEY,
+    HEADER_VERIFIED_PRODUCER,
+    ProducerNotVouched,
+    check_partner_producer,
+)
 from lotse_shared.ops.partners import (
     Partner,
     PartnerConfigError,
@@ -113,3 +121,52 @@ def test_api_keys_hashed_looked_up_and_revoked(tmp_path: Path) -> None:
     assert keys.revoke("hwk-kassel")[0].partner_id == "hwk-kassel"
     assert reader.principal(other) is None
     assert keys.revoke("hwk-kassel") == []
+
+
+def delivery(
+    body: bytes,
+    *,
+    exchange: str = "lotse.events",
+    routing_key: str = "partner.course.completion_reported.v1",
+    user_id: str | None = None,
+    headers: dict[str, Any] | None = None,
+) -> Any:
+    raw = SimpleNamespace(exchange=exchange, routing_key=routing_key, user_id=user_id)
+    return SimpleNamespace(raw_message=raw, headers=headers or {}, body=body)
+
+
+def test_the_producer_check_believes_the_broker_on_partner_deliveries() -> None:
+    body = json.dumps({"producer": "vhs-region-kassel"}).encode()
+    key = "partner.course.completion_reported.v1"
+    ok = delivery(body, user_id="vhs-region-kassel")
+    assert check_partner_producer(ok, "lotse.events") == (key, "vhs-region-kassel")
+    with pytest.raises(ProducerNotVouched, match="user_id 'ba-jobsuche' does not match"):
+        check_partner_producer(delivery(body, user_id="ba-jobsuche"), "lotse.events")
+    # headers a partner set are not believed, nor its claim of another routing key
+    spoofed = delivery(
+        body,
+        headers={HEADER_VERIFIED_PRODUCER: "vhs-region-kassel", HEADER_ROUTING_KEY: "intake.x"},
+    )
+    with pytest.raises(ProducerNotVouched, match="user_id missing"):
+        check_partner_producer(spoofed, "lotse.events")
+    # a service's own copy (retry return) carries what the service verified
+    retried = delivery(
+        body,
+        exchange="lotse.retry-return",
+        routing_key=f"courses.1.{key}",
+        headers={HEADER_VERIFIED_PRODUCER: "vhs-region-kassel", HEADER_ROUTING_KEY: key},
+    )
+    assert check_partner_producer(retried, "lotse.events") == (key, "vhs-region-kassel")
+    laundered = delivery(body, exchange="lotse.retry-return", headers={HEADER_ROUTING_KEY: key})
+    with pytest.raises(ProducerNotVouched, match=f"{HEADER_VERIFIED_PRODUCER} missing"):
+        check_partner_producer(laundered, "lotse.events")
+
+
+def test_the_producer_check_leaves_other_events_and_bad_bodies_to_validation() -> None:
+    internal = delivery(b'{"producer": "courses"}', routing_key="courses.course.completed.v1")
+    assert check_partner_producer(internal, "lotse.events") == (
+        "courses.course.completed.v1",
+        None,
+    )
+    for body in (b"not json", b"[" * 100_000, b'{"producer": 7}', b"[]"):
+        assert check_partner_producer(delivery(body), "lotse.events")[1] is None

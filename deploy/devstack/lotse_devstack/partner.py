@@ -75,7 +75,7 @@ def dev_password(partner_id: str) -> str:
 def producer_of(body: bytes) -> str | None:
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     producer = data.get("producer") if isinstance(data, dict) else None
     return producer if isinstance(producer, str) else None

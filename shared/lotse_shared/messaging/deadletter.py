@@ -99,7 +99,7 @@ def _claimed_producer(body: bytes) -> str | None:
     will dead-letter it with the reason)."""
     try:
         data = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # e.g. 100,000 nested brackets
         return None
     producer = data.get("producer") if isinstance(data, dict) else None
     return producer if isinstance(producer, str) else None
