@@ -197,7 +197,7 @@ async def test_the_broker_refuses_what_a_partner_may_not_publish(
             ]
             refusals = []
             for what, conn, exchange, key, claimed, expected in forbidden:
-                refusal = await attempt(conn, exchange, key, claimed=claimed)
+                refusal = await attempt(conn, exchange, key, user_id=claimed)
                 assert refusal is not None, f"{what} ({key}) was accepted"
                 assert expected in refusal, refusal
                 refusals.append({"attempt": what, "routing_key": key, "refusal": refusal})
