@@ -37,6 +37,12 @@ def _up(args: argparse.Namespace) -> int:
                 "  tokens         lotse token --role caseworker --user you@... "
                 f"(keys: {stack.issuer.directory})"
             )
+        from .partner import DevPartners, partner_url
+
+        exchange = f"{config.namespace}.events"
+        for partner_id, password in DevPartners().ensure_all(exchange).items():
+            url = partner_url(config.rabbit_url, partner_id, password)
+            print(f"  partner        {url}  (on {exchange}, user_id={partner_id})")
         print("Ctrl-C stops everything.")
         stop = False
 

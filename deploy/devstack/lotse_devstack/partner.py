@@ -119,6 +119,13 @@ class DevPartners:
                 self._granted.add((partner_id, events_exchange))
         return password
 
+    def ensure_all(self, events_exchange: str) -> dict[str, str]:
+        """Every partner of deploy/partners.json, ready on ``events_exchange``: id -> password."""
+        return {
+            pid: self.ensure(pid, partner.publishes[0], events_exchange)
+            for pid, partner in self.defined.items()
+        }
+
     @classmethod
     def forget_exchange(cls, events_exchange: str, admin: BrokerAdmin | None = None) -> None:
         """Drop the topic permissions this process granted on a deleted exchange."""
