@@ -30,7 +30,12 @@ from lotse_courses.bootstrap import create_app as courses_app
 from lotse_placement.bootstrap import create_app as placement_app
 from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.intake import PersonRegistered
-from lotse_shared.messaging.deadletter import HEADER_REASON, HEADER_VERIFIED_PRODUCER
+from lotse_shared.messaging.deadletter import (
+    HEADER_ATTEMPTS,
+    HEADER_REASON,
+    HEADER_ROUTING_KEY,
+    HEADER_VERIFIED_PRODUCER,
+)
 from lotse_shared.ops.__main__ import main as ops
 from lotse_shared.ops.dead_letters import DeadLetterDesk
 from lotse_shared.ops.partners import BrokerAdmin
@@ -271,7 +276,14 @@ async def test_a_partner_event_counts_only_when_the_broker_vouches_for_its_produ
         await raw_publish(rabbit_url, namespace, guest_user_id, user_id="guest")
         # our own headers are not believed on a message from the events exchange
         await raw_publish(
-            rabbit_url, namespace, spoofed, headers={HEADER_VERIFIED_PRODUCER: SCHOOL}
+            rabbit_url,
+            namespace,
+            spoofed,
+            headers={
+                HEADER_VERIFIED_PRODUCER: SCHOOL,
+                HEADER_ROUTING_KEY: "intake.person.registered.v1",
+                HEADER_ATTEMPTS: "not a number",
+            },
         )
         # the school itself (its broker user, user_id set): applied
         genuine = enrolment(pid)
@@ -296,6 +308,10 @@ async def test_a_partner_event_counts_only_when_the_broker_vouches_for_its_produ
             f"user_id missing does not match producer '{SCHOOL}'"
         )
         assert len(found) == 3
+        for letter in found:  # the broker's routing key and our count, not the sender's
+            assert (letter.headers or {})[HEADER_ROUTING_KEY] == enrolment(pid).ROUTING_KEY
+            assert (letter.headers or {})[HEADER_ATTEMPTS] == 1
+            assert HEADER_VERIFIED_PRODUCER not in (letter.headers or {})
         # only the genuine enrolment exists
         enrolments = await db["enrolments"].find({}).to_list()
         assert len(enrolments) == 1

@@ -136,6 +136,16 @@ def check_partner_producer(msg: StreamMessage[Any], events_exchange: str) -> tup
     return routing_key, claimed
 
 
+def _attempts_before(msg: StreamMessage[Any], events_exchange: str) -> int:
+    """Our attempt count, from our own copies only (a partner could set any header)."""
+    if getattr(msg.raw_message, "exchange", None) == events_exchange:
+        return 0
+    try:
+        return int((msg.headers or {}).get(HEADER_ATTEMPTS, 0))
+    except (TypeError, ValueError):
+        return 0
+
+
 def _clean(headers: dict[str, Any]) -> dict[str, Any]:
     """Without the broker's x-death and without any producer claim it did not make."""
     return {
@@ -240,7 +250,7 @@ def failure_middleware(
         async def consume_scope(
             self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
         ) -> Any:
-            attempts_before = int((msg.headers or {}).get(HEADER_ATTEMPTS, 0))
+            attempts_before = _attempts_before(msg, events_exchange)
             try:
                 routing_key, producer = check_partner_producer(msg, events_exchange)
             except ProducerNotVouched as exc:
