@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -15,13 +15,31 @@ from pydantic import ValidationError
 
 from .auth import Principal, Role
 from .auth.audit import SUBJECT_KEYS, AuditEntry, AuditLog
-from .auth.http import Authenticator
+from .auth.http import API_KEY_SCHEME, Authenticator
 from .errors import Conflict, Forbidden, NotFound, RuleViolation
 from .ops.dead_letters import DeadLetterDesk
 from .ops.http import make_ops_router
 from .service import ServiceRuntime, ping_broker, ping_database
 
 log = logging.getLogger("lotse.http")
+
+
+def _api_keys_for_partners_only(app: FastAPI) -> None:
+    """FastAPI hands every scheme of a dependency the endpoint's roles; an API key
+    only ever stands for a partner, so its requirement says so."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for ops in schema.get("paths", {}).values():
+                for op in ops.values():
+                    for requirement in op.get("security", []) if isinstance(op, dict) else []:
+                        if API_KEY_SCHEME in requirement:
+                            requirement[API_KEY_SCHEME] = [Role.PARTNER.value]
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_http_app(
@@ -42,6 +60,7 @@ def create_http_app(
             yield
 
     app = FastAPI(title=title, description=description, version="1.0", lifespan=app_lifespan)
+    _api_keys_for_partners_only(app)
     asyncapi = AsyncAPI(
         rt.broker,
         title=f"{title} — events",

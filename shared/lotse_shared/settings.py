@@ -85,6 +85,11 @@ class ServiceSettings(BaseSettings):
     auth_leeway_s: float = Field(
         default=30.0, description="Clock skew tolerated on exp/nbf/iat, in seconds."
     )
+    # Partner API keys (issue #6, part 5): the file `lotse partner key create` writes.
+    partner_keys_file: Path | None = Field(
+        default=None,
+        description="Partners' API keys (hashes only); unset: no API key is accepted.",
+    )
     # Fault injection for the chaos tests (make chaos); leave empty in production.
     chaos_fail_event_ids: list[str] = Field(
         default=[], description="Testing only: handling of these event ids always fails."

@@ -6,6 +6,7 @@ the database as they found them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import aio_pika
@@ -13,6 +14,7 @@ from pymongo import AsyncMongoClient
 
 from lotse_shared.contracts.catalogue import BY_ROUTING_KEY
 
+from .partner import DevPartners
 from .stack import SERVICES
 
 MAX_RETRY_QUEUES = 20  # more delays than anyone configures
@@ -36,6 +38,8 @@ async def delete_namespace(
             await channel.queue_delete(name)
         for exchange in ("events", "dead", "retry", "retry-return"):
             await channel.exchange_delete(f"{namespace}.{exchange}")
+    # the local partners' topic permissions on the events exchange just deleted
+    await asyncio.to_thread(DevPartners.forget_exchange, f"{namespace}.events")
     if mongo_url:
         client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
         try:

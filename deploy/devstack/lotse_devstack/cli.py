@@ -1,5 +1,6 @@
 """The ``lotse`` command: ``lotse up`` runs the stack, ``lotse demo`` runs the main flow,
-``lotse import jobsuche|csv FILE`` sends a partner's openings file to placement."""
+``lotse import jobsuche|csv FILE`` sends a partner's openings file to placement,
+``lotse partner add|sync|remove|key`` manages partners' broker users and API keys."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from lotse_shared.auth import Role
 from lotse_shared.ops.__main__ import add_dead_letter_commands, run_dead_letters
+from lotse_shared.ops.partner_cli import add_partner_commands, run_partner
 
 from .chaos import SCENARIOS, run_scenario
 from .cleanup import delete_namespace
@@ -35,6 +37,12 @@ def _up(args: argparse.Namespace) -> int:
                 "  tokens         lotse token --role caseworker --user you@... "
                 f"(keys: {stack.issuer.directory})"
             )
+        from .partner import DevPartners, partner_url
+
+        exchange = f"{config.namespace}.events"
+        for partner_id, password in DevPartners().ensure_all(exchange).items():
+            url = partner_url(config.rabbit_url, partner_id, password)
+            print(f"  partner        {url}  (on {exchange}, user_id={partner_id})")
         print("Ctrl-C stops everything.")
         stop = False
 
@@ -135,7 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--keys", type=Path, default=None, help="key dir (.lotse/dev-keys)")
     add_dead_letter_commands(sub)
     add_import_commands(sub)
+    add_partner_commands(sub)
     args = parser.parse_args(argv)
+    if args.command == "partner":
+        return run_partner(args)
     if args.command == "dead-letters":
         return asyncio.run(run_dead_letters(args))
     if args.command == "import":

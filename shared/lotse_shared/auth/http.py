@@ -14,10 +14,16 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
+from fastapi.security import (
+    APIKeyHeader,
+    HTTPAuthorizationCredentials,
+    HTTPBearer,
+    SecurityScopes,
+)
 
 from lotse_shared.settings import ServiceSettings
 
+from .apikeys import KeyFile
 from .principal import Principal, Role
 from .verifier import InvalidToken, KeysUnavailable, TokenVerifier
 
@@ -37,6 +43,18 @@ bearer_scheme = HTTPBearer(
 
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 
+# Partners may call their endpoints with an API key instead (`lotse partner key create`).
+API_KEY_HEADER = "X-Api-Key"
+API_KEY_SCHEME = "partnerApiKey"
+api_key_scheme = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    scheme_name=API_KEY_SCHEME,
+    description="A partner's API key (`lotse_<key id>_<secret>`), also accepted as "
+    "`Authorization: ApiKey <key>`. Only on endpoints that accept the partner role.",
+)
+ApiKey = Annotated[str | None, Depends(api_key_scheme)]
+
 
 def unauthenticated(reason: str | None) -> HTTPException:
     challenge = f'Bearer realm="{REALM}"'
@@ -53,18 +71,20 @@ def unauthenticated(reason: str | None) -> HTTPException:
 class Authenticator:
     """Verifies the caller's token and checks their role, for one service."""
 
-    def __init__(self, verifier: TokenVerifier | None) -> None:
+    def __init__(self, verifier: TokenVerifier | None, api_keys: KeyFile | None = None) -> None:
         self.verifier = verifier
+        self.api_keys = api_keys
 
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> Authenticator:
+        keys = KeyFile(settings.partner_keys_file) if settings.partner_keys_file else None
         if not settings.auth_jwks_url and not settings.auth_jwks_file:
             log.warning(
                 "%s: neither LOTSE_AUTH_JWKS_URL nor LOTSE_AUTH_JWKS_FILE is set; "
                 "every request but health and docs is refused",
                 settings.service_name,
             )
-            return cls(None)
+            return cls(None, keys)
         url = settings.auth_jwks_url or None  # an identity provider wins over a file
         return cls(
             TokenVerifier(
@@ -74,7 +94,8 @@ class Authenticator:
                 jwks_file=None if url else settings.auth_jwks_file,
                 leeway_s=settings.auth_leeway_s,
                 district_claim=settings.auth_district_claim,
-            )
+            ),
+            keys,
         )
 
     async def authenticate(self, token: str | None) -> Principal:
@@ -102,6 +123,20 @@ class Authenticator:
         token = credentials.credentials if credentials else request.cookies.get(TOKEN_COOKIE)
         return self._authorise(scopes, request, await self.authenticate(token))
 
+    async def _bearer_or_api_key(
+        self, scopes: SecurityScopes, request: Request, credentials: Credentials, api_key: ApiKey
+    ) -> Principal:
+        if api_key is None:
+            scheme, _, value = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() == "apikey":
+                api_key = value.strip()
+        if api_key is None:
+            return await self._bearer(scopes, request, credentials)
+        principal = self.api_keys.principal(api_key) if self.api_keys is not None else None
+        if principal is None:  # names no part of what was sent
+            raise unauthenticated("unknown or revoked API key")
+        return self._authorise(scopes, request, principal)
+
     @staticmethod
     def _authorise(scopes: SecurityScopes, request: Request, principal: Principal) -> Principal:
         request.state.principal = principal  # for the audit trail, refusals included
@@ -116,8 +151,12 @@ class Authenticator:
         """A dependency giving the Principal if they hold one of ``roles``.
 
         ``cookie``: also accept the token from the inbox page's HttpOnly cookie.
+        Endpoints that accept partners also accept a partner API key (listed as a
+        second, alternative security requirement in OpenAPI).
         """
         if not roles:
             raise ValueError("name the roles an endpoint accepts")
-        dependency = self._bearer_or_cookie if cookie else self._bearer
+        dependency: Any = self._bearer_or_cookie if cookie else self._bearer
+        if Role.PARTNER in roles and not cookie:
+            dependency = self._bearer_or_api_key
         return Security(dependency, scopes=[r.value for r in roles])

@@ -46,6 +46,16 @@ HEADER_ROUTING_KEY = "x-lotse-original-routing-key"
 HEADER_ERROR_TYPE = "x-lotse-error-type"
 HEADER_ATTEMPTS = "x-lotse-attempts"
 HEADER_LAST_ERROR = "x-lotse-last-error"
+# Set by a service on its own copies (retry, dead letter) of a partner event whose
+# user_id it checked; trusted only on messages that did not come from the events
+# exchange, which is the only exchange a partner may write to.
+HEADER_VERIFIED_PRODUCER = "x-lotse-verified-producer"
+PARTNER_PREFIX = "partner."
+
+
+class ProducerNotVouched(DomainError):
+    """A partner event whose producer the broker did not vouch for (``user_id``)."""
+
 
 PERMANENT = (ValidationError, DomainError, json.JSONDecodeError, UnicodeDecodeError)
 
@@ -76,8 +86,78 @@ def original_routing_key(msg: StreamMessage[Any]) -> str:
     return str(headers.get(HEADER_ROUTING_KEY) or getattr(msg.raw_message, "routing_key", ""))
 
 
+def delivered_routing_key(msg: StreamMessage[Any], events_exchange: str) -> str:
+    """The event's routing key. A partner could set our headers, so on deliveries from
+    the events exchange only the broker's routing key counts."""
+    raw = msg.raw_message
+    if getattr(raw, "exchange", None) == events_exchange:
+        return str(getattr(raw, "routing_key", "") or "")
+    return original_routing_key(msg)
+
+
+def _claimed_producer(body: bytes) -> str | None:
+    """The envelope's ``producer``; None when the body is no JSON object (validation
+    will dead-letter it with the reason)."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):  # e.g. 100,000 nested brackets
+        return None
+    producer = data.get("producer") if isinstance(data, dict) else None
+    return producer if isinstance(producer, str) else None
+
+
+def check_partner_producer(msg: StreamMessage[Any], events_exchange: str) -> tuple[str, str | None]:
+    """The message's routing key and, for a partner event, its verified producer.
+
+    A partner event straight from the events exchange must carry the AMQP
+    ``user_id`` property (which the broker checks against the connection's user)
+    equal to its envelope's ``producer``. One that comes back through a service's
+    own exchanges (retry, replay) must carry the producer the service verified in
+    :data:`HEADER_VERIFIED_PRODUCER`. Raises :class:`ProducerNotVouched` otherwise.
+    """
+    raw = msg.raw_message
+    headers = msg.headers or {}
+    from_partners = getattr(raw, "exchange", None) == events_exchange
+    routing_key = delivered_routing_key(msg, events_exchange)
+    if not routing_key.startswith(PARTNER_PREFIX):
+        return routing_key, None
+    claimed = _claimed_producer(msg.body)
+    if claimed is None:
+        return routing_key, None
+    if from_partners:
+        vouched, source = getattr(raw, "user_id", None), "user_id"
+    else:
+        vouched, source = headers.get(HEADER_VERIFIED_PRODUCER), HEADER_VERIFIED_PRODUCER
+    if vouched != claimed:
+        shown = "missing" if vouched is None else repr(str(vouched))
+        raise ProducerNotVouched(
+            f"{source} {shown} does not match producer {claimed!r}: a partner publishes "
+            "as its own broker user and sets user_id to its partner id"
+        )
+    return routing_key, claimed
+
+
+def _attempts_before(msg: StreamMessage[Any], events_exchange: str) -> int:
+    """Our attempt count, from our own copies only (a partner could set any header)."""
+    if getattr(msg.raw_message, "exchange", None) == events_exchange:
+        return 0
+    try:
+        return int((msg.headers or {}).get(HEADER_ATTEMPTS, 0))
+    except (TypeError, ValueError):
+        return 0
+
+
 def _clean(headers: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in headers.items() if not k.startswith("x-death")}
+    """Without the broker's x-death and without any producer claim it did not make."""
+    return {
+        k: v
+        for k, v in headers.items()
+        if not k.startswith("x-death") and k != HEADER_VERIFIED_PRODUCER
+    }
+
+
+def _verified(producer: str | None) -> dict[str, Any]:
+    return {HEADER_VERIFIED_PRODUCER: producer} if producer is not None else {}
 
 
 class DeadLetters:
@@ -103,9 +183,11 @@ class DeadLetters:
         message_id: str | None,
         correlation_id: str | None,
         attempts: int = 1,
+        verified_producer: str | None = None,
     ) -> None:
         dead_headers = {
             **_clean(headers),
+            **_verified(verified_producer),
             HEADER_REASON: reason[:4000],
             HEADER_SERVICE: self.topology.service,
             HEADER_AT: datetime.now(UTC).isoformat(),
@@ -126,11 +208,18 @@ class DeadLetters:
         )
 
     async def retry_later(
-        self, msg: StreamMessage[Any], routing_key: str, attempt: int, error: str
+        self,
+        msg: StreamMessage[Any],
+        routing_key: str,
+        attempt: int,
+        error: str,
+        *,
+        verified_producer: str | None = None,
     ) -> None:
         """Park a copy in the retry queue for ``attempt`` (its TTL is the delay)."""
         headers = {
             **_clean(dict(msg.headers or {})),
+            **_verified(verified_producer),
             HEADER_ROUTING_KEY: routing_key,
             HEADER_ATTEMPTS: attempt,
             HEADER_LAST_ERROR: error[:2000],
@@ -156,12 +245,20 @@ def failure_middleware(
 ) -> Callable[..., BaseMiddleware]:
     """Build the middleware class bound to one service's retry and dead-letter queues."""
 
+    events_exchange = dead_letters.topology.events_exchange.name
+
     class FailureMiddleware(BaseMiddleware):
         async def consume_scope(
             self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
         ) -> Any:
-            routing_key = original_routing_key(msg)
-            attempts_before = int((msg.headers or {}).get(HEADER_ATTEMPTS, 0))
+            attempts_before = _attempts_before(msg, events_exchange)
+            try:
+                routing_key, producer = check_partner_producer(msg, events_exchange)
+            except ProducerNotVouched as exc:
+                await _dead_letter(
+                    msg, delivered_routing_key(msg, events_exchange), exc, attempts_before + 1
+                )
+                return None
             try:
                 return await call_next(msg)
             except PersonErased:
@@ -174,7 +271,9 @@ def failure_middleware(
                 return None
             except NotYetApplicable as exc:
                 if parking is None:
-                    await _dead_letter(msg, routing_key, exc, attempts_before + 1)
+                    await _dead_letter(
+                        msg, routing_key, exc, attempts_before + 1, producer=producer
+                    )
                     return None
                 if await parking.park(
                     event_id=msg.message_id or "",
@@ -192,16 +291,20 @@ def failure_middleware(
                     )
                 return None
             except PERMANENT as exc:
-                await _dead_letter(msg, routing_key, exc, attempts_before + 1)
+                await _dead_letter(msg, routing_key, exc, attempts_before + 1, producer=producer)
                 return None
             except Exception as exc:
                 attempt = attempts_before + 1
                 error = f"{type(exc).__name__}: {exc}"
                 try:
                     if attempt > len(retry_delays_s):
-                        await _dead_letter(msg, routing_key, exc, attempt, prefix="gave up")
+                        await _dead_letter(
+                            msg, routing_key, exc, attempt, prefix="gave up", producer=producer
+                        )
                     else:
-                        await dead_letters.retry_later(msg, routing_key, attempt, error)
+                        await dead_letters.retry_later(
+                            msg, routing_key, attempt, error, verified_producer=producer
+                        )
                         log.warning(
                             "message %s on %s failed (attempt %d), retry in %ss: %s",
                             msg.message_id,
@@ -222,6 +325,7 @@ def failure_middleware(
         exc: BaseException,
         attempts: int,
         prefix: str = "",
+        producer: str | None = None,
     ) -> None:
         reason = describe(exc)
         if prefix:
@@ -235,6 +339,7 @@ def failure_middleware(
             message_id=msg.message_id,
             correlation_id=msg.correlation_id,
             attempts=attempts,
+            verified_producer=producer,
         )
         log.warning("message %s on %s dead-lettered: %s", msg.message_id, routing_key, reason)
 

@@ -1,4 +1,5 @@
-"""Operator commands: ``python -m lotse_shared.ops dead-letters list|show|replay``.
+"""Operator commands: ``python -m lotse_shared.ops dead-letters list|show|replay``
+and ``python -m lotse_shared.ops partner add|sync|remove|key`` (see partner_cli).
 
 Reads LOTSE_RABBIT_URL and LOTSE_NAMESPACE like the services do. Also available
 as ``lotse dead-letters ...`` where the dev tools are installed.
@@ -13,6 +14,7 @@ import os
 import sys
 
 from .dead_letters import DeadLetterDesk
+from .partner_cli import add_partner_commands, run_partner
 
 SERVICES = ("intake", "courses", "placement", "notifications")
 
@@ -78,8 +80,12 @@ async def run_dead_letters(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lotse_shared.ops")
-    add_dead_letter_commands(parser.add_subparsers(dest="command", required=True))
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_dead_letter_commands(sub)
+    add_partner_commands(sub)
     args = parser.parse_args(argv)
+    if args.command == "partner":
+        return run_partner(args)
     return asyncio.run(run_dead_letters(args))
 
 
