@@ -382,6 +382,9 @@ async def test_placement_endpoints(service_env, rabbit_url, namespace) -> None:
         r = await http.post(f"/people/{pid}/suggestions/{oid}/accept", json={}, headers=kassel)
         assert r.status_code == 200, r.text
         case_id = r.json()["case_id"]
+        r = await http.post("/imports/jobsuche", json={"stellenangebote": []}, headers=kassel)
+        assert r.status_code == 200, r.text
+        import_id = r.json()["import_id"]
         day = TODAY.isoformat()
         person_paths = {
             ("GET", "/people/{person_id}/suggestions"),
@@ -406,14 +409,17 @@ async def test_placement_endpoints(service_env, rabbit_url, namespace) -> None:
                 ("POST", "/cases/{case_id}/close"): {"reason": "other", "on": day},
                 ("POST", "/imports/jobsuche"): {"stellenangebote": []},
             },
-            ids={"person_id": pid, "opening_id": oid, "case_id": case_id},
+            ids={"person_id": pid, "opening_id": oid, "case_id": case_id, "import_id": import_id},
             cross_district={
                 ("GET", "/openings/{opening_id}"),
                 ("POST", "/openings/{opening_id}/close"),
+                ("GET", "/imports/{import_id}"),
+                ("POST", "/imports/{import_id}/complete"),
                 *person_paths,
             },
         )
-        assert measured.cross_district_refused == 10
+        assert measured.cross_district_refused == 12
+        assert (await http.get(f"/imports/{import_id}", headers=kassel)).status_code == 200
         # nothing was changed by the refused calls
         case = (await http.get(f"/cases/{case_id}", headers=kassel)).json()
         assert (case["stage"], case["closed"]) == ("proposed", False)

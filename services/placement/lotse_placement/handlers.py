@@ -652,6 +652,7 @@ class PlacementHandlers:
         fmt: FeedFormat,
         full_feed: bool = False,
         cause: Event | None = None,
+        district_id: str | None = None,
     ) -> ev.ImportCompletedV1:
         """Import a whole feed in one go; with ``full_feed``, close what it no longer names."""
         if full_feed and not feed.received:
@@ -662,13 +663,19 @@ class PlacementHandlers:
         summary = summary.model_copy(update={"closed": closed, "completed": True})
         async with self.uow.transaction(applying=cause) as tx:
             batch = summary.model_copy(update={"closed": 0})
-            await self.repo.add_import_batch(tx, _summary_doc(batch), feed.refs)
+            await self.repo.add_import_batch(tx, _summary_doc(batch), feed.refs, district_id)
             await self.repo.complete_import(tx, import_id, full_feed, closed)
             tx.publish(ev.ImportCompleted.create(summary, producer=PRODUCER, cause=cause))
         return summary
 
     async def import_batch(
-        self, feed: ParsedFeed, source: str, *, fmt: FeedFormat, import_id: uuid.UUID
+        self,
+        feed: ParsedFeed,
+        source: str,
+        *,
+        fmt: FeedFormat,
+        import_id: uuid.UUID,
+        district_id: str | None = None,
     ) -> ev.ImportCompletedV1:
         """One batch of an import sent in parts; ``complete_import`` ends it."""
         known = await self.repo.get_import(import_id)
@@ -678,7 +685,7 @@ class PlacementHandlers:
         summary = await self._apply_feed(feed, source, import_id, fmt, False, None)
         summary = summary.model_copy(update={"completed": False})
         async with self.uow.transaction() as tx:
-            await self.repo.add_import_batch(tx, _summary_doc(summary), feed.refs)
+            await self.repo.add_import_batch(tx, _summary_doc(summary), feed.refs, district_id)
         return summary
 
     async def complete_import(

@@ -390,10 +390,15 @@ class PlacementRepository:
         return {d["source_ref"] async for d in cursor}
 
     async def add_import_batch(
-        self, tx: Transaction, summary: Document, seen_refs: list[str]
+        self,
+        tx: Transaction,
+        summary: Document,
+        seen_refs: list[str],
+        district_id: str | None = None,
     ) -> Document:
         """Add one batch's counts, rejections and references to its import; returns the
-        import as it now stands."""
+        import as it now stands. ``district_id``: the district of whoever sent it over
+        HTTP (staff of another district do not see it); a partner's feed has none."""
         counts = ("received", "created", "updated", "unchanged", "closed")
         doc = await self.imports.find_one_and_update(
             {"_id": summary["import_id"]},
@@ -403,6 +408,7 @@ class PlacementRepository:
                     "format": summary["format"],
                     "started_at": datetime.now(UTC),
                     "completed": False,
+                    "district_id": district_id,
                 },
                 "$set": {"updated_at": datetime.now(UTC), "full_feed": summary["full_feed"]},
                 "$inc": {k: summary[k] for k in counts},

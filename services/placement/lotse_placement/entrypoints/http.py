@@ -362,7 +362,7 @@ def make_router(h: PlacementHandlers, auth: Authenticator) -> APIRouter:
     ) -> ImportCompletedV1:
         feed = parse_feed("jobsuche", document, angebotsart).shifted(row_offset)
         sent_by = _source(viewer, source, default="ba-jobsuche")
-        return await _import(feed, sent_by, "jobsuche", full_feed, import_id)
+        return await _import(feed, sent_by, "jobsuche", full_feed, import_id, viewer)
 
     @router.post(
         "/imports/csv",
@@ -387,7 +387,7 @@ def make_router(h: PlacementHandlers, auth: Authenticator) -> APIRouter:
     ) -> ImportCompletedV1:
         feed = parse_feed("csv", await request.body()).shifted(row_offset)
         return await _import(
-            feed, _source(viewer, source, default=None), "csv", full_feed, import_id
+            feed, _source(viewer, source, default=None), "csv", full_feed, import_id, viewer
         )
 
     async def _import(
@@ -396,14 +396,21 @@ def make_router(h: PlacementHandlers, auth: Authenticator) -> APIRouter:
         fmt: FeedFormat,
         full_feed: bool,
         import_id: uuid.UUID | None,
+        viewer: Principal,
     ) -> ImportCompletedV1:
+        district = viewer.district_id
         if import_id is None:
-            return await h.import_feed(feed, source, fmt=fmt, full_feed=full_feed)
+            return await h.import_feed(
+                feed, source, fmt=fmt, full_feed=full_feed, district_id=district
+            )
         if full_feed:
             raise RuleViolation(
                 "full_feed", "a batch cannot be a full feed; say so when completing the import"
             )
-        return await h.import_batch(feed, source, fmt=fmt, import_id=import_id)
+        await import_seen_by(viewer, import_id, missing_ok=True)
+        return await h.import_batch(
+            feed, source, fmt=fmt, import_id=import_id, district_id=district
+        )
 
     @router.post(
         "/imports/{import_id}/complete",
@@ -423,9 +430,20 @@ def make_router(h: PlacementHandlers, auth: Authenticator) -> APIRouter:
         await import_seen_by(viewer, import_id)
         return await h.import_status(import_id)
 
-    async def import_seen_by(viewer: Principal, import_id: uuid.UUID) -> None:
-        """A partner sees its own imports only."""
-        if _is_partner(viewer) and (await h.import_status(import_id)).source != viewer.partner_id:
-            raise NotFound(f"import {import_id} not found")
+    async def import_seen_by(
+        viewer: Principal, import_id: uuid.UUID, *, missing_ok: bool = False
+    ) -> None:
+        """A partner sees its own imports only; staff those sent from their district."""
+        known = await h.repo.get_import(import_id)
+        if known is None:
+            if missing_ok:
+                return  # the first batch of a new import
+            raise NotFound(f"no import {import_id}")
+        if _is_partner(viewer):
+            visible = known["source"] == viewer.partner_id
+        else:
+            visible = known.get("district_id") == viewer.district_id
+        if not visible:
+            raise NotFound(f"no import {import_id}")
 
     return router
