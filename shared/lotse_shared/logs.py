@@ -70,15 +70,22 @@ PERSONAL_FIELDS: Final = frozenset(
     }
 )
 
+#: Fields whose values are whole stored documents (PyMongo's command log at DEBUG):
+#: they hold free text such as an alert's subject with a person's name in it.
+DOCUMENT_FIELDS: Final = frozenset({"command", "reply", "document", "documents"})
+
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_KEYS = "|".join(sorted(PERSONAL_FIELDS, key=len, reverse=True))
+_KEYS = "|".join(sorted(PERSONAL_FIELDS | DOCUMENT_FIELDS, key=len, reverse=True))
+_REDACTED_KEYS = PERSONAL_FIELDS | DOCUMENT_FIELDS
 _SCRUB = re.compile(
     rf"(?P<uuid>(?<![0-9a-fA-F]){_UUID}(?![0-9a-fA-F]))"
     # scheme://user:password@host
     rf"|(?P<url>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:)(?P<urlpw>[^\s@/]+)(?=@)"
     # "key": "value" | 'key': 'value' | key=value (JSON, reprs, query strings, kwargs)
-    rf"|(?P<kv>(?<![\w-])(?P<q>[\"']?)(?:{_KEYS})(?P=q)\s*(?::|=)\s*)"
-    r"(?P<kvval>\[redacted\]|\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|[^\s,;&}\])\"']+)"
+    # (keys and strings may be quoted with escaped quotes: JSON inside JSON)
+    rf"|(?P<kv>(?<![\w-])(?P<q>\\?[\"']|)(?:{_KEYS})(?P=q)\s*(?::|=)\s*)"
+    r"(?P<kvval>\[redacted\]|\\\"(?:(?!\\\").)*\\\"|\"(?:[^\"\\]|\\.)*\""
+    r"|'(?:[^'\\]|\\.)*'|[^\s,;&}\])\"'\\]+)"
     # email addresses, plain or URL-encoded
     r"|(?P<email>[\w.+%-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+)"
     # phone numbers: +49 …, 0049 …, 0561 …, (0561) …
@@ -93,7 +100,7 @@ def _replace(match: re.Match[str]) -> str:
         return match.group("url") + REDACTED
     if match.group("kv"):
         value = match.group("kvval")
-        quote = value[0] if value[0] in "\"'" else ""
+        quote = '\\"' if value.startswith('\\"') else value[0] if value[0] in "\"'" else ""
         return f"{match.group('kv')}{quote}{REDACTED}{quote}"
     if match.group("email"):
         return REDACTED
@@ -122,7 +129,7 @@ def scrub_value(value: Any) -> Any:
         return scrub_text(value)
     if isinstance(value, Mapping):
         return {
-            k: REDACTED if str(k).lower() in PERSONAL_FIELDS else scrub_value(v)
+            k: REDACTED if str(k).lower() in _REDACTED_KEYS else scrub_value(v)
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple, set, frozenset)):
@@ -168,7 +175,7 @@ def scrub_record(record: logging.LogRecord) -> logging.LogRecord:
     for key, value in list(record.__dict__.items()):
         if key in _STANDARD or key.startswith("_"):
             continue
-        record.__dict__[key] = REDACTED if key.lower() in PERSONAL_FIELDS else scrub_value(value)
+        record.__dict__[key] = REDACTED if key.lower() in _REDACTED_KEYS else scrub_value(value)
     return record
 
 
