@@ -298,3 +298,41 @@ async def test_the_mongo_client_refuses_a_server_its_ca_did_not_sign(
             await client.admin.command("ping")
     await client.close()
     assert listener.handshakes == []
+
+
+# ---- refusing to start ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        (
+            {"LOTSE_WEBHOOK_URL": "https://partner.example/hook"},
+            "LOTSE_WEBHOOK_SECRET (or LOTSE_WEBHOOK_SECRET_FILE) is required",
+        ),
+        (
+            {"LOTSE_SMTP_USERNAME": "lotse", "LOTSE_SMTP_PASSWORD": "Geheim-4711-x"},
+            "LOTSE_SMTP_USERNAME without TLS",
+        ),
+        ({"LOTSE_SMTP_PASSWORD_FILE": "/nonexistent/pw"}, "LOTSE_SMTP_PASSWORD_FILE: cannot read"),
+    ],
+)
+def test_the_process_refuses_to_start_naming_the_setting(env: dict[str, str], named: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LOTSE_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "lotse_notifications"],
+        env={**clean, **env, "LOTSE_HTTP_PORT": str(free_port())},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "NotificationsSettings: refusing to start" in result.stderr
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "Geheim-4711-x" not in result.stderr  # a value is never repeated
