@@ -159,3 +159,20 @@ def test_install_scrubs_every_logger_and_handler(
     assert "4711" not in installed.getvalue()
     assert caplog.records[0].getMessage() == "user [redacted]: {'phone': '[redacted]'}"
     assert caplog.records[1].__dict__["recipient"] == REDACTED
+
+
+def test_uvicorns_access_record_keeps_its_five_arguments() -> None:
+    # uvicorn's AccessFormatter unpacks record.args: they must stay a 5-tuple
+    rec = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:51234", "GET", "/inbox?recipient=petra%40kassel.example", "1.1", 200),
+        None,
+    )
+    scrub_record(rec)
+    assert isinstance(rec.args, tuple)
+    assert len(rec.args) == 5
+    assert rec.getMessage() == '127.0.0.1:51234 - "GET /inbox?recipient=[redacted] HTTP/1.1" 200'
