@@ -55,6 +55,22 @@ class SecretFileSource(PydanticBaseSettingsSource):
         return values
 
 
+def env_value(name: str, default: str) -> str:
+    """``name`` from the environment or, as ``<name>_FILE``, from a file (both: an error).
+
+    For the few variables read outside a settings class (the operator CLI's broker
+    admin password)."""
+    path = os.environ.get(f"{name}_FILE")
+    if path is None:
+        return os.environ.get(name, default)
+    if os.environ.get(name) is not None:
+        raise ValueError(f"{name} and {name}_FILE are both set; set one of them")
+    try:
+        return Path(path).read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+    except OSError as exc:
+        raise ValueError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+
+
 def require_file(setting: str, path: Path | None) -> None:
     """Refuse to start with a configured file that is not there (named by its variable)."""
     if path is not None and not path.is_file():

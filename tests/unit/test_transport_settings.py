@@ -336,3 +336,17 @@ def test_the_process_refuses_to_start_naming_the_setting(env: dict[str, str], na
     assert named in result.stderr
     assert "Traceback" not in result.stderr
     assert "Geheim-4711-x" not in result.stderr  # a value is never repeated
+
+
+def test_the_broker_admin_password_can_come_from_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lotse_shared.ops.partners import BrokerAdmin
+
+    assert BrokerAdmin.from_env().password == "guest"  # RabbitMQ's local default account
+    (tmp_path / "admin").write_text("from-a-file\n")
+    monkeypatch.setenv("LOTSE_RABBIT_ADMIN_PASSWORD_FILE", str(tmp_path / "admin"))
+    assert BrokerAdmin.from_env().password == "from-a-file"
+    monkeypatch.setenv("LOTSE_RABBIT_ADMIN_PASSWORD", "x")
+    with pytest.raises(ValueError, match="both set"):
+        BrokerAdmin.from_env()
