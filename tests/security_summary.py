@@ -6,7 +6,9 @@ Each test writes what it measured into ``tests/artifacts``:
   cross_district_refused (tests/integration/test_security.py);
 - ``fuzz-<name>.json``: fuzz_cases, server_errors (HTTP and AMQP fuzzing);
 - ``erasure.json``: erasure_leftovers (the scan after an erasure);
-- ``partners.json``: broker_refused (a partner's forged routing key or user_id).
+- ``partners.json``: broker_refused (a partner's forged routing key or user_id);
+- ``logs.json``: log_leaks (names, addresses, phone numbers found in a whole flow's logs);
+- ``smtp-tls.json``: smtp_tls_refused (a wrong CA or host name, no STARTTLS: nothing sent).
 
 Only measured numbers are printed; a figure no test measured is named as missing, never
 given a number, and makes the command fail.
@@ -36,6 +38,8 @@ def main() -> int:
     fuzz = _load("fuzz-*.json")
     erasure = _load("erasure.json")
     partners = _load("partners.json")
+    logs = _load("logs.json")
+    smtp_tls = _load("smtp-tls.json")
     if not endpoints:
         print("security: nothing measured (did the tests run?)", file=sys.stderr)
         return 1
@@ -48,6 +52,8 @@ def main() -> int:
         "fuzz_cases": _sum(fuzz, "fuzz_cases"),
         "server_errors": _sum(fuzz, "server_errors"),
         "erasure_leftovers": _sum(erasure, "erasure_leftovers"),
+        "log_leaks": _sum(logs, "log_leaks"),
+        "smtp_tls_refused": _sum(smtp_tls, "smtp_tls_refused"),
     }
     print(f"services: {', '.join(m['service'] for m in endpoints)}")
     for m in fuzz:
@@ -67,6 +73,7 @@ def main() -> int:
         and figures["wrong_role_refused"] == figures["endpoints"]
         and figures["server_errors"] == 0
         and figures["erasure_leftovers"] == 0
+        and figures["log_leaks"] == 0
     )
     return 0 if ok else 1
 

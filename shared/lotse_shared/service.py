@@ -20,6 +20,7 @@ from faststream.rabbit.schemas import QueueType
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from . import logs
 from .contracts.envelope import Event
 from .messaging.deadletter import DeadLetters, failure_middleware
 from .messaging.outbox import OutboxRelay
@@ -28,6 +29,7 @@ from .messaging.subscriptions import Subscriptions
 from .messaging.topology import Topology
 from .persistence.mongo import UnitOfWork, ensure_plumbing_indexes, make_client
 from .settings import ServiceSettings
+from .transport import broker_security, mongo_tls_options
 
 log = logging.getLogger("lotse.service")
 
@@ -50,13 +52,15 @@ class ServiceRuntime:
 
 
 def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
+    logs.install()  # no personal data in any log line of this process
     topology = Topology(settings.namespace, settings.service_name)
     dead_letters = DeadLetters(topology)
-    client = make_client(settings.mongo_url)
+    client = make_client(settings.mongo_url, **mongo_tls_options(settings))
     db = client[settings.database_name]
     parking = ParkingLot(db, dead_letters, max_age_s=settings.parked_max_age_s)
     broker = RabbitBroker(
         settings.rabbit_url,
+        security=broker_security(settings),  # TLS for amqps:// URLs
         default_channel=Channel(prefetch_count=settings.prefetch, on_return_raises=True),
         app_id=settings.service_name,
         graceful_timeout=15.0,

@@ -4,28 +4,130 @@ Every setting is an environment variable with the ``LOTSE_`` prefix
 (``LOTSE_RABBIT_URL``, ``LOTSE_MONGO_URL`` ...). Each service subclasses
 :class:`ServiceSettings` in its own ``settings.py`` to add its own fields and
 its default HTTP port; that subclass is the one place the service reads them.
+
+Secrets come from the environment or from files: every setting ``LOTSE_X`` may
+instead be given as ``LOTSE_X_FILE``, the path of a file holding the value
+(Docker/Kubernetes secrets; one trailing newline is dropped). Setting both is an
+error. The repository holds no secret: defaults are local development values
+(RabbitMQ's own guest account on 127.0.0.1) or empty.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+
+class SecretFileSource(PydanticBaseSettingsSource):
+    """``LOTSE_<NAME>_FILE=/run/secrets/x`` gives setting ``<name>`` the file's content."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        prefix = str(self.settings_cls.model_config.get("env_prefix", ""))
+        env_name = f"{prefix}{field_name}".upper()
+        path = os.environ.get(f"{env_name}_FILE")
+        if path is None:
+            return None, field_name, False
+        if os.environ.get(env_name) is not None:
+            raise ValueError(f"{env_name} and {env_name}_FILE are both set; set one of them")
+        try:
+            value = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"{env_name}_FILE: cannot read {path}: {exc.strerror}") from None
+        value = value.removesuffix("\n").removesuffix("\r")
+        return value, field_name, self.field_is_complex(field)
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, key, is_complex = self.get_field_value(field, field_name)
+            if value is not None:
+                values[key] = self.prepare_field_value(field_name, field, value, is_complex)
+        return values
+
+
+def env_value(name: str, default: str) -> str:
+    """``name`` from the environment or, as ``<name>_FILE``, from a file (both: an error).
+
+    For the few variables read outside a settings class (the operator CLI's broker
+    admin password)."""
+    path = os.environ.get(f"{name}_FILE")
+    if path is None:
+        return os.environ.get(name, default)
+    if os.environ.get(name) is not None:
+        raise ValueError(f"{name} and {name}_FILE are both set; set one of them")
+    try:
+        return Path(path).read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+    except OSError as exc:
+        raise ValueError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+
+
+def require_file(setting: str, path: Path | None) -> None:
+    """Refuse to start with a configured file that is not there (named by its variable)."""
+    if path is not None and not path.is_file():
+        raise ValueError(f"{setting}: no such file {path}")
 
 
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOTSE_", extra="ignore", frozen=True)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            SecretFileSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
     service_name: str = Field(default="lotse", description="Name used in logs and events.")
     rabbit_url: str = Field(
         default="amqp://guest:guest@127.0.0.1:5672/",
-        description="AMQP URL of the RabbitMQ broker.",
+        description="AMQP URL of the RabbitMQ broker (holds the password: give it as "
+        "LOTSE_RABBIT_URL_FILE in production); amqps:// for TLS.",
+    )
+    rabbit_tls_ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle that signed the broker's certificate (amqps:// only); "
+        "unset: the system's CAs.",
+    )
+    rabbit_tls_cert_file: Path | None = Field(
+        default=None, description="Client certificate (PEM) for mutual TLS with the broker."
+    )
+    rabbit_tls_key_file: Path | None = Field(
+        default=None, description="Private key (PEM) of rabbit_tls_cert_file."
     )
     mongo_url: str = Field(
         default="mongodb://127.0.0.1:27017/?replicaSet=rs0&retryWrites=false",
         description="MongoDB URL of a replica set (transactions are used). "
-        "Keep retryWrites=false with SecantusDB.",
+        "Keep retryWrites=false with SecantusDB. May carry tls=true&tlsCAFile=… itself.",
+    )
+    mongo_tls: bool = Field(
+        default=False, description="Connect to MongoDB over TLS (also implied by a TLS file)."
+    )
+    mongo_tls_ca_file: Path | None = Field(
+        default=None, description="CA bundle that signed the MongoDB servers' certificates."
+    )
+    mongo_tls_cert_key_file: Path | None = Field(
+        default=None,
+        description="Client certificate and its key in one PEM file (x.509 authentication).",
     )
     namespace: str = Field(
         default="lotse",
@@ -97,6 +199,26 @@ class ServiceSettings(BaseSettings):
     chaos_hold_outbox: bool = Field(
         default=False, description="Testing only: the outbox relay does not run."
     )
+
+    @model_validator(mode="after")
+    def _transport_security(self) -> Self:
+        tls_files = {
+            "LOTSE_RABBIT_TLS_CA_FILE": self.rabbit_tls_ca_file,
+            "LOTSE_RABBIT_TLS_CERT_FILE": self.rabbit_tls_cert_file,
+            "LOTSE_RABBIT_TLS_KEY_FILE": self.rabbit_tls_key_file,
+        }
+        scheme = urlsplit(self.rabbit_url).scheme
+        if scheme not in ("amqp", "amqps"):
+            raise ValueError(f"LOTSE_RABBIT_URL: scheme must be amqp or amqps, not {scheme!r}")
+        for setting, path in tls_files.items():
+            if path is not None and scheme != "amqps":
+                raise ValueError(f"{setting} needs an amqps:// LOTSE_RABBIT_URL")
+            require_file(setting, path)
+        if (self.rabbit_tls_cert_file is None) != (self.rabbit_tls_key_file is None):
+            raise ValueError("LOTSE_RABBIT_TLS_CERT_FILE and LOTSE_RABBIT_TLS_KEY_FILE go together")
+        require_file("LOTSE_MONGO_TLS_CA_FILE", self.mongo_tls_ca_file)
+        require_file("LOTSE_MONGO_TLS_CERT_KEY_FILE", self.mongo_tls_cert_key_file)
+        return self
 
     @property
     def database_name(self) -> str:

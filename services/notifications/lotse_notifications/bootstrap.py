@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,6 +16,7 @@ from lotse_shared.auth.http import Authenticator
 from lotse_shared.contracts.notifications import NotificationDelivered, NotificationFailed
 from lotse_shared.http import create_http_app
 from lotse_shared.service import build_runtime, document_publications, run_lifespan
+from lotse_shared.transport import tls_client_context
 
 from .domain.model import Channel, Notification, OfficeHours, RoutingTable
 from .email import Email, SmtpSender
@@ -41,6 +43,14 @@ class Overrides:
     clock: Callable[[], datetime] | None = None  # quiet hours, digest, escalation, throttling
 
 
+def smtp_tls_context(settings: NotificationsSettings) -> ssl.SSLContext | None:
+    """Verifying context for STARTTLS / implicit TLS; None without TLS."""
+    if not (settings.smtp_starttls or settings.smtp_tls):
+        return None
+    ca = settings.smtp_tls_ca_file
+    return tls_client_context(str(ca) if ca is not None else None)
+
+
 def create_app(
     settings: NotificationsSettings | None = None, overrides: Overrides | None = None
 ) -> FastAPI:
@@ -54,6 +64,8 @@ def create_app(
         settings.smtp_port,
         settings.mail_from,
         starttls=settings.smtp_starttls,
+        implicit_tls=settings.smtp_tls,
+        tls_context=smtp_tls_context(settings),
         username=settings.smtp_username,
         password=settings.smtp_password,
         timeout_s=settings.smtp_timeout_s,

@@ -1,7 +1,16 @@
-"""Sending email over SMTP, telling temporary failures from permanent ones."""
+"""Sending email over SMTP, telling temporary failures from permanent ones.
+
+Transport security: ``starttls`` upgrades the connection and fails if the server
+does not offer STARTTLS (no silent fallback to plain text); ``implicit_tls`` speaks
+TLS from the first byte (port 465). The server's certificate and host name are
+verified against ``tls_context`` (the system's CAs unless a CA file is configured).
+Without TLS no STARTTLS is attempted at all, and credentials are sent only if the
+settings explicitly allow a plain login.
+"""
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
@@ -36,14 +45,20 @@ class SmtpSender:
         mail_from: str,
         *,
         starttls: bool = False,
+        implicit_tls: bool = False,
+        tls_context: ssl.SSLContext | None = None,
         username: str | None = None,
         password: str | None = None,
         timeout_s: float = 10.0,
     ) -> None:
+        if starttls and implicit_tls:
+            raise ValueError("starttls and implicit_tls exclude each other")
         self.host = host
         self.port = port
         self.mail_from = mail_from
         self.starttls = starttls
+        self.implicit_tls = implicit_tls
+        self.tls_context = tls_context
         self.username = username
         self.password = password
         self.timeout_s = timeout_s
@@ -61,7 +76,9 @@ class SmtpSender:
                 msg,
                 hostname=self.host,
                 port=self.port,
-                start_tls=self.starttls,
+                use_tls=self.implicit_tls,
+                start_tls=self.starttls,  # False: never upgrade; True: upgrade or fail
+                tls_context=self.tls_context if (self.starttls or self.implicit_tls) else None,
                 username=self.username,
                 password=self.password,
                 timeout=self.timeout_s,

@@ -45,6 +45,7 @@ from lotse_shared.contracts.notifications import (
 from lotse_shared.contracts.placement import SuggestionsReady
 from lotse_shared.erasure import apply_erasure
 from lotse_shared.errors import Forbidden, NotFound
+from lotse_shared.logs import scrub_text
 from lotse_shared.messaging.errors import PersonNotYetKnown
 from lotse_shared.messaging.parking import ParkingLot
 from lotse_shared.persistence.mongo import Transaction, UnitOfWork
@@ -546,7 +547,8 @@ class ChannelDelivery:
                         channel="email" if self.channel is Channel.EMAIL else "webhook",
                         kind=n.kind.value,
                         attempts=attempts,
-                        error=error[:500],
+                        # an SMTP answer may quote the address: events carry none
+                        error=scrub_text(error)[:500],
                     ),
                     producer=PRODUCER,
                 )

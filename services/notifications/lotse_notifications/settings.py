@@ -1,8 +1,11 @@
 from datetime import time
+from pathlib import Path
+from typing import Self
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from lotse_shared.settings import ServiceSettings
+from lotse_shared.settings import ServiceSettings, require_file
 
 
 class NotificationsSettings(ServiceSettings):
@@ -10,9 +13,25 @@ class NotificationsSettings(ServiceSettings):
     http_port: int = Field(default=8004, description="HTTP port of notifications.")
     smtp_host: str = Field(default="127.0.0.1", description="SMTP server (Mailpit in compose).")
     smtp_port: int = Field(default=1025, description="SMTP port.")
-    smtp_starttls: bool = Field(default=False, description="Use STARTTLS.")
+    smtp_starttls: bool = Field(
+        default=False, description="Upgrade to TLS with STARTTLS (required: no fallback)."
+    )
+    smtp_tls: bool = Field(
+        default=False, description="Implicit TLS from the first byte (SMTPS, port 465)."
+    )
+    smtp_tls_ca_file: Path | None = Field(
+        default=None,
+        description="CA bundle that signed the SMTP server's certificate; unset: system CAs.",
+    )
     smtp_username: str | None = Field(default=None, description="SMTP user, if any.")
-    smtp_password: str | None = Field(default=None, description="SMTP password, if any.")
+    smtp_password: str | None = Field(
+        default=None,
+        description="SMTP password (required with a user; better LOTSE_SMTP_PASSWORD_FILE).",
+    )
+    smtp_allow_plain_login: bool = Field(
+        default=False,
+        description="Allow logging in without TLS (a trusted relay on the same host only).",
+    )
     smtp_timeout_s: float = Field(default=10.0, description="SMTP timeout per attempt.")
     mail_from: str = Field(
         default="Lotse <lotse@landkreis-kassel.example>", description="Sender of alert emails."
@@ -63,6 +82,40 @@ class NotificationsSettings(ServiceSettings):
         default=None, description="Partner tool's webhook (POST, signed); unset: no webhook."
     )
     webhook_secret: str = Field(
-        default="", description="HMAC-SHA256 key for X-Lotse-Signature (needed with a URL)."
+        default="",
+        description="HMAC-SHA256 key for X-Lotse-Signature; required with a URL, no default "
+        "(LOTSE_WEBHOOK_SECRET or LOTSE_WEBHOOK_SECRET_FILE).",
     )
     webhook_timeout_s: float = Field(default=10.0, description="Webhook timeout per attempt.")
+
+    @model_validator(mode="after")
+    def _secrets_and_tls(self) -> Self:
+        if self.smtp_starttls and self.smtp_tls:
+            raise ValueError("LOTSE_SMTP_STARTTLS and LOTSE_SMTP_TLS exclude each other")
+        if self.smtp_tls_ca_file is not None and not (self.smtp_starttls or self.smtp_tls):
+            raise ValueError("LOTSE_SMTP_TLS_CA_FILE needs LOTSE_SMTP_STARTTLS or LOTSE_SMTP_TLS")
+        require_file("LOTSE_SMTP_TLS_CA_FILE", self.smtp_tls_ca_file)
+        if self.smtp_username and not self.smtp_password:
+            raise ValueError(
+                "LOTSE_SMTP_PASSWORD (or LOTSE_SMTP_PASSWORD_FILE) is required with "
+                "LOTSE_SMTP_USERNAME"
+            )
+        if (
+            self.smtp_username
+            and not (self.smtp_starttls or self.smtp_tls)
+            and not self.smtp_allow_plain_login
+        ):
+            raise ValueError(
+                "LOTSE_SMTP_USERNAME without TLS would send the password in clear: set "
+                "LOTSE_SMTP_STARTTLS or LOTSE_SMTP_TLS (or LOTSE_SMTP_ALLOW_PLAIN_LOGIN)"
+            )
+        if self.webhook_url:
+            if not self.webhook_secret:
+                raise ValueError(
+                    "LOTSE_WEBHOOK_SECRET (or LOTSE_WEBHOOK_SECRET_FILE) is required with "
+                    "LOTSE_WEBHOOK_URL"
+                )
+            scheme = urlsplit(self.webhook_url).scheme
+            if scheme not in ("http", "https"):
+                raise ValueError(f"LOTSE_WEBHOOK_URL: must be https or http, not {scheme!r}")
+        return self

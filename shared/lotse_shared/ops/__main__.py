@@ -1,7 +1,8 @@
 """Operator commands: ``python -m lotse_shared.ops dead-letters list|show|replay``
 and ``python -m lotse_shared.ops partner add|sync|remove|key`` (see partner_cli).
 
-Reads LOTSE_RABBIT_URL and LOTSE_NAMESPACE like the services do. Also available
+Reads LOTSE_RABBIT_URL (or LOTSE_RABBIT_URL_FILE), LOTSE_NAMESPACE and the
+LOTSE_RABBIT_TLS_* files like the services do. Also available
 as ``lotse dead-letters ...`` where the dev tools are installed.
 """
 
@@ -10,8 +11,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
+
+from lotse_shared.settings import ServiceSettings
+from lotse_shared.transport import amqp_ssl_context
 
 from .dead_letters import DeadLetterDesk
 from .partner_cli import add_partner_commands, run_partner
@@ -35,10 +38,8 @@ def add_dead_letter_commands(sub: argparse._SubParsersAction[argparse.ArgumentPa
 
 
 async def run_dead_letters(args: argparse.Namespace) -> int:
-    desk = DeadLetterDesk(
-        os.environ.get("LOTSE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/"),
-        os.environ.get("LOTSE_NAMESPACE", "lotse"),
-    )
+    settings = ServiceSettings()
+    desk = DeadLetterDesk(settings.rabbit_url, settings.namespace, amqp_ssl_context(settings))
     if args.action == "replay":
         count = await desk.replay(args.service, None if args.all else args.message_id)
         print(f"replayed {count} dead letter(s) to {args.service}")

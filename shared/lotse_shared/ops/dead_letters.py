@@ -10,6 +10,7 @@ The service applies it at most once: an event it already applied is ignored.
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,12 +64,20 @@ class DeadLetter:
 
 
 class DeadLetterDesk:
-    def __init__(self, rabbit_url: str, namespace: str) -> None:
+    def __init__(
+        self, rabbit_url: str, namespace: str, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.rabbit_url = rabbit_url
         self.namespace = namespace
+        self.ssl_context = ssl_context  # for amqps:// (lotse_shared.transport)
+
+    async def _connect(self) -> aio_pika.abc.AbstractConnection:
+        if self.ssl_context is None:
+            return await aio_pika.connect(self.rabbit_url)
+        return await aio_pika.connect(self.rabbit_url, ssl_context=self.ssl_context)
 
     async def list(self, service: str) -> list[DeadLetter]:
-        connection = await aio_pika.connect(self.rabbit_url)
+        connection = await self._connect()
         async with connection:
             channel = await connection.channel()
             queue = await channel.declare_queue(
@@ -87,7 +96,7 @@ class DeadLetterDesk:
         """Replay one dead letter (by message id) or, with None, all of them."""
         topology = Topology(self.namespace, service)
         replayed = 0
-        connection = await aio_pika.connect(self.rabbit_url)
+        connection = await self._connect()
         async with connection:
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
             queue = await channel.declare_queue(topology.dead_letter_queue.name, passive=True)

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lotse_shared.settings import env_value
+
 PARTNER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 _WORD = re.compile(r"^[a-z0-9_]+$")
 # a routing key a partner may be granted is always under "partner."
@@ -153,7 +155,8 @@ class BrokerAdmin:
         return cls(
             url=os.environ.get("LOTSE_RABBIT_ADMIN_URL", "http://127.0.0.1:15672"),
             user=os.environ.get("LOTSE_RABBIT_ADMIN_USER", "guest"),
-            password=os.environ.get("LOTSE_RABBIT_ADMIN_PASSWORD", "guest"),
+            # RabbitMQ's local guest account by default; LOTSE_RABBIT_ADMIN_PASSWORD_FILE too
+            password=env_value("LOTSE_RABBIT_ADMIN_PASSWORD", "guest"),
             vhost=os.environ.get("LOTSE_RABBIT_VHOST", "/"),
         )
 

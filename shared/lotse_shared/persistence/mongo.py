@@ -44,10 +44,17 @@ DEDUP_WINDOW_S = 90 * 24 * 3600
 OWN_LEASE_S = 10.0  # how long a crash may delay an event the committer did not publish
 
 
-def make_client(url: str) -> AsyncMongoClient[Document]:
-    """Create (not connect) a client; the first operation connects."""
+def make_client(url: str, **options: Any) -> AsyncMongoClient[Document]:
+    """Create (not connect) a client; the first operation connects.
+
+    ``options`` are further client options, e.g. TLS (``lotse_shared.transport``).
+    """
     return AsyncMongoClient(
-        url, tz_aware=True, uuidRepresentation="standard", serverSelectionTimeoutMS=5000
+        url,
+        tz_aware=True,
+        uuidRepresentation="standard",
+        serverSelectionTimeoutMS=5000,
+        **options,
     )
 
 
