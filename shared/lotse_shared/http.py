@@ -21,6 +21,10 @@ from .service import ServiceRuntime, ping_broker, ping_database
 
 log = logging.getLogger("lotse.http")
 
+# Paging offsets (and an import's row offset) are capped: MongoDB takes 8-byte integers
+# only, and a larger number reached the driver unchecked as a 500 (found by fuzzing).
+MAX_OFFSET = 1_000_000_000
+
 
 def create_http_app(
     rt: ServiceRuntime,
@@ -66,7 +70,12 @@ def create_http_app(
     async def asyncapi_json() -> Response:
         return Response(asyncapi.to_specification().to_json(), media_type="application/json")
 
-    @app.get("/asyncapi", tags=["operations"], summary="Human-readable AsyncAPI page")
+    @app.get(
+        "/asyncapi",
+        tags=["operations"],
+        summary="Human-readable AsyncAPI page",
+        response_class=HTMLResponse,  # documented as text/html, not JSON
+    )
     async def asyncapi_page() -> HTMLResponse:
         return HTMLResponse(get_asyncapi_html(asyncapi.to_specification(), try_it_out_path=None))
 
@@ -111,7 +120,7 @@ def create_http_app(
         user: str | None = None,
         since: datetime | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         admin: Principal = admin_only,
     ) -> list[AuditEntry]:
         if admin.district_id is None:
