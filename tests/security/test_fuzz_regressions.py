@@ -21,7 +21,7 @@ from lotse_shared.auth import Role
 from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.intake import PersonRegistered
 from lotse_shared.messaging.deadletter import HEADER_ATTEMPTS, HEADER_ERROR_TYPE, HEADER_REASON
-from tests.samples import course_details, snapshot
+from tests.samples import course_details, opening_report, snapshot
 from tests.support import applied, bearer, dead_letters, eventually, running
 
 LISTS = [
@@ -69,6 +69,18 @@ def test_a_revision_past_eight_byte_integers_is_invalid() -> None:
     with pytest.raises(ValidationError) as caught:
         PersonRegistered.model_validate(wire)
     assert [e["loc"] for e in caught.value.errors()] == [("payload", "revision")]
+
+
+async def test_an_opening_with_an_empty_municipality_is_refused_by_name(service_env) -> None:
+    # was: 500, "AssertionError: OpeningLocation guarantees a place or coordinates"
+    app = placement_app()
+    async with running(app, role=None) as http:
+        feed = bearer(app, Role.PARTNER, user="feed@ihk.example", partner="ihk-kassel")
+        body = opening_report().model_dump(mode="json")
+        body["location"] = {"municipality": "", "lat": None, "lon": None, "postcode": None}
+        r = await http.post("/openings", json=body, headers=feed)
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"][-2:] == ["location", "municipality"]
 
 
 async def test_bodies_that_never_decode_are_dead_lettered_at_once_with_their_reason(
