@@ -6,9 +6,11 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from faststream.specification import AsyncAPI, get_asyncapi_html
 from pydantic import ValidationError
@@ -24,6 +26,17 @@ log = logging.getLogger("lotse.http")
 # Paging offsets (and an import's row offset) are capped: MongoDB takes 8-byte integers
 # only, and a larger number reached the driver unchecked as a 500 (found by fuzzing).
 MAX_OFFSET = 1_000_000_000
+
+
+def encodable(value: Any) -> Any:
+    """``value`` with every string UTF-8 cannot encode escaped (``\\ud800``)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {encodable(k): encodable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [encodable(v) for v in value]
+    return value
 
 
 def create_http_app(
@@ -133,6 +146,12 @@ def create_http_app(
             limit=limit,
             offset=offset,
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer, but with the echoed input made encodable: a lone surrogate
+        # ("\\ud800") was refused and then broke the 422 itself into a 500 (fuzzing, issue 6)
+        return JSONResponse({"detail": encodable(jsonable_encoder(exc.errors()))}, 422)
 
     @app.exception_handler(ValidationError)
     async def invalid(_: Request, exc: ValidationError) -> JSONResponse:

@@ -18,7 +18,7 @@ where the envelope has one), so its outcome is found per service:
   crashed (retried until it "gave up": the AMQP form of a 500).
 
 Afterwards a valid event is still applied by every service, and health answers 200.
-Writes tests/artifacts/fuzz-amqp.json; ``LOTSE_FUZZ_MESSAGES`` (default 300) sets the
+Writes tests/artifacts/fuzz-amqp.json; ``LOTSE_FUZZ_MESSAGES`` (default 1000) sets the
 number of messages.
 """
 
@@ -48,7 +48,7 @@ from tests.samples import one_of_each_event, snapshot
 from tests.security.fuzzing import ARTIFACTS, draw
 from tests.support import applied, eventually, publish, running
 
-MESSAGES = int(os.environ.get("LOTSE_FUZZ_MESSAGES", "300"))
+MESSAGES = int(os.environ.get("LOTSE_FUZZ_MESSAGES", "1000"))
 SETTLE_S = 60 + MESSAGES / 5
 SERVICES: dict[str, Callable[[], FastAPI]] = {
     "courses": courses_app,

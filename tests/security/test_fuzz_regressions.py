@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -21,7 +22,8 @@ from lotse_shared.auth import Role
 from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.intake import PersonRegistered
 from lotse_shared.messaging.deadletter import HEADER_ATTEMPTS, HEADER_ERROR_TYPE, HEADER_REASON
-from tests.samples import course_details, opening_report, snapshot
+from tests.integration.test_notifications import suggestions_for
+from tests.samples import course_details, opening_report, person_body, snapshot
 from tests.support import applied, bearer, dead_letters, eventually, running
 
 LISTS = [
@@ -164,3 +166,47 @@ async def remember(app: FastAPI, person: PersonRegistered) -> None:
     """Let courses know the person without a replay of its own (the test drives that)."""
     async with app.state.handlers.uow.transaction(applying=person) as tx:
         await app.state.handlers.repo.remember_person(tx, person.payload)
+
+
+async def test_a_lone_surrogate_in_an_event_is_dead_lettered_at_once_naming_the_field(
+    service_env, smtp, rabbit_url, namespace
+) -> None:
+    # was: accepted by validation, then every MongoDB write failed (UnicodeEncodeError),
+    # retried as transient until it "gave up"
+    app = notifications_app()
+    event = suggestions_for(uuid.uuid4())
+    title = event.payload.suggestions[0].title
+    body = event.to_wire().replace(title.encode(), b"Lager \\ud800")
+    async with running(app):
+        connection = await aio_pika.connect(rabbit_url)
+        async with connection:
+            channel = await connection.channel()
+            exchange = await channel.get_exchange(f"{namespace}.events")
+            message = aio_pika.Message(body, content_type="application/json", message_id="sur")
+            await exchange.publish(message, routing_key=event.ROUTING_KEY)
+        found: list[aio_pika.abc.AbstractIncomingMessage] = []
+
+        async def dead() -> bool:
+            found.extend(await dead_letters(rabbit_url, namespace, "notifications"))
+            return bool(found)
+
+        await eventually(dead, timeout_s=10, what="dead-lettered")
+    [letter] = found
+    assert letter.headers[HEADER_ATTEMPTS] == 1
+    assert str(letter.headers[HEADER_REASON]).startswith(
+        "payload.suggestions.0.title: not valid Unicode"
+    )
+
+
+async def test_a_lone_surrogate_in_a_request_is_refused_by_name(service_env) -> None:
+    # was: refused, but the 422 echoed the string back and could not encode it: a 500
+    app = intake_app()
+    async with running(app, role=None) as http:
+        staff = bearer(app, Role.COORDINATOR, user="koordination@landkreis-kassel.example")
+        raw = json.dumps(person_body(given_name="Amal\ud800"))  # sent as \\ud800
+        headers = {**staff, "content-type": "application/json"}
+        r = await http.post("/people", content=raw, headers=headers)
+        assert r.status_code == 422, r.text
+        [error] = r.json()["detail"]
+        assert error["loc"] == ["body", "given_name"]
+        assert error["input"] == "Amal\\ud800"
