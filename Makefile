@@ -46,7 +46,7 @@ test: .venv/.synced rabbitmq chromium
 
 security: .venv/.synced rabbitmq
 	@rm -f tests/artifacts/*.json
-	@LOTSE_FUZZ_EXAMPLES=$${LOTSE_FUZZ_EXAMPLES:-200} LOTSE_FUZZ_MESSAGES=$${LOTSE_FUZZ_MESSAGES:-3000} \
+	@LOTSE_FUZZ_EXAMPLES=$${LOTSE_FUZZ_EXAMPLES:-300} LOTSE_FUZZ_MESSAGES=$${LOTSE_FUZZ_MESSAGES:-3000} \
 		$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_auth.py tests/integration/test_security.py tests/security
 	@$(PY) -m tests.security_summary
 

@@ -38,7 +38,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 # Per operation, role and generation mode; LOTSE_FUZZ_EXAMPLES raises it (make security).
-EXAMPLES = int(os.environ.get("LOTSE_FUZZ_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("LOTSE_FUZZ_EXAMPLES", "150"))
 
 # Server-sent events never end: no request to them can be awaited to completion.
 STREAMING = {("GET", "/inbox/events")}

@@ -148,8 +148,10 @@ def _set(doc: Any, path: tuple[Any, ...], value: Any, delete: bool = False) -> N
         doc[path[-1]] = value
 
 
-def _dump(doc: Any) -> bytes:
-    return json.dumps(doc, ensure_ascii=False).encode("utf-8", "surrogatepass")
+def _dump(doc: Any, ascii: bool = False) -> bytes:
+    """UTF-8 JSON; a lone surrogate becomes the bytes ED A0 80 (not UTF-8), or with
+    ``ascii`` the escape ``\\ud800``, which is valid JSON."""
+    return json.dumps(doc, ensure_ascii=ascii).encode("utf-8", "surrogatepass")
 
 
 @st.composite
@@ -193,7 +195,7 @@ def messages(draw_: st.DrawFn, bases: list[tuple[str, dict[str, Any]]]) -> Messa
     elif kind == "bytes":
         body = draw_(st.binary(max_size=200))
     else:
-        body = _dump(doc)
+        body = _dump(doc, ascii=draw_(st.booleans()))
     return Message(key, kind, body, content_type)
 
 
