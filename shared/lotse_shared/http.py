@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from faststream.specification import AsyncAPI, get_asyncapi_html
 from pydantic import ValidationError
@@ -22,6 +24,21 @@ from .ops.http import make_ops_router
 from .service import ServiceRuntime, ping_broker, ping_database
 
 log = logging.getLogger("lotse.http")
+
+# Paging offsets (and an import's row offset) are capped: MongoDB takes 8-byte integers
+# only, and a larger number reached the driver unchecked as a 500 (found by fuzzing).
+MAX_OFFSET = 1_000_000_000
+
+
+def encodable(value: Any) -> Any:
+    """``value`` with every string UTF-8 cannot encode escaped (``\\ud800``)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {encodable(k): encodable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [encodable(v) for v in value]
+    return value
 
 
 def _api_keys_for_partners_only(app: FastAPI) -> None:
@@ -87,7 +104,12 @@ def create_http_app(
     async def asyncapi_json() -> Response:
         return Response(asyncapi.to_specification().to_json(), media_type="application/json")
 
-    @app.get("/asyncapi", tags=["operations"], summary="Human-readable AsyncAPI page")
+    @app.get(
+        "/asyncapi",
+        tags=["operations"],
+        summary="Human-readable AsyncAPI page",
+        response_class=HTMLResponse,  # documented as text/html, not JSON
+    )
     async def asyncapi_page() -> HTMLResponse:
         return HTMLResponse(get_asyncapi_html(asyncapi.to_specification(), try_it_out_path=None))
 
@@ -136,7 +158,7 @@ def create_http_app(
         user: str | None = None,
         since: datetime | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         admin: Principal = admin_only,
     ) -> list[AuditEntry]:
         if admin.district_id is None:
@@ -149,6 +171,12 @@ def create_http_app(
             limit=limit,
             offset=offset,
         )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer, but with the echoed input made encodable: a lone surrogate
+        # ("\\ud800") was refused and then broke the 422 itself into a 500 (fuzzing, issue 6)
+        return JSONResponse({"detail": encodable(jsonable_encoder(exc.errors()))}, 422)
 
     @app.exception_handler(ValidationError)
     async def invalid(_: Request, exc: ValidationError) -> JSONResponse:

@@ -599,7 +599,9 @@ class PlacementHandlers:
                 "causation_id": uuid.UUID(marker["event_id"]),
                 "correlation_id": uuid.UUID(marker["correlation_id"]),
             }
-        tx.publish(ev.SuggestionsReady(payload=payload, producer=PRODUCER, **flow))
+        tx.publish(
+            ev.SuggestionsReady(event_id=uuid.uuid4(), payload=payload, producer=PRODUCER, **flow)
+        )
         return best
 
     async def search(

@@ -45,7 +45,9 @@ class Event(BaseModel):
     ROUTING_KEY: ClassVar[str]
     DESCRIPTION: ClassVar[str] = ""
 
-    event_id: uuid.UUID = Field(default_factory=uuid.uuid4, description="Unique per event.")
+    # Required, no default: an event that arrived without one was given a fresh id, so
+    # each redelivery of it was applied again (found by fuzzing, issue 6).
+    event_id: uuid.UUID = Field(description="Unique per event; the idempotency key.")
     event_type: str = Field(description="Dotted name, e.g. courses.course.completed.")
     event_version: int = Field(description="Schema version of the payload.")
     occurred_at: AwareDatetime = Field(default_factory=utcnow)
@@ -62,7 +64,11 @@ class Event(BaseModel):
     @classmethod
     def create(cls, payload: Payload, *, producer: str, cause: Event | None = None) -> Self:
         """Build an event; with ``cause``, it joins the cause's flow (correlation/causation)."""
-        fields: dict[str, Any] = {"producer": producer, "payload": payload}
+        fields: dict[str, Any] = {
+            "event_id": uuid.uuid4(),
+            "producer": producer,
+            "payload": payload,
+        }
         if cause is not None:
             fields["correlation_id"] = cause.correlation_id
             fields["causation_id"] = cause.event_id

@@ -52,7 +52,9 @@ class PersonSnapshotV1(Payload):
 
     person_id: uuid.UUID
     district_id: DistrictId
-    revision: int = Field(ge=1)
+    # bounded: 2**63 passed validation and crashed every consumer's MongoDB write
+    # (fuzzing, issue 6); a person is not edited two billion times
+    revision: int = Field(ge=1, le=2_147_483_647)
     display_name: str = Field(min_length=1, max_length=200)
     birth_year: int = Field(ge=1900, le=2100)
     municipality: str

@@ -43,7 +43,7 @@ class NotificationFailedV1(Payload):
     recipient_role: ContactRole
     channel: Literal["email", "webhook"]
     kind: str
-    attempts: int = Field(ge=1)
+    attempts: int = Field(ge=1, le=1_000_000)  # bounded like every consumed integer
     error: str = Field(max_length=500, description="The server's last answer, e.g. '550 5.1.1'.")
 
 

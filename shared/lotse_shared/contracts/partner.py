@@ -128,7 +128,11 @@ class DropoutReported(Event):
 
 
 class OpeningLocation(PartnerPayload):
-    municipality: str | None = Field(default=None, examples=["Baunatal"])
+    # min_length: "" passed "a municipality or coordinates" and then had neither, a 500
+    # (found by fuzzing, issue 6)
+    municipality: str | None = Field(
+        default=None, min_length=1, max_length=200, examples=["Baunatal"]
+    )
     postcode: str | None = Field(default=None, pattern=r"^\d{5}$")
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)

@@ -57,7 +57,9 @@ class ProducerNotVouched(DomainError):
     """A partner event whose producer the broker did not vouch for (``user_id``)."""
 
 
-PERMANENT = (ValidationError, DomainError, json.JSONDecodeError, UnicodeDecodeError)
+# RecursionError: a body nested deeper than the JSON decoder recurses (e.g. 100,000
+# brackets); it fails the same way on every attempt (found by fuzzing, issue 6).
+PERMANENT = (ValidationError, DomainError, json.JSONDecodeError, UnicodeDecodeError, RecursionError)
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -77,6 +79,8 @@ def describe(exc: BaseException) -> str:
         return describe_validation_error(exc)
     if isinstance(exc, ValueError) and not isinstance(exc, DomainError):
         return f"body is not UTF-8 JSON: {exc}"
+    if isinstance(exc, RecursionError):
+        return f"body is nested too deeply to decode: {exc}"
     return str(exc) or type(exc).__name__
 
 
@@ -328,6 +332,10 @@ def failure_middleware(
         producer: str | None = None,
     ) -> None:
         reason = describe(exc)
+        content_type = msg.content_type or "none"
+        if isinstance(exc, ValidationError) and content_type != "application/json":
+            # FastStream decodes JSON only for this type; others reach validation as text
+            reason = f"{reason} (content type {content_type}; events are application/json)"
         if prefix:
             reason = f"{prefix} after {attempts} attempts: {type(exc).__name__}: {reason}"
         await dead_letters.send(

@@ -10,9 +10,12 @@ good on replay (a rule violation) is dead-lettered at once. Nothing is dropped.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +37,7 @@ log = logging.getLogger("lotse.parking")
 Document = dict[str, Any]
 PARKED = "parked"
 MAX_PAUSE = timedelta(hours=1)
+_INSIDE: ContextVar[bool] = ContextVar("lotse_parking_inside", default=False)
 
 Dispatch = Callable[[str, bytes], Awaitable[None]]
 
@@ -52,6 +56,7 @@ class ParkingLot:
         self.max_age = timedelta(seconds=max_age_s)
         self.sweep_every_s = sweep_every_s
         self._dispatch: Dispatch | None = None
+        self._lock = asyncio.Lock()
         self.loop = Periodic("parking-sweep", sweep_every_s, self.sweep)
         self.start = self.loop.start
         self.stop = self.loop.stop
@@ -104,10 +109,28 @@ class ParkingLot:
     async def count(self) -> int:
         return await self.db[PARKED].count_documents({})
 
+    @asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """One replay or sweep at a time in this process. Without it the sweep could
+        dead-letter an expired event that a replay was applying at that moment: the
+        event was then applied *and* dead-lettered (found by fuzzing, issue 6). A
+        replay started from inside a replayed handler runs in the same task and does
+        not wait for itself."""
+        if _INSIDE.get():
+            yield
+            return
+        async with self._lock:
+            token = _INSIDE.set(True)
+            try:
+                yield
+            finally:
+                _INSIDE.reset(token)
+
     async def replay_for(self, person_ids: Iterable[str]) -> int:
         """Try the parked events of these people now; returns how many were applied."""
-        docs = await self.db[PARKED].find({"person_id": {"$in": list(person_ids)}}).to_list()
-        return await self._replay(docs)
+        async with self._exclusive():
+            docs = await self.db[PARKED].find({"person_id": {"$in": list(person_ids)}}).to_list()
+            return await self._replay(docs)
 
     async def _replay(self, docs: list[Document]) -> int:
         if self._dispatch is None or not docs:
@@ -141,13 +164,15 @@ class ParkingLot:
 
     async def sweep(self) -> tuple[int, int]:
         """Retry what is due, dead-letter what waited too long."""
-        now = datetime.now(UTC)
-        expired = 0
-        for doc in await self.db[PARKED].find({"parked_at": {"$lt": now - self.max_age}}).to_list():
-            await self._dead_letter(doc, f"{doc['reason']}; waited longer than {self.max_age}")
-            expired += 1
-        due = await self.db[PARKED].find({"retry_at": {"$lte": now}}).to_list()
-        return (await self._replay(due), expired)
+        async with self._exclusive():
+            now = datetime.now(UTC)
+            expired = 0
+            old = await self.db[PARKED].find({"parked_at": {"$lt": now - self.max_age}}).to_list()
+            for doc in old:
+                await self._dead_letter(doc, f"{doc['reason']}; waited longer than {self.max_age}")
+                expired += 1
+            due = await self.db[PARKED].find({"retry_at": {"$lte": now}}).to_list()
+            return (await self._replay(due), expired)
 
     async def _dead_letter(self, doc: Document, reason: str) -> None:
         await self.dead_letters.send(

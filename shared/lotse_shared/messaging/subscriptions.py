@@ -17,6 +17,7 @@ from faststream.middlewares import AckPolicy
 from faststream.rabbit import RabbitBroker
 
 from lotse_shared.contracts.envelope import Event
+from lotse_shared.errors import RuleViolation
 from lotse_shared.persistence.retry import retry_transient
 
 from .topology import Topology
@@ -29,6 +30,36 @@ class InjectedFault(RuntimeError):
 
 
 Handler = Callable[[Any], Awaitable[None]]
+
+
+def _unencodable(value: Any, path: tuple[str, ...] = ()) -> str | None:
+    """The dotted path of the first string UTF-8 cannot encode, if any."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return ".".join(path) or "(message)"
+        return None
+    if isinstance(value, dict):
+        children: Any = ((str(k), v) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        children = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, child in children:
+        found = _unencodable(child, (*path, key))
+        if found:
+            return found
+    return None
+
+
+def refuse_unencodable_text(event: Event) -> None:
+    """JSON may escape a lone surrogate (``"\\ud800"``); Python's decoder accepts it, but
+    no database, e-mail or event can store it, so the handler failed on every attempt
+    (found by fuzzing, issue 6). Refused before the handler runs: dead-lettered, named."""
+    where = _unencodable(event.model_dump())
+    if where is not None:
+        raise RuleViolation(where, "not valid Unicode (a lone surrogate such as \\ud800)")
 
 
 class Subscriptions:
@@ -57,6 +88,7 @@ class Subscriptions:
             self._table[event_cls.ROUTING_KEY] = (event_cls, fn)
 
             async def consume(event: E) -> None:
+                refuse_unencodable_text(event)
                 if str(event.event_id) in self.fail_event_ids:
                     raise InjectedFault(f"chaos: handling of {event.event_id} is set to fail")
                 await retry_transient(lambda: fn(event))

@@ -16,6 +16,7 @@ from lotse_shared.auth.audit import concerning
 from lotse_shared.auth.http import Authenticator
 from lotse_shared.contracts.common import CefrLevel
 from lotse_shared.errors import Forbidden
+from lotse_shared.http import MAX_OFFSET
 
 
 class _Body(BaseModel):
@@ -74,7 +75,7 @@ def make_router(h: CoursesHandlers, auth: Authenticator) -> APIRouter:
     async def list_courses(
         viewer: Principal = staff,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> list[Course]:
         return await h.list_courses(viewer, limit, offset)
 

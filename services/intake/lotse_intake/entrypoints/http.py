@@ -14,6 +14,7 @@ from lotse_shared.auth import STAFF, Principal, Role
 from lotse_shared.auth.audit import concerning, redact
 from lotse_shared.auth.http import Authenticator
 from lotse_shared.erasure import erased_marker
+from lotse_shared.http import MAX_OFFSET
 
 
 class PersonOut(Person):
@@ -57,7 +58,7 @@ def make_router(handlers: IntakeHandlers, auth: Authenticator) -> APIRouter:
         contact_email: Annotated[str | None, Query(description="A responsible contact")] = None,
         district_id: str | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> PersonList:
         people = await handlers.list_visible(
             viewer,

@@ -19,6 +19,7 @@ from lotse_notifications.templates import Templates
 from lotse_shared.auth import STAFF, Principal
 from lotse_shared.auth.audit import concerning
 from lotse_shared.auth.http import TOKEN_COOKIE, Authenticator
+from lotse_shared.http import MAX_OFFSET
 
 
 def of_district(viewer: Principal, items: list[Notification]) -> list[Notification]:
@@ -70,7 +71,7 @@ def make_router(h: NotificationsHandlers, auth: Authenticator) -> APIRouter:
         unread_only: bool = False,
         archived: Annotated[bool, Query(description="The archive instead of the inbox")] = False,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> list[Notification]:
         items = await h.repo.inbox(
             whose_inbox(viewer, recipient),

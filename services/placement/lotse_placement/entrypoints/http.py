@@ -20,6 +20,7 @@ from lotse_shared.auth.http import Authenticator
 from lotse_shared.contracts.partner import OpeningReportedV1
 from lotse_shared.contracts.placement import ImportCompletedV1
 from lotse_shared.errors import NotFound, RuleViolation
+from lotse_shared.http import MAX_OFFSET
 
 Source = Annotated[
     str, Query(pattern=r"^[a-z0-9-]{2,64}$", description="The partner, e.g. ihk-kassel.")
@@ -194,7 +195,7 @@ def make_router(h: PlacementHandlers, auth: Authenticator) -> APIRouter:
     async def list_openings(
         status_filter: Annotated[OpeningStatus | None, Query(alias="status")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         viewer: Principal = publishers,
     ) -> list[Opening]:
         return await h.repo.list_openings(
@@ -357,7 +358,7 @@ def make_router(h: PlacementHandlers, auth: Authenticator) -> APIRouter:
             Query(description="The search's angebotsart (1, 2, 4, 34) for untyped records."),
         ] = None,
         import_id: uuid.UUID | None = None,
-        row_offset: Annotated[int, Query(ge=0)] = 0,
+        row_offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         viewer: Principal = importers,
     ) -> ImportCompletedV1:
         feed = parse_feed("jobsuche", document, angebotsart).shifted(row_offset)
@@ -382,7 +383,7 @@ def make_router(h: PlacementHandlers, auth: Authenticator) -> APIRouter:
         source: Source | None = None,
         full_feed: bool = False,
         import_id: uuid.UUID | None = None,
-        row_offset: Annotated[int, Query(ge=0)] = 0,
+        row_offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         viewer: Principal = importers,
     ) -> ImportCompletedV1:
         feed = parse_feed("csv", await request.body()).shifted(row_offset)
