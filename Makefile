@@ -46,8 +46,9 @@ test: .venv/.synced rabbitmq chromium
 
 security: .venv/.synced rabbitmq
 	@rm -f tests/artifacts/*.json
-	@LOTSE_FUZZ_EXAMPLES=$${LOTSE_FUZZ_EXAMPLES:-300} LOTSE_FUZZ_MESSAGES=$${LOTSE_FUZZ_MESSAGES:-3000} \
-		$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_auth.py tests/integration/test_security.py tests/security
+	@# fuzz sizes: LOTSE_FUZZ_EXAMPLES (150 per operation, role and mode), LOTSE_FUZZ_MESSAGES (1000)
+	@$(PY) -m pytest -q -p no:cacheprovider --timeout=1800 \
+		tests/unit/test_auth.py tests/integration/test_security.py tests/security
 	@$(PY) -m tests.security_summary
 
 chaos: .venv/.synced rabbitmq
