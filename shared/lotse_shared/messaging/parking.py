@@ -25,7 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lotse_shared.background import Periodic
 from lotse_shared.errors import DomainError
-from lotse_shared.persistence.mongo import is_erased
+from lotse_shared.persistence.mongo import is_erased, record_ignored
 
 from .errors import AlreadyApplied, NotYetApplicable
 
@@ -80,6 +80,7 @@ class ParkingLot:
         """Keep the event for later; False (and nothing kept) if the person was erased:
         an event about them is never applicable again and must not keep their data."""
         if await self._erased(person_id):
+            await record_ignored(self.db, event_id, routing_key)
             return False
         now = datetime.now(UTC)
         await self.db[PARKED].update_one(

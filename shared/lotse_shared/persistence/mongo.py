@@ -18,7 +18,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -81,6 +81,24 @@ def subject_of(event: Event) -> uuid.UUID | None:
     """The person an event is about, if any (every person event names ``person_id``)."""
     person_id = getattr(getattr(event, "payload", None), "person_id", None)
     return person_id if isinstance(person_id, uuid.UUID) else None
+
+
+class _SubjectErased(Exception):
+    """Inside a transaction: the event's person was erased; nothing may be written."""
+
+
+async def record_ignored(db: AsyncDatabase[Document], event_id: str, event_type: str) -> None:
+    """Record an event about an erased person as handled (in the inbox, like an applied
+    one), so a redelivery is recognised and nothing about the person is written."""
+    with suppress(DuplicateKeyError):
+        await db[INBOX].insert_one(
+            {
+                "_id": event_id,
+                "event_type": event_type,
+                "applied_at": datetime.now(UTC),
+                "ignored": "person erased",
+            }
+        )
 
 
 async def is_erased(
@@ -160,7 +178,18 @@ class UnitOfWork:
 
     @asynccontextmanager
     async def transaction(self, applying: Event | None = None) -> AsyncIterator[Transaction]:
-        """Open a transaction; with ``applying``, raise AlreadyApplied on a repeat event."""
+        """Open a transaction; with ``applying``, raise AlreadyApplied on a repeat event,
+        and PersonErased (after recording the event as handled) for an erased person."""
+        try:
+            async with self._transaction(applying) as tx:
+                yield tx
+        except _SubjectErased:
+            assert applying is not None
+            await record_ignored(self.db, str(applying.event_id), applying.event_type)
+            raise PersonErased(str(applying.event_id)) from None
+
+    @asynccontextmanager
+    async def _transaction(self, applying: Event | None) -> AsyncIterator[Transaction]:
         async with self._gate, self.client.start_session() as session:  # noqa: SIM117
             async with await session.start_transaction():
                 tx = Transaction(db=self.db, session=session)
@@ -182,7 +211,7 @@ class UnitOfWork:
                         and applying.event_type != ERASED_EVENT_TYPE
                         and await is_erased(self.db, person_id, session)
                     ):
-                        raise PersonErased(str(applying.event_id))
+                        raise _SubjectErased  # aborts the transaction, inbox row included
                 yield tx
                 if applying is None and tx.events:
                     tx.events = await self._without_erased(tx.events, session)
