@@ -17,6 +17,8 @@ from lotse_shared.service import build_runtime, document_publications, run_lifes
 from .entrypoints.http import make_router
 from .entrypoints.messaging import register_subscriptions
 from .handlers import PlacementHandlers
+from .imports import ImportHandlers
+from .pipeline import PipelineHandlers
 from .repository import PlacementRepository
 from .settings import PlacementSettings
 
@@ -41,17 +43,19 @@ def create_app(
         suggestions_per_set=settings.suggestions_per_set,
         people_per_opening=settings.people_per_opening,
     )
+    pipeline = PipelineHandlers(uow=rt.uow, repo=repo)
+    imports = ImportHandlers(uow=rt.uow, repo=repo, openings=handlers)
     if overrides.today is not None:
-        handlers.today = overrides.today
+        handlers.today = pipeline.today = overrides.today
     sweeper = Periodic("matching-sweep", 5.0, handlers.sweep_pending)
     retention = timedelta(days=settings.closed_case_retention_days)
     # a sweep, not a TTL index: the database's TTL support is not relied on (docs/auth.md)
     retention_sweep = Periodic(
         "case-retention",
         settings.retention_sweep_s,
-        lambda: handlers.delete_expired_cases(retention),
+        lambda: pipeline.delete_expired_cases(retention),
     )
-    register_subscriptions(rt.subscriptions, handlers)
+    register_subscriptions(rt.subscriptions, handlers, imports)
     rt.parking.attach(rt.subscriptions.dispatch)
     document_publications(
         rt,
@@ -72,7 +76,7 @@ def create_app(
         title="Lotse placement",
         description="Openings from partners, ranked suggestions with reasons, the pipeline.",
         auth=auth,
-        routers=[make_router(handlers, auth)],
+        routers=[make_router(handlers, pipeline, imports, auth)],
         lifespan=lambda: run_lifespan(
             rt,
             index_setup=[repo.ensure_indexes],
@@ -84,4 +88,6 @@ def create_app(
     )
     app.state.runtime = rt
     app.state.handlers = handlers
+    app.state.pipeline = pipeline
+    app.state.imports = imports
     return app

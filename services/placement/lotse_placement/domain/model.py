@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -20,6 +21,7 @@ from lotse_shared.contracts.common import (
     WorkPermission,
     cefr_rank,
 )
+from lotse_shared.errors import Conflict
 
 
 def _now() -> datetime:
@@ -61,6 +63,16 @@ class Candidate(BaseModel):
         default_factory=list, description="Who is responsible (lower case): who may see them."
     )
     ongoing_courses: list[OngoingCourse] = Field(default_factory=list)
+
+    def require_consent(self, purpose: Literal["matching", "share_with_employers"]) -> None:
+        """Refuse (409, naming the consent) what the person has not consented to."""
+        given = self.matching_consent if purpose == "matching" else self.share_consent
+        if not given:
+            what = "matching" if purpose == "matching" else "sharing their data with employers"
+            raise Conflict(
+                f"consent.{purpose}: the person has not consented to {what} "
+                "(record it in intake first)"
+            )
 
     def age_on(self, day: date) -> int:
         """Age in whole years on ``day``; intake keeps only the birth year, so this is

@@ -10,10 +10,13 @@ from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from lotse_placement.domain.importing import ParsedFeed
+from lotse_placement.domain.importing.feed import FeedFormat, parse_feed
 from lotse_placement.domain.model import Opening, OpeningStatus
 from lotse_placement.domain.pipeline import Case, ClosingReason, Stage
 from lotse_placement.domain.reporting import PlacementReport, report_csv
-from lotse_placement.handlers import FeedFormat, PlacementHandlers, parse_feed
+from lotse_placement.handlers import PlacementHandlers
+from lotse_placement.imports import ImportHandlers
+from lotse_placement.pipeline import PipelineHandlers
 from lotse_shared.auth import STAFF, Principal, Role
 from lotse_shared.auth.audit import concerning
 from lotse_shared.auth.http import Authenticator
@@ -142,7 +145,12 @@ def _set_out(doc: dict[str, Any], decisions: dict[str, str]) -> SuggestionSetOut
     )
 
 
-def make_router(h: PlacementHandlers, auth: Authenticator) -> APIRouter:
+def make_router(
+    h: PlacementHandlers,
+    pipeline: PipelineHandlers,
+    imports: ImportHandlers,
+    auth: Authenticator,
+) -> APIRouter:
     """Who may call what: staff (caseworker, coordinator, admin) see the people they may
     see (a caseworker their own cases, the others their district; anyone else's person
     or case answers 404); partners publish and import openings under their own name
@@ -269,7 +277,7 @@ def make_router(h: PlacementHandlers, auth: Authenticator) -> APIRouter:
         viewer: Principal = staff,
     ) -> Case:
         await person_seen_by(viewer, person_id, request)
-        return await h.accept_suggestion(person_id, opening_id, body.note)
+        return await pipeline.accept_suggestion(person_id, opening_id, body.note)
 
     @router.post(
         "/people/{person_id}/suggestions/{opening_id}/dismiss",
@@ -285,7 +293,7 @@ def make_router(h: PlacementHandlers, auth: Authenticator) -> APIRouter:
         viewer: Principal = staff,
     ) -> None:
         await person_seen_by(viewer, person_id, request)
-        await h.dismiss_suggestion(person_id, opening_id, body.reason)
+        await pipeline.dismiss_suggestion(person_id, opening_id, body.reason)
 
     @router.get("/people/{person_id}/cases", tags=["pipeline"], summary="The person's cases")
     async def cases_of(
@@ -308,14 +316,14 @@ def make_router(h: PlacementHandlers, auth: Authenticator) -> APIRouter:
         case_id: uuid.UUID, body: StageRequest, request: Request, viewer: Principal = staff
     ) -> Case:
         await case_seen_by(viewer, case_id, request)
-        return await h.advance_case(case_id, body.stage, body.on, body.note)
+        return await pipeline.advance_case(case_id, body.stage, body.on, body.note)
 
     @router.post("/cases/{case_id}/close", tags=["pipeline"], summary="Close a case with a reason")
     async def close_case(
         case_id: uuid.UUID, body: CloseCaseRequest, request: Request, viewer: Principal = staff
     ) -> Case:
         await case_seen_by(viewer, case_id, request)
-        return await h.close_case(case_id, body.reason, body.on, body.note)
+        return await pipeline.close_case(case_id, body.reason, body.on, body.note)
 
     @router.get(
         "/reports/placement",
@@ -330,7 +338,7 @@ def make_router(h: PlacementHandlers, auth: Authenticator) -> APIRouter:
         viewer: Principal = district_wide,
     ) -> PlacementReport | Response:
         district = viewer.district_id or ""
-        result = await h.report(district)
+        result = await pipeline.report(district)
         if fmt == "csv":
             return Response(
                 report_csv(result),
@@ -401,7 +409,7 @@ def make_router(h: PlacementHandlers, auth: Authenticator) -> APIRouter:
     ) -> ImportCompletedV1:
         district = viewer.district_id
         if import_id is None:
-            return await h.import_feed(
+            return await imports.import_feed(
                 feed, source, fmt=fmt, full_feed=full_feed, district_id=district
             )
         if full_feed:
@@ -409,7 +417,7 @@ def make_router(h: PlacementHandlers, auth: Authenticator) -> APIRouter:
                 "full_feed", "a batch cannot be a full feed; say so when completing the import"
             )
         await import_seen_by(viewer, import_id, missing_ok=True)
-        return await h.import_batch(
+        return await imports.import_batch(
             feed, source, fmt=fmt, import_id=import_id, district_id=district
         )
 
@@ -422,14 +430,14 @@ def make_router(h: PlacementHandlers, auth: Authenticator) -> APIRouter:
         import_id: uuid.UUID, full_feed: bool = False, viewer: Principal = importers
     ) -> ImportCompletedV1:
         await import_seen_by(viewer, import_id)
-        return await h.complete_import(import_id, full_feed=full_feed)
+        return await imports.complete_import(import_id, full_feed=full_feed)
 
     @router.get("/imports/{import_id}", tags=["imports"], summary="An import's totals so far")
     async def import_status(
         import_id: uuid.UUID, viewer: Principal = importers
     ) -> ImportCompletedV1:
         await import_seen_by(viewer, import_id)
-        return await h.import_status(import_id)
+        return await imports.import_status(import_id)
 
     async def import_seen_by(
         viewer: Principal, import_id: uuid.UUID, *, missing_ok: bool = False

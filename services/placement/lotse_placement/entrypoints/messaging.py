@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lotse_placement.handlers import PlacementHandlers
+from lotse_placement.imports import ImportHandlers
 from lotse_shared.contracts.courses import CourseCompleted, CourseDropped, Enrolled
 from lotse_shared.contracts.intake import PersonErased, PersonRegistered, PersonUpdated
 from lotse_shared.contracts.partner import (
@@ -13,7 +14,9 @@ from lotse_shared.contracts.partner import (
 from lotse_shared.messaging.subscriptions import Subscriptions
 
 
-def register_subscriptions(subs: Subscriptions, h: PlacementHandlers) -> None:
+def register_subscriptions(
+    subs: Subscriptions, h: PlacementHandlers, imports: ImportHandlers
+) -> None:
     @subs.on(PersonRegistered, "Keep the person's matching facts")
     async def person_registered(event: PersonRegistered) -> None:
         await h.person_changed(event)
@@ -51,4 +54,4 @@ def register_subscriptions(subs: Subscriptions, h: PlacementHandlers) -> None:
         "Import the feed record by record; publish the outcome as placement.import.completed",
     )
     async def opening_feed_reported(event: OpeningFeedReported) -> None:
-        await h.opening_feed_reported(event)
+        await imports.opening_feed_reported(event)
