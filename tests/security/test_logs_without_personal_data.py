@@ -22,8 +22,7 @@ import pytest
 from lotse_devstack.mailsink import MailSink
 from lotse_intake.bootstrap import create_app as create_intake
 from lotse_notifications.bootstrap import create_app as create_notifications
-from lotse_shared.contracts.common import CefrLevel, OpeningType
-from lotse_shared.contracts.placement import SuggestionsReady, SuggestionsReadyV1, SuggestionV1
+from tests.integration.test_notifications import suggestions_for
 from tests.samples import person_body
 from tests.support import EventTap, eventually, publish, running
 
@@ -49,31 +48,6 @@ FORBIDDEN = (
 )
 # the test's own SMTP server stands in for an external one (Mailpit): its logs are not ours
 NOT_OURS = ("mail.log",)
-
-
-def suggestions_for(person_id: uuid.UUID) -> SuggestionsReady:
-    return SuggestionsReady.create(
-        SuggestionsReadyV1(
-            suggestion_set_id=uuid.uuid4(),
-            person_id=person_id,
-            district_id="kassel",
-            trigger="course_completed",
-            german_level=CefrLevel.B1,
-            suggestions=[
-                SuggestionV1(
-                    opening_id=uuid.uuid4(),
-                    opening_type=OpeningType.AUSBILDUNG,
-                    title="Ausbildung Fachkraft für Lagerlogistik",
-                    employer="NH Logistik",
-                    municipality="Kassel",
-                    distance_km=8.1,
-                    score=71.0,
-                    reasons=["B1 erreicht, Stelle verlangt B1"],
-                )
-            ],
-        ),
-        producer="placement",
-    )
 
 
 async def test_a_whole_flow_logs_ids_but_no_names_or_addresses(
