@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from faststream.specification import AsyncAPI, get_asyncapi_html
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 
 from .auth import Principal, Role
 from .auth.audit import SUBJECT_KEYS, AuditEntry, AuditLog
@@ -21,6 +22,7 @@ from .auth.http import API_KEY_SCHEME, Authenticator
 from .errors import Conflict, Forbidden, NotFound, RuleViolation
 from .ops.dead_letters import DeadLetterDesk
 from .ops.http import make_ops_router
+from .persistence.retry import is_transient
 from .service import ServiceRuntime, ping_broker, ping_database
 
 log = logging.getLogger("lotse.http")
@@ -189,6 +191,18 @@ def create_http_app(
                 ]
             },
             status_code=422,
+        )
+
+    @app.exception_handler(PyMongoError)
+    async def database_error(request: Request, exc: PyMongoError) -> Response:
+        # a write conflict that lost every retry (RetryingRoute): the caller may try again
+        if not is_transient(exc):
+            raise exc
+        log.warning("%s %s: write conflicts on every attempt", request.method, request.url.path)
+        return JSONResponse(
+            {"detail": "the data changed concurrently on every attempt; try again"},
+            status_code=503,
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(NotFound)

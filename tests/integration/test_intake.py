@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from pymongo.errors import OperationFailure
+
 from lotse_intake.bootstrap import create_app
 from tests.samples import CASEWORKER, person_body
 from tests.support import EventTap, running
@@ -113,3 +115,23 @@ async def test_consent_is_recorded_per_purpose_with_who_and_when(service_env, ra
         r = await http.patch(f"/people/{pid}", json={"consent_history": []})
         assert r.status_code == 422
         assert (await http.get(f"/people/{pid}")).json()["consent_history"] == history
+
+
+async def test_a_write_conflict_lost_on_every_attempt_answers_503(service_env, monkeypatch) -> None:
+    app = create_app()
+    async with running(app) as http:
+        pid = (await http.post("/people", json=person_body())).json()["person_id"]
+        calls = []
+
+        async def always_conflicting(*args: object, **kwargs: object) -> None:
+            calls.append(args)
+            raise OperationFailure(
+                "WriteConflict", code=112, details={"errorLabels": ["TransientTransactionError"]}
+            )
+
+        monkeypatch.setattr(app.state.handlers, "get", always_conflicting)
+        r = await http.get(f"/people/{pid}")
+        assert r.status_code == 503, r.text
+        assert r.headers["retry-after"] == "1"
+        assert "try again" in r.json()["detail"]
+        assert len(calls) == 8  # retried first

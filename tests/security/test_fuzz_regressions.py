@@ -210,3 +210,21 @@ async def test_a_lone_surrogate_in_a_request_is_refused_by_name(service_env) -> 
         [error] = r.json()["detail"]
         assert error["loc"] == ["body", "given_name"]
         assert error["input"] == "Amal\\ud800"
+
+
+async def test_asking_many_times_at_once_to_erase_a_person_never_answers_500(service_env) -> None:
+    # was: 500, "WriteConflict" when repeated erasure requests (each re-announcing the
+    # erasure) raced each other and the outbox relay; HTTP routes now retry lost conflicts
+    app = intake_app()
+    async with running(app, role=None) as http:
+        admin = bearer(app, Role.ADMIN, user="admin@landkreis-kassel.example")
+        r = await http.post("/people", json=person_body(), headers=admin)
+        assert r.status_code == 201, r.text
+        erase = f"/people/{r.json()['person_id']}/erasure"
+        answers = await asyncio.gather(
+            *(http.post(erase, json={"reason": f"Art. 17 #{i}"}, headers=admin) for i in range(10))
+        )
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses.count(202) == 1, statuses
+        assert statuses.count(200) == 9, str(statuses)
+        assert len({a.json()["erasure_id"] for a in answers}) == 1

@@ -71,3 +71,35 @@ def test_the_access_rules_are_pure() -> None:
     path = ROOT / "shared" / "lotse_shared" / "auth" / "principal.py"
     bad = {m for m in imports_of(path) if m.split(".")[0] in IO_LIBRARIES | {"jwt"}}
     assert not bad, bad
+
+
+MULTI_WRITES = {"update_many", "delete_many"}
+
+
+def multi_writes_outside_a_session(path: Path) -> list[int]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in MULTI_WRITES
+        and not any(k.arg == "session" for k in node.keywords)
+    ]
+
+
+def test_every_multi_document_write_runs_in_a_transaction() -> None:
+    # SecantusDB (0.7.0b3) runs an updateMany/deleteMany outside a transaction in
+    # chunks and retries a chunk that conflicts with an open transaction forever while
+    # holding the collection's lock; that transaction's next statement on the collection
+    # then waits for the lock: the server deadlocks (seen: an erasure against the outbox
+    # relay hung `make test`). Inside a transaction the conflict is answered at once and
+    # retried by us (lotse_shared.persistence.mongo.in_transaction).
+    found = {
+        f"{path.relative_to(ROOT)}:{line}"
+        for folder in [ROOT / "shared", *(ROOT / "services").iterdir()]
+        if folder.is_dir()
+        for path in sources(folder)
+        for line in multi_writes_outside_a_session(path)
+    }
+    assert not found, sorted(found)

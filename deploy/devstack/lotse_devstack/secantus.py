@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from .children import die_with_parent
 from .ports import port_open
 
 
@@ -42,6 +43,7 @@ def start_secantus(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # a Ctrl-C in the terminal must not kill it mid-write
+        preexec_fn=die_with_parent(),
     )
     deadline = time.monotonic() + timeout_s
     while not port_open("127.0.0.1", port):

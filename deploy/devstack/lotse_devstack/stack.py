@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 
+from .children import die_with_parent
 from .mailsink import MailSink
 from .ports import free_port, port_open
 from .secantus import mongo_url as secantus_url
@@ -133,6 +134,7 @@ class LocalStack:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent(),
         )
         return name
 

@@ -154,11 +154,21 @@ class IntakeHandlers:
         erased person of the caller's district gives the existing record and announces
         the erasure again; anyone else's person or an unknown id answers 404."""
         existing = await self.people.erasure_of(person_id)
-        if existing is not None:
-            if existing.district_id != viewer.district_id:
-                raise NotFound(f"person {person_id} not found")
-            await self._announce(existing)
-            return existing, False
+        if existing is None:
+            try:
+                return await self._erase_now(person_id, reason, viewer), True
+            except NotFound:
+                # a concurrent request may have erased them meanwhile: then this one
+                # is "asked again", not a 404
+                existing = await self.people.erasure_of(person_id)
+                if existing is None:
+                    raise
+        if existing.district_id != viewer.district_id:
+            raise NotFound(f"person {person_id} not found")
+        await self._announce(existing)
+        return existing, False
+
+    async def _erase_now(self, person_id: uuid.UUID, reason: str, viewer: Principal) -> Erasure:
         person = await self.get(person_id, viewer)
         erasure = Erasure(
             person_id=person.person_id,
@@ -179,7 +189,7 @@ class IntakeHandlers:
             viewer.user_id,
             ", ".join(f"{k}={v}" for k, v in sorted(counts.items())),
         )
-        return erasure, True
+        return erasure
 
     async def _announce(self, erasure: Erasure) -> None:
         """Asked again: publish the erasure again, so every service applies it once more

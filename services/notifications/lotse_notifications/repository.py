@@ -10,7 +10,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lotse_shared.persistence.mongo import Transaction, save_if_newer
+from lotse_shared.persistence.mongo import Transaction, in_transaction, save_if_newer
 
 from .domain.model import (
     Attempt,
@@ -27,6 +27,7 @@ Document = dict[str, Any]
 
 class NotificationsRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
         self.recipients = db["recipients"]
         self.notifications = db["notifications"]
         self.preferences = db["preferences"]
@@ -205,13 +206,17 @@ class NotificationsRepository:
         if not due:
             return []
         token = uuid.uuid4().hex
-        result = await self.notifications.update_many(
-            {
-                "_id": {"$in": [n.notification_id for n in due]},
-                f"{channel}_status": DeliveryStatus.PENDING.value,
-                f"{channel}_next_attempt_at": {"$lte": now},
-            },
-            {"$set": {f"{channel}_next_attempt_at": until, f"{channel}_claim": token}},
+        result = await in_transaction(
+            self.db,
+            lambda session: self.notifications.update_many(
+                {
+                    "_id": {"$in": [n.notification_id for n in due]},
+                    f"{channel}_status": DeliveryStatus.PENDING.value,
+                    f"{channel}_next_attempt_at": {"$lte": now},
+                },
+                {"$set": {f"{channel}_next_attempt_at": until, f"{channel}_claim": token}},
+                session=session,
+            ),
         )
         if result.modified_count == len(due):
             return due  # the usual case: nobody else was claiming, no second read
@@ -255,12 +260,16 @@ class NotificationsRepository:
     # --- digest ----------------------------------------------------------------------------
     async def claim_digest(self, now: datetime, lease: str, until: datetime) -> list[Notification]:
         """Lease every digest item that is due, for one replica to send."""
-        await self.notifications.update_many(
-            {
-                "email_status": DeliveryStatus.DIGEST.value,
-                "email_next_attempt_at": {"$lte": now},
-            },
-            {"$set": {"email_next_attempt_at": until, "email_lease": lease}},
+        await in_transaction(
+            self.db,
+            lambda session: self.notifications.update_many(
+                {
+                    "email_status": DeliveryStatus.DIGEST.value,
+                    "email_next_attempt_at": {"$lte": now},
+                },
+                {"$set": {"email_next_attempt_at": until, "email_lease": lease}},
+                session=session,
+            ),
         )
         cursor = self.notifications.find({"email_lease": lease}).sort(
             [("recipient_email", 1), ("created_at", 1)]
@@ -270,13 +279,17 @@ class NotificationsRepository:
     async def release_digest(
         self, ids: list[uuid.UUID], changes: Document, attempt: Attempt
     ) -> None:
-        await self.notifications.update_many(
-            {"_id": {"$in": ids}},
-            {
-                "$set": changes,
-                "$unset": {"email_lease": ""},
-                "$push": {"deliveries": _attempts([attempt])[0]},
-            },
+        await in_transaction(
+            self.db,
+            lambda session: self.notifications.update_many(
+                {"_id": {"$in": ids}},
+                {
+                    "$set": changes,
+                    "$unset": {"email_lease": ""},
+                    "$push": {"deliveries": _attempts([attempt])[0]},
+                },
+                session=session,
+            ),
         )
 
     # --- escalation ------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
-from lotse_shared.persistence.mongo import Transaction, save_if_newer
+from lotse_shared.persistence.mongo import Transaction, in_transaction, save_if_newer
 
 from .domain.area import cell_of, reach_key, reach_keys_around
 from .domain.matching import max_reach_km, permitted_types
@@ -351,7 +351,12 @@ class PlacementRepository:
 
     async def delete_closed_cases(self, closed_before: datetime) -> int:
         """Retention: closed cases older than the period go (with their history)."""
-        result = await self.cases.delete_many({"closed_at": {"$lt": closed_before}})
+        result = await in_transaction(
+            self.db,
+            lambda session: self.cases.delete_many(
+                {"closed_at": {"$lt": closed_before}}, session=session
+            ),
+        )
         return result.deleted_count
 
     async def erase_person(self, tx: Transaction, person_id: uuid.UUID) -> dict[str, int]:

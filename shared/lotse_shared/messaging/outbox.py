@@ -28,7 +28,7 @@ from faststream.rabbit import RabbitBroker, RabbitExchange
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lotse_shared.background import Periodic
-from lotse_shared.persistence.mongo import OUTBOX
+from lotse_shared.persistence.mongo import OUTBOX, in_transaction
 
 log = logging.getLogger("lotse.outbox")
 
@@ -95,13 +95,13 @@ class OutboxRelay:
         if not candidates:
             return 0
         ids = [c["_id"] for c in candidates]
-        await self.db[OUTBOX].update_many(
-            {
-                "_id": {"$in": ids},
-                "sent_at": None,
-                "lease_until": {"$lt": now},
-            },
-            {"$set": {"lease_until": now + self.lease, "lease_token": token}},
+        await in_transaction(
+            self.db,
+            lambda session: self.db[OUTBOX].update_many(
+                {"_id": {"$in": ids}, "sent_at": None, "lease_until": {"$lt": now}},
+                {"$set": {"lease_until": now + self.lease, "lease_token": token}},
+                session=session,
+            ),
         )
         leased = (
             await self.db[OUTBOX]
@@ -123,8 +123,13 @@ class OutboxRelay:
                 log.error("publishing outbox event %s failed: %r", doc["_id"], result)
         if sent:
             done = datetime.now(UTC)
-            await self.db[OUTBOX].update_many(
-                {"_id": {"$in": sent}}, {"$set": {"sent_at": done, "sent_at_ttl": done}}
+            await in_transaction(
+                self.db,
+                lambda session: self.db[OUTBOX].update_many(
+                    {"_id": {"$in": sent}},
+                    {"$set": {"sent_at": done, "sent_at_ttl": done}},
+                    session=session,
+                ),
             )
         return len(sent)
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from lotse_shared.auth import Principal, Role
 from lotse_shared.auth.http import Authenticator
 from lotse_shared.errors import NotFound
+from lotse_shared.routes import api_router
 
 from .dead_letters import DeadLetterDesk
 
@@ -43,7 +44,7 @@ class ReplayOut(BaseModel):
 
 
 def make_ops_router(desk: DeadLetterDesk, service: str, auth: Authenticator) -> APIRouter:
-    router = APIRouter(prefix="/ops", tags=["operations"])
+    router = api_router(prefix="/ops", tags=["operations"])
     operators = auth.require(Role.OPERATOR, Role.ADMIN)
 
     @router.get("/dead-letters", summary="This service's dead letters, without their bodies")

@@ -17,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -31,6 +31,7 @@ from pymongo.errors import DuplicateKeyError
 
 from lotse_shared.contracts.envelope import Event
 from lotse_shared.messaging.errors import AlreadyApplied, PersonErased
+from lotse_shared.persistence.retry import retry_transient
 
 log = logging.getLogger("lotse.persistence")
 
@@ -42,6 +43,8 @@ ERASURES = "erasures"  # tombstones of erased people (issue #6, part 8); see lot
 ERASED_EVENT_TYPE = "intake.person.erased"
 DEDUP_WINDOW_S = 90 * 24 * 3600
 OWN_LEASE_S = 10.0  # how long a crash may delay an event the committer did not publish
+
+T = TypeVar("T")
 
 
 def make_client(url: str, **options: Any) -> AsyncMongoClient[Document]:
@@ -85,6 +88,26 @@ def subject_of(event: Event) -> uuid.UUID | None:
 
 class _SubjectErased(Exception):
     """Inside a transaction: the event's person was erased; nothing may be written."""
+
+
+async def in_transaction(
+    db: AsyncDatabase[Document], write: Callable[[AsyncClientSession], Awaitable[T]]
+) -> T:
+    """Run ``write`` (an ``update_many``/``delete_many`` given the session) in a short
+    transaction of its own, run again if it loses a write conflict.
+
+    Every multi-document write goes this way, never bare: SecantusDB runs a bare one
+    in chunks and, when a chunk conflicts with an open transaction, retries it forever
+    while holding the collection's lock, so that transaction's next statement on the
+    collection waits for the lock and both hang (an erasure against the outbox relay's
+    marking hung the tests). Inside a transaction the conflict is answered at once.
+    ``tests/unit/test_architecture.py`` checks that no bare one is written."""
+
+    async def once() -> T:
+        async with db.client.start_session() as session, await session.start_transaction():
+            return await write(session)
+
+    return await retry_transient(once)
 
 
 async def record_ignored(db: AsyncDatabase[Document], event_id: str, event_type: str) -> None:

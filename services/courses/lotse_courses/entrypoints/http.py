@@ -17,6 +17,7 @@ from lotse_shared.auth.http import Authenticator
 from lotse_shared.contracts.common import CefrLevel
 from lotse_shared.errors import Forbidden
 from lotse_shared.http import MAX_OFFSET
+from lotse_shared.routes import api_router
 
 
 class _Body(BaseModel):
@@ -57,7 +58,7 @@ class DropoutRequest(_Body):
 def make_router(h: CoursesHandlers, auth: Authenticator) -> APIRouter:
     """Courses are the district's (no personal data); an enrolment is the person's, seen
     by their caseworkers and the district's coordinators; anyone else's answers 404."""
-    router = APIRouter()
+    router = api_router()
     staff = auth.require(*STAFF)
 
     async def visible(request: Request, enrolment_id: uuid.UUID, viewer: Principal) -> Enrolment:

@@ -15,6 +15,7 @@ from lotse_shared.auth.audit import concerning, redact
 from lotse_shared.auth.http import Authenticator
 from lotse_shared.erasure import erased_marker
 from lotse_shared.http import MAX_OFFSET
+from lotse_shared.routes import api_router
 
 
 class PersonOut(Person):
@@ -35,7 +36,7 @@ class PersonList(BaseModel):
 def make_router(handlers: IntakeHandlers, auth: Authenticator) -> APIRouter:
     """Caseworkers see the people they are responsible for, coordinators and admins
     everyone of their district; anyone else's person answers 404."""
-    router = APIRouter(prefix="/people", tags=["people"])
+    router = api_router(prefix="/people", tags=["people"])
     staff = auth.require(*STAFF)
     admin = auth.require(Role.ADMIN)
 

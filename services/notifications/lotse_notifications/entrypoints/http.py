@@ -20,6 +20,7 @@ from lotse_shared.auth import STAFF, Principal
 from lotse_shared.auth.audit import concerning
 from lotse_shared.auth.http import TOKEN_COOKIE, Authenticator
 from lotse_shared.http import MAX_OFFSET
+from lotse_shared.routes import api_router
 
 
 def of_district(viewer: Principal, items: list[Notification]) -> list[Notification]:
@@ -61,7 +62,7 @@ class PreferencesIn(BaseModel):
 
 def make_router(h: NotificationsHandlers, auth: Authenticator) -> APIRouter:
     """The caller's own inbox (the token's email); other people's answer 404."""
-    router = APIRouter(prefix="/notifications", tags=["inbox"])
+    router = api_router(prefix="/notifications", tags=["inbox"])
     staff = auth.require(*STAFF)
 
     @router.get("", summary="The caller's inbox: unread first, newest first")
@@ -111,7 +112,7 @@ def make_router(h: NotificationsHandlers, auth: Authenticator) -> APIRouter:
 
 
 def make_preferences_router(h: NotificationsHandlers, auth: Authenticator) -> APIRouter:
-    router = APIRouter(prefix="/preferences", tags=["preferences"])
+    router = api_router(prefix="/preferences", tags=["preferences"])
     staff = auth.require(*STAFF)
 
     @router.get("", summary="The caller's channel choices")
@@ -155,7 +156,7 @@ def make_browser_router(
     read it, other sites cannot post with it). Without it the page answers 401 with
     the sign-in form. Bearer headers work here too.
     """
-    router = APIRouter(prefix="/inbox", tags=["browser inbox"])
+    router = api_router(prefix="/inbox", tags=["browser inbox"])
     signed_in = auth.require(*STAFF, cookie=True)
 
     @router.post(

@@ -24,6 +24,7 @@ from lotse_shared.contracts.partner import OpeningReportedV1
 from lotse_shared.contracts.placement import ImportCompletedV1
 from lotse_shared.errors import NotFound, RuleViolation
 from lotse_shared.http import MAX_OFFSET
+from lotse_shared.routes import api_router
 
 Source = Annotated[
     str, Query(pattern=r"^[a-z0-9-]{2,64}$", description="The partner, e.g. ihk-kassel.")
@@ -155,7 +156,7 @@ def make_router(
     see (a caseworker their own cases, the others their district; anyone else's person
     or case answers 404); partners publish and import openings under their own name
     and read no personal data; the report is for coordinators and admins."""
-    router = APIRouter()
+    router = api_router()
     staff = auth.require(*STAFF)
     district_wide = auth.require(Role.COORDINATOR, Role.ADMIN)
     publishers = auth.require(Role.PARTNER, *STAFF)
