@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,9 +54,12 @@ PUBLIC = {
 }
 
 
-def from_fulda(app: FastAPI) -> dict[str, str]:
-    """Who asks across districts: a coordinator (who sees their whole district) of Fulda."""
-    return bearer(app, Role.COORDINATOR, user="koordination@fulda.example", district="fulda")
+def from_fulda(app: FastAPI, roles: Sequence[str] = (Role.COORDINATOR.value,)) -> dict[str, str]:
+    """Who asks across districts: a coordinator (who sees their whole district) of Fulda,
+    or Fulda's admin where only admins are let in (an erasure, say)."""
+    if Role.COORDINATOR.value in roles:
+        return bearer(app, Role.COORDINATOR, user="koordination@fulda.example", district="fulda")
+    return bearer(app, Role.ADMIN, user="admin@fulda.example", district="fulda")
 
 
 WRONG_ROLE_ORDER = [Role.PARTNER, Role.OPERATOR, Role.CASEWORKER, Role.COORDINATOR, Role.ADMIN]
@@ -133,7 +137,7 @@ async def check(
         measured.wrong_role_refused += 1
 
         if (op.method, op.path) in cross_district:
-            r = await call(from_fulda(app))
+            r = await call(from_fulda(app, op.roles))
             assert r.status_code == 404, f"{what} from Fulda: {r.status_code} {r.text[:200]}"
             measured.cross_district_refused += 1
         elif "{" in op.path or op.path in ("/enrolments",):
@@ -169,9 +173,10 @@ async def test_intake_endpoints(service_env) -> None:
                 ("GET", "/people/{person_id}"),
                 ("PUT", "/people/{person_id}"),
                 ("PATCH", "/people/{person_id}"),
+                ("POST", "/people/{person_id}/erasure"),
             },
         )
-        assert measured.cross_district_refused == 3
+        assert measured.cross_district_refused == 4
         # Fulda's list does not show Kassel's people; Kassel's coordinator still sees them
         fulda = from_fulda(app)
         assert (await http.get("/people", headers=fulda)).json()["items"] == []
@@ -190,11 +195,12 @@ async def test_intake_endpoints(service_env) -> None:
         refused = [e for e in rows if e["outcome"] == "refused" and e["role"] == "partner"]
         assert {e["method"] for e in refused} == {"GET", "PUT", "PATCH", "POST"}  # POST: erasure
         assert all(e["service"] == "intake" and e["district_id"] == "kassel" for e in rows)
-        # Fulda's admin sees its own coordinator's probing, not Kassel's work
+        # Fulda's admin sees Fulda's probing (its coordinator's, its own erasure attempt),
+        # not Kassel's work
         fulda_admin = bearer(app, Role.ADMIN, user="admin@fulda.example", district="fulda")
         probes = (await http.get("/audit", headers=fulda_admin)).json()
         assert probes
-        assert {e["user"] for e in probes} == {"koordination@fulda.example"}
+        assert {e["user"] for e in probes} == {"koordination@fulda.example", "admin@fulda.example"}
         assert {e["outcome"] for e in probes if e["subjects"].get("person_id") == pid} == {
             "refused"
         }
