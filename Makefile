@@ -47,7 +47,7 @@ test: .venv/.synced rabbitmq chromium
 security: .venv/.synced rabbitmq
 	@rm -f tests/artifacts/*.json
 	@# fuzz sizes: LOTSE_FUZZ_EXAMPLES (150 per operation, role and mode), LOTSE_FUZZ_MESSAGES (1000)
-	@$(PY) -m pytest -q -p no:cacheprovider --timeout=1800 \
+	@LOTSE_FUZZ_EXAMPLES=$${LOTSE_FUZZ_EXAMPLES:-150} $(PY) -m pytest -q -p no:cacheprovider --timeout=1800 \
 		tests/unit/test_auth.py tests/integration/test_security.py tests/security
 	@$(PY) -m tests.security_summary
 

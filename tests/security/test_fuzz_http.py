@@ -7,7 +7,7 @@ Every operation is called with a token of a role it accepts (a coordinator of Ka
 admin for the audit, the recipient for notifications, and additionally a partner where
 partners are accepted), never only against the 401 wall.
 
-Writes tests/artifacts/fuzz-http-<service>.json; ``LOTSE_FUZZ_EXAMPLES`` (default 150 per
+Writes tests/artifacts/fuzz-http-<service>.json; ``LOTSE_FUZZ_EXAMPLES`` (default 40 per
 operation, role and generation mode) makes the run bigger.
 """
 
