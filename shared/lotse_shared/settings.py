@@ -200,6 +200,12 @@ class ServiceSettings(BaseSettings):
         default=False, description="Testing only: the outbox relay does not run."
     )
 
+    clock_file: Path | None = Field(
+        default=None,
+        description="Benchmarks only: read 'now' from this file (simulated time, "
+        "see lotse_shared.clock); unset: the system clock.",
+    )
+
     @model_validator(mode="after")
     def _transport_security(self) -> Self:
         tls_files = {

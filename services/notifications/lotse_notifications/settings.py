@@ -1,11 +1,22 @@
 from datetime import time
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from lotse_shared.settings import ServiceSettings, require_file
+
+
+CadenceKind = Literal[
+    "suggestions_ready", "course_completed", "course_dropped", "enrolled", "attendance_at_risk"
+]
+CadenceName = Literal["immediate", "hourly", "daily"]
+
+
+class DistrictAlertDefaults(BaseModel):
+    cadence: dict[CadenceKind, CadenceName] | None = None
+    daily_email_cap: int | None = Field(default=None, ge=0)
 
 
 class NotificationsSettings(ServiceSettings):
@@ -77,6 +88,43 @@ class NotificationsSettings(ServiceSettings):
     attendance_flip_flop_window_s: float = Field(
         default=7 * 24 * 3600.0,
         description="After an attendance alert, further drops within this time stay quiet.",
+    )
+    announce_min_score: float = Field(
+        default=20.0,
+        description="Suggestions scoring below this are not announced (kept in the person's "
+        "file at placement); 20 is what nearness alone earns, of about 95.",
+    )
+    suggestions_wait_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="A completion's email waits this long for its suggestions, so both go "
+        "out as one alert; later ones are added to the same inbox item.",
+    )
+    alert_cadence: dict[CadenceKind, CadenceName] = Field(
+        default={"suggestions_ready": "daily", "enrolled": "daily"},
+        description="Default cadence per kind for recipients who chose none (JSON); "
+        "suggestions_ready covers suggestions caused by new openings or profile changes. "
+        "Critical alerts are always immediate.",
+    )
+    daily_email_cap: int = Field(
+        default=10,
+        ge=0,
+        description="Immediate emails per recipient and day (Berlin); more go into the next "
+        "digest. Critical alerts and digests do not count; 0: no cap.",
+    )
+    district_alert_defaults: dict[str, DistrictAlertDefaults] = Field(
+        default={},
+        description='Per district: {"cadence": {kind: cadence}, "daily_email_cap": n} '
+        "(JSON), replacing LOTSE_ALERT_CADENCE / LOTSE_DAILY_EMAIL_CAP there.",
+    )
+    critical_hours_start: time = Field(
+        default=time(7, 0), description="Critical email goes out at once from (Berlin) ..."
+    )
+    critical_hours_end: time = Field(
+        default=time(21, 0), description="... until; at night it waits for the start."
+    )
+    critical_on_weekends: bool = Field(
+        default=True, description="Critical email goes out on Saturdays and Sundays too."
     )
     webhook_url: str | None = Field(
         default=None, description="Partner tool's webhook (POST, signed); unset: no webhook."

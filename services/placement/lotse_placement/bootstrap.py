@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from lotse_shared.auth.http import Authenticator
 from lotse_shared.background import Periodic
+from lotse_shared.clock import clock_from
 from lotse_shared.contracts import placement as ev
 from lotse_shared.http import create_http_app
 from lotse_shared.service import build_runtime, document_publications, run_lifespan
@@ -47,6 +48,9 @@ def create_app(
     imports = ImportHandlers(uow=rt.uow, repo=repo, openings=handlers)
     if overrides.today is not None:
         handlers.today = pipeline.today = overrides.today
+    elif settings.clock_file is not None:
+        clock = clock_from(settings.clock_file)
+        handlers.today = pipeline.today = lambda: clock().date()
     sweeper = Periodic("matching-sweep", 5.0, handlers.sweep_pending)
     retention = timedelta(days=settings.closed_case_retention_days)
     # a sweep, not a TTL index: the database's TTL support is not relied on (docs/auth.md)

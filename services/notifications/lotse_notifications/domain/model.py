@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from enum import IntEnum, StrEnum
 from typing import Any
@@ -32,6 +32,7 @@ class Kind(StrEnum):
     ENROLLED = "enrolled"
     ATTENDANCE_AT_RISK = "attendance_at_risk"
     ESCALATION = "escalation"  # an important alert nobody read in time
+    DIGEST = "digest"  # one item for many: new suggestions and deferred emails
 
 
 class Priority(IntEnum):
@@ -77,6 +78,7 @@ ROUTING: dict[Kind, Rule] = {
     Kind.ATTENDANCE_AT_RISK: rule(CASEWORKER, GUIDE, priority=Priority.IMPORTANT),
     Kind.ENROLLED: rule(CASEWORKER, GUIDE, priority=Priority.LOW),
     Kind.ESCALATION: rule(COORDINATOR, priority=Priority.IMPORTANT),
+    Kind.DIGEST: rule(CASEWORKER, priority=Priority.LOW),  # built per recipient, not routed
 }
 
 
@@ -143,20 +145,120 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"  # permanent error, or temporary ones until attempts ran out
     SKIPPED = "skipped"  # no consent to email this person's data, or no webhook configured
     OPTED_OUT = "opted_out"  # the recipient does not want this channel
+    BUNDLED = "bundled"  # went into a digest (``digest_id``), which is emailed instead
+    READ = "read"  # read in the inbox before it went out: not sent any more
 
 
 EmailStatus = DeliveryStatus  # the name the first version used
 
 
+class Cadence(StrEnum):
+    """How soon a recipient hears of a kind of alert."""
+
+    IMMEDIATE = "immediate"  # its own inbox item and email, at once (office hours)
+    HOURLY = "hourly"  # collected into a digest at the next full hour
+    DAILY = "daily"  # collected into the daily digest at ``LOTSE_DIGEST_AT``
+
+
+# What a caseworker wants by default: what happened to one of their people at once,
+# new openings and enrolments once a day. A district may change it in settings, a
+# recipient in their preferences.
+DEFAULT_CADENCE: dict[Kind, Cadence] = {
+    Kind.SUGGESTIONS_READY: Cadence.DAILY,
+    Kind.ENROLLED: Cadence.DAILY,
+}
+CHOOSABLE = tuple(k for k in Kind if k not in (Kind.DIGEST, Kind.ESCALATION))
+
+
 class Preferences(BaseModel):
-    """A recipient's choices. The inbox is always on."""
+    """A recipient's choices. The inbox is always on; unset choices take the district's."""
 
     opted_out: set[Channel] = Field(default_factory=set)
+    cadence: dict[Kind, Cadence] = Field(default_factory=dict)
+    daily_email_cap: int | None = Field(default=None, ge=0)
 
     def wants(self, channel: Channel, priority: Priority) -> bool:
         if channel is Channel.INBOX or priority >= Priority.CRITICAL:
             return True
         return channel not in self.opted_out
+
+
+@dataclass(frozen=True)
+class AlertDefaults:
+    """A district's defaults for what its recipients did not choose themselves."""
+
+    cadence: Mapping[Kind, Cadence] = field(default_factory=lambda: dict(DEFAULT_CADENCE))
+    daily_email_cap: int = 10  # immediate emails a day; critical ones do not count
+
+    def cadence_for(self, kind: Kind, prefs: Preferences, priority: Priority) -> Cadence:
+        """Critical alerts are never held back for a digest."""
+        if priority >= Priority.CRITICAL:
+            return Cadence.IMMEDIATE
+        return prefs.cadence.get(kind) or self.cadence.get(kind) or Cadence.IMMEDIATE
+
+    def cap_for(self, prefs: Preferences) -> int:
+        return self.daily_email_cap if prefs.daily_email_cap is None else prefs.daily_email_cap
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """The rules that keep a caseworker's alerts few and worth reading.
+
+    ``min_score``: a suggestion scoring below it is not announced (placement keeps it
+    in the person's file). The score runs to about 95 (interest 30, experience 25,
+    distance 20, start 15, German 5); 20 is what nearness alone can earn, so an
+    opening below it has nothing but eligibility for it.
+    ``suggestions_wait``: how long a completion's email waits for its suggestions,
+    so both go out as one.
+    """
+
+    min_score: float = 20.0
+    suggestions_wait: timedelta = timedelta(minutes=2)
+    defaults: AlertDefaults = field(default_factory=AlertDefaults)
+    districts: Mapping[str, AlertDefaults] = field(default_factory=dict)
+    # when critical email goes out: at once, but not at night (every day, weekends too)
+    critical_hours: OfficeHours = field(
+        default_factory=lambda: OfficeHours(
+            start=time(7, 0), end=time(21, 0), weekdays=frozenset(range(7))
+        )
+    )
+
+    def for_district(self, district_id: str) -> AlertDefaults:
+        return self.districts.get(district_id, self.defaults)
+
+
+def digest_due(cadence: Cadence, now: datetime, digest_at: time, office: OfficeHours) -> datetime:
+    """When an entry of this cadence goes out: the next full hour, or the daily digest
+    time; in office hours either way."""
+    if cadence is Cadence.HOURLY:
+        return office.next_open(now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1))
+    return office.next_open(next_digest(now, digest_at))
+
+
+class SuggestionEntry(BaseModel):
+    """One person-opening pair as announced to one recipient: in an alert at once, or
+    waiting for the next digest. One per recipient, person and opening, ever."""
+
+    entry_id: str  # "<recipient>|<person_id>|<opening_id>"
+    recipient_email: str
+    recipient_name: str
+    language: Language
+    person_id: uuid.UUID
+    district_id: DistrictId
+    person: str  # display name, for the digest
+    opening_id: str
+    suggestion: dict[str, Any]  # SuggestionV1 as JSON, plus "unavailable"/"confirmed_note"
+    score: float
+    status: str  # waiting (for a digest) | announced | withdrawn (closed before the digest)
+    notification_id: uuid.UUID | None = None  # the alert or digest that carries it
+    created_at: datetime
+    due_at: datetime | None = None
+    cause_event_id: str
+    correlation_id: str | None = None
+
+    @staticmethod
+    def key(recipient_email: str, person_id: uuid.UUID, opening_id: str) -> str:
+        return f"{recipient_email.lower()}|{person_id}|{opening_id}"
 
 
 class Attempt(BaseModel):
@@ -200,6 +302,7 @@ class Notification(BaseModel):
     webhook_sent_at: datetime | None = None
     webhook_last_error: str | None = None
     deliveries: list[Attempt] = Field(default_factory=list)  # the delivery log, oldest first
+    digest_id: uuid.UUID | None = None  # BUNDLED: the digest whose email carried this one
 
 
 RETRY_DELAYS = (
