@@ -50,7 +50,7 @@ from typing import Any
 import aio_pika
 from pymongo import AsyncMongoClient
 
-from lotse_devstack.flow import FlowStack
+from lotse_devstack.flow import WITH_SUGGESTIONS, FlowStack
 from lotse_devstack.partner import PartnerPublisher
 from lotse_devstack.stack import SERVICES
 from lotse_shared.contracts.envelope import Event
@@ -219,14 +219,14 @@ class Probe:
 
 
 async def inbox_times(h: FlowStack, events: Sequence[Event]) -> dict[str, datetime]:
-    """correlation id -> when its inbox row was created, for the events given."""
+    """correlation id -> when its suggestions joined the completion's alert in the inbox."""
     wanted = {str(e.correlation_id) for e in events}
     found = {}
     async for doc in h.db("notifications")["notifications"].find(
-        {"kind": "suggestions_ready"}, {"correlation_id": 1, "created_at": 1}
+        WITH_SUGGESTIONS, {"correlation_id": 1, "updated_at": 1}
     ):
         if str(doc["correlation_id"]) in wanted:
-            found[str(doc["correlation_id"])] = doc["created_at"].replace(tzinfo=UTC)
+            found[str(doc["correlation_id"])] = doc["updated_at"].replace(tzinfo=UTC)
     return found
 
 
@@ -242,7 +242,7 @@ async def until_stored(h: FlowStack, events: Sequence[Event], timeout_s: float) 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for wanted in (ids[-50:], ids):
-            query = {"correlation_id": {"$in": wanted}, "kind": "suggestions_ready"}
+            query = {"correlation_id": {"$in": wanted}, **WITH_SUGGESTIONS}
             if await notes.count_documents(query) < len(wanted):
                 break
         else:

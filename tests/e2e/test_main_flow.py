@@ -60,7 +60,7 @@ async def test_course_completion_alerts_the_caseworker(stack: LocalStack) -> Non
         alert = next(
             n
             for n in inbox
-            if n["kind"] == "suggestions_ready"
+            if n["kind"] == "course_completed"
             and "Amal Haddad" in n["subject"]
             and "Lagerlogistik" in n["body"]
         )

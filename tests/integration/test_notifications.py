@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 
 from lotse_devstack.mailsink import MailSink
@@ -36,6 +37,17 @@ from lotse_shared.contracts.intake import (
 from lotse_shared.contracts.placement import SuggestionsReady, SuggestionsReadyV1, SuggestionV1
 from tests.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
 from tests.support import EventTap, applied, as_user, eventually, publish, running
+
+
+@pytest.fixture(autouse=True)
+def one_alert_per_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests use a suggestions event to exercise the channels (SMTP, webhook,
+    consent, quiet hours), so they ask for suggestions at once and no daily cap; what
+    a caseworker gets by default is tested in test_alert_policy.py."""
+    monkeypatch.setenv(
+        "LOTSE_ALERT_CADENCE", '{"suggestions_ready": "immediate", "enrolled": "daily"}'
+    )
+    monkeypatch.setenv("LOTSE_DAILY_EMAIL_CAP", "0")
 
 
 class Clock:
@@ -383,7 +395,8 @@ async def test_opt_out_is_kept_except_for_critical_alerts(service_env, smtp, rab
         )
         assert ok.status_code == 200
         got = await http.get("/preferences", params={"recipient": CASEWORKER.upper()})
-        assert got.json() == {"opted_out": ["email"]}
+        assert got.json()["opted_out"] == ["email"]
+        assert got.json()["cadence"] == {}  # the district's defaults apply
 
         await publish(rabbit_url, namespace, person, suggestions)
         await applied(app, suggestions)
@@ -496,21 +509,28 @@ async def test_low_priority_items_go_out_as_one_daily_digest(
         items = await inbox(http)
         assert [n["email_status"] for n in items] == ["digest", "digest"]
         assert await app.state.delivery.deliver_due() == 0
-        assert await app.state.delivery.digest.send_due() == 0
+        assert await app.state.delivery.digests() == 0
         clock.advance(hours=6)  # 16:00
-        assert await app.state.delivery.digest.send_due() == 1
+        assert await app.state.delivery.digests() == 1
+        assert await app.state.delivery.deliver_due() == 1  # the digest's own email
         [mail] = smtp.mails
         assert mail.rcpt_tos == (CASEWORKER,)
-        assert mail.subject == "Lotse: Ihre Tagesübersicht (2 Meldungen)"
+        assert mail.subject == "Lotse: Ihre Übersicht – 2 Meldungen"
         assert "- Amal Haddad ist in einem Kurs angemeldet" in mail.body
         assert "- Olena Kovalenko ist in einem Kurs angemeldet" in mail.body
         items = await inbox(http)
-        assert [n["email_status"] for n in items] == ["sent", "sent"]
-        log = (await http.get(f"/notifications/{items[0]['notification_id']}/deliveries")).json()
-        assert log[-1]["result"] == "sent"
-        assert log[-1]["detail"] == "daily digest of 2"
+        digest = next(n for n in items if n["kind"] == "digest")
+        assert digest["email_status"] == "sent"
+        bundled = [n for n in items if n["kind"] == "enrolled"]
+        assert [n["email_status"] for n in bundled] == ["bundled", "bundled"]
+        assert {n["digest_id"] for n in bundled} == {digest["notification_id"]}
+        log = (await http.get(f"/notifications/{bundled[0]['notification_id']}/deliveries")).json()
+        assert log[-1]["result"] == "bundled"
+        assert log[-1]["detail"] == f"digest {digest['notification_id']}"
         clock.advance(days=1)
-        assert await app.state.delivery.digest.send_due() == 0  # nothing twice
+        assert await app.state.delivery.digests() == 0  # nothing twice
+        assert await app.state.delivery.deliver_due() == 0
+        assert len(smtp.mails) == 1
 
 
 async def test_unread_important_alert_escalates_to_the_coordinator_once(

@@ -20,7 +20,7 @@ from lotse_notifications.domain.model import (
     next_attempt,
     next_digest,
 )
-from lotse_notifications.handlers import ChannelDelivery, DigestDelivery, Dispatcher, inbox_link
+from lotse_notifications.handlers import ChannelDelivery, Dispatcher, inbox_link
 from lotse_notifications.templates import Templates
 from lotse_notifications.webhook import sign, verify
 from lotse_shared.contracts.common import ContactRole, Language
@@ -204,9 +204,9 @@ async def test_a_burst_of_kicks_checks_digest_and_escalation_once_per_poll_inter
             calls["deliver"] += 1
             return 0
 
-        async def send_due(self) -> int:
-            calls["digest"] += 1
-            return 0
+    async def digests() -> int:
+        calls["digest"] += 1
+        return 0
 
     async def escalate() -> int:
         calls["escalate"] += 1
@@ -215,7 +215,7 @@ async def test_a_burst_of_kicks_checks_digest_and_escalation_once_per_poll_inter
     fake = Fake()
     dispatcher = Dispatcher(
         email=cast(ChannelDelivery, fake),
-        digest=cast(DigestDelivery, fake),
+        digests=digests,
         escalation=escalate,
         poll_s=60,
     )

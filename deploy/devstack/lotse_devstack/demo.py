@@ -266,7 +266,7 @@ async def run_demo(stack: LocalStack) -> int:
             items: list[dict[str, Any]] = r.json()
             # Amal's alert after her course (Olena's may name the same opening earlier)
             done = any(
-                n["kind"] == "suggestions_ready"
+                n["kind"] == "course_completed"
                 and "Amal Haddad" in n["subject"]
                 and "Lagerlogistik" in n["body"]
                 for n in items

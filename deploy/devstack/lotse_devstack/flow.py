@@ -4,7 +4,8 @@ A :class:`FlowStack` starts the four services as processes on their own
 SecantusDB (the machine's RabbitMQ, an in-process SMTP sink), registers people
 and openings as partners and intake would, streams "course completed" events and
 counts from the services' databases what each event caused: suggestion sets in
-placement (by cause event) and notifications in notifications (by correlation id).
+placement (by cause event) and, in notifications, the completion alerts its suggestions
+joined (by correlation id).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from .secantus import mongo_url, start_secantus, stop_secantus
 from .stack import SERVICES, LocalStack, StackConfig
 
 Document = dict[str, Any]
+# a completion's alert once its suggestions joined it (one alert per completion)
+WITH_SUGGESTIONS: Document = {"kind": "course_completed", "facts.suggestions.0": {"$exists": True}}
 
 
 def people(n: int) -> list[PersonRegistered]:
@@ -194,7 +197,7 @@ class FlowStack:
             sets[str(doc["cause_event_id"])] += 1
         notes = Counter[str]()
         async for doc in self.db("notifications")["notifications"].find(
-            {"kind": "suggestions_ready"}, {"correlation_id": 1}
+            WITH_SUGGESTIONS, {"correlation_id": 1}
         ):
             notes[str(doc["correlation_id"])] += 1
         return sets, notes

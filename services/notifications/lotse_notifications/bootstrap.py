@@ -13,12 +13,22 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lotse_shared.auth.http import Authenticator
+from lotse_shared.clock import clock_from
 from lotse_shared.contracts.notifications import NotificationDelivered, NotificationFailed
 from lotse_shared.http import create_http_app
 from lotse_shared.service import build_runtime, document_publications, run_lifespan
 from lotse_shared.transport import tls_client_context
 
-from .domain.model import Channel, Notification, OfficeHours, RoutingTable
+from .domain.model import (
+    AlertDefaults,
+    AlertPolicy,
+    Cadence,
+    Channel,
+    Kind,
+    Notification,
+    OfficeHours,
+    RoutingTable,
+)
 from .email import Email, SmtpSender
 from .entrypoints.http import (
     login_page,
@@ -27,7 +37,7 @@ from .entrypoints.http import (
     make_router,
 )
 from .entrypoints.messaging import register_subscriptions
-from .handlers import ChannelDelivery, DigestDelivery, Dispatcher, NotificationsHandlers, Timing
+from .handlers import ChannelDelivery, Dispatcher, EmailGate, NotificationsHandlers, Timing
 from .live import InboxChanges
 from .repository import NotificationsRepository
 from .settings import NotificationsSettings
@@ -49,6 +59,40 @@ def smtp_tls_context(settings: NotificationsSettings) -> ssl.SSLContext | None:
         return None
     ca = settings.smtp_tls_ca_file
     return tls_client_context(str(ca) if ca is not None else None)
+
+
+def alert_policy(settings: NotificationsSettings) -> AlertPolicy:
+    """The alert rules from settings: the defaults, and each district's replacements."""
+    defaults = AlertDefaults(
+        cadence={Kind(k): Cadence(v) for k, v in settings.alert_cadence.items()},
+        daily_email_cap=settings.daily_email_cap,
+    )
+    districts = {
+        district: AlertDefaults(
+            cadence=(
+                {Kind(k): Cadence(v) for k, v in d.cadence.items()}
+                if d.cadence is not None
+                else defaults.cadence
+            ),
+            daily_email_cap=(
+                d.daily_email_cap if d.daily_email_cap is not None else defaults.daily_email_cap
+            ),
+        )
+        for district, d in settings.district_alert_defaults.items()
+    }
+    weekdays = frozenset(range(7) if settings.critical_on_weekends else range(5))
+    return AlertPolicy(
+        min_score=settings.announce_min_score,
+        suggestions_wait=timedelta(seconds=settings.suggestions_wait_s),
+        defaults=defaults,
+        districts=districts,
+        critical_hours=OfficeHours(
+            start=settings.critical_hours_start,
+            end=settings.critical_hours_end,
+            weekdays=weekdays,
+            quiet=settings.quiet_hours,
+        ),
+    )
 
 
 def create_app(
@@ -89,6 +133,7 @@ def create_app(
         attendance_threshold=settings.attendance_risk_threshold,
         flip_flop_window=timedelta(seconds=settings.attendance_flip_flop_window_s),
     )
+    policy = alert_policy(settings)
     handlers = NotificationsHandlers(
         uow=rt.uow,
         repo=repo,
@@ -97,6 +142,7 @@ def create_app(
         inbox_url=settings.inbox_url,
         routing=RoutingTable.with_overrides(settings.routing_overrides),
         timing=timing,
+        policy=policy,
         coordinators=settings.coordinators,
         webhook_enabled=webhook is not None,
     )
@@ -107,7 +153,7 @@ def create_app(
                 to_name=n.recipient_name,
                 to_address=n.recipient_email,
                 subject=n.subject,
-                body=n.email_body or n.body,
+                body=n.email_body or handlers.email_text(n),
                 message_id_hint=str(n.notification_id),
             )
         )
@@ -119,7 +165,7 @@ def create_app(
                 "notification_id": str(n.notification_id),
                 "kind": n.kind.value,
                 "priority": n.priority.name.lower(),
-                "person_id": str(n.person_id),
+                "person_id": str(n.person_id) if n.person_id else None,
                 "district_id": n.district_id,
                 "recipient_role": n.recipient_role.value,
                 "created_at": n.created_at.isoformat(),
@@ -134,6 +180,7 @@ def create_app(
         send_email,
         max_attempts=settings.email_max_attempts,
         office_hours=office,
+        gate=EmailGate(repo, policy, timing),
     )
     hook = (
         ChannelDelivery(
@@ -142,26 +189,18 @@ def create_app(
         if webhook is not None
         else None
     )
-    digest = DigestDelivery(
-        repo,
-        sender,
-        templates,
-        settings.inbox_url,
-        max_attempts=settings.email_max_attempts,
-        office_hours=office,
-    )
     dispatcher = Dispatcher(
         email=email,
-        digest=digest,
+        digests=handlers.build_digests,
         escalation=handlers.escalate_due,
         webhook=hook,
         poll_s=settings.dispatch_poll_s,
         webhook_sender=webhook,
     )
-    if overrides.clock is not None:
-        handlers.clock = email.clock = digest.clock = overrides.clock
-        if hook is not None:
-            hook.clock = overrides.clock
+    clock = overrides.clock or clock_from(settings.clock_file)
+    handlers.clock = email.clock = clock
+    if hook is not None:
+        hook.clock = clock
     changes = InboxChanges()
     auth = Authenticator.from_settings(settings)
 

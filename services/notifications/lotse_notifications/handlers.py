@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from itertools import groupby
 from time import monotonic
 from typing import Any
 from urllib.parse import urlencode
@@ -42,11 +41,16 @@ from lotse_shared.contracts.notifications import (
     NotificationFailed,
     NotificationFailedV1,
 )
-from lotse_shared.contracts.placement import SuggestionsReady
+from lotse_shared.contracts.placement import (
+    OpeningClosed,
+    OpeningPublished,
+    SuggestionsReady,
+    SuggestionV1,
+)
 from lotse_shared.erasure import apply_erasure
 from lotse_shared.errors import Forbidden, NotFound
 from lotse_shared.logs import scrub_text
-from lotse_shared.messaging.errors import PersonNotYetKnown
+from lotse_shared.messaging.errors import NotYetApplicable, PersonNotYetKnown
 from lotse_shared.messaging.parking import ParkingLot
 from lotse_shared.persistence.mongo import Transaction, UnitOfWork
 from lotse_shared.persistence.retry import retry_transient
@@ -54,7 +58,9 @@ from lotse_shared.persistence.retry import retry_transient
 from .domain.model import (
     BERLIN,
     DEFAULT_ROUTING,
+    AlertPolicy,
     Attempt,
+    Cadence,
     Channel,
     DeliveryStatus,
     Kind,
@@ -64,16 +70,19 @@ from .domain.model import (
     Priority,
     Recipients,
     RoutingTable,
+    SuggestionEntry,
+    digest_due,
     next_attempt,
     next_digest,
 )
-from .email import Email, SmtpSender
 from .failures import PermanentDeliveryError, TemporaryDeliveryError
+from .inbox import InboxCounts, InboxFilter, InboxPage, InboxStore
 from .repository import NotificationsRepository
 from .templates import Templates
 from .webhook import WebhookSender
 
 PRODUCER = "notifications"
+READ_BEFORE_SENT = "im Posteingang gelesen, bevor die E-Mail ausging"
 log = logging.getLogger("lotse.notifications")
 
 
@@ -120,6 +129,7 @@ class NotificationsHandlers:
     inbox_url: str
     routing: RoutingTable = DEFAULT_ROUTING
     timing: Timing = field(default_factory=Timing)
+    policy: AlertPolicy = field(default_factory=AlertPolicy)
     coordinators: dict[str, str] = field(default_factory=dict)  # district -> fallback address
     webhook_enabled: bool = False
     clock: Callable[[], datetime] = _now
@@ -158,21 +168,221 @@ class NotificationsHandlers:
         self.on_change()  # live inboxes drop the entries
 
     async def suggestions_ready(self, event: SuggestionsReady) -> None:
+        """Announce what is new and worth it, once per person and opening.
+
+        Suggestions a completion caused join that completion's alert (one alert per
+        thing that happened); others become an alert of their own or wait for the
+        digest, as the recipient's cadence says. A forecast pair that is now reached
+        updates its first announcement. Weak ones (below ``policy.min_score``) stay in
+        placement's file of the person and are not announced.
+        """
         p = event.payload
-        facts = {
-            "german_level": p.german_level.value if p.german_level else None,
-            "suggestions": [s.model_dump(mode="json") for s in p.suggestions],
+        async with self.uow.transaction(applying=event) as tx:
+            recipients = await self.repo.recipients_of(p.person_id, tx.session)
+            if recipients is None:
+                raise PersonNotYetKnown(str(p.person_id))
+            completion = await self._completion_behind(event, tx)
+            changed = False
+            for contact in recipients.told_about(Kind.SUGGESTIONS_READY, self.routing):
+                changed |= await self._announce(tx, recipients, contact, event, completion)
+        if changed:
+            self.on_change()
+
+    async def _completion_behind(self, event: SuggestionsReady, tx: Transaction) -> str | None:
+        """The completion event these suggestions follow, once this service applied it."""
+        if event.payload.trigger != "course_completed" or event.causation_id is None:
+            return None
+        cause = str(event.causation_id)
+        if not await self.repo.applied(cause, tx.session):
+            # it overtook the completion (or the completion is parked): wait for it, so the
+            # two still become one alert; parked events are replayed once it is applied
+            raise NotYetApplicable(
+                str(event.payload.person_id), f"course completion {cause} not applied yet"
+            )
+        return cause
+
+    async def _announce(
+        self,
+        tx: Transaction,
+        recipients: Recipients,
+        contact: ResponsibleContact,
+        event: SuggestionsReady,
+        completion: str | None,
+    ) -> bool:
+        """One recipient's share of a suggestion set; True if their inbox changed."""
+        p = event.payload
+        address = contact.email.lower()
+        worth = [s for s in p.suggestions if s.score >= self.policy.min_score]
+        key = {
+            str(s.opening_id): SuggestionEntry.key(address, p.person_id, str(s.opening_id))
+            for s in worth
         }
-        await self._notify(event, p.person_id, Kind.SUGGESTIONS_READY, facts)
+        known = await self.repo.entries_by_key(list(key.values()), tx.session)
+        fresh = [s for s in worth if key[str(s.opening_id)] not in known]
+        now_reached = [
+            known[key[str(s.opening_id)]]
+            for s in worth
+            if key[str(s.opening_id)] in known
+            and known[key[str(s.opening_id)]].suggestion.get("forecast")
+            and not s.forecast
+        ]
+        level = p.german_level.value if p.german_level else None
+        changed = await self._confirm(tx, recipients, now_reached, level)
+        now = self.clock()
+        carrier = None
+        if completion is not None:
+            carrier = await self.repo.find_by_cause(
+                address, Kind.COURSE_COMPLETED.value, completion, tx.session
+            )
+        status, due_at, carried_by = "announced", None, None
+        if carrier is not None:
+            await self._join(tx, carrier, fresh, now_reached, now)
+            carried_by, changed = carrier.notification_id, True
+        elif not fresh:
+            return changed
+        else:
+            prefs = await self.repo.preferences_of(address, tx.session)
+            rule = self.routing.rule_for(Kind.SUGGESTIONS_READY, recipients.district_id)
+            cadence = self.policy.for_district(recipients.district_id).cadence_for(
+                Kind.SUGGESTIONS_READY, prefs, rule.priority
+            )
+            if cadence is Cadence.IMMEDIATE:
+                facts = {"german_level": level, "suggestions": [_entry_facts(s) for s in fresh]}
+                n = await self._one(
+                    tx,
+                    recipients,
+                    contact,
+                    Kind.SUGGESTIONS_READY,
+                    facts,
+                    str(event.event_id),
+                    str(event.correlation_id),
+                )
+                carried_by, changed = (n.notification_id if n else None), True
+            else:
+                office = self.timing.office_hours
+                status, due_at = "waiting", digest_due(cadence, now, self.timing.digest_at, office)
+        await self.repo.add_entries(
+            tx,
+            [
+                SuggestionEntry(
+                    entry_id=key[str(s.opening_id)],
+                    recipient_email=address,
+                    recipient_name=contact.name,
+                    recipient_role=contact.role,
+                    language=contact.language,
+                    person_id=p.person_id,
+                    district_id=recipients.district_id,
+                    person=recipients.display_name,
+                    emailable=recipients.email_consent,
+                    opening_id=str(s.opening_id),
+                    suggestion=_entry_facts(s),
+                    score=s.score,
+                    status=status,
+                    notification_id=carried_by,
+                    created_at=now,
+                    due_at=due_at,
+                    cause_event_id=str(event.event_id),
+                    correlation_id=str(event.correlation_id),
+                )
+                for s in fresh
+            ],
+        )
+        return changed
+
+    async def _join(
+        self,
+        tx: Transaction,
+        carrier: Notification,
+        fresh: list[SuggestionV1],
+        now_reached: list[SuggestionEntry],
+        now: datetime,
+    ) -> None:
+        """Add a completion's suggestions to its alert. If its email still waits for
+        them, it may go at once; if it went already, the alert turns unread again so the
+        caseworker sees what was added."""
+        facts = dict(carrier.facts)
+        facts["suggestions"] = [*facts.get("suggestions", []), *map(_entry_facts, fresh)]
+        facts["confirmed"] = [
+            *facts.get("confirmed", []),
+            *(e.suggestion["title"] for e in now_reached),
+        ]
+        facts["awaiting_suggestions"] = False
+        self._rerender(carrier, facts)
+        changes: dict[str, Any] = {"updated_at": now}
+        if carrier.email_status is not DeliveryStatus.PENDING and carrier.read_at and fresh:
+            changes["read_at"] = None
+        await self.repo.replace_content(tx, carrier, changes)
+        if carrier.email_status is DeliveryStatus.PENDING:
+            due = self.timing.office_hours.next_open(now)
+            await self.repo.release_held_email(tx, carrier.notification_id, due)
+
+    async def _confirm(
+        self,
+        tx: Transaction,
+        recipients: Recipients,
+        entries: list[SuggestionEntry],
+        level: str | None,
+    ) -> bool:
+        """A forecast pair whose level is now reached: its first announcement says so."""
+        note = f"{level} jetzt erreicht" if level else "Sprachniveau jetzt erreicht"
+        for entry in entries:
+            await self._change_entry(
+                tx, entry, {"forecast": False, "confirmed_note": note}, recipients.display_name
+            )
+        return bool(entries)
+
+    async def _change_entry(
+        self, tx: Transaction, entry: SuggestionEntry, update: dict[str, Any], person: str
+    ) -> None:
+        """Change one announced pair, on the entry and in the alert or digest carrying it."""
+        suggestion = {**entry.suggestion, **update}
+        await self.repo.update_entry_suggestion(tx, entry.entry_id, suggestion)
+        if entry.notification_id is None:
+            return  # still waiting for its digest, which will show it as it is now
+        carrier = await self.repo.get_in(entry.notification_id, tx.session)
+        if carrier is None:
+            return
+        facts = _with_suggestion(carrier.facts, entry.person_id, entry.opening_id, update)
+        self._rerender(carrier, facts)
+        await self.repo.replace_content(tx, carrier, {"updated_at": self.clock()})
+
+    async def opening_closed(self, event: OpeningClosed) -> None:
+        """Left out of digests still to come; marked "nicht mehr verfügbar" where shown."""
+        await self._unavailable(event, str(event.payload.opening_id))
+
+    async def opening_published(self, event: OpeningPublished) -> None:
+        """A re-sent opening without free seats is as good as closed for a caseworker."""
+        if event.payload.seats_free > 0:
+            return  # nothing to do: not even worth recording the event as applied
+        await self._unavailable(event, str(event.payload.opening_id))
+
+    async def _unavailable(self, event: Event, opening_id: str) -> None:
+        async with self.uow.transaction(applying=event) as tx:
+            entries = await self.repo.entries_for_opening(opening_id, tx.session)
+            waiting = [e.entry_id for e in entries if e.status == "waiting"]
+            await self.repo.withdraw_entries(tx, waiting)
+            shown = [
+                e
+                for e in entries
+                if e.status == "announced" and not e.suggestion.get("unavailable")
+            ]
+            for entry in shown:
+                await self._change_entry(tx, entry, {"unavailable": True}, entry.person)
+        if shown:
+            self.on_change()
 
     async def course_completed(self, event: CourseCompleted) -> None:
+        """Caseworker, mentor and coordinator are told; the caseworker's email waits a
+        little for the suggestions the completion causes, so both go out as one."""
         p = event.payload
         facts = {
             "level_reached": p.level_reached.value,
             "completed_on": f"{p.completed_on:%d.%m.%Y}",
             "course_type": p.course_type.value,
         }
-        await self._notify(event, p.person_id, Kind.COURSE_COMPLETED, facts)
+        await self._notify(event, p.person_id, Kind.COURSE_COMPLETED, facts, with_suggestions=True)
+        # its suggestions may have arrived first and be parked: join them now
+        await self.parking.replay_for([str(p.person_id)])
 
     async def course_dropped(self, event: CourseDropped) -> None:
         p = event.payload
@@ -225,13 +435,19 @@ class NotificationsHandlers:
             self.on_change()
 
     async def _notify(
-        self, event: Event, person_id: uuid.UUID, kind: Kind, facts: dict[str, Any]
+        self,
+        event: Event,
+        person_id: uuid.UUID,
+        kind: Kind,
+        facts: dict[str, Any],
+        *,
+        with_suggestions: bool = False,
     ) -> None:
         async with self.uow.transaction(applying=event) as tx:
             recipients = await self.repo.recipients_of(person_id, tx.session)
             if recipients is None:
                 raise PersonNotYetKnown(str(person_id))
-            created = await self._create(tx, recipients, kind, facts, event)
+            created = await self._create(tx, recipients, kind, facts, event, with_suggestions)
         if created:
             self.on_change()
 
@@ -242,11 +458,28 @@ class NotificationsHandlers:
         kind: Kind,
         facts: dict[str, Any],
         event: Event,
+        with_suggestions: bool = False,
     ) -> list[Notification]:
+        """One notification per recipient; with ``with_suggestions``, those who are told
+        about suggestions get an alert the suggestions will join, its email held for
+        ``policy.suggestions_wait``."""
+        awaiting = (
+            {c.email.lower() for c in recipients.told_about(Kind.SUGGESTIONS_READY, self.routing)}
+            if with_suggestions
+            else set()
+        )
         created = []
         for contact in recipients.told_about(kind, self.routing):
+            waits = contact.email.lower() in awaiting
             n = await self._one(
-                tx, recipients, contact, kind, facts, str(event.event_id), str(event.correlation_id)
+                tx,
+                recipients,
+                contact,
+                kind,
+                {**facts, "awaiting_suggestions": True} if waits else facts,
+                str(event.event_id),
+                str(event.correlation_id),
+                hold=self.policy.suggestions_wait if waits else timedelta(0),
             )
             if n is not None:
                 created.append(n)
@@ -261,6 +494,8 @@ class NotificationsHandlers:
         facts: dict[str, Any],
         cause: str,
         correlation_id: str | None,
+        *,
+        hold: timedelta = timedelta(0),
     ) -> Notification | None:
         """One notification for one recipient, unless they already have it for this cause."""
         address = contact.email.lower()
@@ -269,14 +504,6 @@ class NotificationsHandlers:
         prefs = await self.repo.preferences_of(address, tx.session)
         priority = self.routing.rule_for(kind, recipients.district_id).priority
         now = self.clock()
-        all_facts = {
-            **facts,
-            "person": recipients.display_name,
-            "recipient": contact.name,
-            "inbox_url": inbox_link(self.inbox_url, contact.email),
-        }
-        subject, body = self.templates.render(kind, contact.language, all_facts, "inbox")
-        _, email_body = self.templates.render(kind, contact.language, all_facts, "email")
         n = Notification(
             person_id=recipients.person_id,
             district_id=recipients.district_id,
@@ -286,10 +513,8 @@ class NotificationsHandlers:
             recipient_name=contact.name,
             recipient_role=contact.role,
             language=contact.language,
-            subject=subject,
-            body=body,
-            email_body=email_body,
-            facts=facts,
+            subject="",
+            body="",
             cause_event_id=cause,
             correlation_id=correlation_id,
             created_at=now,
@@ -299,8 +524,9 @@ class NotificationsHandlers:
                 else None
             ),
         )
+        self._rerender(n, {**facts, "person": recipients.display_name})
         log_lines = [Attempt(channel=Channel.INBOX, at=now, result="delivered")]
-        self._plan_email(n, recipients, prefs, now)
+        self._plan_email(n, recipients.email_consent, prefs, now, hold)
         self._plan_webhook(n, prefs, now)
         for channel in (Channel.EMAIL, Channel.WEBHOOK):
             status = getattr(n, f"{channel}_status")
@@ -312,29 +538,110 @@ class NotificationsHandlers:
         await self.repo.add(tx, [n])
         return n
 
+    def _rerender(self, n: Notification, facts: dict[str, Any]) -> None:
+        """Set facts, subject and both texts of ``n`` from ``facts``. A digest's email is
+        written when it is sent (``email_text``), so an erasure meanwhile takes the
+        person out of it; its inbox text names no one."""
+        n.facts = facts
+        n.subject, n.body = self.templates.render(n.kind, n.language, self._text_facts(n), "inbox")
+        n.email_body = "" if n.kind is Kind.DIGEST else self.email_text(n)
+
+    def email_text(self, n: Notification) -> str:
+        return self.templates.render(n.kind, n.language, self._text_facts(n), "email")[1]
+
+    def _text_facts(self, n: Notification) -> dict[str, Any]:
+        return {
+            **n.facts,
+            "recipient": n.recipient_name,
+            "inbox_url": inbox_link(self.inbox_url, n.recipient_email),
+        }
+
     def _plan_email(
-        self, n: Notification, recipients: Recipients, prefs: Preferences, now: datetime
+        self,
+        n: Notification,
+        consent: bool,
+        prefs: Preferences,
+        now: datetime,
+        hold: timedelta = timedelta(0),
     ) -> None:
         office = self.timing.office_hours
-        if not recipients.email_consent:
+        cadence = self.policy.for_district(n.district_id).cadence_for(n.kind, prefs, n.priority)
+        if not consent:
             n.email_status = DeliveryStatus.SKIPPED
         elif not prefs.wants(Channel.EMAIL, n.priority):
             n.email_status = DeliveryStatus.OPTED_OUT
-        elif n.priority is Priority.LOW:
+        elif cadence is not Cadence.IMMEDIATE:
             n.email_status = DeliveryStatus.DIGEST
-            n.email_next_attempt_at = office.next_open(next_digest(now, self.timing.digest_at))
+            n.email_next_attempt_at = digest_due(cadence, now, self.timing.digest_at, office)
+        elif n.priority >= Priority.CRITICAL:
+            # a drop-out cannot wait for Monday morning, but need not wake anyone at night
+            n.email_status = DeliveryStatus.PENDING
+            n.email_next_attempt_at = self.policy.critical_hours.next_open(now)
         else:
             n.email_status = DeliveryStatus.PENDING
-            n.email_next_attempt_at = office.next_open(now)  # quiet hours: wait for the office
+            n.email_next_attempt_at = office.next_open(now + hold)
 
     def _plan_webhook(self, n: Notification, prefs: Preferences, now: datetime) -> None:
-        if not self.webhook_enabled:
-            n.webhook_status = DeliveryStatus.SKIPPED
+        if not self.webhook_enabled or n.person_id is None:
+            n.webhook_status = DeliveryStatus.SKIPPED  # a digest is for people, not tools
         elif not prefs.wants(Channel.WEBHOOK, n.priority):
             n.webhook_status = DeliveryStatus.OPTED_OUT
         else:  # machines have no office hours
             n.webhook_status = DeliveryStatus.PENDING
             n.webhook_next_attempt_at = now
+
+    # --- the digest ----------------------------------------------------------------------
+    async def build_digests(self) -> int:
+        """One digest per recipient whose waiting suggestions or deferred emails are due;
+        returns how many were built. Its email then goes out like any other."""
+        now = self.clock()
+        built = 0
+        for address in await self.repo.digest_recipients_due(now):
+            built += await retry_transient(functools.partial(self._digest_for, address, now))
+        if built:
+            self.on_change()
+        return built
+
+    async def _digest_for(self, address: str, now: datetime) -> int:
+        async with self.uow.transaction() as tx:
+            entries = await self.repo.due_entries(address, now, tx.session)
+            deferred = await self.repo.due_for_digest(address, now, tx.session)
+            if not entries and not deferred:
+                return 0  # another replica built it
+            digest_id = uuid.uuid4()
+            first = entries[0] if entries else deferred[0]
+            n = Notification(
+                notification_id=digest_id,
+                person_id=None,
+                district_id=first.district_id,
+                kind=Kind.DIGEST,
+                priority=Priority.LOW,
+                recipient_email=address,
+                recipient_name=first.recipient_name,
+                recipient_role=first.recipient_role,
+                language=first.language,
+                subject="",
+                body="",
+                cause_event_id=f"digest:{digest_id}",
+                created_at=now,
+            )
+            self._rerender(n, digest_facts(entries, deferred))
+            prefs = await self.repo.preferences_of(address, tx.session)
+            emailable = any(e.emailable for e in entries) or bool(deferred)
+            self._plan_email(n, emailable, prefs, now)
+            self._plan_webhook(n, prefs, now)
+            n.deliveries = [Attempt(channel=Channel.INBOX, at=now, result="delivered")]
+            await self.repo.add(tx, [n])
+            await self.repo.bundle(
+                tx,
+                digest_id,
+                [e.entry_id for e in entries],
+                [d.notification_id for d in deferred],
+                Attempt(
+                    channel=Channel.EMAIL, at=now, result="bundled", detail=f"digest {digest_id}"
+                ),
+            )
+        return 1
 
     # --- escalation --------------------------------------------------------------------
     async def escalate_due(self, limit: int = 50) -> int:
@@ -359,7 +666,7 @@ class NotificationsHandlers:
         async with self.uow.transaction() as tx:
             if not await self.repo.take_escalation(tx, original.notification_id, now):
                 return 0  # read meanwhile, or another replica took it
-            if await self.repo.anyone_read(original, tx.session):
+            if await self.repo.anyone_read(original, tx.session) or original.person_id is None:
                 return 0  # the mentor may be away, but the caseworker has seen it
             recipients = await self.repo.recipients_of(original.person_id, tx.session)
             if recipients is None:
@@ -414,7 +721,7 @@ class NotificationsHandlers:
     ) -> Notification:
         if viewer is not None:
             await self.get(notification_id, viewer)
-        n = await self.repo.mark_read(notification_id, self.clock())
+        n = await self.inbox.mark(notification_id, self.clock())
         if n is None:
             raise NotFound(f"notification {notification_id} not found")
         self.on_change()
@@ -425,16 +732,90 @@ class NotificationsHandlers:
     ) -> Notification:
         if viewer is not None:
             await self.get(notification_id, viewer)
-        n = await self.repo.archive(notification_id, self.clock())
+        n = await self.inbox.mark(notification_id, self.clock(), archive=True)
         if n is None:
             raise NotFound(f"notification {notification_id} not found")
         self.on_change()
         return n
 
+    @functools.cached_property
+    def inbox(self) -> InboxStore:
+        return InboxStore(self.repo)
+
+    async def inbox_page(
+        self, f: InboxFilter, offset: int, limit: int, *, counted: bool = True
+    ) -> InboxPage:
+        return await self.inbox.page(
+            f, offset=offset, limit=limit, now=self.clock(), counted=counted
+        )
+
+    async def inbox_counts(self, recipient: str) -> InboxCounts:
+        return await self.inbox.counts(recipient, self.clock())
+
+    async def read_all(self, f: InboxFilter, viewer: Principal) -> int:
+        """Mark every unread item of the filter read; in someone else's inbox an admin
+        marks only their own district's (as they may open only those)."""
+        district = None if f.recipient == viewer.identity else (viewer.district_id or "")
+        marked = await self.inbox.read_all(f, self.clock(), district)
+        if marked:
+            self.on_change()
+        return marked
+
     async def delivery_log(
         self, notification_id: uuid.UUID, viewer: Principal | None = None
     ) -> list[Attempt]:
         return (await self.get(notification_id, viewer)).deliveries
+
+
+def _entry_facts(s: SuggestionV1) -> dict[str, Any]:
+    """A suggestion as an alert or a digest shows it, with room for what changes later."""
+    return {**s.model_dump(mode="json"), "unavailable": False, "confirmed_note": None}
+
+
+def _with_suggestion(
+    facts: dict[str, Any], person_id: uuid.UUID, opening_id: str, update: dict[str, Any]
+) -> dict[str, Any]:
+    """``facts`` with one suggestion changed, wherever the alert or digest keeps it."""
+
+    def changed(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**s, **update} if s.get("opening_id") == opening_id else s for s in items]
+
+    facts = dict(facts)
+    if "suggestions" in facts:
+        facts["suggestions"] = changed(facts["suggestions"])
+    if "groups" in facts:
+        facts["groups"] = [
+            {**g, "entries": changed(g["entries"])} if g["person_id"] == str(person_id) else g
+            for g in facts["groups"]
+        ]
+    return facts
+
+
+def digest_facts(entries: list[SuggestionEntry], deferred: list[Notification]) -> dict[str, Any]:
+    """People best first, each with their suggestions best first; then the alerts whose
+    email waited for the digest."""
+    groups: dict[uuid.UUID, dict[str, Any]] = {}
+    for e in sorted(entries, key=lambda e: -e.score):
+        group = groups.setdefault(
+            e.person_id,
+            {
+                "person_id": str(e.person_id),
+                "person": e.person,
+                "emailable": e.emailable,
+                "entries": [],
+            },
+        )
+        group["entries"].append(e.suggestion)
+    items = [
+        {
+            "notification_id": str(n.notification_id),
+            "person_id": str(n.person_id) if n.person_id else None,
+            "kind": n.kind.value,
+            "subject": n.subject,
+        }
+        for n in deferred
+    ]
+    return {"groups": list(groups.values()), "items": items}
 
 
 Send = Callable[[Notification, datetime], Awaitable[None]]
@@ -454,6 +835,7 @@ class ChannelDelivery:
     send: Send
     max_attempts: int = 6
     office_hours: OfficeHours | None = None  # email waits for them on retry too
+    gate: EmailGate | None = None  # email: skip what was read, keep to the daily cap
     clock: Callable[[], datetime] = _now
 
     async def deliver_due(self, limit: int = 50) -> int:
@@ -475,7 +857,8 @@ class ChannelDelivery:
                     self._attempt(delivered[0], "sent"),
                 )
                 if self.channel is Channel.EMAIL:
-                    for n in delivered:
+                    # a digest is about many people: the event names one, so none for it
+                    for n in (n for n in delivered if n.person_id is not None):
                         tx.publish(
                             NotificationDelivered.create(
                                 NotificationDeliveredV1(
@@ -495,6 +878,17 @@ class ChannelDelivery:
         """Send one claimed delivery; True if sent. A failure is recorded here."""
         ch = self.channel.value
         attempts = getattr(n, f"{ch}_attempts") + 1
+        if self.gate is not None and (verdict := await self.gate.check(n, now)) is not None:
+            status, due, why = verdict
+            result = "skipped" if status is DeliveryStatus.READ else "deferred"
+            await self.repo.record_delivery(
+                None,
+                self.channel,
+                n.notification_id,
+                {f"{ch}_status": status.value, f"{ch}_next_attempt_at": due},
+                [self._attempt(n, result, why)],
+            )
+            return False
         try:
             await self.send(n, now)
         except TemporaryDeliveryError as exc:
@@ -506,6 +900,7 @@ class ChannelDelivery:
                 retry_at = self.office_hours.next_open(retry_at)
             await self.repo.record_delivery(
                 None,
+                self.channel,
                 n.notification_id,
                 {
                     f"{ch}_attempts": attempts,
@@ -528,6 +923,7 @@ class ChannelDelivery:
         async with self.uow.transaction() as tx:
             await self.repo.record_delivery(
                 tx,
+                self.channel,
                 n.notification_id,
                 {
                     f"{ch}_attempts": attempts,
@@ -537,22 +933,23 @@ class ChannelDelivery:
                 },
                 [self._attempt(n, "failed", error)],
             )
-            tx.publish(
-                NotificationFailed.create(
-                    NotificationFailedV1(
-                        notification_id=n.notification_id,
-                        person_id=n.person_id,
-                        district_id=n.district_id,
-                        recipient_role=n.recipient_role,
-                        channel="email" if self.channel is Channel.EMAIL else "webhook",
-                        kind=n.kind.value,
-                        attempts=attempts,
-                        # an SMTP answer may quote the address: events carry none
-                        error=scrub_text(error)[:500],
-                    ),
-                    producer=PRODUCER,
+            if n.person_id is not None:  # a digest names no one person: no event for it
+                tx.publish(
+                    NotificationFailed.create(
+                        NotificationFailedV1(
+                            notification_id=n.notification_id,
+                            person_id=n.person_id,
+                            district_id=n.district_id,
+                            recipient_role=n.recipient_role,
+                            channel="email" if self.channel is Channel.EMAIL else "webhook",
+                            kind=n.kind.value,
+                            attempts=attempts,
+                            # an SMTP answer may quote the address: events carry none
+                            error=scrub_text(error)[:500],
+                        ),
+                        producer=PRODUCER,
+                    )
                 )
-            )
         log.warning(
             "%s %s failed for good after %d attempts: %s", ch, n.notification_id, attempts, error
         )
@@ -567,105 +964,52 @@ class ChannelDelivery:
 
 
 @dataclass
-class DigestDelivery:
-    """Sends each recipient one email with all their low-priority items that are due."""
+class EmailGate:
+    """Whether an email that is due may go now.
+
+    Not when its item was read in the inbox meanwhile (skipped, and the log says why);
+    not beyond the recipient's daily cap of immediate emails, where it moves to the next
+    digest instead. Critical alerts and digests pass the cap; a retry does not count
+    twice. The cap is counted per Berlin day in one conditional write, so replicas
+    never both take the last place.
+    """
 
     repo: NotificationsRepository
-    sender: SmtpSender
-    templates: Templates
-    inbox_url: str
-    max_attempts: int = 6
-    office_hours: OfficeHours = field(default_factory=OfficeHours)
-    clock: Callable[[], datetime] = _now
+    policy: AlertPolicy
+    timing: Timing
 
-    async def send_due(self) -> int:
-        """Returns how many digest emails were tried."""
-        now = self.clock()
-        items = await self.repo.claim_digest(now, uuid.uuid4().hex, now + timedelta(minutes=5))
-        tried = 0
-        for address, group in groupby(items, key=lambda n: n.recipient_email):
-            await self._send(address, list(group), now)
-            tried += 1
-        return tried
-
-    async def _send(self, address: str, items: list[Notification], now: datetime) -> None:
-        first = items[0]
-        subject, body = self.templates.render_digest(
-            first.language,
-            {
-                "recipient": first.recipient_name,
-                "items": [{"subject": n.subject, "kind": n.kind.value} for n in items],
-                "inbox_url": inbox_link(self.inbox_url, address),
-            },
-        )
-        ids = [n.notification_id for n in items]
-        attempts = max(n.email_attempts for n in items) + 1
-
-        def log_line(result: str, detail: str | None = None) -> Attempt:
-            return Attempt(channel=Channel.EMAIL, at=now, result=result, detail=detail)
-
-        try:
-            await self.sender.send(
-                Email(
-                    to_name=first.recipient_name,
-                    to_address=address,
-                    subject=subject,
-                    body=body,
-                    message_id_hint=f"digest-{ids[0]}",
-                )
-            )
-        except TemporaryDeliveryError as exc:
-            give_up = attempts >= self.max_attempts
-            await self.repo.release_digest(
-                ids,
-                {
-                    "email_attempts": attempts,
-                    "email_last_error": str(exc)[:500],
-                    "email_status": (
-                        DeliveryStatus.FAILED if give_up else DeliveryStatus.DIGEST
-                    ).value,
-                    "email_next_attempt_at": (
-                        None
-                        if give_up
-                        else self.office_hours.next_open(next_attempt(attempts, now))
-                    ),
-                },
-                log_line("failed" if give_up else "temporary_failure", str(exc)[:500]),
-            )
-            return
-        except PermanentDeliveryError as exc:
-            await self.repo.release_digest(
-                ids,
-                {
-                    "email_attempts": attempts,
-                    "email_last_error": str(exc)[:500],
-                    "email_status": DeliveryStatus.FAILED.value,
-                    "email_next_attempt_at": None,
-                },
-                log_line("failed", str(exc)[:500]),
-            )
-            return
-        await self.repo.release_digest(
-            ids,
-            {
-                "email_attempts": attempts,
-                "email_status": DeliveryStatus.SENT.value,
-                "email_sent_at": now,
-                "email_last_error": None,
-                "email_next_attempt_at": None,
-            },
-            log_line("sent", f"daily digest of {len(ids)}"),
+    async def check(
+        self, n: Notification, now: datetime
+    ) -> tuple[DeliveryStatus, datetime | None, str] | None:
+        """None: send it; else the state to record instead, when it is due, and why."""
+        if n.read_at is not None:
+            return DeliveryStatus.READ, None, READ_BEFORE_SENT
+        if n.kind is Kind.DIGEST or n.priority >= Priority.CRITICAL or n.email_attempts > 0:
+            return None
+        prefs = await self.repo.preferences_of(n.recipient_email)
+        cap = self.policy.for_district(n.district_id).cap_for(prefs)
+        if cap == 0:
+            return None
+        day = now.astimezone(BERLIN).date().isoformat()
+        if await self.repo.take_email_slot(n.recipient_email, day, cap):
+            return None
+        office = self.timing.office_hours
+        due = office.next_open(next_digest(now, self.timing.digest_at))
+        return (
+            DeliveryStatus.DIGEST,
+            due,
+            f"Tageslimit von {cap} E-Mails erreicht: kommt in die nächste Übersicht",
         )
 
 
 @dataclass
 class Dispatcher:
-    """The one background loop: channels every ``poll_s`` or when kicked; digest and
+    """The one background loop: channels every ``poll_s`` or when kicked; digests and
     escalation, which are due by the clock and not by a new notification, every ``poll_s``
     only (a burst of kicks would otherwise add a write per notification)."""
 
     email: ChannelDelivery
-    digest: DigestDelivery
+    digests: Callable[[], Awaitable[int]]
     escalation: Callable[[], Awaitable[int]]
     webhook: ChannelDelivery | None = None
     poll_s: float = 1.0
@@ -698,6 +1042,6 @@ class Dispatcher:
         busy = await self.deliver_due()
         if monotonic() - self._timed_at >= self.poll_s:
             self._timed_at = monotonic()
-            await self.digest.send_due()
+            await self.digests()
             await self.escalation()
         return busy > 0

@@ -7,7 +7,6 @@ from pydantic import BaseModel, Field, model_validator
 
 from lotse_shared.settings import ServiceSettings, require_file
 
-
 CadenceKind = Literal[
     "suggestions_ready", "course_completed", "course_dropped", "enrolled", "attendance_at_risk"
 ]

@@ -58,9 +58,6 @@ class Templates:
     ) -> tuple[str, str]:
         return self._text(f"{language.value}/{kind.value}.txt", language, channel, facts)
 
-    def render_digest(self, language: Language, facts: dict[str, Any]) -> tuple[str, str]:
-        return self._text(f"{language.value}/digest.txt", language, "email", facts)
-
     def page(self, name: str, **context: Any) -> str:
         return self._html.get_template(name).render(**context)
 

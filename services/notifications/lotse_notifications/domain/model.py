@@ -242,10 +242,12 @@ class SuggestionEntry(BaseModel):
     entry_id: str  # "<recipient>|<person_id>|<opening_id>"
     recipient_email: str
     recipient_name: str
+    recipient_role: ContactRole
     language: Language
     person_id: uuid.UUID
     district_id: DistrictId
     person: str  # display name, for the digest
+    emailable: bool  # the person consented to their data going out by email
     opening_id: str
     suggestion: dict[str, Any]  # SuggestionV1 as JSON, plus "unavailable"/"confirmed_note"
     score: float
@@ -272,7 +274,7 @@ class Attempt(BaseModel):
 
 class Notification(BaseModel):
     notification_id: uuid.UUID = Field(default_factory=uuid.uuid4)
-    person_id: uuid.UUID
+    person_id: uuid.UUID | None  # None: a digest, about many people
     district_id: DistrictId
     kind: Kind
     priority: Priority = Priority.NORMAL
@@ -287,6 +289,7 @@ class Notification(BaseModel):
     cause_event_id: str
     correlation_id: str | None = None  # the business flow it belongs to, for tracing
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    updated_at: datetime | None = None  # its content changed (suggestions joined, ...)
     read_at: datetime | None = None
     archived_at: datetime | None = None
     escalate_at: datetime | None = None  # set while an unread important alert may escalate

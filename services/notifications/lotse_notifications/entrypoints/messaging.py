@@ -10,7 +10,7 @@ from lotse_shared.contracts.courses import (
     Enrolled,
 )
 from lotse_shared.contracts.intake import PersonErased, PersonRegistered, PersonUpdated
-from lotse_shared.contracts.placement import SuggestionsReady
+from lotse_shared.contracts.placement import OpeningClosed, OpeningPublished, SuggestionsReady
 from lotse_shared.messaging.subscriptions import Subscriptions
 
 
@@ -27,9 +27,21 @@ def register_subscriptions(subs: Subscriptions, h: NotificationsHandlers) -> Non
     async def person_erased(event: PersonErased) -> None:
         await h.person_erased(event)
 
-    @subs.on(SuggestionsReady, "Alert the caseworker with the suggestions and reasons")
+    @subs.on(
+        SuggestionsReady,
+        "Announce new suggestions once: in their completion's alert, on their own, or in "
+        "the digest",
+    )
     async def suggestions_ready(event: SuggestionsReady) -> None:
         await h.suggestions_ready(event)
+
+    @subs.on(OpeningClosed, "Leave a closed opening out of digests; mark it where shown")
+    async def opening_closed(event: OpeningClosed) -> None:
+        await h.opening_closed(event)
+
+    @subs.on(OpeningPublished, "An opening re-sent without free seats counts as closed")
+    async def opening_published(event: OpeningPublished) -> None:
+        await h.opening_published(event)
 
     @subs.on(Enrolled, "Low priority: the caseworker's daily digest")
     async def enrolled(event: Enrolled) -> None:

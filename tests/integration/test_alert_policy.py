@@ -1,0 +1,380 @@
+"""What a caseworker receives by default: one alert per thing that happened, a digest for
+new openings, nothing twice, caps with a visible overflow (issue #12).
+
+The service runs in-process against RabbitMQ, SecantusDB and a real SMTP server, with
+an injected clock (Tuesday 10:00 in Berlin unless a test moves it).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from lotse_devstack.mailsink import MailSink
+from lotse_notifications.domain.model import BERLIN
+from lotse_shared.contracts.common import CefrLevel, OpeningType
+from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
+from lotse_shared.contracts.intake import PersonRegistered
+from lotse_shared.contracts.placement import (
+    OpeningClosed,
+    OpeningClosedV1,
+    SuggestionsReady,
+    SuggestionsReadyV1,
+    SuggestionV1,
+)
+from tests.integration.test_notifications import Clock, dropped_for, inbox, office_app
+from tests.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
+from tests.support import applied, as_user, eventually, publish, running
+
+MENTOR = "j.becker@paten.example"
+
+
+def completion_for(person_id: uuid.UUID) -> CourseCompleted:
+    return CourseCompleted.create(
+        CourseCompletedV1(
+            **enrolment_facts(person_id), level_reached=CefrLevel.B1, completed_on=TODAY
+        ),
+        producer="courses",
+    )
+
+
+def opening(title: str, score: float = 60.0, *, forecast: bool = False, **kw: Any) -> SuggestionV1:
+    return SuggestionV1(
+        opening_id=kw.pop("opening_id", None) or uuid.uuid4(),
+        opening_type=OpeningType.PRAKTIKUM,
+        title=title,
+        employer="NH Logistik",
+        municipality="Kassel",
+        distance_km=8.0,
+        score=score,
+        reasons=["Interesse an Logistik", "kurzer Arbeitsweg (8 km)"],
+        forecast=forecast,
+    )
+
+
+def suggested(
+    person_id: uuid.UUID,
+    *items: SuggestionV1,
+    cause: CourseCompleted | None = None,
+    level: CefrLevel = CefrLevel.A2,
+) -> SuggestionsReady:
+    return SuggestionsReady.create(
+        SuggestionsReadyV1(
+            suggestion_set_id=uuid.uuid4(),
+            person_id=person_id,
+            district_id="kassel",
+            trigger="course_completed" if cause else "opening_published",
+            german_level=CefrLevel.B1 if cause else level,
+            suggestions=list(items),
+        ),
+        producer="placement",
+        cause=cause,
+    )
+
+
+def closed(opening_id: uuid.UUID) -> OpeningClosed:
+    return OpeningClosed.create(
+        OpeningClosedV1(
+            opening_id=opening_id,
+            district_id="kassel",
+            source="ba-jobsuche",
+            source_ref=f"REF-{opening_id}",
+            reason="besetzt",
+        ),
+        producer="placement",
+    )
+
+
+async def mails_to(sink: MailSink, address: str, n: int) -> list[Any]:
+    async def enough() -> list[Any] | None:
+        found = [m for m in sink.mails if address in m.rcpt_tos]
+        return found if len(found) >= n else None
+
+    return await eventually(enough, what=f"{n} email(s) to {address}")
+
+
+def announced(items: list[dict[str, Any]]) -> list[str]:
+    """Every suggestion title an inbox shows, wherever: alerts and digest entries."""
+    titles = []
+    for n in items:
+        titles += [s["title"] for s in n["facts"].get("suggestions", [])]
+        for group in n["facts"].get("groups", []):
+            titles += [s["title"] for s in group["entries"]]
+    return titles
+
+
+async def test_a_completion_and_its_suggestions_are_one_alert_and_one_email(
+    service_env, smtp, rabbit_url, namespace
+):
+    person = PersonRegistered.create(snapshot(), producer="intake")
+    pid = person.payload.person_id
+    done = completion_for(pid)
+    found = suggested(
+        pid,
+        opening("Praktikum Lager Kassel", 72),
+        opening("EQ Fachlagerist Baunatal", 55),
+        opening("Helfer Kommissionierung Fuldatal", 12),  # too weak to announce
+        cause=done,
+    )
+    app = office_app()
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, person, done)
+        await applied(app, done)
+        [held] = await inbox(http)
+        assert held["kind"] == "course_completed"
+        assert held["email_status"] == "pending"  # waits for the suggestions
+        assert "Lotse sucht passende Stellen" in held["body"]
+        # the mentor is told about the completion at once, without suggestions
+        [to_mentor] = await mails_to(smtp, MENTOR, 1)
+        assert to_mentor.subject == "Amal Haddad hat einen Kurs abgeschlossen: B1 erreicht"
+
+        await publish(rabbit_url, namespace, found, found)  # delivered twice
+        await applied(app, found)
+        [mail] = await mails_to(smtp, CASEWORKER, 1)
+        assert mail.subject == (
+            "Amal Haddad hat einen Kurs abgeschlossen: B1 erreicht – 2 passende Stellen"
+        )
+        assert "1. Praktikum Lager Kassel" in mail.body
+        assert "2. EQ Fachlagerist Baunatal" in mail.body
+        assert "Kommissionierung" not in mail.body
+
+        [alert] = await inbox(http)
+        assert alert["notification_id"] == held["notification_id"]
+        assert announced([alert]) == ["Praktikum Lager Kassel", "EQ Fachlagerist Baunatal"]
+        assert [m.subject for m in smtp.mails if CASEWORKER in m.rcpt_tos] == [mail.subject]
+        mentor_items = await inbox(http, MENTOR)
+        assert [n["kind"] for n in mentor_items] == ["course_completed"]
+        assert "suggestions" not in mentor_items[0]["facts"]
+
+
+async def test_suggestions_that_overtake_their_completion_wait_for_it(
+    service_env, smtp, rabbit_url, namespace
+):
+    person = PersonRegistered.create(snapshot(), producer="intake")
+    pid = person.payload.person_id
+    done = completion_for(pid)
+    found = suggested(pid, opening("Praktikum Lager Kassel", 72), cause=done)
+    app = office_app()
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, person, found)
+        parked = app.state.runtime.db["parked"]
+        await eventually(lambda: parked.count_documents({}), what="the suggestions parked")
+        assert await inbox(http) == []
+        await publish(rabbit_url, namespace, done)
+        await applied(app, found)
+        [alert] = await inbox(http)
+        assert alert["kind"] == "course_completed"
+        assert announced([alert]) == ["Praktikum Lager Kassel"]
+        [mail] = await mails_to(smtp, CASEWORKER, 1)
+        assert "Praktikum Lager Kassel" in mail.body
+
+
+async def test_suggestions_later_than_the_wait_join_the_sent_alert_without_a_second_email(
+    service_env, smtp, rabbit_url, namespace
+):
+    clock = Clock()
+    person = PersonRegistered.create(snapshot(), producer="intake")
+    pid = person.payload.person_id
+    done = completion_for(pid)
+    found = suggested(pid, opening("Praktikum Lager Kassel", 72), cause=done)
+    app = office_app(clock)
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, person, done)
+        await applied(app, done)
+        clock.advance(minutes=3)  # longer than LOTSE_SUGGESTIONS_WAIT_S (120)
+        app.state.delivery.kick()
+        [mail] = await mails_to(smtp, CASEWORKER, 1)
+        assert "noch keine neuen passenden Stellen" in mail.body
+        [alert] = await inbox(http)
+        await http.post(f"/notifications/{alert['notification_id']}/read")
+
+        await publish(rabbit_url, namespace, found)
+        await applied(app, found)
+        [after] = await inbox(http)
+        assert after["notification_id"] == alert["notification_id"]
+        assert announced([after]) == ["Praktikum Lager Kassel"]
+        assert after["read_at"] is None  # something was added: it shows as unread again
+        assert after["subject"].endswith("– 1 passende Stelle")
+        await app.state.delivery.deliver_due()
+        assert len([m for m in smtp.mails if CASEWORKER in m.rcpt_tos]) == 1
+
+
+async def test_new_openings_wait_for_the_digest_closed_ones_are_left_out_or_marked(
+    service_env, smtp, rabbit_url, namespace
+):
+    clock = Clock()  # Tuesday 10:00; the digest goes at 16:00
+    amal = PersonRegistered.create(snapshot(), producer="intake")
+    olena = PersonRegistered.create(snapshot(display_name="Olena Kovalenko"), producer="intake")
+    lager, eq, kueche = (opening(t, s) for t, s in [("Lager", 70), ("EQ Büro", 40), ("Küche", 55)])
+    events = [
+        suggested(amal.payload.person_id, lager),
+        suggested(amal.payload.person_id, eq),
+        suggested(amal.payload.person_id, kueche, opening("Schwach", 5)),
+        suggested(olena.payload.person_id, lager.model_copy(update={"score": 90.0})),
+    ]
+    app = office_app(clock)
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, amal, olena, *events)
+        for e in events:
+            await applied(app, e)
+        assert await inbox(http) == []  # nothing at once: new openings wait for the digest
+        await publish(rabbit_url, namespace, gone := closed(eq.opening_id))
+        await applied(app, gone)
+
+        assert await app.state.delivery.digests() == 0  # not yet 16:00
+        clock.advance(hours=6)
+        assert await app.state.delivery.digests() == 1
+        [digest] = await inbox(http)
+        assert digest["kind"] == "digest"
+        assert digest["subject"] == "Lotse: Ihre Übersicht – 3 neue Vorschläge für 2 Personen"
+        groups = digest["facts"]["groups"]
+        assert [g["person"] for g in groups] == ["Olena Kovalenko", "Amal Haddad"]  # best first
+        assert [s["title"] for s in groups[1]["entries"]] == ["Lager", "Küche"]
+        [mail] = await mails_to(smtp, CASEWORKER, 1)
+        assert mail.subject == digest["subject"]
+        assert "Olena Kovalenko:" in mail.body and "Amal Haddad:" in mail.body
+        assert "EQ Büro" not in mail.body and "Schwach" not in mail.body
+
+        await publish(rabbit_url, namespace, later := closed(kueche.opening_id))
+        await applied(app, later)
+        [digest] = await inbox(http)
+        marks = {s["title"]: s["unavailable"] for s in digest["facts"]["groups"][1]["entries"]}
+        assert marks == {"Lager": False, "Küche": True}
+
+        clock.advance(days=1)
+        assert await app.state.delivery.digests() == 0  # nothing twice
+        assert sorted(announced(await inbox(http))) == ["Küche", "Lager", "Lager"]
+
+
+async def test_a_forecast_that_is_reached_updates_its_first_announcement(
+    service_env, smtp, rabbit_url, namespace
+):
+    clock = Clock()
+    person = PersonRegistered.create(snapshot(), producer="intake")
+    pid = person.payload.person_id
+    forecast = opening("Ausbildung Lagerlogistik", 65, forecast=True)
+    first = suggested(pid, forecast)
+    done = completion_for(pid)
+    reached = suggested(
+        pid, forecast.model_copy(update={"forecast": False}), opening("Neu", 50), cause=done
+    )
+    app = office_app(clock)
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, person, first)
+        await applied(app, first)
+        clock.advance(hours=6)
+        assert await app.state.delivery.digests() == 1
+        await publish(rabbit_url, namespace, done, reached)
+        await applied(app, reached)
+
+        items = await inbox(http)
+        assert sorted(announced(items)) == ["Ausbildung Lagerlogistik", "Neu"]  # each once
+        digest = next(n for n in items if n["kind"] == "digest")
+        [entry] = digest["facts"]["groups"][0]["entries"]
+        assert entry["forecast"] is False
+        assert entry["confirmed_note"] == "B1 jetzt erreicht"
+        alert = next(n for n in items if n["kind"] == "course_completed")
+        assert alert["facts"]["confirmed"] == ["Ausbildung Lagerlogistik"]
+        assert "jetzt mit erreichtem Niveau: Ausbildung Lagerlogistik" in alert["body"]
+
+
+async def test_the_daily_cap_moves_overflow_to_the_digest_and_critical_alerts_pass_it(
+    service_env, smtp, rabbit_url, namespace, monkeypatch
+):
+    monkeypatch.setenv("LOTSE_DAILY_EMAIL_CAP", "2")
+    clock = Clock()
+    snap = snapshot()
+    person = PersonRegistered.create(snap, producer="intake")
+    events = [suggested(snap.person_id, opening(f"Stelle {i}", 60)) for i in range(4)]
+    app = office_app(clock)
+    async with running(app) as http:
+        r = await http.put(
+            "/preferences",
+            headers=as_user(CASEWORKER),
+            json={"cadence": {"suggestions_ready": "immediate", "course_dropped": "daily"}},
+        )
+        assert r.status_code == 200, r.text
+        effective = r.json()["effective"]
+        assert effective["daily_email_cap"] == 2
+        assert effective["cadence"]["suggestions_ready"] == "immediate"
+        assert effective["cadence"]["course_dropped"] == "immediate"  # critical: never held
+        assert effective["cadence"]["enrolled"] == "daily"  # the district's default
+        bad = await http.put(
+            "/preferences", headers=as_user(CASEWORKER), json={"cadence": {"news": "daily"}}
+        )
+        assert bad.status_code == 422
+        assert bad.json()["detail"][0]["loc"][:2] == ["body", "cadence"]
+
+        await publish(rabbit_url, namespace, person, *events)
+        for e in events:
+            await applied(app, e)
+        await mails_to(smtp, CASEWORKER, 2)
+        await app.state.delivery.deliver_due()
+        items = await inbox(http)
+        assert sorted(n["email_status"] for n in items) == ["digest", "digest", "sent", "sent"]
+        over = next(n for n in items if n["email_status"] == "digest")
+        log = (await http.get(f"/notifications/{over['notification_id']}/deliveries")).json()
+        assert log[-1]["result"] == "deferred"
+        assert log[-1]["detail"].startswith("Tageslimit von 2 E-Mails erreicht")
+
+        await publish(rabbit_url, namespace, drop := dropped_for(snap))
+        await applied(app, drop)
+        await mails_to(smtp, CASEWORKER, 3)  # a drop-out goes out over the cap
+
+        clock.advance(hours=6)
+        assert await app.state.delivery.digests() == 1
+        [*_, digest_mail] = await mails_to(smtp, CASEWORKER, 4)
+        assert digest_mail.subject == "Lotse: Ihre Übersicht – 2 Meldungen"
+        assert "Stelle" in digest_mail.body
+
+
+async def test_critical_email_goes_out_at_weekends_but_waits_out_the_night(
+    service_env, smtp, rabbit_url, namespace
+):
+    clock = Clock(datetime(2026, 11, 28, 23, 30, tzinfo=BERLIN))  # a Saturday night
+    snap = snapshot()
+    app = office_app(clock)
+    async with running(app) as http:
+        night = dropped_for(snap)
+        await publish(rabbit_url, namespace, PersonRegistered.create(snap, producer="intake"))
+        await publish(rabbit_url, namespace, night)
+        await applied(app, night)
+        [alert] = await inbox(http)
+        raw = await app.state.runtime.db["notifications"].find_one(
+            {"_id": uuid.UUID(alert["notification_id"])}
+        )
+        assert alert["email_status"] == "pending"
+        # Sunday 07:00 in Berlin (stored in UTC): critical alerts go on Sundays too
+        assert f"{raw['email_next_attempt_at']:%Y-%m-%d %H:%M}" == "2026-11-29 06:00"
+
+        clock.advance(hours=14)  # Sunday 13:30
+        afternoon = dropped_for(snap)
+        await publish(rabbit_url, namespace, afternoon)
+        await applied(app, afternoon)
+        await mails_to(smtp, CASEWORKER, 2)  # the night's one at 07:00 and this one
+
+
+async def test_two_replicas_merge_a_completion_and_its_suggestions_once(
+    service_env, smtp, rabbit_url, namespace
+):
+    person = PersonRegistered.create(snapshot(), producer="intake")
+    pid = person.payload.person_id
+    done = completion_for(pid)
+    found = suggested(pid, opening("Lager", 70), opening("Küche", 50), cause=done)
+    first, second = office_app(), office_app()
+    async with running(first) as http, running(second):
+        await publish(rabbit_url, namespace, person)
+        await applied(first, person)
+        await publish(rabbit_url, namespace, found, done, found, done, found)
+        await applied(first, done)
+        await applied(first, found)
+        [alert] = await inbox(http)
+        assert sorted(announced([alert])) == ["Küche", "Lager"]
+        [mail] = await mails_to(smtp, CASEWORKER, 1)
+        assert "Küche" in mail.body
+        await first.state.delivery.deliver_due()
+        await second.state.delivery.deliver_due()
+        assert len([m for m in smtp.mails if CASEWORKER in m.rcpt_tos]) == 1
+        entries = first.state.runtime.db["suggestion_entries"]
+        assert await entries.count_documents({"person_id": pid}) == 2
