@@ -6,8 +6,10 @@ screenshot is kept in tests/artifacts/ (git-ignored); the test prints its path.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -21,11 +23,18 @@ from playwright.async_api import Page, async_playwright, expect
 
 from lotse_devstack.ports import free_port
 from lotse_notifications.bootstrap import Overrides, create_app
-from lotse_notifications.domain.model import BERLIN
+from lotse_notifications.domain.model import BERLIN, Kind
+from lotse_notifications.repository import NotificationsRepository
 from lotse_shared.contracts.common import CefrLevel
 from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
 from lotse_shared.contracts.intake import PersonRegistered
-from tests.integration.test_notifications import dropped_for, suggestions_for
+from lotse_shared.persistence.mongo import Transaction, make_client
+from tests.integration.test_inbox_volume import volume
+from tests.integration.test_notifications import (  # one_alert_per_event: autouse
+    dropped_for,
+    one_alert_per_event,  # noqa: F401
+    suggestions_for,
+)
 from tests.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
 from tests.support import as_user, eventually, publish
 
@@ -177,3 +186,69 @@ async def test_inbox_in_chromium_unread_first_read_archive_and_live(
 
 async def _at_least(url: str, n: int) -> bool:
     return await inbox_size(url) >= n
+
+
+async def test_inbox_pages_filters_by_kind_and_marks_all_read_in_chromium(
+    service_env, smtp, rabbit_url, namespace, mongo_url, chromium
+):
+    tuesday = datetime(2026, 11, 24, 10, 0, tzinfo=BERLIN)
+    app = create_app(overrides=Overrides(clock=lambda: tuesday))
+    notes = volume([uuid.uuid4(), uuid.uuid4()], tuesday, n=75)  # every third one read
+    dropped_unread = [n for n in notes if n.kind is Kind.COURSE_DROPPED and n.read_at is None]
+    unread = sum(n.read_at is None for n in notes)
+    with ServedApp(app) as served:
+        # written as the use cases write them, from this test's own client (uvicorn's
+        # event loop owns the app's)
+        client = make_client(mongo_url)
+        repo = NotificationsRepository(client[app.state.runtime.settings.database_name])
+        async with client.start_session() as session, await session.start_transaction():
+            await repo.add(Transaction(db=repo.db, session=session), notes)
+        await client.close()
+
+        async with phone_page(chromium) as page:
+            await page.goto(f"{served.url}/inbox")
+            token = as_user(CASEWORKER)["Authorization"].removeprefix("Bearer ")
+            await page.locator("#token").fill(token)
+            await page.get_by_role("button", name="Anmelden").click()
+            notes_shown = page.locator("li.note")
+            await expect(notes_shown).to_have_count(50)
+            await expect(page.locator("#range")).to_have_text("1–50 von 75")
+            await expect(page.locator("#unread")).to_have_text(str(unread))
+
+            # the second page: the other 25, and the way back
+            await page.get_by_role("link", name="Ältere →").click()
+            await expect(notes_shown).to_have_count(25)
+            await expect(page.locator("#range")).to_have_text("51–75 von 75")
+            await expect(page.get_by_role("link", name="← Neuere")).to_be_visible()
+            assert "offset=50" in page.url
+
+            # one kind, from the filter bar
+            await page.locator("#kind").select_option(label="Kurs abgebrochen")
+            await page.get_by_role("button", name="Filtern").click()
+            await expect(page).to_have_url(re.compile(r"kind=course_dropped"))
+            assert "offset" not in page.url  # a new filter starts at the first page
+            kinds = await notes_shown.evaluate_all("(els) => els.map((e) => e.dataset.kind)")
+            assert kinds
+            assert set(kinds) == {"course_dropped"}
+            await expect(page.locator("li.unread")).to_have_count(len(dropped_unread))
+            await expect(page.locator("#unread-counts")).to_contain_text("Kurs abgebrochen")
+
+            # all of this kind read; back on the same filter, the other kinds untouched
+            await page.get_by_role("button", name="Alle als gelesen markieren").click()
+            await expect(page).to_have_url(re.compile(r"kind=course_dropped"))
+            await expect(page.locator("li.unread")).to_have_count(0)
+            await expect(notes_shown).to_have_count(len(kinds))
+            await expect(page.locator("#unread")).to_have_text(str(unread - len(dropped_unread)))
+            await expect(page.locator("#unread-counts")).not_to_contain_text("Kurs abgebrochen")
+            await expect(
+                page.get_by_role("button", name="Alle als gelesen markieren")
+            ).to_have_count(0)
+            overflow = await page.evaluate(
+                "document.documentElement.scrollWidth - window.innerWidth"
+            )
+            assert overflow <= 0
+
+        async with httpx.AsyncClient(headers=as_user(CASEWORKER)) as api:
+            counts = (await api.get(f"{served.url}/notifications/unread-counts")).json()
+        assert counts["total"] == unread - len(dropped_unread)
+        assert counts["by_kind"]["course_dropped"] == 0

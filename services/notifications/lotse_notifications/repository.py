@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -50,6 +50,30 @@ class NotificationsRepository:
                         ("created_at", DESCENDING),
                     ],
                     name="inbox",
+                ),
+                # the inbox page (inbox.py): per kind, and every state in time windows; on
+                # SecantusDB a window must be the range right after the index's equalities
+                IndexModel(
+                    [
+                        ("recipient_email", ASCENDING),
+                        ("kind", ASCENDING),
+                        ("archived_at", ASCENDING),
+                        ("read_at", ASCENDING),
+                        ("created_at", DESCENDING),
+                    ],
+                    name="inbox_kind",
+                ),
+                IndexModel(
+                    [("recipient_email", ASCENDING), ("created_at", DESCENDING)],
+                    name="inbox_by_time",
+                ),
+                IndexModel(
+                    [
+                        ("recipient_email", ASCENDING),
+                        ("kind", ASCENDING),
+                        ("created_at", DESCENDING),
+                    ],
+                    name="inbox_kind_by_time",
                 ),
                 IndexModel([("email_status", 1), ("email_next_attempt_at", 1)], name="outgoing"),
                 IndexModel(
@@ -125,65 +149,6 @@ class NotificationsRepository:
 
     async def get(self, notification_id: uuid.UUID) -> Notification | None:
         doc = await self.notifications.find_one({"_id": notification_id})
-        return _notification(doc) if doc else None
-
-    async def inbox(
-        self,
-        recipient_email: str,
-        *,
-        unread_only: bool,
-        limit: int,
-        offset: int,
-        archived: bool = False,
-    ) -> list[Notification]:
-        query: Document = {
-            "recipient_email": recipient_email.lower(),
-            "archived_at": {"$ne": None} if archived else None,
-        }
-        if unread_only:
-            query["read_at"] = None
-        # unread first (read_at null sorts first), newest first within each
-        cursor = (
-            self.notifications.find(query)
-            .sort([("read_at", 1), ("created_at", -1)])
-            .skip(offset)
-            .limit(limit)
-        )
-        return [_notification(d) async for d in cursor]
-
-    async def unread_state(self, recipient_email: str) -> tuple[int, datetime | None]:
-        """How many unread, and when the newest arrived: what the live inbox watches."""
-        query = {"recipient_email": recipient_email.lower(), "archived_at": None, "read_at": None}
-        count = await self.notifications.count_documents(query)
-        newest = await self.notifications.find_one(
-            {"recipient_email": recipient_email.lower()},
-            sort=[("created_at", -1)],
-            projection={"created_at": 1},
-        )
-        return count, newest["created_at"] if newest else None
-
-    async def mark_read(self, notification_id: uuid.UUID, at: datetime) -> Notification | None:
-        doc = await self.notifications.find_one_and_update(
-            {"_id": notification_id},
-            [{"$set": {"read_at": {"$ifNull": ["$read_at", at]}}}],
-            return_document=ReturnDocument.AFTER,
-        )
-        return _notification(doc) if doc else None
-
-    async def archive(self, notification_id: uuid.UUID, at: datetime) -> Notification | None:
-        """Archived counts as read: an archived alert never escalates."""
-        doc = await self.notifications.find_one_and_update(
-            {"_id": notification_id},
-            [
-                {
-                    "$set": {
-                        "archived_at": {"$ifNull": ["$archived_at", at]},
-                        "read_at": {"$ifNull": ["$read_at", at]},
-                    }
-                }
-            ],
-            return_document=ReturnDocument.AFTER,
-        )
         return _notification(doc) if doc else None
 
     # --- channels ------------------------------------------------------------------------

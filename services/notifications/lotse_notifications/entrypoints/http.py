@@ -12,8 +12,17 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, EmailStr, Field
 
-from lotse_notifications.domain.model import BERLIN, Attempt, Channel, Notification, Preferences
-from lotse_notifications.handlers import NotificationsHandlers, inbox_link, whose_inbox
+from lotse_notifications.domain.model import (
+    BERLIN,
+    Attempt,
+    Channel,
+    Kind,
+    Notification,
+    Preferences,
+)
+from lotse_notifications.handlers import NotificationsHandlers, whose_inbox
+from lotse_notifications.inbox import InboxCounts, InboxFilter
+from lotse_notifications.inbox_page import PAGE_SIZE, back_to_page, page_context
 from lotse_notifications.live import InboxChanges
 from lotse_notifications.templates import Templates
 from lotse_shared.auth import STAFF, Principal
@@ -33,14 +42,25 @@ def of_district(viewer: Principal, items: list[Notification]) -> list[Notificati
 
 
 def about(request: Request, n: Notification) -> Notification:
-    concerning(request, person_id=n.person_id)  # whose data, for the audit
+    if n.person_id is not None:  # a digest is about several people, and names none here
+        concerning(request, person_id=n.person_id)  # whose data, for the audit
     return n
+
+
+def live_state(counts: InboxCounts) -> str:
+    """What the open page watches: '<unread>|<newest created_at>'."""
+    return f"{counts.unread}|{counts.newest.isoformat() if counts.newest else ''}"
 
 
 Recipient = Annotated[
     EmailStr | None,
     Query(description="Whose inbox: the caller's own if empty; another's for admins only"),
 ]
+PersonFilter = Annotated[
+    uuid.UUID | None, Query(description="Only the notifications about this person")
+]
+KindFilter = Annotated[Kind | None, Query(description="Only notifications of this kind")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 EMAIL_LABELS = {
     "pending": "wird gesendet",
@@ -49,7 +69,18 @@ EMAIL_LABELS = {
     "failed": "fehlgeschlagen",
     "skipped": "keine Einwilligung",
     "opted_out": "abbestellt",
+    "bundled": "in der Tagesübersicht",
+    "read": "nicht gesendet: vorher gelesen",
 }
+
+
+class UnreadCounts(BaseModel):
+    total: int = Field(description="Unread notifications in the inbox (not archived)")
+    by_kind: dict[Kind, int] = Field(description="The same per kind; every kind named")
+
+
+class Marked(BaseModel):
+    marked: int = Field(description="How many were unread and are read now")
 
 
 class PreferencesIn(BaseModel):
@@ -67,21 +98,43 @@ def make_router(h: NotificationsHandlers, auth: Authenticator) -> APIRouter:
 
     @router.get("", summary="The caller's inbox: unread first, newest first")
     async def inbox(
+        request: Request,
         viewer: Principal = staff,
         recipient: Recipient = None,
         unread_only: bool = False,
         archived: Annotated[bool, Query(description="The archive instead of the inbox")] = False,
+        person_id: PersonFilter = None,
+        kind: KindFilter = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        offset: Offset = 0,
     ) -> list[Notification]:
-        items = await h.repo.inbox(
-            whose_inbox(viewer, recipient),
-            unread_only=unread_only,
-            limit=limit,
-            offset=offset,
-            archived=archived,
-        )
-        return of_district(viewer, items)
+        f = InboxFilter(whose_inbox(viewer, recipient), archived, unread_only, kind, person_id)
+        if person_id is not None:
+            concerning(request, person_id=person_id)
+        page = await h.inbox_page(f, offset, limit, counted=False)
+        return of_district(viewer, page.items)
+
+    @router.get("/unread-counts", summary="Unread notifications in the inbox, in all and per kind")
+    async def unread_counts(viewer: Principal = staff, recipient: Recipient = None) -> UnreadCounts:
+        counts = await h.inbox_counts(whose_inbox(viewer, recipient))
+        return UnreadCounts(total=counts.unread, by_kind=counts.unread_by_kind())
+
+    @router.post(
+        "/read-all",
+        summary="Mark every unread notification of the filter read (emails not yet sent "
+        "are not sent any more)",
+    )
+    async def read_all(
+        request: Request,
+        viewer: Principal = staff,
+        recipient: Recipient = None,
+        person_id: PersonFilter = None,
+        kind: KindFilter = None,
+    ) -> Marked:
+        f = InboxFilter(whose_inbox(viewer, recipient), kind=kind, person_id=person_id)
+        if person_id is not None:
+            concerning(request, person_id=person_id)
+        return Marked(marked=await h.read_all(f, viewer))
 
     @router.get("/{notification_id}", summary="One notification with its delivery state")
     async def read_one(
@@ -136,10 +189,7 @@ def login_page(templates: Templates, error: str | None = None) -> str:
     return templates.page(
         "inbox.html",
         recipient=None,
-        items=[],
-        archived=False,
         unread=0,
-        state="",
         berlin=BERLIN,
         email_labels=EMAIL_LABELS,
         login_error=error,
@@ -194,38 +244,77 @@ def make_browser_router(
         return response
 
     async def state(recipient: str) -> str:
-        unread, newest = await h.repo.unread_state(recipient)
-        return f"{unread}|{newest.isoformat() if newest else ''}"
+        return live_state(await h.inbox_counts(recipient))
 
-    @router.get("", response_class=HTMLResponse, summary="The inbox page (unread first)")
+    @router.get(
+        "",
+        response_class=HTMLResponse,
+        summary=f"The inbox page: unread first, newest first, {PAGE_SIZE} a page",
+    )
     async def page(
+        request: Request,
         viewer: Principal = signed_in,
         recipient: Annotated[
             EmailStr | None, Query(description="Whose inbox (another's: admins only)")
         ] = None,
         archived: bool = False,
+        unread_only: bool = False,
+        # the filter form sends an empty kind for "all kinds"
+        kind: Annotated[Kind | Literal[""] | None, Query(description="Only this kind")] = None,
+        person_id: PersonFilter = None,
+        offset: Offset = 0,
     ) -> HTMLResponse:
-        recipient = whose_inbox(viewer, recipient)
-        items = of_district(
-            viewer,
-            await h.repo.inbox(
-                recipient, unread_only=False, limit=200, offset=0, archived=archived
-            ),
+        f = InboxFilter(
+            whose_inbox(viewer, recipient),
+            archived=archived,
+            unread_only=unread_only and not archived,
+            kind=kind or None,
+            person_id=person_id,
         )
-        shown = await state(recipient)
-        unread = int(shown.split("|")[0])
+        page = await h.inbox_page(f, offset, PAGE_SIZE)
+        items = of_district(viewer, page.items)
+        person = None
+        if person_id is not None:
+            concerning(request, person_id=person_id)
+            known = await h.repo.recipients_of(person_id)
+            visible = known is not None and (
+                bool(items)
+                or viewer.may_access_person(known.district_id, [c.email for c in known.contacts])
+            )
+            person = known.display_name if known is not None and visible else "eine Person"
         return HTMLResponse(
             templates.page(
                 "inbox.html",
-                recipient=recipient,
-                items=items,
-                archived=archived,
-                unread=unread,
-                state=shown,
+                **page_context(f, page, items, offset, person, live_state(page.counts)),
                 berlin=BERLIN,
                 email_labels=EMAIL_LABELS,
                 login_error=None,
             )
+        )
+
+    @router.post(
+        "/read-all",
+        summary="Mark every unread item of the page's filter read, then back to the page",
+    )
+    async def page_read_all(
+        request: Request,
+        viewer: Principal = signed_in,
+        recipient: Recipient = None,
+        kind: Annotated[Kind | Literal[""] | None, Query(description="Only this kind")] = None,
+        person_id: PersonFilter = None,
+        unread_only: bool = False,
+    ) -> RedirectResponse:
+        f = InboxFilter(
+            whose_inbox(viewer, recipient),
+            unread_only=unread_only,
+            kind=kind or None,
+            person_id=person_id,
+        )
+        if person_id is not None:
+            concerning(request, person_id=person_id)
+        await h.read_all(f, viewer)
+        return RedirectResponse(
+            back_to_page(dict(request.query_params), f.recipient), status_code=303
         )
 
     @router.post("/{notification_id}/read", summary="Mark read from the page, then back to it")
@@ -233,14 +322,18 @@ def make_browser_router(
         notification_id: uuid.UUID, request: Request, viewer: Principal = signed_in
     ) -> RedirectResponse:
         n = about(request, await h.mark_read(notification_id, viewer))
-        return RedirectResponse(inbox_link("/inbox", n.recipient_email), status_code=303)
+        return RedirectResponse(
+            back_to_page(dict(request.query_params), n.recipient_email), status_code=303
+        )
 
     @router.post("/{notification_id}/archive", summary="Archive from the page, then back to it")
     async def page_archive(
         notification_id: uuid.UUID, request: Request, viewer: Principal = signed_in
     ) -> RedirectResponse:
         n = about(request, await h.archive(notification_id, viewer))
-        return RedirectResponse(inbox_link("/inbox", n.recipient_email), status_code=303)
+        return RedirectResponse(
+            back_to_page(dict(request.query_params), n.recipient_email), status_code=303
+        )
 
     @router.get(
         "/events",
