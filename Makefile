@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := .tools/bin/uv
 PY := .venv/bin/python
 
-.PHONY: help demo up test security chaos bench bench-outbox bench-notifications bench-placement lint format clean rabbitmq chromium
+.PHONY: help demo up test security chaos bench bench-outbox bench-notifications bench-inbox bench-placement lint format clean rabbitmq chromium
 
 help:
 	@echo "make demo   start RabbitMQ if needed, a local database and SMTP sink, the four"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench         main flow: throughput, latency, I/O floor, memory, scale-out, profile"
 	@echo "make bench-outbox  latency the transactional outbox adds per event"
 	@echo "make bench-notifications  events -> inbox row + accepted email per second, peak RSS"
+	@echo "make bench-inbox   the inbox page with 5,000 notifications: pages, filters, counts"
 	@echo "make bench-placement  suggestion search at 1k/10k/100k openings; re-matching vs naive"
 	@echo "make lint   ruff (lint + format check) and mypy"
 
@@ -62,6 +63,9 @@ bench-outbox: .venv/.synced rabbitmq
 
 bench-notifications: .venv/.synced rabbitmq
 	@$(PY) -m bench.notifications
+
+bench-inbox: .venv/.synced rabbitmq
+	@$(PY) -m bench.inbox
 
 bench-placement: .venv/.synced
 	@$(PY) -m bench.placement
