@@ -155,6 +155,10 @@ async def main() -> dict[str, Any]:
         "LOTSE_SMTP_HOST": sink.host,
         "LOTSE_SMTP_PORT": str(sink.port),
         "LOTSE_QUIET_HOURS": "false",
+        # the channel machinery at full speed: every event its own alert and email, as
+        # before digests and caps (what a caseworker gets is make bench-alerts' question)
+        "LOTSE_ALERT_CADENCE": '{"suggestions_ready": "immediate"}',
+        "LOTSE_DAILY_EMAIL_CAP": "0",
         "LOTSE_LOG_LEVEL": "WARNING",
     }
     with log.open("ab") as out:

@@ -115,3 +115,14 @@ async def _show_stuck_awaits() -> AsyncIterator[None]:
     handle = loop.call_later(WATCHDOG_S, _dump_tasks, loop)
     yield
     handle.cancel()
+
+
+@pytest.fixture
+def one_alert_per_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every suggestions event its own alert and email, no daily cap: for tests that use
+    a suggestions event to exercise channels, pages and endpoints rather than the alert
+    policy (tests/integration/test_alert_policy.py tests the defaults)."""
+    monkeypatch.setenv(
+        "LOTSE_ALERT_CADENCE", '{"suggestions_ready": "immediate", "enrolled": "daily"}'
+    )
+    monkeypatch.setenv("LOTSE_DAILY_EMAIL_CAP", "0")

@@ -30,11 +30,7 @@ from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
 from lotse_shared.contracts.intake import PersonRegistered
 from lotse_shared.persistence.mongo import Transaction, make_client
 from tests.integration.test_inbox_volume import volume
-from tests.integration.test_notifications import (  # one_alert_per_event: autouse
-    dropped_for,
-    one_alert_per_event,  # noqa: F401
-    suggestions_for,
-)
+from tests.integration.test_notifications import dropped_for, suggestions_for
 from tests.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
 from tests.support import as_user, eventually, publish
 
@@ -50,6 +46,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+
+pytestmark = pytest.mark.usefixtures("one_alert_per_event")
 
 
 class ServedApp:

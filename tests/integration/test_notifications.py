@@ -38,16 +38,10 @@ from lotse_shared.contracts.placement import SuggestionsReady, SuggestionsReadyV
 from tests.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
 from tests.support import EventTap, applied, as_user, eventually, publish, running
 
-
-@pytest.fixture(autouse=True)
-def one_alert_per_event(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests use a suggestions event to exercise the channels (SMTP, webhook,
-    consent, quiet hours), so they ask for suggestions at once and no daily cap; what
-    a caseworker gets by default is tested in test_alert_policy.py."""
-    monkeypatch.setenv(
-        "LOTSE_ALERT_CADENCE", '{"suggestions_ready": "immediate", "enrolled": "daily"}'
-    )
-    monkeypatch.setenv("LOTSE_DAILY_EMAIL_CAP", "0")
+# These tests use a suggestions event to exercise the channels (SMTP, webhook, consent,
+# quiet hours): suggestions at once and no daily cap. What a caseworker gets by default
+# is tested in test_alert_policy.py.
+pytestmark = pytest.mark.usefixtures("one_alert_per_event")
 
 
 class Clock:

@@ -299,6 +299,7 @@ async def test_courses_endpoints(service_env, rabbit_url, namespace) -> None:
         assert ("POST", "/enrolments", "allowed") in endpoints
 
 
+@pytest.mark.usefixtures("one_alert_per_event")
 async def test_notifications_endpoints(service_env, smtp, rabbit_url, namespace) -> None:
     app = notifications_app()
     person = PersonRegistered.create(snapshot(), producer="intake")

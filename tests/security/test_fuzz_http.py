@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from lotse_courses.bootstrap import create_app as courses_app
@@ -138,6 +139,7 @@ async def test_fuzz_placement(service_env, rabbit_url, namespace) -> None:
         await fuzz("placement", app, http, targets_for(app, ids))
 
 
+@pytest.mark.usefixtures("one_alert_per_event")
 async def test_fuzz_notifications(service_env, smtp, rabbit_url, namespace) -> None:
     app = notifications_app()
     person = PersonRegistered.create(snapshot(), producer="intake")

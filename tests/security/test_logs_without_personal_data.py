@@ -50,6 +50,7 @@ FORBIDDEN = (
 NOT_OURS = ("mail.log",)
 
 
+@pytest.mark.usefixtures("one_alert_per_event")
 async def test_a_whole_flow_logs_ids_but_no_names_or_addresses(
     service_env: dict[str, str],
     smtp: MailSink,

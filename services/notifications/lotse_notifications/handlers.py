@@ -76,13 +76,12 @@ from .domain.model import (
     next_digest,
 )
 from .failures import PermanentDeliveryError, TemporaryDeliveryError
-from .inbox import InboxCounts, InboxFilter, InboxPage, InboxStore
+from .inbox import READ_BEFORE_SENT, InboxCounts, InboxFilter, InboxPage, InboxStore
 from .repository import NotificationsRepository
 from .templates import Templates
 from .webhook import WebhookSender
 
 PRODUCER = "notifications"
-READ_BEFORE_SENT = "im Posteingang gelesen, bevor die E-Mail ausging"
 log = logging.getLogger("lotse.notifications")
 
 
@@ -227,16 +226,39 @@ class NotificationsHandlers:
             and not s.forecast
         ]
         level = p.german_level.value if p.german_level else None
-        changed = await self._confirm(tx, recipients, now_reached, level)
+        note = f"{level or 'Niveau'} jetzt erreicht"
+        reached = {  # what changed about each: the level, and so the reasons and score
+            key[str(s.opening_id)]: {
+                "forecast": False,
+                "confirmed_note": note,
+                "reasons": s.reasons,
+                "score": s.score,
+            }
+            for s in worth
+        }
         now = self.clock()
         carrier = None
         if completion is not None:
             carrier = await self.repo.find_by_cause(
                 address, Kind.COURSE_COMPLETED.value, completion, tx.session
             )
+        # a reached forecast still waiting for its digest is news for the completion's
+        # alert: it moves there; one already shown is updated where it was shown
+        moved = [e for e in now_reached if carrier is not None and e.status == "waiting"]
+        changed = False
+        for entry in (e for e in now_reached if e not in moved):
+            await self._change_entry(tx, entry, reached[entry.entry_id])
+            changed = True
         status, due_at, carried_by = "announced", None, None
         if carrier is not None:
-            await self._join(tx, carrier, fresh, now_reached, now)
+            added = [
+                *map(_entry_facts, fresh),
+                *({**e.suggestion, **reached[e.entry_id]} for e in moved),
+            ]
+            for e, suggestion in zip(moved, added[len(fresh) :], strict=True):
+                await self.repo.move_entry(tx, e.entry_id, carrier.notification_id, suggestion)
+            confirmed = [e.suggestion["title"] for e in now_reached if e not in moved]
+            await self._join(tx, carrier, added, confirmed, now)
             carried_by, changed = carrier.notification_id, True
         elif not fresh:
             return changed
@@ -293,46 +315,30 @@ class NotificationsHandlers:
         self,
         tx: Transaction,
         carrier: Notification,
-        fresh: list[SuggestionV1],
-        now_reached: list[SuggestionEntry],
+        added: list[dict[str, Any]],
+        confirmed: list[str],
         now: datetime,
     ) -> None:
-        """Add a completion's suggestions to its alert. If its email still waits for
-        them, it may go at once; if it went already, the alert turns unread again so the
-        caseworker sees what was added."""
+        """Add a completion's suggestions to its alert (``confirmed``: titles shown
+        before whose level is now reached). If its email still waits for them, it may
+        go at once; if it went already, the alert turns unread again so the caseworker
+        sees what was added."""
         facts = dict(carrier.facts)
-        facts["suggestions"] = [*facts.get("suggestions", []), *map(_entry_facts, fresh)]
-        facts["confirmed"] = [
-            *facts.get("confirmed", []),
-            *(e.suggestion["title"] for e in now_reached),
-        ]
+        facts["suggestions"] = [*facts.get("suggestions", []), *added]
+        facts["confirmed"] = [*facts.get("confirmed", []), *confirmed]
         facts["awaiting_suggestions"] = False
         self._rerender(carrier, facts)
         changes: dict[str, Any] = {"updated_at": now}
-        if carrier.email_status is not DeliveryStatus.PENDING and carrier.read_at and fresh:
+        if carrier.email_status is not DeliveryStatus.PENDING and carrier.read_at and added:
             changes["read_at"] = None
+            await self.repo.forget_tallies(tx, [carrier.recipient_email.lower()])
         await self.repo.replace_content(tx, carrier, changes)
         if carrier.email_status is DeliveryStatus.PENDING:
             due = self.timing.office_hours.next_open(now)
             await self.repo.release_held_email(tx, carrier.notification_id, due)
 
-    async def _confirm(
-        self,
-        tx: Transaction,
-        recipients: Recipients,
-        entries: list[SuggestionEntry],
-        level: str | None,
-    ) -> bool:
-        """A forecast pair whose level is now reached: its first announcement says so."""
-        note = f"{level} jetzt erreicht" if level else "Sprachniveau jetzt erreicht"
-        for entry in entries:
-            await self._change_entry(
-                tx, entry, {"forecast": False, "confirmed_note": note}, recipients.display_name
-            )
-        return bool(entries)
-
     async def _change_entry(
-        self, tx: Transaction, entry: SuggestionEntry, update: dict[str, Any], person: str
+        self, tx: Transaction, entry: SuggestionEntry, update: dict[str, Any]
     ) -> None:
         """Change one announced pair, on the entry and in the alert or digest carrying it."""
         suggestion = {**entry.suggestion, **update}
@@ -367,7 +373,7 @@ class NotificationsHandlers:
                 if e.status == "announced" and not e.suggestion.get("unavailable")
             ]
             for entry in shown:
-                await self._change_entry(tx, entry, {"unavailable": True}, entry.person)
+                await self._change_entry(tx, entry, {"unavailable": True})
         if shown:
             self.on_change()
 

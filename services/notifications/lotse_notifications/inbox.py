@@ -141,7 +141,7 @@ class InboxStore:
     def __init__(self, repo: NotificationsRepository) -> None:
         self.db = repo.db
         self.notifications = repo.notifications
-        self.tallies = repo.db["inbox_tallies"]
+        self.tallies = repo.tallies
         self.rebuilding: dict[str, asyncio.Task[Document]] = {}  # recipient -> rebuild
 
     # --- reading --------------------------------------------------------------------

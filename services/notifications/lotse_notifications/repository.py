@@ -9,8 +9,9 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from lotse_shared.persistence.mongo import Transaction, in_transaction, save_if_newer
+from lotse_shared.persistence.mongo import INBOX, Transaction, in_transaction, save_if_newer
 
 from .domain.model import (
     Attempt,
@@ -20,9 +21,24 @@ from .domain.model import (
     Notification,
     Preferences,
     Recipients,
+    SuggestionEntry,
 )
 
 Document = dict[str, Any]
+
+
+class BundledMeanwhile(OperationFailure):
+    """Another replica bundled part of a digest first: undo and run again.
+
+    An OperationFailure labelled TransientTransactionError, so the retry that
+    already runs use cases again after a write conflict runs this one again too."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "bundled by another replica meanwhile",
+            code=112,
+            details={"errorLabels": ["TransientTransactionError"]},
+        )
 
 
 class NotificationsRepository:
@@ -32,6 +48,9 @@ class NotificationsRepository:
         self.notifications = db["notifications"]
         self.preferences = db["preferences"]
         self.attendance = db["attendance"]
+        self.entries = db["suggestion_entries"]
+        self.tallies = db["inbox_tallies"]  # unread counts per recipient (inbox.py)
+        self.email_counts = db["email_counts"]
 
     async def ensure_indexes(self) -> None:
         await self.notifications.create_indexes(
@@ -90,6 +109,14 @@ class NotificationsRepository:
             ]
         )
         await self.attendance.create_indexes([IndexModel("person_id", name="by_person")])
+        await self.entries.create_indexes(
+            [
+                IndexModel([("status", 1), ("due_at", 1)], name="digest_due"),
+                IndexModel("opening_id", name="by_opening"),
+                IndexModel("person_id", name="by_person"),
+                IndexModel("notification_id", name="by_notification", sparse=True),
+            ]
+        )
 
     # --- recipients -----------------------------------------------------------------
     async def save_recipients(self, tx: Transaction, r: Recipients) -> bool:
@@ -211,51 +238,226 @@ class NotificationsRepository:
     async def record_delivery(
         self,
         tx: Transaction | None,
+        channel: Channel,
         notification_id: uuid.UUID,
         changes: Document,
         attempts: list[Attempt],
     ) -> None:
-        """Change a channel's state and add its attempts to the log, in one write."""
+        """Change a channel's state and add its attempts to the log, in one write; the
+        claim ends with it (a claim marks a delivery in flight)."""
         await self.notifications.update_one(
             {"_id": notification_id},
-            {"$set": changes, "$push": {"deliveries": {"$each": _attempts(attempts)}}},
+            {
+                "$set": changes,
+                "$unset": {f"{channel}_claim": ""},
+                "$push": {"deliveries": {"$each": _attempts(attempts)}},
+            },
             session=tx.session if tx else None,
         )
 
-    # --- digest ----------------------------------------------------------------------------
-    async def claim_digest(self, now: datetime, lease: str, until: datetime) -> list[Notification]:
-        """Lease every digest item that is due, for one replica to send."""
-        await in_transaction(
-            self.db,
-            lambda session: self.notifications.update_many(
-                {
-                    "email_status": DeliveryStatus.DIGEST.value,
-                    "email_next_attempt_at": {"$lte": now},
-                },
-                {"$set": {"email_next_attempt_at": until, "email_lease": lease}},
-                session=session,
-            ),
+    async def release_held_email(
+        self, tx: Transaction, notification_id: uuid.UUID, now: datetime
+    ) -> None:
+        """An email held for suggestions that have come: due now, unless in flight."""
+        await self.notifications.update_one(
+            {
+                "_id": notification_id,
+                "email_status": DeliveryStatus.PENDING.value,
+                "email_claim": {"$exists": False},
+                "email_next_attempt_at": {"$gt": now},
+            },
+            {"$set": {"email_next_attempt_at": now}},
+            session=tx.session,
         )
-        cursor = self.notifications.find({"email_lease": lease}).sort(
-            [("recipient_email", 1), ("created_at", 1)]
+
+    async def applied(self, event_id: str, session: AsyncClientSession) -> bool:
+        """Has this service applied the event (its idempotency record)?"""
+        return bool(
+            await self.db[INBOX].count_documents({"_id": event_id}, session=session, limit=1)
         )
+
+    # --- suggestion entries and the digest --------------------------------------------
+    async def entries_by_key(
+        self, keys: list[str], session: AsyncClientSession
+    ) -> dict[str, SuggestionEntry]:
+        cursor = self.entries.find({"_id": {"$in": keys}}, session=session)
+        return {d["_id"]: _entry(d) async for d in cursor}
+
+    async def add_entries(self, tx: Transaction, entries: list[SuggestionEntry]) -> None:
+        """Unique per recipient, person and opening (the ``_id``): a pair announced
+        concurrently by two replicas is a write conflict or a duplicate key, and the
+        loser's whole use case runs again and finds it announced."""
+        if entries:
+            await self.entries.insert_many([_entry_doc(e) for e in entries], session=tx.session)
+
+    async def update_entry_suggestion(
+        self, tx: Transaction, entry_id: str, suggestion: Document
+    ) -> None:
+        await self.entries.update_one(
+            {"_id": entry_id}, {"$set": {"suggestion": suggestion}}, session=tx.session
+        )
+
+    async def move_entry(
+        self,
+        tx: Transaction,
+        entry_id: str,
+        notification_id: uuid.UUID,
+        suggestion: Document,
+    ) -> None:
+        """A waiting entry announced by an alert instead of its digest."""
+        await self.entries.update_one(
+            {"_id": entry_id, "status": "waiting"},
+            {
+                "$set": {
+                    "status": "announced",
+                    "notification_id": notification_id,
+                    "suggestion": suggestion,
+                }
+            },
+            session=tx.session,
+        )
+
+    async def entries_for_opening(
+        self, opening_id: str, session: AsyncClientSession
+    ) -> list[SuggestionEntry]:
+        cursor = self.entries.find({"opening_id": opening_id}, session=session)
+        return [_entry(d) async for d in cursor]
+
+    async def withdraw_entries(self, tx: Transaction, entry_ids: list[str]) -> None:
+        await self.entries.update_many(
+            {"_id": {"$in": entry_ids}, "status": "waiting"},
+            {"$set": {"status": "withdrawn"}},
+            session=tx.session,
+        )
+
+    async def digest_recipients_due(self, now: datetime) -> list[str]:
+        """Whose digest is due: waiting suggestions, or items whose email waits for it."""
+        waiting = await self.entries.distinct(
+            "recipient_email", {"status": "waiting", "due_at": {"$lte": now}}
+        )
+        deferred = await self.notifications.distinct(
+            "recipient_email",
+            {"email_status": DeliveryStatus.DIGEST.value, "email_next_attempt_at": {"$lte": now}},
+        )
+        return sorted({*waiting, *deferred})
+
+    async def due_entries(
+        self, recipient_email: str, now: datetime, session: AsyncClientSession
+    ) -> list[SuggestionEntry]:
+        cursor = self.entries.find(
+            {"recipient_email": recipient_email, "status": "waiting", "due_at": {"$lte": now}},
+            session=session,
+        ).sort([("person_id", 1), ("score", -1)])
+        return [_entry(d) async for d in cursor]
+
+    async def due_for_digest(
+        self, recipient_email: str, now: datetime, session: AsyncClientSession
+    ) -> list[Notification]:
+        cursor = self.notifications.find(
+            {
+                "recipient_email": recipient_email,
+                "email_status": DeliveryStatus.DIGEST.value,
+                "email_next_attempt_at": {"$lte": now},
+            },
+            session=session,
+        ).sort("created_at", 1)
         return [_notification(d) async for d in cursor]
 
-    async def release_digest(
-        self, ids: list[uuid.UUID], changes: Document, attempt: Attempt
+    async def bundle(
+        self,
+        tx: Transaction,
+        digest_id: uuid.UUID,
+        entry_ids: list[str],
+        notification_ids: list[uuid.UUID],
+        attempt: Attempt,
     ) -> None:
-        await in_transaction(
-            self.db,
-            lambda session: self.notifications.update_many(
-                {"_id": {"$in": ids}},
+        """Hand entries and deferred emails to the digest. Both updates name the state
+        they found; a replica that bundled them first makes the counts differ, and the
+        transaction is undone (raised as a write conflict, run again)."""
+        if entry_ids:
+            result = await self.entries.update_many(
+                {"_id": {"$in": entry_ids}, "status": "waiting"},
+                {"$set": {"status": "announced", "notification_id": digest_id}},
+                session=tx.session,
+            )
+            if result.modified_count != len(entry_ids):
+                raise BundledMeanwhile
+        if notification_ids:
+            result = await self.notifications.update_many(
+                {"_id": {"$in": notification_ids}, "email_status": DeliveryStatus.DIGEST.value},
                 {
-                    "$set": changes,
-                    "$unset": {"email_lease": ""},
+                    "$set": {
+                        "email_status": DeliveryStatus.BUNDLED.value,
+                        "digest_id": digest_id,
+                        "email_next_attempt_at": None,
+                    },
                     "$push": {"deliveries": _attempts([attempt])[0]},
                 },
-                session=session,
-            ),
+                session=tx.session,
+            )
+            if result.modified_count != len(notification_ids):
+                raise BundledMeanwhile
+
+    async def replace_content(
+        self, tx: Transaction, n: Notification, changes: Document | None = None
+    ) -> None:
+        """Write a notification's new facts and text (an alert its suggestions joined,
+        an entry that became unavailable), with other ``changes``."""
+        await self.notifications.update_one(
+            {"_id": n.notification_id},
+            {
+                "$set": {
+                    "facts": n.facts,
+                    "subject": n.subject,
+                    "body": n.body,
+                    "email_body": n.email_body,
+                    **(changes or {}),
+                }
+            },
+            session=tx.session,
         )
+
+    async def forget_tallies(self, tx: Transaction, recipients: list[str]) -> None:
+        """Drop inbox tallies that a change made wrong; the next read counts afresh."""
+        if recipients:
+            await self.tallies.delete_many({"_id": {"$in": recipients}}, session=tx.session)
+
+    async def get_in(
+        self, notification_id: uuid.UUID, session: AsyncClientSession
+    ) -> Notification | None:
+        doc = await self.notifications.find_one({"_id": notification_id}, session=session)
+        return _notification(doc) if doc else None
+
+    async def find_by_cause(
+        self, recipient_email: str, kind: str, cause_event_id: str, session: AsyncClientSession
+    ) -> Notification | None:
+        doc = await self.notifications.find_one(
+            {
+                "recipient_email": recipient_email.lower(),
+                "kind": kind,
+                "cause_event_id": cause_event_id,
+            },
+            session=session,
+        )
+        return _notification(doc) if doc else None
+
+    # --- the daily email cap ------------------------------------------------------------
+    async def take_email_slot(self, recipient_email: str, day: str, cap: int) -> bool:
+        """Count one immediate email for the recipient's day, if the cap allows it.
+        One conditional increment: two replicas can never both take the last slot."""
+        key = f"{recipient_email.lower()}|{day}"
+        result = await self.email_counts.update_one(
+            {"_id": key, "sent": {"$lt": cap}}, {"$inc": {"sent": 1}}
+        )
+        if result.modified_count == 1:
+            return True
+        if cap <= 0:
+            return False
+        try:
+            await self.email_counts.insert_one({"_id": key, "sent": 1, "day": day})
+        except DuplicateKeyError:
+            return False  # the day's count exists and is at the cap
+        return True
 
     # --- escalation ------------------------------------------------------------------------
     async def due_escalations(self, now: datetime, limit: int) -> list[Notification]:
@@ -306,15 +508,39 @@ class NotificationsRepository:
         the attendance state of their enrolments. Preferences are the recipients'
         (staff), not the person's, and stay."""
         session = tx.session
+        told = await self.notifications.distinct(
+            "recipient_email", {"person_id": person_id}, session=session
+        )
+        await self.forget_tallies(tx, told)  # their counts change: counted afresh
         recipients = await self.recipients.delete_one({"_id": person_id}, session=session)
         notifications = await self.notifications.delete_many(
             {"person_id": person_id}, session=session
         )
         attendance = await self.attendance.delete_many({"person_id": person_id}, session=session)
+        entries = await self.entries.delete_many({"person_id": person_id}, session=session)
+        # digests are about many people: take this person's group and items out of them
+        digests = await self.notifications.update_many(
+            {
+                "kind": "digest",
+                "$or": [
+                    {"facts.groups.person_id": str(person_id)},
+                    {"facts.items.person_id": str(person_id)},
+                ],
+            },
+            {
+                "$pull": {
+                    "facts.groups": {"person_id": str(person_id)},
+                    "facts.items": {"person_id": str(person_id)},
+                }
+            },
+            session=session,
+        )
         return {
             "recipients": recipients.deleted_count,
             "notifications": notifications.deleted_count,
             "attendance": attendance.deleted_count,
+            "suggestion_entries": entries.deleted_count,
+            "digests_changed": digests.modified_count,
         }
 
     # --- preferences and attendance -------------------------------------------------------
@@ -368,9 +594,8 @@ def _doc(n: Notification) -> Document:
         },
     )
     doc.update({name: getattr(n, name) for name in _DATES})
-    doc.update(
-        _id=n.notification_id, person_id=n.person_id, recipient_email=n.recipient_email.lower()
-    )
+    doc.update({name: getattr(n, name) for name in _UUIDS})
+    doc.update(_id=n.notification_id, recipient_email=n.recipient_email.lower())
     if doc["escalate_at"] is None:
         # left out, not null: the sparse index then holds only alerts that can escalate.
         # With a null in every notification, SecantusDB's range scan for due escalations
@@ -382,6 +607,7 @@ def _doc(n: Notification) -> Document:
 # kept as BSON dates (JSON mode would turn them into strings that sort and compare wrongly)
 _DATES = (
     "created_at",
+    "updated_at",
     "read_at",
     "archived_at",
     "escalate_at",
@@ -391,6 +617,25 @@ _DATES = (
     "webhook_next_attempt_at",
     "webhook_sent_at",
 )
+_UUIDS = ("person_id", "digest_id")
+
+
+def _entry_doc(e: SuggestionEntry) -> Document:
+    doc = e.model_dump(mode="json", exclude={"entry_id", "created_at", "due_at"})
+    doc.update(
+        _id=e.entry_id,
+        person_id=e.person_id,
+        notification_id=e.notification_id,
+        created_at=e.created_at,
+        due_at=e.due_at,
+    )
+    return doc
+
+
+def _entry(doc: Document) -> SuggestionEntry:
+    data = dict(doc)
+    data["entry_id"] = data.pop("_id")
+    return SuggestionEntry.model_validate(data)
 
 
 def _attempts(attempts: list[Attempt]) -> list[Document]:

@@ -14,7 +14,9 @@ from pydantic import BaseModel, EmailStr, Field
 
 from lotse_notifications.domain.model import (
     BERLIN,
+    CHOOSABLE,
     Attempt,
+    Cadence,
     Channel,
     Kind,
     Notification,
@@ -24,6 +26,7 @@ from lotse_notifications.handlers import NotificationsHandlers, whose_inbox
 from lotse_notifications.inbox import InboxCounts, InboxFilter
 from lotse_notifications.inbox_page import PAGE_SIZE, back_to_page, page_context
 from lotse_notifications.live import InboxChanges
+from lotse_notifications.settings import CadenceKind
 from lotse_notifications.templates import Templates
 from lotse_shared.auth import STAFF, Principal
 from lotse_shared.auth.audit import concerning
@@ -88,6 +91,30 @@ class PreferencesIn(BaseModel):
         default_factory=list,
         description="Channels this recipient does not want; the inbox is always on, "
         "and critical alerts are emailed anyway.",
+    )
+    cadence: dict[CadenceKind, Cadence] = Field(
+        default_factory=dict,
+        description="Per kind: immediate (own alert and email), hourly or daily (in the "
+        "digest). Kinds left out follow the district's default; critical alerts (a "
+        "dropped course) are always immediate.",
+    )
+    daily_email_cap: int | None = Field(
+        default=None,
+        ge=0,
+        le=1000,
+        description="Immediate emails a day before the rest waits for the digest "
+        "(critical ones always go); null: the district's default; 0: no cap.",
+    )
+
+
+class Effective(BaseModel):
+    cadence: dict[Kind, Cadence]
+    daily_email_cap: int
+
+
+class PreferencesOut(Preferences):
+    effective: Effective = Field(
+        description="What applies: the recipient's choices over the district's defaults."
     )
 
 
@@ -168,19 +195,34 @@ def make_preferences_router(h: NotificationsHandlers, auth: Authenticator) -> AP
     router = api_router(prefix="/preferences", tags=["preferences"])
     staff = auth.require(*STAFF)
 
-    @router.get("", summary="The caller's channel choices")
+    def shown(prefs: Preferences, viewer: Principal) -> PreferencesOut:
+        defaults = h.policy.for_district(viewer.district_id or "")
+        priority = {k: h.routing.rule_for(k, viewer.district_id or "").priority for k in CHOOSABLE}
+        return PreferencesOut(
+            **prefs.model_dump(),
+            effective=Effective(
+                cadence={k: defaults.cadence_for(k, prefs, priority[k]) for k in CHOOSABLE},
+                daily_email_cap=defaults.cap_for(prefs),
+            ),
+        )
+
+    @router.get("", summary="The caller's channel choices, cadences and daily email cap")
     async def get_preferences(
         viewer: Principal = staff, recipient: Recipient = None
-    ) -> Preferences:
-        return await h.repo.preferences_of(whose_inbox(viewer, recipient))
+    ) -> PreferencesOut:
+        return shown(await h.repo.preferences_of(whose_inbox(viewer, recipient)), viewer)
 
-    @router.put("", summary="Replace the caller's channel choices")
+    @router.put("", summary="Replace the caller's choices (left out: the district's default)")
     async def put_preferences(
         body: PreferencesIn, viewer: Principal = staff, recipient: Recipient = None
-    ) -> Preferences:
-        prefs = Preferences(opted_out={Channel(c) for c in body.opted_out})
+    ) -> PreferencesOut:
+        prefs = Preferences(
+            opted_out={Channel(c) for c in body.opted_out},
+            cadence={Kind(k): v for k, v in body.cadence.items()},
+            daily_email_cap=body.daily_email_cap,
+        )
         await h.repo.save_preferences(whose_inbox(viewer, recipient), prefs)
-        return prefs
+        return shown(prefs, viewer)
 
     return router
 
