@@ -68,6 +68,8 @@ SUBSCRIBES = {
         "intake.person.updated.v1",
         "intake.person.erased.v1",
         "placement.suggestions.ready.v1",
+        "placement.opening.closed.v1",
+        "placement.opening.published.v1",
         "courses.enrolment.created.v1",
         "courses.attendance.recorded.v1",
         "courses.course.completed.v1",

@@ -406,3 +406,22 @@ async def test_a_reached_forecast_still_waiting_for_its_digest_moves_into_the_al
         clock.advance(hours=6)
         assert await app.state.delivery.digests() == 0  # it left the digest
         assert announced(await inbox(http)) == ["Ausbildung Lagerlogistik"]
+
+
+async def test_what_waits_for_the_digest_can_be_seen_before_it_goes(
+    service_env, smtp, rabbit_url, namespace
+):
+    person = PersonRegistered.create(snapshot(), producer="intake")
+    event = suggested(person.payload.person_id, opening("Lager", 70), opening("Küche", 40))
+    app = office_app()
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, person, event)
+        await applied(app, event)
+        r = await http.get("/notifications/upcoming", headers=as_user(CASEWORKER))
+        assert r.status_code == 200, r.text
+        assert [(e["title"], e["due_at"]) for e in r.json()] == [
+            ("Lager", "2026-11-24T15:00:00Z"),  # 16:00 in Berlin
+            ("Küche", "2026-11-24T15:00:00Z"),
+        ]
+        other = await http.get("/notifications/upcoming", headers=as_user(MENTOR))
+        assert other.json() == []

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -181,6 +182,14 @@ def _print_inbox(recipient: str, items: list[dict[str, Any]]) -> None:
         print(textwrap.indent(n["body"].rstrip(), "    "))
 
 
+def _print_upcoming(entries: list[dict[str, Any]]) -> None:
+    """Suggestions caused by new openings: not an alert each, but the next digest."""
+    print(f"\n=== Für die nächste Tagesübersicht gesammelt: {len(entries)} Vorschläge ===")
+    for e in entries:
+        due = datetime.fromisoformat(e["due_at"]).astimezone(ZoneInfo("Europe/Berlin"))
+        print(f"   {e['person']}: {e['title']} (Punkte {e['score']:.0f}, {due:%d.%m. %H:%M})")
+
+
 COORDINATOR = "bildungskoordination@landkreis-kassel.example"
 
 
@@ -287,6 +296,8 @@ async def run_demo(stack: LocalStack) -> int:
         await asyncio.sleep(1.0)  # let the email go out
         r = await http.get(f"{stack.url('notifications')}/notifications", headers=petra)
         _print_inbox(caseworker, r.json())
+        r = await http.get(f"{stack.url('notifications')}/notifications/upcoming", headers=petra)
+        _print_upcoming(r.json())
 
         r = await http.get(f"{stack.url('placement')}/people/{ids[1]}/evaluation")
         print(f"\n=== Warum nicht? Yonas Tesfay ({len(r.json())} offene Stellen geprüft) ===")

@@ -597,6 +597,10 @@ class NotificationsHandlers:
             n.webhook_next_attempt_at = now
 
     # --- the digest ----------------------------------------------------------------------
+    async def upcoming(self, recipient: str) -> list[SuggestionEntry]:
+        """What the recipient's next digests will carry, soonest first."""
+        return await self.repo.waiting_entries(recipient)
+
     async def build_digests(self) -> int:
         """One digest per recipient whose waiting suggestions or deferred emails are due;
         returns how many were built. Its email then goes out like any other."""

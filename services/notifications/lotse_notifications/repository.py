@@ -341,6 +341,16 @@ class NotificationsRepository:
         )
         return sorted({*waiting, *deferred})
 
+    async def waiting_entries(
+        self, recipient_email: str, limit: int = 500
+    ) -> list[SuggestionEntry]:
+        cursor = (
+            self.entries.find({"recipient_email": recipient_email.lower(), "status": "waiting"})
+            .sort([("due_at", 1), ("score", -1)])
+            .limit(limit)
+        )
+        return [_entry(d) async for d in cursor]
+
     async def due_entries(
         self, recipient_email: str, now: datetime, session: AsyncClientSession
     ) -> list[SuggestionEntry]:

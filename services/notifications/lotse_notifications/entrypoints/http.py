@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from datetime import datetime
 from time import monotonic
 from typing import Annotated, Literal
 from urllib.parse import parse_qs
@@ -107,6 +108,15 @@ class PreferencesIn(BaseModel):
     )
 
 
+class Upcoming(BaseModel):
+    person_id: uuid.UUID
+    person: str
+    opening_id: str
+    title: str
+    score: float
+    due_at: datetime | None = Field(description="When the digest carrying it goes out.")
+
+
 class Effective(BaseModel):
     cadence: dict[Kind, Cadence]
     daily_email_cap: int
@@ -145,6 +155,25 @@ def make_router(h: NotificationsHandlers, auth: Authenticator) -> APIRouter:
     async def unread_counts(viewer: Principal = staff, recipient: Recipient = None) -> UnreadCounts:
         counts = await h.inbox_counts(whose_inbox(viewer, recipient))
         return UnreadCounts(total=counts.unread, by_kind=counts.unread_by_kind())
+
+    @router.get(
+        "/upcoming",
+        summary="Suggestions waiting for the caller's next digest, with when it goes out",
+    )
+    async def upcoming(viewer: Principal = staff, recipient: Recipient = None) -> list[Upcoming]:
+        entries = await h.upcoming(whose_inbox(viewer, recipient))
+        return [
+            Upcoming(
+                person_id=e.person_id,
+                person=e.person,
+                opening_id=e.opening_id,
+                title=e.suggestion["title"],
+                score=e.score,
+                due_at=e.due_at,
+            )
+            for e in entries
+            if viewer.in_district(e.district_id)
+        ]
 
     @router.post(
         "/read-all",
