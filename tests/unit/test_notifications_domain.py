@@ -9,7 +9,10 @@ from typing import cast
 from lotse_notifications.domain.model import (
     BERLIN,
     ROUTING,
+    AlertDefaults,
+    AlertPolicy,
     AttendanceState,
+    Cadence,
     Channel,
     Kind,
     OfficeHours,
@@ -17,10 +20,12 @@ from lotse_notifications.domain.model import (
     Priority,
     Recipients,
     RoutingTable,
+    SuggestionEntry,
+    digest_due,
     next_attempt,
     next_digest,
 )
-from lotse_notifications.handlers import ChannelDelivery, Dispatcher, inbox_link
+from lotse_notifications.handlers import ChannelDelivery, Dispatcher, digest_facts, inbox_link
 from lotse_notifications.templates import Templates
 from lotse_notifications.webhook import sign, verify
 from lotse_shared.contracts.common import ContactRole, Language
@@ -222,3 +227,79 @@ async def test_a_burst_of_kicks_checks_digest_and_escalation_once_per_poll_inter
     for _ in range(5):
         await dispatcher._round()
     assert calls == {"deliver": 5, "digest": 1, "escalate": 1}
+
+
+# --- the alert policy ----------------------------------------------------------------
+
+
+def nov(day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, 11, day, hour, minute, tzinfo=BERLIN)  # 23 Nov 2026: a Monday
+
+
+def test_a_daily_entry_waits_for_16_00_an_hourly_one_for_the_next_full_hour() -> None:
+    office = OfficeHours()
+    assert digest_due(Cadence.DAILY, nov(24, 10), time(16), office) == nov(24, 16)
+    assert digest_due(Cadence.DAILY, nov(24, 17), time(16), office) == nov(25, 16)
+    assert digest_due(Cadence.HOURLY, nov(24, 10, 20), time(16), office) == nov(24, 11)
+    # Friday evening: the next office morning is Monday
+    assert digest_due(Cadence.HOURLY, nov(27, 18, 30), time(16), office) == nov(30, 8)
+
+
+def test_critical_alerts_are_never_held_and_choices_beat_the_districts_defaults() -> None:
+    defaults = AlertDefaults()
+    mine = Preferences(cadence={Kind.SUGGESTIONS_READY: Cadence.HOURLY}, daily_email_cap=3)
+    assert defaults.cadence_for(Kind.SUGGESTIONS_READY, Preferences(), Priority.NORMAL) == (
+        Cadence.DAILY
+    )
+    assert defaults.cadence_for(Kind.SUGGESTIONS_READY, mine, Priority.NORMAL) == Cadence.HOURLY
+    assert defaults.cadence_for(Kind.ATTENDANCE_AT_RISK, mine, Priority.IMPORTANT) == (
+        Cadence.IMMEDIATE
+    )
+    held = Preferences(cadence={Kind.COURSE_DROPPED: Cadence.DAILY})
+    assert defaults.cadence_for(Kind.COURSE_DROPPED, held, Priority.CRITICAL) == (Cadence.IMMEDIATE)
+    assert (defaults.cap_for(Preferences()), defaults.cap_for(mine)) == (10, 3)
+    werra = AlertDefaults(daily_email_cap=20)
+    policy = AlertPolicy(districts={"werra-meissner": werra})
+    assert policy.for_district("werra-meissner") is werra
+    assert policy.for_district("kassel") is policy.defaults
+
+
+def test_critical_email_waits_out_the_night_not_the_weekend() -> None:
+    hours = AlertPolicy().critical_hours
+    assert hours.next_open(nov(28, 14)) == nov(28, 14)  # Saturday afternoon: at once
+    assert hours.next_open(nov(28, 23, 30)) == nov(29, 7)  # Saturday night: 07:00
+
+
+def test_a_digest_shows_the_person_with_the_best_suggestion_first() -> None:
+    def entry(person: str, pid: uuid.UUID, title: str, score: float) -> SuggestionEntry:
+        return SuggestionEntry(
+            entry_id=f"p@lk.example|{pid}|{title}",
+            recipient_email="p@lk.example",
+            recipient_name="Petra",
+            recipient_role=ContactRole.CASEWORKER,
+            language=Language.DE,
+            person_id=pid,
+            district_id="kassel",
+            person=person,
+            emailable=True,
+            opening_id=title,
+            suggestion={"title": title, "score": score},
+            score=score,
+            status="waiting",
+            created_at=nov(24, 10),
+            cause_event_id="e",
+        )
+
+    amal, olena = uuid.uuid4(), uuid.uuid4()
+    facts = digest_facts(
+        [
+            entry("Amal", amal, "Küche", 40),
+            entry("Olena", olena, "Lager", 90),
+            entry("Amal", amal, "Lager", 70),
+        ],
+        [],
+    )
+    assert [(g["person"], [s["title"] for s in g["entries"]]) for g in facts["groups"]] == [
+        ("Olena", ["Lager"]),
+        ("Amal", ["Lager", "Küche"]),
+    ]
