@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := .tools/bin/uv
 PY := .venv/bin/python
 
-.PHONY: help demo up test security chaos bench bench-outbox bench-notifications bench-inbox bench-placement lint format clean rabbitmq chromium
+.PHONY: help demo up test security chaos bench bench-outbox bench-notifications bench-inbox bench-placement bench-alerts lint format clean rabbitmq chromium
 
 help:
 	@echo "make demo   start RabbitMQ if needed, a local database and SMTP sink, the four"
@@ -20,6 +20,8 @@ help:
 	@echo "make bench-notifications  events -> inbox row + accepted email per second, peak RSS"
 	@echo "make bench-inbox   the inbox page with 5,000 notifications: pages, filters, counts"
 	@echo "make bench-placement  suggestion search at 1k/10k/100k openings; re-matching vs naive"
+	@echo "make bench-alerts  a district's week in simulated time, before (ac679f4) and after"
+	@echo "                   the alert policy: emails, inbox items per caseworker and day"
 	@echo "make lint   ruff (lint + format check) and mypy"
 
 $(UV):
@@ -69,6 +71,10 @@ bench-inbox: .venv/.synced rabbitmq
 
 bench-placement: .venv/.synced
 	@$(PY) -m bench.placement
+
+bench-alerts: .venv/.synced rabbitmq
+	@# sizes: BENCH_ALERTS_PEOPLE (4000), _CASEWORKERS (27), _OPENINGS (300), _STOCK (200), ...
+	@$(PY) -m bench.alerts
 
 lint: .venv/.synced
 	@.venv/bin/ruff check .
