@@ -127,6 +127,7 @@ class Run:
         stop_secantus(self.db_proc)
         await delete_namespace(self.rabbit_url, self.namespace)
         shutil.rmtree(self.workdir / "db", ignore_errors=True)
+        shutil.rmtree(self.stack.workdir, ignore_errors=True)  # empty: its logs are ours
 
     def alive(self) -> list[str]:
         """Services that exited (they should not)."""
