@@ -52,7 +52,7 @@ from lotse_shared.errors import Forbidden, NotFound
 from lotse_shared.logs import scrub_text
 from lotse_shared.messaging.errors import NotYetApplicable, PersonNotYetKnown
 from lotse_shared.messaging.parking import ParkingLot
-from lotse_shared.persistence.mongo import Transaction, UnitOfWork
+from lotse_shared.persistence.mongo import Transaction, UnitOfWork, record_ignored
 from lotse_shared.persistence.retry import retry_transient
 
 from .domain.model import (
@@ -359,7 +359,9 @@ class NotificationsHandlers:
     async def opening_published(self, event: OpeningPublished) -> None:
         """A re-sent opening without free seats is as good as closed for a caseworker."""
         if event.payload.seats_free > 0:
-            return  # nothing to do: not even worth recording the event as applied
+            # nothing to do: recorded as handled in one write, without a transaction
+            await record_ignored(self.uow.db, str(event.event_id), event.event_type, "seats free")
+            return
         await self._unavailable(event, str(event.payload.opening_id))
 
     async def _unavailable(self, event: Event, opening_id: str) -> None:

@@ -110,16 +110,19 @@ async def in_transaction(
     return await retry_transient(once)
 
 
-async def record_ignored(db: AsyncDatabase[Document], event_id: str, event_type: str) -> None:
-    """Record an event about an erased person as handled (in the inbox, like an applied
-    one), so a redelivery is recognised and nothing about the person is written."""
+async def record_ignored(
+    db: AsyncDatabase[Document], event_id: str, event_type: str, why: str = "person erased"
+) -> None:
+    """Record an event as handled without effects (in the inbox, like an applied one):
+    one about an erased person, so nothing about them is written, or one with nothing to
+    do; a redelivery is then recognised, and the event is accounted for."""
     with suppress(DuplicateKeyError):
         await db[INBOX].insert_one(
             {
                 "_id": event_id,
                 "event_type": event_type,
                 "applied_at": datetime.now(UTC),
-                "ignored": "person erased",
+                "ignored": why,
             }
         )
 
