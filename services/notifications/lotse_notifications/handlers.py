@@ -52,7 +52,7 @@ from lotse_shared.errors import Forbidden, NotFound
 from lotse_shared.logs import scrub_text
 from lotse_shared.messaging.errors import NotYetApplicable, PersonNotYetKnown
 from lotse_shared.messaging.parking import ParkingLot
-from lotse_shared.persistence.mongo import Transaction, UnitOfWork, record_ignored
+from lotse_shared.persistence.mongo import Transaction, UnitOfWork
 from lotse_shared.persistence.retry import retry_transient
 
 from .domain.model import (
@@ -192,7 +192,7 @@ class NotificationsHandlers:
         if event.payload.trigger != "course_completed" or event.causation_id is None:
             return None
         cause = str(event.causation_id)
-        if not await self.repo.applied(cause, tx.session):
+        if not await tx.has_applied(cause):
             # it overtook the completion (or the completion is parked): wait for it, so the
             # two still become one alert; parked events are replayed once it is applied
             raise NotYetApplicable(
@@ -359,8 +359,7 @@ class NotificationsHandlers:
     async def opening_published(self, event: OpeningPublished) -> None:
         """A re-sent opening without free seats is as good as closed for a caseworker."""
         if event.payload.seats_free > 0:
-            # nothing to do: recorded as handled in one write, without a transaction
-            await record_ignored(self.uow.db, str(event.event_id), event.event_type, "seats free")
+            await self.uow.handled_without_effects(event, "seats free")
             return
         await self._unavailable(event, str(event.payload.opening_id))
 

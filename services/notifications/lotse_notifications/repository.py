@@ -11,7 +11,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from lotse_shared.persistence.mongo import INBOX, Transaction, in_transaction, save_if_newer
+from lotse_shared.persistence.mongo import Transaction, in_transaction, save_if_newer
 
 from .domain.model import (
     Attempt,
@@ -268,12 +268,6 @@ class NotificationsRepository:
             },
             {"$set": {"email_next_attempt_at": now}},
             session=tx.session,
-        )
-
-    async def applied(self, event_id: str, session: AsyncClientSession) -> bool:
-        """Has this service applied the event (its idempotency record)?"""
-        return bool(
-            await self.db[INBOX].count_documents({"_id": event_id}, session=session, limit=1)
         )
 
     # --- suggestion entries and the digest --------------------------------------------

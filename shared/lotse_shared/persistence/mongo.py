@@ -184,6 +184,14 @@ class Transaction:
         """Record an event; it is written with the transaction and published after commit."""
         self.events.append(event)
 
+    async def has_applied(self, event_id: str) -> bool:
+        """Has this service applied (or handled without effects) that event, as far as
+        this transaction sees?"""
+        found = await self.db[INBOX].count_documents(
+            {"_id": event_id}, session=self.session, limit=1
+        )
+        return bool(found)
+
 
 class UnitOfWork:
     def __init__(
@@ -201,6 +209,10 @@ class UnitOfWork:
         # transaction open when a process is killed lingers on the server until it
         # expires. Handlers beyond the gate wait here, not in the database.
         self._gate = asyncio.Semaphore(max_concurrent)
+
+    async def handled_without_effects(self, event: Event, why: str) -> None:
+        """Record ``event`` as handled, in one write and no transaction: nothing to do."""
+        await record_ignored(self.db, str(event.event_id), event.event_type, why)
 
     @asynccontextmanager
     async def transaction(self, applying: Event | None = None) -> AsyncIterator[Transaction]:
