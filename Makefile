@@ -79,7 +79,7 @@ bench-alerts: .venv/.synced rabbitmq
 lint: .venv/.synced
 	@.venv/bin/ruff check .
 	@.venv/bin/ruff format --check .
-	@.venv/bin/mypy -p bench -p lotse_shared -p lotse_intake -p lotse_courses -p lotse_placement -p lotse_notifications -p lotse_devstack -p tests
+	@.venv/bin/mypy -p bench -p lotse_shared -p lotse_intake -p lotse_courses -p lotse_placement -p lotse_notifications -p lotse_portal -p lotse_devstack -p tests
 
 format: .venv/.synced
 	@.venv/bin/ruff check --fix .
