@@ -7,8 +7,9 @@ import json
 from pymongo.errors import OperationFailure
 
 from lotse_intake.bootstrap import create_app
+from lotse_shared.auth import Role
 from tests.samples import CASEWORKER, person_body
-from tests.support import EventTap, running
+from tests.support import EventTap, bearer, running
 
 
 async def test_register_read_update_list_publish(service_env, rabbit_url, namespace) -> None:
@@ -135,3 +136,49 @@ async def test_a_write_conflict_lost_on_every_attempt_answers_503(service_env, m
         assert r.headers["retry-after"] == "1"
         assert "try again" in r.json()["detail"]
         assert len(calls) == 8  # retried first
+
+
+async def test_list_people_by_name_part_stays_within_the_callers_people(service_env) -> None:
+    other = "jonas.weber@landkreis-kassel.example"
+    app = create_app()
+    async with running(app) as http:
+        own = [
+            (await http.post("/people", json=person_body(given_name=g, family_name=f))).json()
+            for g, f in [("Amal", "Haddad"), ("Samir", "Hadi"), ("Lina", "Okafor")]
+        ]
+        theirs = person_body(
+            given_name="Hamid",
+            family_name="Haddadi",
+            contacts=[{"role": "caseworker", "name": "Jonas Weber", "email": other}],
+        )
+        r = await http.post("/people", json=theirs, headers=bearer(app, user=other))
+        assert r.status_code == 201, r.text
+        fulda = person_body(family_name="Haddad", district_id="fulda")
+        fulda_coordinator = bearer(app, Role.COORDINATOR, user="k@fulda.example", district="fulda")
+        r = await http.post("/people", json=fulda, headers=fulda_coordinator)
+        assert r.status_code == 201, r.text
+
+        r = await http.get("/people", params={"q": "hAD"})
+        assert r.status_code == 200, r.text
+        found = r.json()["items"]
+        # family name or given name, any case; not Jonas's person, not Fulda's
+        assert [p["person_id"] for p in found] == [own[0]["person_id"], own[1]["person_id"]]
+        row = found[0]
+        for field in ("given_name", "family_name", "municipality", "german_level"):
+            assert row[field]
+        assert row["work_permission"] == "allowed"
+        assert row["residence_status"] == "aufenthaltserlaubnis"
+        assert row["contacts"][0]["email"] == CASEWORKER
+        assert row["consent"]["matching"] is True
+
+        assert [p["given_name"] for p in (await http.get("/people?q=lina")).json()["items"]] == [
+            "Lina"
+        ]
+        # a regex character is a plain character
+        assert (await http.get("/people", params={"q": "H.d"})).json()["items"] == []
+        assert (await http.get("/people", params={"q": ".*"})).json()["items"] == []
+
+        coordinator = bearer(app, Role.COORDINATOR, user="k@landkreis-kassel.example")
+        r = await http.get("/people", params={"q": "hadd"}, headers=coordinator)
+        assert {p["family_name"] for p in r.json()["items"]} == {"Haddad", "Haddadi"}
+        assert all(p["district_id"] == "kassel" for p in r.json()["items"])

@@ -94,7 +94,9 @@ class IntakeHandlers:
         district_id: str | None,
         limit: int,
         offset: int,
+        name_contains: str | None = None,
     ) -> list[Person]:
+        """``name_contains``: a case-insensitive part of the given or family name."""
         if viewer.district_id is None or district_id not in (None, viewer.district_id):
             return []
         if not viewer.district_wide:
@@ -107,6 +109,7 @@ class IntakeHandlers:
             district_id=viewer.district_id,
             municipality=municipality,
             contact_email=contact_email,
+            name_contains=name_contains,
             limit=limit,
             offset=offset,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -70,6 +71,7 @@ class PeopleRepository:
         district_id: str | None,
         municipality: str | None,
         contact_email: str | None,
+        name_contains: str | None = None,
         limit: int,
         offset: int,
     ) -> list[Person]:
@@ -80,6 +82,10 @@ class PeopleRepository:
             query["municipality"] = municipality
         if contact_email:
             query["contacts.email"] = contact_email
+        if name_contains:
+            # a literal substring, never a pattern the caller writes
+            pattern = {"$regex": re.escape(name_contains), "$options": "i"}
+            query["$or"] = [{"given_name": pattern}, {"family_name": pattern}]
         cursor = (
             self.people.find(query)
             .sort([("family_name", 1), ("given_name", 1), ("_id", 1)])

@@ -58,6 +58,13 @@ def make_router(handlers: IntakeHandlers, auth: Authenticator) -> APIRouter:
         municipality: str | None = None,
         contact_email: Annotated[str | None, Query(description="A responsible contact")] = None,
         district_id: str | None = None,
+        q: Annotated[
+            str | None,
+            Query(
+                max_length=100,
+                description="Part of the given or family name, any case (a plain substring)",
+            ),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> PersonList:
@@ -66,6 +73,7 @@ def make_router(handlers: IntakeHandlers, auth: Authenticator) -> APIRouter:
             district_id=district_id,
             municipality=municipality,
             contact_email=contact_email,
+            name_contains=q,
             limit=limit,
             offset=offset,
         )
