@@ -8,11 +8,14 @@ import uuid
 from aio_pika.abc import AbstractIncomingMessage
 
 from lotse_courses.bootstrap import create_app
+from lotse_shared.auth import Role
+from lotse_shared.contracts import intake as i
 from lotse_shared.contracts import partner as p
+from lotse_shared.contracts.common import ContactRole
 from lotse_shared.contracts.intake import PersonRegistered
 from lotse_shared.messaging.deadletter import HEADER_REASON, HEADER_ROUTING_KEY, HEADER_SERVICE
 from tests.samples import COURSE_REF, TODAY, course_details, snapshot
-from tests.support import EventTap, applied, dead_letters, eventually, publish, running
+from tests.support import EventTap, applied, bearer, dead_letters, eventually, publish, running
 
 SCHOOL = "vhs-region-kassel"
 
@@ -225,3 +228,81 @@ async def test_http_flow_and_errors(service_env, rabbit_url, namespace):
         assert r.status_code == 409
         completed = (await tap.wait_for("courses.course.completed.v1"))[0]
         assert completed["payload"]["level_reached"] == "B2"
+
+
+async def test_enrolments_of_many_people_in_one_call_only_the_callers(
+    service_env, rabbit_url, namespace, monkeypatch
+):
+    mine = [PersonRegistered.create(snapshot(), producer="intake") for _ in range(3)]
+    others = PersonRegistered.create(
+        snapshot(
+            contacts=[
+                i.ResponsibleContact(
+                    role=ContactRole.CASEWORKER, name="Jonas Weber", email="jonas@lk.example"
+                )
+            ]
+        ),
+        producer="intake",
+    )
+    fulda = PersonRegistered.create(snapshot(district_id="fulda"), producer="intake")
+    app = create_app()
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, *mine, others, fulda)
+        for event in (*mine, others, fulda):
+            await applied(app, event)
+        handlers = app.state.handlers
+        course = await handlers.create_course(course_details())
+        enrolled = {}
+        for event in (*mine[:2], others, fulda):
+            e = await handlers.enrol(course.course_id, event.payload.person_id)
+            enrolled[event.payload.person_id] = e.enrolment_id
+        first = mine[0].payload.person_id
+        await handlers.record_attendance(enrolled[first], TODAY, True)
+        await handlers.record_attendance(enrolled[first], TODAY.replace(day=25), False)
+
+        batches: list[list[uuid.UUID]] = []
+        per_person: list[uuid.UUID] = []
+        real_batch = handlers.repo.enrolments_of_people
+
+        async def counted_batch(ids: list[uuid.UUID]) -> list[object]:
+            batches.append(ids)
+            return await real_batch(ids)
+
+        async def one_by_one(pid: uuid.UUID) -> list[object]:
+            per_person.append(pid)
+            return []
+
+        monkeypatch.setattr(handlers.repo, "enrolments_of_people", counted_batch)
+        monkeypatch.setattr(handlers.repo, "enrolments_of_person", one_by_one)
+        ids = [str(e.payload.person_id) for e in (*mine, others, fulda)]
+        ids.append(str(uuid.uuid4()))  # unknown: left out like another's
+        r = await http.post("/enrolments/query", json={"person_ids": ids})
+        assert r.status_code == 200, r.text
+        got = {e["person_id"]: e for e in r.json()}
+        # the third of mine has no enrolment; Jonas's and Fulda's are not shown
+        assert set(got) == {str(mine[0].payload.person_id), str(mine[1].payload.person_id)}
+        row = got[str(first)]
+        assert row["course_id"] == str(course.course_id)
+        assert row["status"] == "active"
+        assert row["attendance_rate"] == 0.5
+        assert [s["present"] for s in row["sessions"]] == [True, False]
+        assert row["exams"] == []
+        assert row["level_reached"] is None
+        assert len(batches) == 1  # one query for the batch
+        assert per_person == []
+
+        coordinator = bearer(app, Role.COORDINATOR, user="k@lk.example")
+        r = await http.post("/enrolments/query", json={"person_ids": ids}, headers=coordinator)
+        assert len(r.json()) == 3  # the district's: mine and Jonas's, never Fulda's
+        assert str(fulda.payload.person_id) not in {e["person_id"] for e in r.json()}
+
+        r = await http.post("/enrolments/query", json={"person_ids": []})
+        assert r.status_code == 422
+        r = await http.post(
+            "/enrolments/query", json={"person_ids": [str(uuid.uuid4()) for _ in range(501)]}
+        )
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"] == ["body", "person_ids"]
+        partner = bearer(app, Role.PARTNER, user="partner:vhs", partner="vhs")
+        r = await http.post("/enrolments/query", json={"person_ids": ids}, headers=partner)
+        assert r.status_code == 403

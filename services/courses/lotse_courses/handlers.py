@@ -95,6 +95,18 @@ class CoursesHandlers:
             raise NotFound(f"person {person_id} not found")
         return await self.repo.enrolments_of_person(person_id)
 
+    async def enrolments_of_many(
+        self, person_ids: list[uuid.UUID], viewer: Principal
+    ) -> list[Enrolment]:
+        """The enrolments of those of ``person_ids`` the viewer may see, in two queries
+        whatever their number; the others are left out without a word (a caseload page
+        must not tell which ids exist elsewhere)."""
+        scopes = await self.repo.scopes_of(list(dict.fromkeys(person_ids)))
+        visible = [pid for pid, scope in scopes.items() if viewer.may_access_person(*scope)]
+        if not visible:
+            return []
+        return await self.repo.enrolments_of_people(visible)
+
     async def enrol_as(
         self, viewer: Principal, course_id: uuid.UUID, person_id: uuid.UUID
     ) -> Enrolment:
