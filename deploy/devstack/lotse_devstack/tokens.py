@@ -127,6 +127,12 @@ class DevIssuer:
         claims.update(extra or {})
         return jwt.encode(claims, self._key(), algorithm=ALGORITHM, headers={"kid": self.kid})
 
+    def sign(self, claims: Mapping[str, Any]) -> str:
+        """Sign ``claims`` as they are (ES256, with this key's ``kid``); the caller sets
+        iss/aud/exp. The local OIDC provider issues its access tokens through this."""
+        self.ensure()
+        return jwt.encode(dict(claims), self._key(), algorithm=ALGORITHM, headers={"kid": self.kid})
+
     def service_env(self) -> dict[str, str]:
         """What a service needs to accept these tokens."""
         self.ensure()
