@@ -1,0 +1,125 @@
+"""The composition root: ``create_app(settings, overrides)`` builds the portal.
+
+Nothing here does I/O at import; the connection pool to the services opens with the
+app's lifespan. Tests pass ``Overrides`` (a transport, say) instead of patching."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib.resources import files
+from urllib.parse import quote
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from .backend import SERVICE_LABELS, CallLog, NotYours, Services, SignedOut, Unavailable
+from .entrypoints.http import BadCsrf, make_pages_router
+from .rendering import Pages
+from .sessions import EncryptedSessionMiddleware
+from .settings import PortalSettings
+from .signin import NeedsSignIn, User, current_user, make_oauth, make_signin_router
+
+
+@dataclass
+class Overrides:
+    services_transport: httpx.AsyncBaseTransport | None = None
+
+
+def create_app(settings: PortalSettings, overrides: Overrides | None = None) -> FastAPI:
+    overrides = overrides or Overrides()
+    services = Services(
+        {
+            "intake": settings.intake_url.rstrip("/"),
+            "courses": settings.courses_url.rstrip("/"),
+            "placement": settings.placement_url.rstrip("/"),
+            "notifications": settings.notifications_url.rstrip("/"),
+        },
+        timeout_s=settings.service_timeout_s,
+        transport=overrides.services_transport,
+    )
+    pages = Pages()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await services.close()
+
+    app = FastAPI(
+        title="Lotse portal",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.mount(
+        "/static", StaticFiles(directory=str(files("lotse_portal") / "static")), name="static"
+    )
+    app.include_router(make_signin_router(make_oauth(settings)))
+    app.include_router(make_pages_router(services, pages))
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"status": "ok", "service": settings.service_name})
+
+    def user_or_none(request: Request) -> User | None:
+        try:
+            return current_user(request)
+        except NeedsSignIn:
+            return None
+
+    @app.exception_handler(NeedsSignIn)
+    async def sign_in(request: Request, exc: NeedsSignIn) -> Response:
+        return RedirectResponse(f"/auth/login?next={quote(exc.next_url)}", status_code=303)
+
+    @app.exception_handler(SignedOut)
+    async def token_refused(request: Request, exc: SignedOut) -> Response:
+        request.session.pop("user", None)
+        here = request.url.path if request.method == "GET" else "/"
+        return RedirectResponse(f"/auth/login?next={quote(here)}", status_code=303)
+
+    @app.exception_handler(NotYours)
+    async def not_yours(request: Request, exc: NotYours) -> HTMLResponse:
+        return pages.render(request, "not_yours.html", user_or_none(request), 404)
+
+    @app.exception_handler(Unavailable)
+    async def unavailable(request: Request, exc: Unavailable) -> HTMLResponse:
+        label = SERVICE_LABELS.get(exc.service, exc.service)
+        return pages.render(
+            request,
+            "unavailable.html",
+            user_or_none(request),
+            503,
+            part=label,
+        )
+
+    @app.exception_handler(BadCsrf)
+    async def bad_csrf(request: Request, exc: BadCsrf) -> HTMLResponse:
+        return pages.render(request, "bad_form.html", user_or_none(request), 403)
+
+    @app.middleware("http")
+    async def count_calls(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        """How many service calls the page made, and its server time, in headers (the
+        benchmark reads them; a browser's developer tools show them)."""
+        request.state.calls = CallLog()
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["X-Lotse-Api-Calls"] = str(len(request.state.calls))
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+        if response.headers.get("content-type", "").startswith("text/html"):
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["X-Frame-Options"] = "DENY"
+            response.headers["Referrer-Policy"] = "same-origin"
+        return response
+
+    # outermost, so every handler above sees request.session
+    app.add_middleware(
+        EncryptedSessionMiddleware, key=settings.session_key, max_age_s=settings.session_max_age_s
+    )
+    return app

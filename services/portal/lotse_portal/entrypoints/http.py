@@ -1,0 +1,340 @@
+"""The portal's pages: each route reads the user, calls a use case in ``views`` (or one
+service action) with the user's token, and renders. Forms post back here with the
+session's CSRF token, then redirect (post/redirect/get), so a reload repeats nothing."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+
+from lotse_portal import forms, views
+from lotse_portal.backend import CallLog, NotYours, Refused, Services, UserApi
+from lotse_portal.rendering import Pages, flash, language
+from lotse_portal.sessions import csrf_valid
+from lotse_portal.signin import User, current_user
+
+
+class BadCsrf(Exception):
+    """A form without this session's CSRF token (another site's, or a stale tab)."""
+
+
+async def checked_form(request: Request) -> dict[str, Any]:
+    form = await request.form()
+    if not csrf_valid(request.session, str(form.get("csrf_token", ""))):
+        raise BadCsrf()
+    return {"form": form}
+
+
+Signed = Annotated[User, Depends(current_user)]
+Checked = Annotated[dict[str, Any], Depends(checked_form)]
+
+
+def make_pages_router(services: Services, pages: Pages) -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+
+    def api(request: Request, user: User) -> UserApi:
+        log = request.state.calls if hasattr(request.state, "calls") else CallLog()
+        request.state.calls = log
+        return services.as_user(user.access_token, log)
+
+    def back(path: str) -> RedirectResponse:
+        return RedirectResponse(path, status_code=303)
+
+    @router.get("/")
+    async def home() -> RedirectResponse:
+        return back("/caseload")
+
+    @router.get("/auth/signed-out", name="signed_out")
+    async def signed_out(request: Request) -> HTMLResponse:
+        return pages.render(request, "signed_out.html", None)
+
+    @router.post("/language")
+    async def choose_language(request: Request, checked: Checked) -> RedirectResponse:
+        form = checked["form"]
+        lang = str(form.get("lang", "de"))
+        request.session["lang"] = lang if lang in ("de", "en") else "de"
+        return back(_local(str(form.get("back", "/"))))
+
+    # --- caseload ----------------------------------------------------------------------
+    @router.get("/caseload")
+    async def caseload(
+        request: Request,
+        user: Signed,
+        q: str = "",
+        municipality: str = "",
+        level: str = "",
+        stage: str = "",
+        flag: str = "",
+        sort: str = "name",
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> HTMLResponse:
+        f = views.CaseloadFilter(q, municipality, level, stage, flag, sort, offset)
+        data = await views.caseload(api(request, user), user, f)
+        return pages.render(request, "caseload.html", user, data=data, f=f, flags=views.FLAGS)
+
+    # --- register and edit a person ------------------------------------------------------
+    @router.get("/people/new")
+    async def new_person(request: Request, user: Signed) -> HTMLResponse:
+        values = forms.blank_form(user.email, user.name)
+        return pages.render(request, "person_form.html", user, values=values, errors={})
+
+    @router.post("/people/new")
+    async def register(request: Request, user: Signed, checked: Checked) -> Response:
+        form = checked["form"]
+        values = forms.read_form(form, form.getlist)
+        try:
+            person = await api(request, user).post(
+                "intake", "/people", forms.person_body(values, user.district)
+            )
+        except Refused as e:
+            errors = forms.errors_at_fields(e.errors, language(request))
+            return pages.render(
+                request, "person_form.html", user, 422, values=values, errors=errors
+            )
+        flash(request, "Person angelegt.")
+        return back(f"/people/{person['person_id']}")
+
+    @router.get("/people/{person_id}/edit")
+    async def edit_person(request: Request, user: Signed, person_id: uuid.UUID) -> HTMLResponse:
+        person = await api(request, user).get("intake", f"/people/{person_id}")
+        return pages.render(
+            request,
+            "person_form.html",
+            user,
+            values=forms.form_from_person(person),
+            errors={},
+            person=person,
+        )
+
+    @router.post("/people/{person_id}/edit")
+    async def save_person(
+        request: Request, user: Signed, person_id: uuid.UUID, checked: Checked
+    ) -> Response:
+        form = checked["form"]
+        values = forms.read_form(form, form.getlist)
+        people = api(request, user)
+        person = await people.get("intake", f"/people/{person_id}")
+        others = [c for c in person["contacts"] if c["role"] != "caseworker"]
+        others += [c for c in person["contacts"] if c["role"] == "caseworker"][1:]
+        try:
+            await people.put(
+                "intake",
+                f"/people/{person_id}",
+                forms.person_body(values, person["district_id"], others),
+                if_match=int(str(form.get("revision") or person["revision"])),
+            )
+        except Refused as e:
+            errors = forms.errors_at_fields(e.errors, language(request))
+            return pages.render(
+                request,
+                "person_form.html",
+                user,
+                422,
+                values=values,
+                errors=errors,
+                person=person,
+            )
+        flash(request, "Gespeichert.")
+        return back(f"/people/{person_id}")
+
+    # --- a person's file -----------------------------------------------------------------
+    @router.get("/people/{person_id}")
+    async def person_file(
+        request: Request,
+        user: Signed,
+        person_id: uuid.UUID,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> HTMLResponse:
+        data = await views.person_file(api(request, user), str(person_id), offset)
+        return pages.render(
+            request,
+            "person.html",
+            user,
+            data=data,
+            offset=offset,
+            next_stages=views.next_stages,
+            today=date.today().isoformat(),
+        )
+
+    async def action(request: Request, person_id: uuid.UUID, call: Any, done: str) -> Response:
+        """Run one service action; its refusal is shown on the file, not as an error page."""
+        try:
+            await call
+        except Refused as e:
+            flash(request, "Nicht möglich: " + "; ".join(x.message for x in e.errors), "error")
+        else:
+            flash(request, done)
+        return back(f"/people/{person_id}")
+
+    @router.post("/people/{person_id}/suggestions/{opening_id}/accept")
+    async def accept(
+        request: Request,
+        user: Signed,
+        person_id: uuid.UUID,
+        opening_id: uuid.UUID,
+        checked: Checked,
+    ) -> Response:
+        note = str(checked["form"].get("note", ""))
+        call = api(request, user).post(
+            "placement", f"/people/{person_id}/suggestions/{opening_id}/accept", {"note": note}
+        )
+        return await action(
+            request, person_id, call, "Vorgeschlagen: ein Vermittlungsfall ist offen."
+        )
+
+    @router.post("/people/{person_id}/suggestions/{opening_id}/dismiss")
+    async def dismiss(
+        request: Request,
+        user: Signed,
+        person_id: uuid.UUID,
+        opening_id: uuid.UUID,
+        checked: Checked,
+    ) -> Response:
+        reason = str(checked["form"].get("reason", "")).strip()
+        call = api(request, user).post(
+            "placement", f"/people/{person_id}/suggestions/{opening_id}/dismiss", {"reason": reason}
+        )
+        return await action(request, person_id, call, "Verworfen.")
+
+    @router.post("/people/{person_id}/cases/{case_id}/stage")
+    async def advance(
+        request: Request, user: Signed, person_id: uuid.UUID, case_id: uuid.UUID, checked: Checked
+    ) -> Response:
+        form = checked["form"]
+        body = {
+            "stage": str(form.get("stage", "")),
+            "on": str(form.get("on") or date.today().isoformat()),
+            "note": str(form.get("note", "")),
+        }
+        call = api(request, user).post("placement", f"/cases/{case_id}/stage", body)
+        return await action(request, person_id, call, "Stufe gespeichert.")
+
+    @router.post("/people/{person_id}/cases/{case_id}/close")
+    async def close_case(
+        request: Request, user: Signed, person_id: uuid.UUID, case_id: uuid.UUID, checked: Checked
+    ) -> Response:
+        form = checked["form"]
+        body = {
+            "reason": str(form.get("reason", "")),
+            "on": str(form.get("on") or date.today().isoformat()),
+            "note": str(form.get("note", "")),
+        }
+        call = api(request, user).post("placement", f"/cases/{case_id}/close", body)
+        return await action(request, person_id, call, "Fall abgeschlossen.")
+
+    # --- openings ------------------------------------------------------------------------
+    @router.get("/openings")
+    async def openings(
+        request: Request,
+        user: Signed,
+        opening_type: str = "",
+        sector: str = "",
+        municipality: str = "",
+        german_level: str = "",
+        starts_by: str = "",
+        q: str = "",
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> HTMLResponse:
+        f = views.OpeningsFilter(
+            opening_type, sector, municipality, german_level, starts_by, q, offset
+        )
+        items = await views.openings(api(request, user), f)
+        return pages.render(request, "openings.html", user, items=items, f=f)
+
+    @router.get("/openings/{opening_id}")
+    async def opening(request: Request, user: Signed, opening_id: uuid.UUID) -> HTMLResponse:
+        data = await views.opening_page(api(request, user), str(opening_id))
+        return pages.render(request, "opening.html", user, data=data)
+
+    @router.post("/openings/{opening_id}/propose")
+    async def propose(
+        request: Request, user: Signed, opening_id: uuid.UUID, checked: Checked
+    ) -> Response:
+        person_id = uuid.UUID(str(checked["form"].get("person_id")))
+        call = api(request, user).post(
+            "placement", f"/people/{person_id}/suggestions/{opening_id}/accept", {"note": ""}
+        )
+        return await action(
+            request, person_id, call, "Vorgeschlagen: ein Vermittlungsfall ist offen."
+        )
+
+    # --- inbox ---------------------------------------------------------------------------
+    @router.get("/inbox")
+    async def inbox(
+        request: Request,
+        user: Signed,
+        archived: bool = False,
+        unread_only: bool = False,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> HTMLResponse:
+        items, counts, missing = await views.inbox(
+            api(request, user), archived=archived, unread_only=unread_only, offset=offset
+        )
+        return pages.render(
+            request,
+            "inbox.html",
+            user,
+            items=items[: views.INBOX_PAGE],
+            more=len(items) > views.INBOX_PAGE,
+            counts=counts,
+            missing=missing,
+            archived=archived,
+            unread_only=unread_only,
+            offset=offset,
+            page_size=views.INBOX_PAGE,
+        )
+
+    @router.post("/inbox/{notification_id}/{verb}")
+    async def inbox_action(
+        request: Request, user: Signed, notification_id: str, verb: str, checked: Checked
+    ) -> Response:
+        people = api(request, user)
+        if verb not in ("read", "archive"):
+            raise NotYours("notifications", verb)
+        if notification_id == "all" and verb == "read":
+            await people.post("notifications", "/notifications/read-all")
+        else:
+            await people.post(
+                "notifications", f"/notifications/{uuid.UUID(notification_id)}/{verb}"
+            )
+        return back(_local(str(checked["form"].get("back", "/inbox"))))
+
+    @router.get("/inbox/events")
+    async def inbox_events(request: Request, user: Signed) -> StreamingResponse:
+        """The notifications service's live stream, passed through with the user's token."""
+        stream: AsyncIterator[bytes] = api(request, user).stream("notifications", "/inbox/events")
+        return StreamingResponse(
+            stream,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    # --- district figures -----------------------------------------------------------------
+    @router.get("/figures")
+    async def figures(request: Request, user: Signed) -> HTMLResponse:
+        report = await views.figures(api(request, user))
+        return pages.render(request, "figures.html", user, report=report, bars=views.bars)
+
+    @router.get("/figures.csv")
+    async def figures_csv(request: Request, user: Signed) -> Response:
+        answer = await api(request, user).raw("placement", "/reports/placement", {"format": "csv"})
+        return Response(
+            answer.content,
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": answer.headers.get(
+                    "content-disposition", 'attachment; filename="placement.csv"'
+                )
+            },
+        )
+
+    return router
+
+
+def _local(path: str) -> str:
+    return path if path.startswith("/") and not path.startswith("//") else "/"
