@@ -45,9 +45,9 @@ from typing import Any, ClassVar
 import flask
 import werkzeug.debug
 import werkzeug.serving
-from authlib.deprecate import AuthlibDeprecationWarning  # type: ignore[import-untyped]
-from authlib.oauth2.rfc6749 import InvalidRequestError  # type: ignore[import-untyped]
-from authlib.oauth2.rfc7636 import CodeChallenge  # type: ignore[import-untyped]
+from authlib.deprecate import AuthlibDeprecationWarning
+from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc7636 import CodeChallenge
 
 from lotse_shared.auth import Role
 
@@ -58,7 +58,7 @@ from .tokens import DevIssuer, default_dir
 # the operator's terminal.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)
-    import oidc_provider_mock  # type: ignore[import-untyped]
+    import oidc_provider_mock
     from oidc_provider_mock import _app as mock_app
 warnings.filterwarnings("ignore", "get_jwt_config", AuthlibDeprecationWarning)
 
