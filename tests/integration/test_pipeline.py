@@ -3,6 +3,7 @@ close it with a reason; every change is an event; the district's report."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
@@ -300,3 +301,308 @@ async def test_withdrawn_consent_takes_effect_in_placement(service_env, rabbit_u
             f"/cases/{case['case_id']}/stage", json={"stage": "interview", "on": str(TODAY)}
         )
         assert r.status_code == 200, r.text
+
+
+async def test_a_double_click_accepts_once_moves_once_and_dismisses_once(
+    service_env, rabbit_url, namespace
+):
+    app = placement_app()
+    async with EventTap(rabbit_url, namespace, "placement.#") as tap, running(app) as http:
+        person = PersonRegistered.create(snapshot(), producer="intake")
+        await publish(rabbit_url, namespace, person, kitchen(), kitchen(source_ref="KUECHE-2"))
+        sets = await tap.wait_for("placement.suggestions.ready.v1", count=2)
+        person_id = sets[0]["payload"]["person_id"]
+        first, second = (s["payload"]["suggestions"][0]["opening_id"] for s in sets)
+
+        # both clicks at once: one case, the same one answered twice
+        accept = f"/people/{person_id}/suggestions/{first}/accept"
+        both = await asyncio.gather(http.post(accept, json={}), http.post(accept, json={}))
+        assert [r.status_code for r in both] == [200, 200], [r.text for r in both]
+        assert both[0].json()["case_id"] == both[1].json()["case_id"]
+        again = await http.post(accept, json={})
+        assert again.status_code == 200
+        assert again.json()["case_id"] == both[0].json()["case_id"]
+        assert await app.state.runtime.db["cases"].count_documents({}) == 1
+
+        step = f"/cases/{both[0].json()['case_id']}/stage"
+        moved = await http.post(step, json={"stage": "interview", "on": str(TODAY)})
+        assert moved.status_code == 200, moved.text
+        same = await http.post(step, json={"stage": "interview", "on": str(TODAY)})
+        assert same.status_code == 200, same.text
+        assert same.json() == moved.json()  # unchanged: same version, same history
+        assert same.json()["version"] == 2
+        # a stage that is not a step from here is still refused
+        back = await http.post(step, json={"stage": "proposed", "on": str(TODAY)})
+        assert back.status_code == 422
+
+        dismiss = f"/people/{person_id}/suggestions/{second}/dismiss"
+        for _ in range(2):
+            r = await http.post(dismiss, json={"reason": "zu früh"})
+            assert r.status_code == 204, r.text
+
+        await tap.wait_for("placement.suggestion.dismissed.v1")
+        await tap.wait_for("placement.case.stage_changed.v1", count=2)
+        await asyncio.sleep(1.0)  # the outbox relay's polls: nothing more comes
+        assert len(tap.bodies("placement.suggestion.accepted.v1")) == 1
+        assert len(tap.bodies("placement.suggestion.dismissed.v1")) == 1
+        assert [c["payload"]["stage"] for c in tap.bodies("placement.case.stage_changed.v1")] == [
+            "proposed",
+            "interview",
+        ]
+
+
+async def test_report_funnel_and_stages_by_month(service_env, rabbit_url, namespace):
+    people = [
+        PersonRegistered.create(snapshot(), producer="intake"),  # A2
+        PersonRegistered.create(snapshot(german_level=CefrLevel.B1), producer="intake"),
+        PersonRegistered.create(snapshot(consent=i.Consent()), producer="intake"),  # no matching
+        PersonRegistered.create(snapshot(district_id="fulda"), producer="intake"),
+    ]
+    course = Enrolled.create(
+        EnrolledV1(
+            **enrolment_facts(people[2].payload.person_id),
+            starts_on=TODAY,
+            ends_on=TODAY + timedelta(days=100),
+        ),
+        producer="courses",
+    )
+    app = placement_app()
+    async with (
+        EventTap(rabbit_url, namespace, "placement.#") as tap,
+        running(app, role=Role.COORDINATOR) as http,
+    ):
+        await publish(rabbit_url, namespace, *people, course)
+        for event in (*people, course):
+            await applied(app, event)
+        await publish(rabbit_url, namespace, kitchen(seats=5))
+        sets = await tap.wait_for("placement.suggestions.ready.v1", count=2)
+        cases = []
+        for ready in sets:
+            pid, oid = (
+                ready["payload"]["person_id"],
+                ready["payload"]["suggestions"][0]["opening_id"],
+            )
+            r = await http.post(f"/people/{pid}/suggestions/{oid}/accept", json={})
+            cases.append(r.json()["case_id"])
+        kept = f"/cases/{cases[0]}/stage"
+        for stage, days in (
+            ("job_started", 0),
+            ("employed_3_months", 91),
+            ("employed_6_months", 182),
+        ):
+            on = str(TODAY + timedelta(days=days))
+            r = await http.post(kept, json={"stage": stage, "on": on})
+            assert r.status_code == 200, r.text
+
+        report = (await http.get("/reports/placement")).json()
+        assert report["funnel"] == [
+            {"step": "registered", "count": 3},  # Fulda's person is not Kassel's
+            {"step": "in_course", "count": 1},
+            {"step": "b1_reached", "count": 1},
+            {"step": "suggested", "count": 2},
+            {"step": "in_case", "count": 2},
+            {"step": "in_work_or_training", "count": report["people_in_work_or_training"]},
+            {"step": "employed_6_months", "count": 1},
+        ]
+        assert report["people_in_work_or_training"] == 1
+        months = list(report["by_month"])
+        assert months == [f"2025-{m:02d}" for m in (12,)] + [f"2026-{m:02d}" for m in range(1, 12)]
+        november = report["by_month"]["2026-11"]
+        assert november["proposed"] == 2
+        assert november["job_started"] == 1
+        assert november["employed_6_months"] == 0  # recorded for May 2027: not in these months
+        assert sum(report["by_month"]["2026-10"].values()) == 0
+
+        r = await http.get("/reports/placement", params={"format": "csv"})
+        rows = list(csv.reader(io.StringIO(r.text), delimiter=";"))
+        assert ["funnel", "registered", "", "3"] in rows
+        assert ["funnel", "employed_6_months", "", "1"] in rows
+        assert ["month", "2026-11", "proposed", "2"] in rows
+        assert ["month", "2025-12", "job_started", "0"] in rows
+        fulda = bearer(app, Role.COORDINATOR, user="k@fulda.example", district="fulda")
+        theirs = (await http.get("/reports/placement", headers=fulda)).json()
+        assert theirs["funnel"][0] == {"step": "registered", "count": 1}
+        assert theirs["funnel"][3] == {"step": "suggested", "count": 0}
+
+
+OTHER_CASEWORKER = "jonas.weber@landkreis-kassel.example"
+
+
+def theirs(**changes) -> i.PersonSnapshotV1:
+    """A person of another caseworker of Kassel."""
+    contact = i.ResponsibleContact(role="caseworker", name="Jonas Weber", email=OTHER_CASEWORKER)
+    return snapshot(contacts=[contact], **changes)
+
+
+async def caseload(app, http, tap, rabbit_url, namespace) -> dict[str, str]:
+    """A caseworker's people in placement: ``amal`` (A2) told of four kitchens and,
+    on a forecast and then confirmed, of an apprenticeship; one kitchen closed, one
+    dismissed, one accepted (a case at interview); ``bilal`` in a course, no matching
+    consent; Jonas's ``carla`` and Fulda's ``dara``, both never suggested anything."""
+    amal = snapshot()
+    bilal = snapshot(consent=i.Consent(share_with_employers=True))
+    carla = theirs(residence_status="aufenthaltsgestattung", work_permission="not_allowed")
+    dara = snapshot(district_id="fulda")
+    people = [PersonRegistered.create(s, producer="intake") for s in (amal, bilal, carla, dara)]
+    await publish(rabbit_url, namespace, *people)
+    for event in people:
+        await applied(app, event)
+    refs = ["KUECHE-1", "KUECHE-2", "KUECHE-3", "KUECHE-4"]
+    await publish(rabbit_url, namespace, *(kitchen(source_ref=ref) for ref in refs))
+    await tap.wait_for("placement.suggestions.ready.v1", count=4)
+    azubi = opening_report(source_ref="AZUBI", start_date=TODAY + timedelta(days=250))
+    await publish(rabbit_url, namespace, p.OpeningReported.create(azubi, producer="ba-jobsuche"))
+    await tap.wait_for("placement.opening.published.v1", count=5)
+    courses = [
+        Enrolled.create(
+            EnrolledV1(
+                **enrolment_facts(s.person_id) | {"target_level": CefrLevel.B1},
+                starts_on=TODAY,
+                ends_on=TODAY + timedelta(days=180),
+            ),
+            producer="courses",
+        )
+        for s in (amal, bilal)
+    ]
+    await publish(rabbit_url, namespace, *courses)
+    await tap.wait_for("placement.suggestions.ready.v1", count=5)  # the apprenticeship, forecast
+    done = CourseCompleted.create(
+        CourseCompletedV1(
+            **courses[0].payload.model_dump(exclude={"starts_on", "ends_on"}),
+            level_reached=CefrLevel.B1,
+            completed_on=TODAY,
+        ),
+        producer="courses",
+    )
+    await publish(rabbit_url, namespace, done)
+    confirmed = (await tap.wait_for("placement.suggestions.ready.v1", count=6))[5]["payload"]
+    await applied(app, courses[1])
+
+    ids = {
+        o["source_ref"]: o["opening_id"]
+        for o in (await http.get("/openings", params={"limit": 10})).json()
+    }
+    amal_id = str(amal.person_id)
+    r = await http.post(f"/openings/{ids['KUECHE-1']}/close", json={"reason": "besetzt"})
+    assert r.status_code == 200
+    r = await http.post(
+        f"/people/{amal_id}/suggestions/{ids['KUECHE-2']}/dismiss", json={"reason": "zu spät"}
+    )
+    assert r.status_code == 204
+    case = await http.post(f"/people/{amal_id}/suggestions/{ids['KUECHE-3']}/accept", json={})
+    r = await http.post(
+        f"/cases/{case.json()['case_id']}/stage", json={"stage": "interview", "on": str(TODAY)}
+    )
+    assert r.status_code == 200, r.text
+    return {
+        **ids,
+        "amal": amal_id,
+        "bilal": str(bilal.person_id),
+        "carla": str(carla.person_id),
+        "dara": str(dara.person_id),
+        "confirming_set": confirmed["suggestion_set_id"],
+    }
+
+
+async def test_open_suggestions_show_each_open_opening_once_best_first(
+    service_env, rabbit_url, namespace
+):
+    app = placement_app()
+    async with EventTap(rabbit_url, namespace, "placement.#") as tap, running(app) as http:
+        ids = await caseload(app, http, tap, rabbit_url, namespace)
+        url = f"/people/{ids['amal']}/suggestions/open"
+        r = await http.get(url)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        # closed, dismissed and accepted are gone; the apprenticeship, told twice, is once
+        assert page["total"] == 2
+        assert {s["opening_id"] for s in page["items"]} == {ids["KUECHE-4"], ids["AZUBI"]}
+        scores = [s["score"] for s in page["items"]]
+        assert scores == sorted(scores, reverse=True)
+        azubi = next(s for s in page["items"] if s["opening_id"] == ids["AZUBI"])
+        assert azubi["suggestion_set_id"] == ids["confirming_set"]  # the latest set's
+        assert azubi["reasons"][0] == "B1 erreicht, Stelle verlangt B1"
+        assert azubi["forecast"] is False
+        assert azubi["decision"] is None
+        assert azubi["title"] == "Ausbildung Fachkraft für Lagerlogistik"
+        assert azubi["employer"] == "Nordhessen Logistik GmbH"
+        assert azubi["municipality"] == "Kassel"
+        assert azubi["opening_type"] == "ausbildung"
+        assert azubi["sector"] == "logistik"
+        assert azubi["suggested_at"]
+        # the endpoint of the 20 newest sets still shows them all, decisions included
+        sets = (await http.get(f"/people/{ids['amal']}/suggestions")).json()
+        assert len(sets) == 6
+
+        second = (await http.get(url, params={"limit": 1, "offset": 1})).json()
+        assert second["total"] == 2
+        assert [s["opening_id"] for s in second["items"]] == [page["items"][1]["opening_id"]]
+        assert (await http.get(url, params={"limit": 0})).status_code == 422
+
+        # another caseworker, another district: as if the person did not exist
+        jonas = bearer(app, user=OTHER_CASEWORKER)
+        assert (await http.get(url, headers=jonas)).status_code == 404
+        fulda = bearer(app, Role.COORDINATOR, user="k@fulda.example", district="fulda")
+        assert (await http.get(url, headers=fulda)).status_code == 404
+        coordinator = bearer(app, Role.COORDINATOR, user="k@landkreis-kassel.example")
+        assert (await http.get(url, headers=coordinator)).json()["total"] == 2
+        audit = app.state.runtime.db["audit_log"]
+        assert await audit.count_documents(
+            {"endpoint": "/people/{person_id}/suggestions/open", "subjects.person_id": ids["amal"]}
+        )
+
+
+async def test_overview_of_a_caseload_in_one_call_only_the_callers_people(
+    service_env, rabbit_url, namespace, monkeypatch
+):
+    app = placement_app()
+    async with EventTap(rabbit_url, namespace, "placement.#") as tap, running(app) as http:
+        ids = await caseload(app, http, tap, rabbit_url, namespace)
+        suggestions = (await http.get(f"/people/{ids['amal']}/suggestions/open")).json()
+        repo = app.state.handlers.repo
+        calls: list[str] = []
+        for name in ("candidate", "cases_of", "candidates_among", "cases_among"):
+            real = getattr(repo, name)
+
+            def counted(*args, _real=real, _name=name, **kwargs):
+                calls.append(_name)
+                return _real(*args, **kwargs)
+
+            monkeypatch.setattr(repo, name, counted)
+        asked = [ids[k] for k in ("amal", "bilal", "carla", "dara")] + [str(uuid.uuid4())]
+        r = await http.post("/people/overview", json={"person_ids": asked})
+        assert r.status_code == 200, r.text
+        rows = {row["person_id"]: row for row in r.json()}
+        assert list(rows) == [ids["amal"], ids["bilal"]]  # in the order asked; none of theirs
+        amal = rows[ids["amal"]]
+        assert amal == {
+            "person_id": ids["amal"],
+            "german_level": "A2",
+            "course_level": "B1",
+            "work_permission": "allowed",
+            "matching_consent": True,
+            "in_course": False,  # completed
+            "open_suggestions": 2,
+            "best_score": suggestions["items"][0]["score"],
+            "furthest_stage": "interview",
+            "open_cases": 1,
+        }
+        bilal = rows[ids["bilal"]]
+        assert bilal["in_course"] is True
+        assert bilal["open_suggestions"] == 0
+        assert bilal["best_score"] is None
+        assert bilal["furthest_stage"] is None
+        # bounded: one read of the people and one of the cases, never one per person
+        assert sorted(calls) == ["candidates_among", "cases_among"]
+
+        coordinator = bearer(app, Role.COORDINATOR, user="k@landkreis-kassel.example")
+        r = await http.post("/people/overview", json={"person_ids": asked}, headers=coordinator)
+        assert [row["person_id"] for row in r.json()] == [ids["amal"], ids["bilal"], ids["carla"]]
+        r = await http.post("/people/overview", json={"person_ids": [ids["dara"]]})
+        assert r.json() == []
+        r = await http.post("/people/overview", json={"person_ids": []})
+        assert r.status_code == 422
+        many = [str(uuid.uuid4()) for _ in range(501)]
+        r = await http.post("/people/overview", json={"person_ids": many})
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"] == ["body", "person_ids"]

@@ -11,13 +11,21 @@ from lotse_placement.domain.matching import rank
 from lotse_placement.domain.model import Opening
 from lotse_placement.handlers import candidate_from
 from lotse_placement.repository import _opening_doc
+from lotse_shared.auth import Role
+from lotse_shared.contracts import intake as i
 from lotse_shared.contracts import partner as p
-from lotse_shared.contracts.common import CefrLevel, OpeningType, Sector, WorkPermission
+from lotse_shared.contracts.common import (
+    CefrLevel,
+    ContactRole,
+    OpeningType,
+    Sector,
+    WorkPermission,
+)
 from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
 from lotse_shared.contracts.intake import Consent, PersonRegistered, PersonUpdated
 from lotse_shared.places import all_places, find_place
 from tests.samples import TODAY, enrolment_facts, opening_report, snapshot
-from tests.support import EventTap, applied, eventually, publish, running
+from tests.support import EventTap, applied, bearer, eventually, publish, running
 
 
 def placement_app():
@@ -294,3 +302,128 @@ async def test_ring_search_finds_exactly_the_best_of_all_openings(
                 assert len(fetched) < len(openings)
             if sector is Sector.HANDWERK:
                 assert {s.opening.title for s in got} >= {"Tischler 0", "Tischler 1"}
+
+
+async def test_openings_are_filtered_by_type_sector_town_level_start_and_text(
+    service_env, rabbit_url, namespace
+):
+    def body(ref: str, **changes) -> dict:
+        return opening_report(source_ref=ref, **changes).model_dump(mode="json")
+
+    app = placement_app()
+    async with running(app) as http:
+        bodies = [
+            body("LAGER"),  # Ausbildung, Logistik, Kassel, B1, in 60 days
+            body(
+                "KUECHE",
+                opening_type=OpeningType.PRAKTIKUM,
+                title="Praktikum Küche",
+                employer="Landgasthof Zur Linde",
+                sector=Sector.GASTRONOMIE,
+                required_german_level=CefrLevel.A2,
+                location=p.OpeningLocation(municipality="Baunatal"),
+                start_date=TODAY + timedelta(days=10),
+            ),
+            body(
+                "HELFER",
+                opening_type=OpeningType.BESCHAEFTIGUNG,
+                title="Lagerhelfer (m/w/d)",
+                required_german_level=None,
+                start_date=None,
+            ),
+        ]
+        for b in bodies:
+            assert (await http.post("/openings", json=b)).status_code == 200
+        fulda = bearer(app, Role.COORDINATOR, user="k@fulda.example", district="fulda")
+        r = await http.post("/openings", json=body("FULDA", district_id="fulda"), headers=fulda)
+        assert r.status_code == 200, r.text
+
+        async def refs(**params) -> set[str]:
+            r = await http.get("/openings", params=params)
+            assert r.status_code == 200, r.text
+            return {o["source_ref"] for o in r.json()}
+
+        assert await refs() == {"LAGER", "KUECHE", "HELFER"}  # not Fulda's
+        assert await refs(opening_type="praktikum") == {"KUECHE"}
+        assert await refs(sector="logistik") == {"LAGER", "HELFER"}
+        assert await refs(municipality="baunatal") == {"KUECHE"}
+        assert await refs(german_level="A2") == {"KUECHE", "HELFER"}  # at most A2, or none
+        assert await refs(german_level="A1") == {"HELFER"}
+        assert await refs(starts_by=str(TODAY + timedelta(days=30))) == {"KUECHE", "HELFER"}
+        assert await refs(q="lager") == {"LAGER", "HELFER"}  # the title
+        assert await refs(q="LINDE") == {"KUECHE"}  # the employer
+        assert await refs(q="(m/w/d)") == {"HELFER"}  # a plain substring, not a pattern
+        assert await refs(q=".*") == set()
+        assert await refs(sector="logistik", german_level="A2") == {"HELFER"}
+        assert await refs(sector="logistik", limit=1, offset=1) != await refs(
+            sector="logistik", limit=1
+        )
+        assert (await http.get("/openings", params={"german_level": "Z9"})).status_code == 422
+        assert await refs(status="open", q="lager", starts_by=str(TODAY)) == {"HELFER"}
+
+
+async def test_candidates_of_an_opening_are_the_callers_people_best_first(
+    service_env, rabbit_url, namespace
+):
+    other = "jonas.weber@landkreis-kassel.example"
+    jonas = [i.ResponsibleContact(role=ContactRole.CASEWORKER, name="Jonas", email=other)]
+    near = snapshot(municipality="Baunatal")  # A2: fits the kitchen
+    far = snapshot(municipality="Kassel", driving_licence=True, sectors_of_interest=[])
+    weak = snapshot(german_level=CefrLevel.A1)  # below the kitchen's A2
+    theirs = snapshot(contacts=jonas)
+    fulda = snapshot(district_id="fulda")
+    people = [PersonRegistered.create(s, producer="intake") for s in (near, far, weak, theirs)]
+    people.append(PersonRegistered.create(fulda, producer="intake"))
+    kitchen = opening_report(
+        source_ref="KUECHE",
+        opening_type=OpeningType.PRAKTIKUM,
+        title="Praktikum Küche",
+        sector=Sector.GASTRONOMIE,
+        occupation_code="29301",
+        required_german_level=CefrLevel.A2,
+        location=p.OpeningLocation(municipality="Baunatal"),
+        seats=5,
+    )
+    app = placement_app()
+    async with EventTap(rabbit_url, namespace, "placement.#") as tap, running(app) as http:
+        await publish(rabbit_url, namespace, *people)
+        for event in people:
+            await applied(app, event)
+        await publish(
+            rabbit_url, namespace, p.OpeningReported.create(kitchen, producer="ihk-kassel")
+        )
+        await tap.wait_for("placement.suggestions.ready.v1", count=3)  # near, far, theirs
+        opening_id = (await http.get("/openings")).json()[0]["opening_id"]
+
+        r = await http.get(f"/openings/{opening_id}/candidates")
+        assert r.status_code == 200, r.text
+        found = r.json()
+        assert [c["person_id"] for c in found] == [
+            str(near.person_id),
+            str(far.person_id),
+            str(weak.person_id),
+        ]  # never Jonas's person, never Fulda's
+        best = found[0]
+        assert best["eligible"] is True
+        assert best["suggested"] is True
+        assert best["score"] > found[1]["score"]
+        assert best["reasons"][0] == "A2 erreicht, Stelle verlangt A2"
+        assert found[1]["eligible"] is True
+        assert found[2]["eligible"] is False
+        assert found[2]["failed_rules"] == ["german_level"]
+        assert found[2]["reasons"][0] == "A1 erreicht, Stelle verlangt A2"
+        assert found[2]["suggested"] is False
+
+        limited = (await http.get(f"/openings/{opening_id}/candidates?limit=1")).json()
+        assert [c["person_id"] for c in limited] == [str(near.person_id)]
+        coordinator = bearer(app, Role.COORDINATOR, user="k@landkreis-kassel.example")
+        district = await http.get(f"/openings/{opening_id}/candidates", headers=coordinator)
+        assert {c["person_id"] for c in district.json()} == {
+            str(s.person_id) for s in (near, far, weak, theirs)
+        }
+        fulda_staff = bearer(app, Role.COORDINATOR, user="k@fulda.example", district="fulda")
+        r = await http.get(f"/openings/{opening_id}/candidates", headers=fulda_staff)
+        assert r.status_code == 404
+        partner = bearer(app, Role.PARTNER, user="partner:ihk", partner="ihk-kassel")
+        r = await http.get(f"/openings/{opening_id}/candidates", headers=partner)
+        assert r.status_code == 403

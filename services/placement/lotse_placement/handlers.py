@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -14,6 +15,7 @@ from typing import Any, Literal
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
 
+from lotse_shared.auth import Principal
 from lotse_shared.contracts import placement as ev
 from lotse_shared.contracts.courses import CourseCompleted, CourseDropped, Enrolled
 from lotse_shared.contracts.envelope import Event
@@ -35,6 +37,13 @@ from lotse_shared.persistence.mongo import Transaction, UnitOfWork
 from lotse_shared.persistence.retry import retry_transient
 
 from .domain.area import rings
+from .domain.caseload import (
+    OpeningCandidate,
+    OpenSuggestion,
+    PersonOverview,
+    best_first,
+    overview,
+)
 from .domain.importing.feed import unchanged
 from .domain.matching import (
     Evaluation,
@@ -42,12 +51,13 @@ from .domain.matching import (
     best_of,
     best_people,
     evaluate,
+    fits_of_people,
     max_reach_km,
     permitted_types,
     rank,
     score_ceiling,
 )
-from .domain.model import Candidate, OngoingCourse, Opening, OpeningStatus
+from .domain.model import Candidate, OngoingCourse, Opening, OpeningFilter, OpeningStatus
 from .repository import PlacementRepository
 from .translate import PRODUCER, candidate_from, opening_facts, opening_from, suggestion_doc
 
@@ -243,6 +253,81 @@ class PlacementHandlers:
         ]
         evaluations.sort(key=lambda e: (len(e.failed), e.distance_km, e.opening.title))
         return person, evaluations[:limit]
+
+    # --- what a caseworker's pages read (bounded queries, whatever the caseload) ---------
+    async def visible_people(
+        self, person_ids: list[uuid.UUID], viewer: Principal
+    ) -> list[Candidate]:
+        """Those of ``person_ids`` the viewer may see, in the order asked; anyone else's
+        (or unknown) are left out without a word."""
+        wanted = list(dict.fromkeys(person_ids))
+        known = {p.person_id: p for p in await self.repo.candidates_among(wanted)}
+        return [
+            known[pid]
+            for pid in wanted
+            if pid in known
+            and viewer.may_access_person(known[pid].district_id, known[pid].contact_emails)
+        ]
+
+    async def overviews(
+        self, person_ids: list[uuid.UUID], viewer: Principal
+    ) -> list[PersonOverview]:
+        """A caseload page's placement columns: four queries for up to 500 people."""
+        people = await self.visible_people(person_ids, viewer)
+        if not people:
+            return []
+        ids = [p.person_id for p in people]
+        cases = defaultdict(list)
+        for case in await self.repo.cases_among(ids):
+            cases[case.person_id].append(case)
+        suggestions = await self.repo.open_suggestions_of(ids)
+        return [overview(p, cases[p.person_id], suggestions.get(p.person_id, [])) for p in people]
+
+    async def open_suggestions(self, person_id: uuid.UUID) -> list[OpenSuggestion]:
+        """Everything still open for the person, each opening once, best first (the
+        caller has checked that the viewer may see the person)."""
+        found = await self.repo.open_suggestions_of([person_id])
+        return best_first(found.get(person_id, []))
+
+    async def list_openings(
+        self,
+        viewer: Principal,
+        which: OpeningFilter,
+        *,
+        limit: int,
+        offset: int,
+        source: str | None,
+    ) -> list[Opening]:
+        """The viewer's district's openings (a partner's: only its own, ``source``)."""
+        return await self.repo.list_openings(
+            which, limit, offset, district_id=viewer.district_id or "", source=source
+        )
+
+    async def candidates_for_opening(
+        self, opening: Opening, viewer: Principal, *, limit: int
+    ) -> list[OpeningCandidate]:
+        """The people the viewer may see whom ``opening`` suits best: those the
+        re-matching of a new opening would look at (who can reach it and consent to
+        matching), rated as it rates them, eligible first, then near misses."""
+        people = [
+            p
+            for p in await self.repo.candidates_for(opening)
+            if viewer.may_access_person(p.district_id, p.contact_emails)
+        ]
+        fits = fits_of_people(opening, people, self.today())[:limit]
+        told = await self.repo.suggested_to(opening.opening_id, [f.person.person_id for f in fits])
+        return [
+            OpeningCandidate(
+                person_id=f.person.person_id,
+                score=f.score,
+                reasons=f.reasons,
+                eligible=f.eligible,
+                failed_rules=[r.rule for r in f.evaluation.failed],
+                distance_km=f.evaluation.distance_km,
+                suggested=str(f.person.person_id) in told,
+            )
+            for f in fits
+        ]
 
     # --- the heart: compute, record and announce --------------------------------------
     async def match_person(self, person_id: uuid.UUID) -> None:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from pymongo.errors import DuplicateKeyError
+
 from lotse_shared.contracts import placement as ev
 from lotse_shared.errors import Conflict, NotFound, RuleViolation
 from lotse_shared.persistence.mongo import Transaction, UnitOfWork
@@ -40,7 +42,18 @@ class PipelineHandlers:
         self, person_id: uuid.UUID, opening_id: uuid.UUID, note: str = ""
     ) -> Case:
         """Propose a suggested opening to the person: a case opens at ``proposed``.
-        Accepting again returns the same case."""
+        Accepting again returns the same case, also when both clicks of a double click
+        race (the case's unique pair index lets one win; the other reads its case)."""
+        try:
+            return await self._accept(person_id, opening_id, note)
+        except DuplicateKeyError:
+            async with self.uow.transaction() as tx:
+                existing = await self.repo.case_for(person_id, opening_id, tx.session)
+            if existing is None:
+                raise
+            return existing
+
+    async def _accept(self, person_id: uuid.UUID, opening_id: uuid.UUID, note: str) -> Case:
         async with self.uow.transaction() as tx:
             entry = await self._undecided(person_id, opening_id, tx)
             existing = await self.repo.case_for(person_id, opening_id, tx.session)
@@ -123,8 +136,12 @@ class PipelineHandlers:
         return entry
 
     async def advance_case(self, case_id: uuid.UUID, stage: Stage, on: date, note: str) -> Case:
+        """Recording the stage the (open) case is at already changes nothing and answers
+        the case: a repeated request, not a step."""
         async with self.uow.transaction() as tx:
             case = await self._case(case_id, tx)
+            if case.stage is stage and not case.closed:
+                return case
             if stage is not Stage.PROPOSED:
                 # from the interview on, the employer learns about the person
                 person = await self.repo.candidate(case.person_id, tx.session)
@@ -172,6 +189,8 @@ class PipelineHandlers:
         await self.repo.save_opening(tx, updated, opening)
 
     async def report(self, district_id: str) -> PlacementReport:
+        """Three queries: the district's cases, its people, who was ever suggested."""
         cases = await self.repo.cases_in(district_id)
-        people = await self.repo.municipalities_of(district_id)
-        return build_report(district_id, cases, people, self.today())
+        people = await self.repo.people_figures(district_id)
+        suggested = await self.repo.people_suggested_in(district_id)
+        return build_report(district_id, cases, people, self.today(), suggested)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,12 +12,15 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
+from lotse_shared.contracts.common import CefrLevel
 from lotse_shared.persistence.mongo import Transaction, in_transaction, save_if_newer
 
 from .domain.area import cell_of, reach_key, reach_keys_around
+from .domain.caseload import OpenSuggestion
 from .domain.matching import max_reach_km, permitted_types
-from .domain.model import Candidate, Opening, OpeningStatus
+from .domain.model import Candidate, Opening, OpeningFilter, OpeningStatus
 from .domain.pipeline import Case
+from .domain.reporting import PersonFigures
 
 Document = dict[str, Any]
 # Indexes of earlier versions, dropped on start: their compound range queries were
@@ -78,6 +83,11 @@ class PlacementRepository:
     ) -> Candidate | None:
         doc = await self.people.find_one({"_id": person_id}, session=session)
         return _candidate(doc) if doc else None
+
+    async def candidates_among(self, person_ids: list[uuid.UUID]) -> list[Candidate]:
+        """The people of ``person_ids`` placement knows, in one query."""
+        cursor = self.people.find({"_id": {"$in": person_ids}}, {"match_pending": 0})
+        return [_candidate(d) async for d in cursor]
 
     async def candidates_for(
         self, opening: Opening, session: AsyncClientSession | None = None
@@ -226,7 +236,7 @@ class PlacementRepository:
 
     async def list_openings(
         self,
-        status: str | None,
+        which: OpeningFilter,
         limit: int,
         offset: int,
         *,
@@ -234,11 +244,35 @@ class PlacementRepository:
         source: str | None = None,
     ) -> list[Opening]:
         query: Document = {"district_id": district_id}
-        if status:
-            query["status"] = status
+        if which.status:
+            query["status"] = which.status.value
         if source:
             query["source"] = source
-        cursor = self.openings.find(query).sort("published_at", -1).skip(offset).limit(limit)
+        if which.opening_type:
+            query["opening_type"] = which.opening_type.value
+        if which.sector:
+            query["sector"] = which.sector.value
+        if which.municipality:
+            query["municipality"] = which.municipality
+        levels = which.levels_within()
+        if levels is not None:
+            query["required_german_level"] = {"$in": [None, *(lv.value for lv in levels)]}
+        either: list[list[Document]] = []
+        if which.starts_by:
+            # stored as ISO dates, which sort as strings do; none given: it starts at once
+            by = which.starts_by.isoformat()
+            either.append([{"start_date": None}, {"start_date": {"$lte": by}}])
+        if which.text:
+            pattern = {"$regex": re.escape(which.text), "$options": "i"}
+            either.append([{"title": pattern}, {"employer": pattern}])
+        if either:
+            query["$and"] = [{"$or": alternatives} for alternatives in either]
+        cursor = (
+            self.openings.find(query, {"history": 0})
+            .sort([("published_at", -1), ("_id", 1)])
+            .skip(offset)
+            .limit(limit)
+        )
         return [_opening(d) async for d in cursor]
 
     # --- suggestions ----------------------------------------------------------------
@@ -324,6 +358,76 @@ class PlacementRepository:
         cursor = self.suggested.find({"person_id": person_id}, {"opening_id": 1, "decision": 1})
         return {str(d["opening_id"]): d["decision"] async for d in cursor if d.get("decision")}
 
+    async def open_suggestions_of(
+        self, person_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, list[OpenSuggestion]]:
+        """Per person, the openings suggested and not decided on that are still open,
+        each once, with the score and reasons of the set that told it last (the one its
+        told-marker names). Three queries whatever the number of people."""
+        entries = [
+            d
+            async for d in self.suggested.find(
+                {"person_id": {"$in": person_ids}, "decision": None},
+                {"person_id": 1, "opening_id": 1, "suggestion_set_id": 1},
+            )
+        ]
+        if not entries:
+            return {}
+        openings = {
+            d["_id"]: _opening(d)
+            async for d in self.openings.find(
+                {"_id": {"$in": list({e["opening_id"] for e in entries})}, "status": "open"},
+                {"history": 0, "description": 0},
+            )
+        }
+        sets = {
+            d["_id"]: d
+            async for d in self.sets.find(
+                {"_id": {"$in": list({e["suggestion_set_id"] for e in entries})}},
+                {"suggestions": 1, "created_at": 1},
+            )
+        }
+        found: dict[uuid.UUID, list[OpenSuggestion]] = defaultdict(list)
+        for entry in entries:
+            opening = openings.get(entry["opening_id"])
+            told = sets.get(entry["suggestion_set_id"])
+            if opening is None or told is None:
+                continue  # closed (or its set gone with an erasure race): not open
+            item = next(
+                (s for s in told["suggestions"] if s["opening_id"] == entry["opening_id"]), None
+            )
+            if item is None:
+                continue
+            found[entry["person_id"]].append(
+                OpenSuggestion(
+                    opening_id=opening.opening_id,
+                    suggestion_set_id=told["_id"],
+                    title=opening.title,
+                    employer=opening.employer,
+                    municipality=opening.municipality,
+                    opening_type=opening.opening_type,
+                    sector=opening.sector,
+                    required_german_level=opening.required_german_level,
+                    start_date=opening.start_date,
+                    distance_km=item.get("distance_km"),
+                    score=item["score"],
+                    reasons=item.get("reasons", []),
+                    forecast=bool(item.get("forecast")),
+                    suggested_at=told["created_at"],
+                )
+            )
+        return found
+
+    async def suggested_to(self, opening_id: uuid.UUID, person_ids: list[uuid.UUID]) -> set[str]:
+        """Those of ``person_ids`` who were told of this opening (``str`` ids)."""
+        keys = [f"{pid}:{opening_id}" for pid in person_ids]
+        cursor = self.suggested.find({"_id": {"$in": keys}}, {"person_id": 1})
+        return {str(d["person_id"]) async for d in cursor}
+
+    async def people_suggested_in(self, district_id: str) -> set[uuid.UUID]:
+        """Everyone of the district who was ever suggested an opening."""
+        return set(await self.sets.distinct("person_id", {"district_id": district_id}))
+
     # --- placement cases ----------------------------------------------------------
     async def insert_case(self, tx: Transaction, case: Case) -> None:
         await self.cases.insert_one(_case_doc(case), session=tx.session)
@@ -380,10 +484,27 @@ class PlacementRepository:
     async def cases_in(self, district_id: str) -> list[Case]:
         return [_case(d) async for d in self.cases.find({"district_id": district_id})]
 
-    async def municipalities_of(self, district_id: str) -> dict[uuid.UUID, str]:
-        """Every registered person of the district and where they live."""
-        cursor = self.people.find({"district_id": district_id}, {"municipality": 1})
-        return {d["_id"]: d["municipality"] async for d in cursor}
+    async def cases_among(self, person_ids: list[uuid.UUID]) -> list[Case]:
+        """Every case of these people, in one query."""
+        return [_case(d) async for d in self.cases.find({"person_id": {"$in": person_ids}})]
+
+    async def people_figures(self, district_id: str) -> list[PersonFigures]:
+        """Every registered person of the district: where they live, their German and
+        whether a course is running."""
+        cursor = self.people.find(
+            {"district_id": district_id},
+            {"municipality": 1, "german_level": 1, "course_level": 1, "ongoing_courses": 1},
+        )
+        return [
+            PersonFigures(
+                person_id=d["_id"],
+                municipality=d["municipality"],
+                german_level=_level(d.get("german_level")),
+                course_level=_level(d.get("course_level")),
+                in_course=bool(d.get("ongoing_courses")),
+            )
+            async for d in cursor
+        ]
 
     async def sets_of(self, person_id: uuid.UUID, limit: int = 20) -> list[Document]:
         cursor = self.sets.find({"person_id": person_id}).sort("created_at", -1).limit(limit)
@@ -449,6 +570,10 @@ class PlacementRepository:
             return_document=ReturnDocument.AFTER,
             session=tx.session,
         )
+
+
+def _level(value: str | None) -> CefrLevel | None:
+    return CefrLevel(value) if value else None
 
 
 def _case_doc(case: Case) -> Document:

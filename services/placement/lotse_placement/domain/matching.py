@@ -380,3 +380,42 @@ def best_people(
 def best_of(suggestions: list[Suggestion], limit: int) -> list[Suggestion]:
     """Best first: score, then the shorter way, then the title (stable for tests)."""
     return sorted(suggestions, key=lambda s: (-s.score, s.distance_km, s.opening.title))[:limit]
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How one opening suits one person: the hard rules' verdict, score and reasons."""
+
+    person: Candidate
+    evaluation: Evaluation
+    score: float
+    reasons: list[str]
+
+    @property
+    def eligible(self) -> bool:
+        return self.evaluation.eligible
+
+
+def fits_of_people(opening: Opening, people: Iterable[Candidate], today: date) -> list[Fit]:
+    """Every person's fit for ``opening``: the eligible by score, then distance (as
+    ``best_people`` picks whom a new opening is suggested to), then the near misses by
+    the number of rules they fail. The reasons of an eligible person are a suggestion's;
+    a near miss's start with the rules it fails."""
+    found: list[Fit] = []
+    for person in people:
+        evaluation = evaluate(person, opening, today)
+        points, why = score(person, opening, evaluation.distance_km, today)
+        if evaluation.eligible:
+            hard = [r.reason for r in evaluation.results if r.rule in SHOWN_RULES]
+        else:
+            hard = [r.reason for r in evaluation.failed]
+        found.append(Fit(person, evaluation, points, [*hard, *why]))
+    found.sort(
+        key=lambda f: (
+            len(f.evaluation.failed),
+            -f.score,
+            f.evaluation.distance_km,
+            str(f.person.person_id),
+        )
+    )
+    return found

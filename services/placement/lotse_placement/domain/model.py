@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Literal
@@ -152,3 +153,21 @@ class Opening(BaseModel):
     def skill_level(self) -> int | None:
         """KldB's fifth digit: 1 helper, 2 skilled, 3 specialist, 4 expert."""
         return int(self.occupation_code[4]) if self.occupation_code else None
+
+
+@dataclass(frozen=True)
+class OpeningFilter:
+    """What a list of openings may be narrowed to; empty fields do not narrow."""
+
+    status: OpeningStatus | None = None
+    opening_type: OpeningType | None = None
+    sector: Sector | None = None
+    municipality: str | None = None
+    german_level: CefrLevel | None = None  # asking for at most this level (or none)
+    starts_by: date | None = None  # starting on or before (no start date: at once)
+    text: str | None = None  # part of the title or employer, any case
+
+    def levels_within(self) -> list[CefrLevel] | None:
+        if self.german_level is None:
+            return None
+        return [lv for lv in CefrLevel if lv.rank <= self.german_level.rank]

@@ -9,9 +9,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from lotse_placement.domain.caseload import OpeningCandidate, OpenSuggestion, PersonOverview
 from lotse_placement.domain.importing import ParsedFeed
 from lotse_placement.domain.importing.feed import FeedFormat, parse_feed
-from lotse_placement.domain.model import Opening, OpeningStatus
+from lotse_placement.domain.model import Opening, OpeningFilter, OpeningStatus
 from lotse_placement.domain.pipeline import Case, ClosingReason, Stage
 from lotse_placement.domain.reporting import PlacementReport, report_csv
 from lotse_placement.handlers import PlacementHandlers
@@ -20,10 +21,12 @@ from lotse_placement.pipeline import PipelineHandlers
 from lotse_shared.auth import STAFF, Principal, Role
 from lotse_shared.auth.audit import concerning
 from lotse_shared.auth.http import Authenticator
+from lotse_shared.contracts.common import CefrLevel, OpeningType, Sector
 from lotse_shared.contracts.partner import OpeningReportedV1
 from lotse_shared.contracts.placement import ImportCompletedV1
 from lotse_shared.errors import NotFound, RuleViolation
 from lotse_shared.http import MAX_OFFSET
+from lotse_shared.places import find_place
 from lotse_shared.routes import api_router
 
 Source = Annotated[
@@ -60,6 +63,20 @@ class OpeningRequest(OpeningReportedV1):
     """An opening entered over HTTP; ``source`` names who sent it."""
 
     source: str = Field(default="caseworker", min_length=1, max_length=64)
+
+
+class PeopleQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    person_ids: list[uuid.UUID] = Field(
+        min_length=1, max_length=500, description="The people (a caseload page), 1 to 500."
+    )
+
+
+class OpenSuggestionPage(BaseModel):
+    total: int = Field(description="Open suggestions in all, beyond this page too.")
+    items: list[OpenSuggestion]
+    limit: int
+    offset: int
 
 
 class CloseRequest(BaseModel):
@@ -200,24 +217,72 @@ def make_router(
         source = _source(viewer, body.source if "source" in body.model_fields_set else None)
         return await h.report_opening(report, source)
 
-    @router.get("/openings", tags=["openings"])
+    @router.get(
+        "/openings",
+        tags=["openings"],
+        summary="The district's openings (a partner's: its own), newest first, filtered",
+    )
     async def list_openings(
         status_filter: Annotated[OpeningStatus | None, Query(alias="status")] = None,
+        opening_type: OpeningType | None = None,
+        sector: Sector | None = None,
+        municipality: Annotated[
+            str | None, Query(max_length=100, description="The town the opening is in.")
+        ] = None,
+        german_level: Annotated[
+            CefrLevel | None,
+            Query(description="Openings asking for at most this level (or for none)."),
+        ] = None,
+        starts_by: Annotated[
+            date | None,
+            Query(description="Starting on or before this day (no start date: at once)."),
+        ] = None,
+        q: Annotated[
+            str | None,
+            Query(max_length=100, description="Part of the title or employer, any case."),
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         viewer: Principal = publishers,
     ) -> list[Opening]:
-        return await h.repo.list_openings(
-            status_filter.value if status_filter else None,
-            limit,
-            offset,
-            district_id=viewer.district_id or "",
+        place = find_place(municipality) if municipality else None
+        which = OpeningFilter(
+            status=status_filter,
+            opening_type=opening_type,
+            sector=sector,
+            municipality=place.name if place else municipality,
+            german_level=german_level,
+            starts_by=starts_by,
+            text=q or None,
+        )
+        return await h.list_openings(
+            viewer,
+            which,
+            limit=limit,
+            offset=offset,
             source=viewer.partner_id if _is_partner(viewer) else None,
         )
 
     @router.get("/openings/{opening_id}", tags=["openings"])
     async def get_opening(opening_id: uuid.UUID, viewer: Principal = publishers) -> Opening:
         return await opening_seen_by(viewer, opening_id)
+
+    @router.get(
+        "/openings/{opening_id}/candidates",
+        tags=["openings"],
+        summary="The caller's people this opening suits best",
+        description="Of the people the caller may see (a caseworker: their own; "
+        "coordinators: the district), those who can reach the opening and consent to "
+        "matching, rated as suggestions are: the eligible by score first, then near "
+        "misses by the rules they fail.",
+    )
+    async def candidates(
+        opening_id: uuid.UUID,
+        limit: Annotated[int, Query(ge=1, le=200)] = 20,
+        viewer: Principal = staff,
+    ) -> list[OpeningCandidate]:
+        opening = await opening_seen_by(viewer, opening_id)
+        return await h.candidates_for_opening(opening, viewer, limit=limit)
 
     @router.post("/openings/{opening_id}/close", tags=["openings"])
     async def close_opening(
@@ -237,6 +302,39 @@ def make_router(
         await person_seen_by(viewer, person_id, request)
         decisions = await h.repo.decisions_of(person_id)
         return [_set_out(d, decisions) for d in await h.repo.sets_of(person_id)]
+
+    @router.get(
+        "/people/{person_id}/suggestions/open",
+        tags=["suggestions"],
+        summary="Every open suggestion of the person, once each, best first",
+        description="Across all suggestion sets, each opening once with the latest "
+        "set's score and reasons; accepted, dismissed or withdrawn ones and closed "
+        "openings are left out.",
+    )
+    async def open_suggestions(
+        person_id: uuid.UUID,
+        request: Request,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+        viewer: Principal = staff,
+    ) -> OpenSuggestionPage:
+        await person_seen_by(viewer, person_id, request)
+        found = await h.open_suggestions(person_id)
+        return OpenSuggestionPage(
+            total=len(found), items=found[offset : offset + limit], limit=limit, offset=offset
+        )
+
+    @router.post(
+        "/people/overview",
+        tags=["suggestions"],
+        summary="Where each of many people stands in placement (a caseload page)",
+        description="For those of the given people the caller may see (anyone else's are "
+        "left out silently): German, permit, a running course, open suggestions and the "
+        "best score, the furthest stage and open cases. One call, a fixed number of "
+        "queries.",
+    )
+    async def overview(body: PeopleQuery, viewer: Principal = staff) -> list[PersonOverview]:
+        return await h.overviews(body.person_ids, viewer)
 
     @router.get(
         "/people/{person_id}/evaluation",
