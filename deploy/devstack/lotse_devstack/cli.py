@@ -23,10 +23,29 @@ from .importer import add_import_commands, run_import
 from .stack import SERVICES, LocalStack, StackConfig
 
 
+def print_portal(stack: LocalStack) -> None:
+    """Where to sign in, and as whom (the local provider's login form lists them too)."""
+    from .oidc import DEV_USERS
+
+    assert stack.idp is not None
+    print(f"  portal         {stack.url('portal')}  (sign in through {stack.idp.url})")
+    for user in DEV_USERS:
+        print(f"    sign in as   {user.sub:<46} {', '.join(user.roles)}, {user.district}")
+
+
 def _up(args: argparse.Namespace) -> int:
     config = StackConfig.from_env()
+    config.portal = True
     with LocalStack(config) as stack:
+        if not args.empty:
+            # a new user signs in to a workspace with people in it: the demo's flow first
+            from .demo import run_demo
+
+            print("filling the stack with the demo's people, courses and openings ...")
+            if asyncio.run(run_demo(stack)) != 0:
+                print("the demo flow failed; the stack stays up for a look at the logs")
         print("Lotse is running:")
+        print_portal(stack)
         for service in SERVICES:
             print(f"  {service:<14} {stack.url(service)}  (docs: /docs, events: /asyncapi)")
         print(f"  mongodb        {stack.mongo_url}")
@@ -64,6 +83,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     config = StackConfig.from_env()
+    config.portal = True
     if args.fresh_namespace:
         config.namespace = f"demo-{uuid.uuid4().hex[:8]}"
     with LocalStack(config) as stack:
@@ -121,7 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     parser = argparse.ArgumentParser(prog="lotse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start the stack and keep it running until Ctrl-C")
+    up = sub.add_parser("up", help="start the stack and keep it running until Ctrl-C")
+    up.add_argument(
+        "--empty",
+        action="store_true",
+        help="start without the demo's people, courses and openings",
+    )
     demo = sub.add_parser("demo", help="start the stack, run the main flow, stop")
     demo.add_argument(
         "--keep-namespace",

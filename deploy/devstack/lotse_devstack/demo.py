@@ -309,4 +309,9 @@ async def run_demo(stack: LocalStack) -> int:
         print(f"\n=== SMTP: {len(stack.mail_sink.mails)} E-Mails angenommen ===")
         for mail in stack.mail_sink.mails:
             print(f"   an {', '.join(mail.rcpt_tos)}: {mail.subject}")
+    if stack.config.portal:
+        print("\n=== Arbeitsplatz im Browser ===")
+        print(f"   {stack.url('portal')}  – anmelden als {caseworker} (Fallmanagerin);")
+        print(f"   `make up` hält ihn offen: {caseworker} sieht Amal Haddads Akte mit ihren")
+        print("   Vorschlägen, kann einen vorschlagen und den Fall bis 'begonnen' führen.")
     return 0 if items else 1

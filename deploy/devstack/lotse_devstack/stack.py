@@ -5,7 +5,10 @@
 - RabbitMQ: ``LOTSE_RABBIT_URL`` (default amqp://guest:guest@127.0.0.1:5672/);
 - the four services, each ``python -m lotse_<service>`` with its own port;
 - tokens: the services trust the local dev keys (``lotse token`` signs with them)
-  unless ``LOTSE_AUTH_JWKS_URL`` names an identity provider (Keycloak, say).
+  unless ``LOTSE_AUTH_JWKS_URL`` names an identity provider (Keycloak, say);
+- with ``portal=True``: a local OpenID provider (in this process; its access tokens
+  are signed with the same dev keys) and the portal, ``python -m lotse_portal``,
+  signing users in through it (docs/sign-in.md).
 """
 
 from __future__ import annotations
@@ -22,16 +25,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from cryptography.fernet import Fernet
 
 from .children import die_with_parent
 from .mailsink import MailSink
+from .oidc import LocalIdentityProvider
 from .ports import free_port, port_open
 from .secantus import mongo_url as secantus_url
 from .secantus import start_secantus, stop_secantus
 from .tokens import DevIssuer, default_dir
 
 SERVICES = ("intake", "courses", "placement", "notifications")
-DEFAULT_PORTS = {"intake": 8001, "courses": 8002, "placement": 8003, "notifications": 8004}
+DEFAULT_PORTS = {
+    "intake": 8001,
+    "courses": 8002,
+    "placement": 8003,
+    "notifications": 8004,
+    "portal": 8000,
+    "oidc": 8009,
+}
 
 
 @dataclass
@@ -44,6 +56,7 @@ class StackConfig:
     log_dir: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     dev_keys: Path | None = None  # default: .lotse/dev-keys (or LOTSE_DEV_KEYS)
+    portal: bool = False  # the caseworkers' portal and the local OpenID provider
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -68,6 +81,9 @@ class LocalStack:
         self._mongo_proc: subprocess.Popen[bytes] | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.issuer = DevIssuer(config.dev_keys or default_dir())
+        self.idp: LocalIdentityProvider | None = None
+        # one key for the stack's life: the portal's sessions survive its restart
+        self.session_key = Fernet.generate_key().decode()
 
     def token(self, role: str, user: str, district: str = "kassel") -> str:
         """A token the stack's services accept (signed with the dev keys)."""
@@ -98,6 +114,19 @@ class LocalStack:
         self.mail_sink.start()
         self.smtp = (self.mail_sink.host, self.mail_sink.port)
 
+    def _start_idp(self) -> None:
+        self.idp = LocalIdentityProvider(issuer=self.issuer, port=self.config.ports["oidc"])
+        self.idp.start()
+
+    def portal_env(self) -> dict[str, str]:
+        assert self.idp is not None
+        return {
+            "LOTSE_OIDC_DISCOVERY_URL": self.idp.discovery_url,
+            "LOTSE_OIDC_CLIENT_ID": "lotse-portal",
+            "LOTSE_SESSION_KEY": self.session_key,
+            **{f"LOTSE_{s.upper()}_URL": self.url(s) for s in SERVICES},
+        }
+
     # --- services ---------------------------------------------------------------------
     def service_env(self, service: str, port: int | None = None) -> dict[str, str]:
         assert self.smtp is not None
@@ -110,7 +139,11 @@ class LocalStack:
             "LOTSE_HTTP_PORT": str(port),
             "LOTSE_SMTP_HOST": self.smtp[0],
             "LOTSE_SMTP_PORT": str(self.smtp[1]),
-            "LOTSE_INBOX_URL": f"{self.url('notifications')}/inbox",
+            "LOTSE_INBOX_URL": (
+                f"{self.url('portal')}/inbox"
+                if self.config.portal
+                else f"{self.url('notifications')}/inbox"
+            ),
             "LOTSE_OUTBOX_POLL_S": "0.5",
             # the local stack shows the flow at any hour: no waiting for office hours
             "LOTSE_QUIET_HOURS": "false",
@@ -130,7 +163,10 @@ class LocalStack:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
         self.procs[name] = subprocess.Popen(
             [sys.executable, *python_args, "-m", f"lotse_{service}"],
-            env=self.service_env(service, self.config.ports[name]),
+            env={
+                **self.service_env(service, self.config.ports[name]),
+                **(self.portal_env() if service == "portal" else {}),
+            },
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -177,20 +213,28 @@ class LocalStack:
                 raise RuntimeError(f"not healthy after {timeout_s}s: {sorted(pending)}")
             time.sleep(0.2)
 
+    @property
+    def processes(self) -> tuple[str, ...]:
+        return (*SERVICES, "portal") if self.config.portal else SERVICES
+
     def start(self) -> None:
-        for service in SERVICES:
+        for service in (*self.processes, *(("oidc",) if self.config.portal else ())):
             port = self.config.ports[service]
             if port_open("127.0.0.1", port):
                 raise RuntimeError(f"port {port} for {service} is taken; is a stack running?")
         self._start_mongo()
         self._start_smtp()
-        for service in SERVICES:
+        if self.config.portal:
+            self._start_idp()
+        for service in self.processes:
             self.start_service(service)
-        self.wait_healthy()
+        self.wait_healthy(self.processes)
 
     def stop(self) -> None:
         for name in reversed(list(self.procs)):
             self.stop_service(name)
+        if self.idp is not None:
+            self.idp.stop()
         if self.mail_sink is not None:
             self.mail_sink.stop()
         if self._mongo_proc is not None:

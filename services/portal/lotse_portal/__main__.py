@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import uvicorn
 from pydantic import ValidationError
 
@@ -18,6 +20,8 @@ def main() -> None:
         names = ", ".join("LOTSE_" + ".".join(map(str, e["loc"])).upper() for e in exc.errors())
         raise SystemExit(f"PortalSettings: refusing to start: check {names}") from None
     logs.configure(settings.log_level, settings.service_name)
+    # httpx logs every URL it calls, and a caseload search carries a name in its query
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     uvicorn.run(
         create_app(settings),
         host=settings.http_host,

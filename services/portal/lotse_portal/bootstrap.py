@@ -5,6 +5,7 @@ app's lifespan. Tests pass ``Overrides`` (a transport, say) instead of patching.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -17,12 +18,22 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from .backend import SERVICE_LABELS, CallLog, NotYours, Services, SignedOut, Unavailable
+from .backend import (
+    SERVICE_LABELS,
+    CallLog,
+    NotYours,
+    Refused,
+    Services,
+    SignedOut,
+    Unavailable,
+)
 from .entrypoints.http import BadCsrf, make_pages_router
 from .rendering import Pages
 from .sessions import EncryptedSessionMiddleware
 from .settings import PortalSettings
 from .signin import NeedsSignIn, User, current_user, make_oauth, make_signin_router
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -96,6 +107,15 @@ def create_app(settings: PortalSettings, overrides: Overrides | None = None) -> 
             503,
             part=label,
         )
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, exc: Refused) -> HTMLResponse:
+        return pages.render(request, "refused.html", user_or_none(request), 422, errors=exc.errors)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception) -> HTMLResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return pages.render(request, "failed.html", user_or_none(request), 500)
 
     @app.exception_handler(BadCsrf)
     async def bad_csrf(request: Request, exc: BadCsrf) -> HTMLResponse:

@@ -45,7 +45,9 @@ class Pages:
         **context: Any,
     ) -> HTMLResponse:
         lang = language(request)
-        flash = request.session.pop("flash", None)
+        # the last-resort error page is rendered outside the session middleware
+        session: dict[str, Any] = request.scope.get("session", {})
+        flash = session.pop("flash", None)
         html = self.env.get_template(template).render(
             request=request,
             user=user,
@@ -56,7 +58,7 @@ class Pages:
             opening_type=lambda code: i18n.label(i18n.OPENING_TYPES, code, lang),
             permission=lambda code: i18n.label(i18n.WORK_PERMISSIONS, code, lang),
             funnel_label=lambda code: i18n.label(i18n.FUNNEL, code, lang),
-            csrf=csrf_token(request.session),
+            csrf=csrf_token(session),
             flash=flash,
             path=request.url.path,
             **context,
@@ -65,11 +67,9 @@ class Pages:
 
 
 def language(request: Request) -> str:
-    lang = request.session.get("lang")
-    if lang in i18n.LANGUAGES:
-        return str(lang)
-    accepted = request.headers.get("accept-language", "")
-    return "en" if accepted.lower().startswith("en") else "de"
+    """German unless the user chose English (the button in the header)."""
+    lang = request.scope.get("session", {}).get("lang")
+    return str(lang) if lang in i18n.LANGUAGES else "de"
 
 
 def flash(request: Request, message: str, kind: str = "ok") -> None:

@@ -9,6 +9,7 @@ page still shows the other parts and names the missing one (``missing``).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import date
@@ -16,10 +17,11 @@ from typing import Any, TypeVar
 
 from lotse_shared.contracts.common import CefrLevel
 
-from .backend import SERVICE_LABELS, ServiceError, Unavailable, UserApi
+from .backend import SERVICE_LABELS, ServiceError, SignedOut, Unavailable, UserApi
 from .signin import User
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 STAGE_ORDER = [
     "proposed",
     "interview",
@@ -42,7 +44,12 @@ class Parts:
     async def get(self, call: Awaitable[T], default: T) -> T:
         try:
             return await call
-        except Unavailable as e:
+        except SignedOut:
+            raise
+        except ServiceError as e:
+            if not isinstance(e, Unavailable):
+                # a part the service refused (a version without the endpoint, say)
+                log.warning("%s refused a part of the page: %s", e.service, type(e).__name__)
             label = SERVICE_LABELS.get(e.service, e.service)
             if label not in self.missing:
                 self.missing.append(label)
@@ -334,6 +341,3 @@ async def inbox(
 
 def today() -> date:
     return date.today()
-
-
-__all__ = ["ServiceError"]
