@@ -19,6 +19,7 @@ from lotse_notifications.bootstrap import Overrides, create_app
 from lotse_notifications.domain.model import BERLIN, Channel
 from lotse_notifications.handlers import ChannelDelivery
 from lotse_notifications.webhook import verify
+from lotse_shared.auth import Role
 from lotse_shared.contracts.common import CefrLevel, ContactRole, Language, OpeningType
 from lotse_shared.contracts.courses import (
     AttendanceRecorded,
@@ -779,3 +780,61 @@ async def test_withdrawn_email_consent_stops_emails_still_waiting(
         assert note["email_status"] == "skipped"
         log = (await http.get(f"/notifications/{note['notification_id']}/deliveries")).json()
         assert log[-1]["detail"] == "consent.email_notifications withdrawn"
+
+
+async def test_unread_by_person_counts_only_the_callers_unread_items_per_person(
+    service_env, smtp, rabbit_url, namespace
+):
+    jonas = "jonas.weber@landkreis-kassel.example"
+    theirs = [ResponsibleContact(role=ContactRole.CASEWORKER, name="Jonas Weber", email=jonas)]
+    amal, bilal, carla = snapshot(), snapshot(), snapshot(contacts=theirs)
+    people = [PersonRegistered.create(s, producer="intake") for s in (amal, bilal, carla)]
+    alerts = [
+        suggestions_for(amal.person_id),
+        dropped_for(amal),
+        suggestions_for(bilal.person_id),
+        suggestions_for(carla.person_id),
+    ]
+    app = office_app()
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, *people)
+        for event in people:
+            await applied(app, event)
+        await publish(rabbit_url, namespace, *alerts)
+        for alert in alerts:
+            await applied(app, alert)
+
+        mine = await inbox(http)
+        expected: dict[str, int] = {}
+        for item in mine:
+            expected[item["person_id"]] = expected.get(item["person_id"], 0) + 1
+        assert set(expected) == {str(amal.person_id), str(bilal.person_id)}
+        assert expected[str(amal.person_id)] >= 2  # an alert of each kind
+
+        r = await http.get("/notifications/unread-by-person")
+        assert r.status_code == 200, r.text
+        assert r.json() == expected  # never Jonas's person
+
+        # read or archived items are not counted; a person with none unread is left out
+        for item in mine:
+            if item["person_id"] == str(bilal.person_id):
+                await http.post(f"/notifications/{item['notification_id']}/archive")
+        first_of_amal = next(n for n in mine if n["person_id"] == str(amal.person_id))
+        await http.post(f"/notifications/{first_of_amal['notification_id']}/read")
+        r = await http.get("/notifications/unread-by-person")
+        assert r.json() == {str(amal.person_id): expected[str(amal.person_id)] - 1}
+
+        r = await http.get("/notifications/unread-by-person", headers=as_user(jonas))
+        assert r.json() == {str(carla.person_id): 1}
+        r = await http.get("/notifications/unread-by-person", params={"recipient": jonas})
+        assert r.status_code == 403  # another caseworker's inbox
+        admin = as_user("admin@landkreis-kassel.example", Role.ADMIN)
+        r = await http.get(
+            "/notifications/unread-by-person", params={"recipient": jonas}, headers=admin
+        )
+        assert r.json() == {str(carla.person_id): 1}
+        fulda_admin = as_user("admin@fulda.example", Role.ADMIN, district="fulda")
+        r = await http.get(
+            "/notifications/unread-by-person", params={"recipient": jonas}, headers=fulda_admin
+        )
+        assert r.json() == {}  # not their district's

@@ -763,6 +763,12 @@ class NotificationsHandlers:
     async def inbox_counts(self, recipient: str) -> InboxCounts:
         return await self.inbox.counts(recipient, self.clock())
 
+    async def unread_by_person(self, recipient: str, viewer: Principal) -> dict[uuid.UUID, int]:
+        """Unread items per person in ``recipient``'s inbox; in someone else's inbox an
+        admin counts only their own district's (as they may open only those)."""
+        district = None if recipient == viewer.identity else (viewer.district_id or "")
+        return await self.inbox.unread_by_person(recipient, district)
+
     async def read_all(self, f: InboxFilter, viewer: Principal) -> int:
         """Mark every unread item of the filter read; in someone else's inbox an admin
         marks only their own district's (as they may open only those)."""

@@ -183,6 +183,27 @@ class InboxStore:
                 counts.newest = key["created_at"]
         return counts
 
+    async def unread_by_person(
+        self, recipient: str, district_id: str | None = None
+    ) -> dict[uuid.UUID, int]:
+        """Unread, not archived notifications per person they name (digests name none),
+        in one aggregation through the ``inbox`` index; ``district_id``: only that
+        district's (an admin in someone else's inbox)."""
+        match: Document = {
+            "recipient_email": recipient,
+            "archived_at": None,
+            "read_at": None,
+            "person_id": {"$ne": None},
+        }
+        if district_id is not None:
+            match["district_id"] = district_id
+        pipeline: list[Document] = [
+            {"$match": match},
+            {"$group": {"_id": "$person_id", "unread": {"$sum": 1}}},
+        ]
+        cursor = await self.notifications.aggregate(pipeline)
+        return {d["_id"]: d["unread"] async for d in cursor}
+
     async def _window_page(
         self, f: InboxFilter, offset: int, limit: int, now: datetime
     ) -> list[Document]:

@@ -157,6 +157,19 @@ def make_router(h: NotificationsHandlers, auth: Authenticator) -> APIRouter:
         return UnreadCounts(total=counts.unread, by_kind=counts.unread_by_kind())
 
     @router.get(
+        "/unread-by-person",
+        summary="Unread notifications in the inbox per person they are about",
+        description="`{person_id: count}` for the unread, not archived items that name a "
+        "person (digests name none); people without unread items are left out. One "
+        "call for a caseload page's badges.",
+    )
+    async def unread_by_person(
+        viewer: Principal = staff, recipient: Recipient = None
+    ) -> dict[str, int]:
+        counts = await h.unread_by_person(whose_inbox(viewer, recipient), viewer)
+        return {str(person_id): n for person_id, n in counts.items()}
+
+    @router.get(
         "/upcoming",
         summary="Suggestions waiting for the caller's next digest, with when it goes out",
     )
