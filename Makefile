@@ -38,13 +38,18 @@ rabbitmq:
 chromium:
 	@deploy/ensure-chromium.sh
 
+# axe-core from the npm registry: the browser tests inject it to check each page's accessibility
+AXE := .tools/axe/node_modules/axe-core/axe.min.js
+$(AXE):
+	@npm install --silent --no-audit --no-fund --prefix .tools/axe axe-core@4.11.4
+
 demo: .venv/.synced rabbitmq
 	@$(PY) -m lotse_devstack demo
 
 up: .venv/.synced rabbitmq
 	@$(PY) -m lotse_devstack up
 
-test: .venv/.synced rabbitmq chromium
+test: .venv/.synced rabbitmq chromium $(AXE)
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 security: .venv/.synced rabbitmq

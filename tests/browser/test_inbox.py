@@ -29,22 +29,12 @@ from lotse_shared.contracts.common import CefrLevel
 from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
 from lotse_shared.contracts.intake import PersonRegistered
 from lotse_shared.persistence.mongo import Transaction, make_client
+from tests.browser.conftest import CHROMIUM_ARGS
 from tests.integration.test_inbox_volume import volume
 from tests.integration.test_notifications import dropped_for, suggestions_for
 from tests.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
 from tests.support import as_user, eventually, publish
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 pytestmark = pytest.mark.usefixtures("one_alert_per_event")
@@ -74,13 +64,6 @@ class ServedApp:
     def __exit__(self, *_: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
-
-
-@pytest.fixture
-def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run deploy/ensure-chromium.sh (make test does)")
-    return CHROMIUM
 
 
 @asynccontextmanager

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from lotse_shared.contracts.common import CefrLevel
 
-from .backend import SERVICE_LABELS, ServiceError, SignedOut, Unavailable, UserApi
+from .backend import SERVICE_LABELS, Refused, ServiceError, SignedOut, Unavailable, UserApi
 from .signin import User
 
 T = TypeVar("T")
@@ -37,14 +37,23 @@ FLAGS = ("attendance_at_risk", "course_dropped", "permission_pending")
 
 @dataclass
 class Parts:
-    """Collects which services did not answer while a page is put together."""
+    """Collects which services did not answer while a page is put together, and why a
+    service refused a part (no consent to matching, say): both are shown on the page."""
 
     missing: list[str] = field(default_factory=list)
+    refusals: dict[str, str] = field(default_factory=dict)
+
+    async def unless_refused(self, name: str, call: Awaitable[T], default: T) -> T:
+        try:
+            return await self.get(call, default)
+        except Refused as e:
+            self.refusals[name] = "; ".join(x.message for x in e.errors)
+            return default
 
     async def get(self, call: Awaitable[T], default: T) -> T:
         try:
             return await call
-        except SignedOut:
+        except (SignedOut, Refused):
             raise
         except ServiceError as e:
             if not isinstance(e, Unavailable):
@@ -203,6 +212,7 @@ class PersonFile:
     cases: list[dict[str, Any]]
     alerts: list[dict[str, Any]]
     missing: list[str]
+    refusals: dict[str, str]
 
     @property
     def open_cases(self) -> list[dict[str, Any]]:
@@ -216,7 +226,8 @@ async def person_file(api: UserApi, person_id: str, suggestions_offset: int = 0)
     enrolments, courses, suggestions, evaluation, cases, alerts = await asyncio.gather(
         parts.get(api.get("courses", "/enrolments", {"person_id": person_id}), []),
         parts.get(api.get("courses", "/courses", {"limit": 500}), []),
-        parts.get(
+        parts.unless_refused(
+            "suggestions",
             api.get(
                 "placement",
                 f"/people/{person_id}/suggestions/open",
@@ -224,7 +235,11 @@ async def person_file(api: UserApi, person_id: str, suggestions_offset: int = 0)
             ),
             {"total": 0, "items": []},
         ),
-        parts.get(api.get("placement", f"/people/{person_id}/evaluation", {"limit": 40}), []),
+        parts.unless_refused(
+            "why_not",
+            api.get("placement", f"/people/{person_id}/evaluation", {"limit": 40}),
+            [],
+        ),
         parts.get(api.get("placement", f"/people/{person_id}/cases"), []),
         parts.get(
             api.get("notifications", "/notifications", {"person_id": person_id, "limit": 20}),
@@ -245,6 +260,7 @@ async def person_file(api: UserApi, person_id: str, suggestions_offset: int = 0)
         cases=sorted(cases, key=lambda c: (c["closed"], c["stage_on"]), reverse=False),
         alerts=alerts,
         missing=parts.missing,
+        refusals=parts.refusals,
     )
 
 
