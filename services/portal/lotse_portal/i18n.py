@@ -115,6 +115,37 @@ ENGLISH: Mapping[str, str] = {
     "Entfernung": "Distance",
     "Stand": "As of",
     "Seite": "Page",
+    "Abschnitte": "Sections",
+    "Beginn": "Start",
+    "Bitte versuchen Sie es in einigen Minuten noch einmal.": "Please try again in a few minutes.",
+    "Das Formular war nicht mehr gültig (zum Beispiel nach einer neuen Anmeldung). Bitte laden "
+    "Sie die Seite neu und versuchen Sie es noch einmal.": "The form had expired (after signing "
+    "in again, say). Please reload the page and try again.",
+    "Das hat nicht geklappt": "That did not work",
+    "Diese Seite gibt es nicht, oder sie gehört zu einer Person, für die Sie nicht zuständig "
+    "sind.": "This page does not exist, or it belongs to a person you are not responsible for.",
+    "Ein unerwarteter Fehler ist aufgetreten. Er ist protokolliert; bitte versuchen Sie es noch "
+    "einmal.": "An unexpected error occurred. It has been logged; please try again.",
+    "Fall abgeschlossen.": "Case closed.",
+    "Fehler": "Error",
+    "Formular abgelaufen": "Form expired",
+    "Gespeichert.": "Saved.",
+    "Hauptmenü": "Main menu",
+    "Keine Stellen gefunden.": "No openings found.",
+    "Kontakt": "Contact",
+    "Monat": "Month",
+    "Neue Benachrichtigungen – neu laden": "New alerts – reload",
+    "Nicht gefunden oder nicht Ihre Zuständigkeit": "Not found, or not yours",
+    "Nicht möglich": "Not possible",
+    "Offene Fälle": "Open cases",
+    "Person angelegt.": "Person registered.",
+    "Prognose": "forecast",
+    "Schritt": "Step",
+    "Stufe gespeichert.": "Stage saved.",
+    "Tabelle": "Table",
+    "Verworfen.": "Dismissed.",
+    "Vorgeschlagen: ein Vermittlungsfall ist offen.": "Proposed: a placement case is open.",
+    "Zum Inhalt": "Skip to content",
 }
 
 STAGES: Mapping[str, tuple[str, str]] = {
