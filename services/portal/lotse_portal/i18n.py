@@ -12,6 +12,7 @@ LANGUAGES = ("de", "en")
 
 ENGLISH: Mapping[str, str] = {
     "Meine Fälle": "My caseload",
+    "Meine Begleitungen": "The people I accompany",
     "Fälle des Landkreises": "The district's caseload",
     "Posteingang": "Inbox",
     "Stellen": "Openings",

@@ -39,6 +39,17 @@ class User:
     def district_wide(self) -> bool:
         return bool(self.roles & {"coordinator", "admin"})
 
+    @property
+    def may_write(self) -> bool:
+        """Whether to offer actions at all (mentors read only); the services decide again."""
+        return bool(self.roles & {"caseworker", "coordinator", "admin"})
+
+    @property
+    def caseload_title(self) -> str:
+        if self.district_wide:
+            return "Fälle des Landkreises"
+        return "Meine Fälle" if self.may_write else "Meine Begleitungen"
+
 
 class NeedsSignIn(Exception):
     """No session, or its token has run out: sign in, then come back to ``next_url``."""
