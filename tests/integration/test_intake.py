@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from pymongo.errors import OperationFailure
@@ -182,3 +183,36 @@ async def test_list_people_by_name_part_stays_within_the_callers_people(service_
         r = await http.get("/people", params={"q": "hadd"}, headers=coordinator)
         assert {p["family_name"] for p in r.json()["items"]} == {"Haddad", "Haddadi"}
         assert all(p["district_id"] == "kassel" for p in r.json()["items"])
+
+
+async def test_a_registration_sent_twice_with_its_key_registers_one_person(
+    service_env, rabbit_url, namespace
+) -> None:
+    """A double click on the portal's form, or a client's retry after a timeout."""
+    async with (
+        EventTap(rabbit_url, namespace, "intake.person.registered.v1") as tap,
+        running(app := create_app()) as http,
+    ):
+        key = {"Idempotency-Key": "form-7f3a"}
+        first, second = await asyncio.gather(
+            http.post("/people", json=person_body(), headers=key),
+            http.post("/people", json=person_body(), headers=key),
+        )
+        assert sorted([first.status_code, second.status_code]) == [200, 201]
+        assert first.json()["person_id"] == second.json()["person_id"]
+        again = await http.post("/people", json=person_body(), headers=key)
+        assert again.status_code == 200
+        assert again.json()["person_id"] == first.json()["person_id"]
+
+        other = await http.post("/people", json=person_body(), headers={"Idempotency-Key": "b"})
+        assert other.status_code == 201
+        assert other.json()["person_id"] != first.json()["person_id"]
+
+        # the same key from someone else is another request
+        coordinator = bearer(app, Role.COORDINATOR, user="koordination@landkreis-kassel.example")
+        mine = await http.post("/people", json=person_body(), headers={**key, **coordinator})
+        assert mine.json()["person_id"] != first.json()["person_id"]
+
+        await tap.wait_for("intake.person.registered.v1", count=3)
+        await asyncio.sleep(0.5)
+        assert len(tap.bodies("intake.person.registered.v1")) == 3

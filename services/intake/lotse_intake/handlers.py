@@ -6,7 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from lotse_shared.auth import Principal, Role
+from lotse_shared.auth import STAFF, Principal
 from lotse_shared.contracts.intake import (
     PersonErased,
     PersonErasedV1,
@@ -19,9 +19,12 @@ from lotse_shared.errors import Conflict, Forbidden, NotFound
 from lotse_shared.persistence.mongo import UnitOfWork
 
 from .domain.model import Erasure, Person, PersonDetails
-from .repository import PeopleRepository
+from .repository import AlreadyRegistered, PeopleRepository
 
 PRODUCER = "intake"
+# Registrations sent with an idempotency key get an id derived from it (and the caller),
+# so a repeated request (a double click, a client's retry) finds the first one
+REGISTRATION_KEYS = uuid.UUID("6f0d3c1e-3b5f-4d0e-9a8e-2f1c7b9d4a10")
 log = logging.getLogger("lotse.intake")
 
 
@@ -50,9 +53,12 @@ def snapshot(person: Person) -> PersonSnapshotV1:
 
 def _check_may_keep(viewer: Principal | None, details: PersonDetails) -> None:
     """A caller writes people of their own district only, and a caseworker only people
-    they are responsible for (else they would lose sight of them at once)."""
+    they are responsible for (else they would lose sight of them at once). A mentor
+    reads and never writes (the routes refuse them already; this holds without them)."""
     if viewer is None:
         return
+    if not viewer.has_any(STAFF):
+        raise Forbidden("a mentor reads a person's record and does not change it")
     if details.district_id != viewer.district_id:
         raise Forbidden(f"district_id: you may only record people of district {viewer.district_id}")
     if not viewer.district_wide and viewer.identity not in {
@@ -73,6 +79,25 @@ class IntakeHandlers:
             await self.people.add(tx, person)
             tx.publish(PersonRegistered.create(snapshot(person), producer=PRODUCER))
         return person
+
+    async def register_once(
+        self, details: PersonDetails, viewer: Principal, key: str
+    ) -> tuple[Person, bool]:
+        """Register unless this caller's request ``key`` registered someone already: then
+        that person and False. The id comes from the key, so two requests racing each
+        other meet at the database's unique id and only one person is registered."""
+        _check_may_keep(viewer, details)
+        person = Person.registered(details, by=viewer.identity)
+        person.person_id = uuid.uuid5(REGISTRATION_KEYS, f"{viewer.identity}\n{key}")
+        try:
+            async with self.uow.transaction() as tx:
+                if await self.people.get(person.person_id) is None:
+                    await self.people.add(tx, person)
+                    tx.publish(PersonRegistered.create(snapshot(person), producer=PRODUCER))
+                    return person, True
+        except AlreadyRegistered:
+            pass
+        return await self.get(person.person_id, viewer), False
 
     async def get(self, person_id: uuid.UUID, viewer: Principal | None = None) -> Person:
         """``viewer``: the caller, who sees only their scope; anyone else's person is
@@ -100,7 +125,7 @@ class IntakeHandlers:
         if viewer.district_id is None or district_id not in (None, viewer.district_id):
             return []
         if not viewer.district_wide:
-            if Role.CASEWORKER not in viewer.roles:
+            if not viewer.sees_own_people:  # caseworkers and mentors: their own people
                 return []
             if contact_email is not None and contact_email.lower() != viewer.identity:
                 return []

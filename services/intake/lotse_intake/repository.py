@@ -8,12 +8,17 @@ from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from lotse_shared.persistence.mongo import ERASURES, Transaction
 
 from .domain.model import Erasure, Person
 
 Document = dict[str, Any]
+
+
+class AlreadyRegistered(Exception):
+    """A person with this id exists: the same registration arrived twice."""
 
 
 class PeopleRepository:
@@ -31,7 +36,10 @@ class PeopleRepository:
         )
 
     async def add(self, tx: Transaction, person: Person) -> None:
-        await self.people.insert_one(_to_doc(person), session=tx.session)
+        try:
+            await self.people.insert_one(_to_doc(person), session=tx.session)
+        except DuplicateKeyError as e:
+            raise AlreadyRegistered(str(person.person_id)) from e
 
     async def replace(self, tx: Transaction, person: Person, *, expected_revision: int) -> bool:
         """Replace if nobody changed it meanwhile (optimistic concurrency)."""

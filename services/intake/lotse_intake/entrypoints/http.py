@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from lotse_intake.domain.model import Erasure, ErasureRequest, Person, PersonDetails
 from lotse_intake.handlers import IntakeHandlers
-from lotse_shared.auth import STAFF, Principal, Role
+from lotse_shared.auth import READERS, STAFF, Principal, Role
 from lotse_shared.auth.audit import concerning, redact
 from lotse_shared.auth.http import Authenticator
 from lotse_shared.erasure import erased_marker
@@ -34,27 +34,48 @@ class PersonList(BaseModel):
 
 
 def make_router(handlers: IntakeHandlers, auth: Authenticator) -> APIRouter:
-    """Caseworkers see the people they are responsible for, coordinators and admins
-    everyone of their district; anyone else's person answers 404."""
+    """Caseworkers see the people they are responsible for, mentors (read only) the
+    people they accompany, coordinators and admins everyone of their district; anyone
+    else's person answers 404. Only staff write."""
     router = api_router(prefix="/people", tags=["people"])
     staff = auth.require(*STAFF)
+    readers = auth.require(*READERS)
     admin = auth.require(Role.ADMIN)
 
-    @router.post("", status_code=status.HTTP_201_CREATED, summary="Register a person")
+    @router.post(
+        "",
+        status_code=status.HTTP_201_CREATED,
+        summary="Register a person",
+        description="With `Idempotency-Key` (any string the client makes up per form, up to "
+        "100 characters) a repeated request registers no second person: it answers 200 "
+        "with the one the first request registered.",
+        responses={200: {"model": PersonOut, "description": "Registered by an earlier request"}},
+    )
     async def register(
-        details: PersonDetails, request: Request, viewer: Principal = staff
+        details: PersonDetails,
+        request: Request,
+        response: Response,
+        viewer: Principal = staff,
+        idempotency_key: Annotated[
+            str | None, Header(min_length=1, max_length=100, description="Names this request")
+        ] = None,
     ) -> PersonOut:
-        person = await handlers.register(details, viewer)
+        if idempotency_key is None:
+            person = await handlers.register(details, viewer)
+        else:
+            person, new = await handlers.register_once(details, viewer, idempotency_key)
+            if not new:
+                response.status_code = status.HTTP_200_OK
         concerning(request, person_id=person.person_id)
         return PersonOut.model_validate(person.model_dump())
 
     @router.get("/{person_id}", summary="Read one person")
-    async def read(person_id: uuid.UUID, viewer: Principal = staff) -> PersonOut:
+    async def read(person_id: uuid.UUID, viewer: Principal = readers) -> PersonOut:
         return PersonOut.model_validate((await handlers.get(person_id, viewer)).model_dump())
 
     @router.get("", summary="List the people the caller may see, filtered")
     async def list_people(
-        viewer: Principal = staff,
+        viewer: Principal = readers,
         municipality: str | None = None,
         contact_email: Annotated[str | None, Query(description="A responsible contact")] = None,
         district_id: str | None = None,
