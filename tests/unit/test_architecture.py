@@ -44,8 +44,22 @@ def test_services_never_import_each_other(service: str) -> None:
         assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
 
 
+def test_the_portal_owns_no_data_and_knows_the_services_only_by_their_http_apis() -> None:
+    """A backend for the front end: no database, no broker, no service's code (so no
+    rule about who may see what can be re-implemented or bypassed there)."""
+    forbidden = {f"lotse_{s}" for s in SERVICES} | {"pymongo", "faststream", "aio_pika"}
+    for path in sources(ROOT / "services" / "portal"):
+        bad = {m for m in imports_of(path) if m.split(".")[0] in forbidden}
+        bad |= {
+            m
+            for m in imports_of(path)
+            if m.startswith(("lotse_shared.persistence", "lotse_shared.messaging"))
+        }
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
 def test_shared_imports_no_service() -> None:
-    services = {f"lotse_{s}" for s in SERVICES} | {"lotse_devstack"}
+    services = {f"lotse_{s}" for s in SERVICES} | {"lotse_devstack", "lotse_portal"}
     for path in sources(ROOT / "shared"):
         bad = {m for m in imports_of(path) if m.split(".")[0] in services}
         assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
