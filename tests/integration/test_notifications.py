@@ -326,9 +326,11 @@ async def test_duplicate_events_give_one_notification_per_recipient_and_one_emai
         assert len(await inbox(http, GUIDE)) == 1
         assert await inbox(http, COORDINATOR) == []  # not in the drop-out row of the table
         assert sorted(m.rcpt_tos[0] for m in smtp.mails) == sorted([CASEWORKER, GUIDE])
-        # the email names the facts and the inbox, not the provider's free-text reason
+        # the email names the facts and links to the person's file in the portal (whoever
+        # signs in sees their own; no address in the link), not the provider's reason
         assert all("Krankheit" not in m.body for m in smtp.mails)
-        assert all("/inbox?recipient=" in m.body for m in smtp.mails)
+        assert all(f"/people/{snap.person_id}" in m.body for m in smtp.mails)
+        assert all("recipient=" not in m.body for m in smtp.mails)
         assert "Krankheit" in (await inbox(http))[0]["body"]
 
 
@@ -737,6 +739,7 @@ async def test_a_district_override_from_settings_changes_who_is_told(
 async def test_inbox_events_stream_says_unread_and_newest_then_ends_for_a_reconnect(
     service_env, smtp, rabbit_url, namespace
 ):
+    """GET /notifications/events: what the portal's open inbox page listens to."""
     person = PersonRegistered.create(snapshot(), producer="intake")
     event = suggestions_for(person.payload.person_id)
     app = office_app()
@@ -744,13 +747,54 @@ async def test_inbox_events_stream_says_unread_and_newest_then_ends_for_a_reconn
     async with running(app) as http:
         await publish(rabbit_url, namespace, person, event)
         await applied(app, event)
-        r = await http.get("/inbox/events", params={"recipient": CASEWORKER})
+        r = await http.get("/notifications/events")
+        assert r.status_code == 200, r.text
         assert r.headers["content-type"].startswith("text/event-stream")
+        assert r.headers["cache-control"] == "no-store"
         assert r.text.startswith("retry: 2000\n\n")
         assert "event: inbox\ndata: 1|2026-11-24T09:00:00+00:00\n\n" in r.text
-        page = await http.get("/inbox", params={"recipient": CASEWORKER})
-        assert '"1|2026-11-24T09:00:00+00:00"' in page.text  # what the page compares with
-        assert 'name="viewport"' in page.text
+        # the same with the recipient named, as the other routes take it
+        r = await http.get("/notifications/events", params={"recipient": CASEWORKER})
+        assert "event: inbox\ndata: 1|2026-11-24T09:00:00+00:00\n\n" in r.text
+        # another caseworker's stream is their own (empty) inbox; naming hers is refused
+        murat = as_user("murat.yilmaz@landkreis-kassel.example")
+        r = await http.get("/notifications/events", headers=murat)
+        assert "event: inbox\ndata: 0|\n\n" in r.text
+        r = await http.get("/notifications/events", params={"recipient": CASEWORKER}, headers=murat)
+        assert r.status_code == 403
+
+
+async def test_inbox_events_stream_tells_a_change_while_it_is_open(
+    service_env, smtp, rabbit_url, namespace
+):
+    snap = snapshot()
+    person = PersonRegistered.create(snap, producer="intake")
+    first, second = suggestions_for(snap.person_id), dropped_for(snap)
+    app = office_app()
+    app.state.changes.stream_s = 3
+    async with running(app) as http:
+        await publish(rabbit_url, namespace, person, first)
+        await applied(app, first)
+        # the test client hands the stream over when it ends: a new alert arrives meanwhile
+        streamed = asyncio.create_task(http.get("/notifications/events"))
+        await asyncio.sleep(0.5)
+        await publish(rabbit_url, namespace, second)
+        await applied(app, second)
+        r = await streamed
+        states = [line.removeprefix("data: ") for line in r.text.splitlines() if "data:" in line]
+        assert [s.split("|")[0] for s in states] == ["1", "2"]
+        assert states[0] != states[1]
+
+
+async def test_the_inbox_stream_needs_a_bearer_token(service_env, smtp) -> None:
+    app = office_app()
+    async with running(app, role=None) as http:
+        r = await http.get("/notifications/events")
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"].startswith("Bearer")
+        # the service serves no browser inbox any more: the portal has it
+        assert (await http.get("/inbox")).status_code == 404
+        assert (await http.get("/notifications/events", headers=as_user(CASEWORKER))).is_success
 
 
 async def test_withdrawn_email_consent_stops_emails_still_waiting(

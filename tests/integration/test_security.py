@@ -6,8 +6,8 @@
 - a real record of district Kassel asked for from another district: 404, as if it
   did not exist (where a path carries a person's, enrolment's or notification's id).
 
-Only health, the event documentation and the inbox's sign-in stay public. The audit
-trail these calls leave is checked on intake. Each test
+Only health and the event documentation stay public. The audit trail these calls leave
+is checked on intake. Each test
 writes what it measured to tests/artifacts/security-<service>.json for ``make security``.
 """
 
@@ -49,8 +49,6 @@ PUBLIC = {
     ("GET", "/healthz"),
     ("GET", "/asyncapi.json"),
     ("GET", "/asyncapi"),
-    ("POST", "/inbox/login"),  # checks the posted token itself
-    ("POST", "/inbox/logout"),  # only drops the cookie
 }
 
 
@@ -322,11 +320,9 @@ async def test_notifications_endpoints(service_env, smtp, rabbit_url, namespace)
                 ("GET", "/notifications/{notification_id}/deliveries"),
                 ("POST", "/notifications/{notification_id}/read"),
                 ("POST", "/notifications/{notification_id}/archive"),
-                ("POST", "/inbox/{notification_id}/read"),
-                ("POST", "/inbox/{notification_id}/archive"),
             },
         )
-        assert measured.cross_district_refused == 6
+        assert measured.cross_district_refused == 4
         r = await http.get(f"/notifications/{nid}", headers=mine)
         assert r.json()["read_at"] is None  # the refused calls changed nothing
         # a colleague in the same district cannot open it either, nor name her inbox
@@ -343,29 +339,6 @@ async def test_notifications_endpoints(service_env, smtp, rabbit_url, namespace)
         assert r.json() == []  # not another district's
         rows = (await http.get("/audit", params={"person_id": pid}, headers=admin)).json()
         assert {"/notifications/{notification_id}"} <= {e["endpoint"] for e in rows}
-
-
-async def test_inbox_page_signs_in_with_a_cookie(service_env, smtp) -> None:
-    app = notifications_app()
-    async with running(app, role=None) as http:
-        r = await http.get("/inbox")
-        assert r.status_code == 401
-        assert 'action="/inbox/login"' in r.text
-        bad = await http.post("/inbox/login", data={"token": "nonsense"})
-        assert bad.status_code == 401
-        assert "lotse_token" not in bad.headers.get("set-cookie", "")
-        token = bearer(app)["Authorization"].removeprefix("Bearer ")
-        r = await http.post("/inbox/login", data={"token": token})
-        assert r.status_code == 303
-        cookie = r.headers["set-cookie"].lower()
-        assert "httponly" in cookie
-        assert "samesite=lax" in cookie
-        r = await http.get("/inbox")
-        assert r.status_code == 200
-        assert CASEWORKER in r.text
-        await http.post("/inbox/logout")
-        http.cookies.clear()
-        assert (await http.get("/inbox")).status_code == 401
 
 
 async def test_placement_endpoints(service_env, rabbit_url, namespace) -> None:

@@ -43,7 +43,7 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 EXAMPLES = int(os.environ.get("LOTSE_FUZZ_EXAMPLES", "40"))
 
 # Server-sent events never end: no request to them can be awaited to completion.
-STREAMING = {("GET", "/inbox/events")}
+STREAMING = {("GET", "/notifications/events")}
 
 
 @dataclass

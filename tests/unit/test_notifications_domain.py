@@ -25,7 +25,7 @@ from lotse_notifications.domain.model import (
     next_attempt,
     next_digest,
 )
-from lotse_notifications.handlers import ChannelDelivery, Dispatcher, digest_facts, inbox_link
+from lotse_notifications.handlers import ChannelDelivery, Dispatcher, digest_facts, person_link
 from lotse_notifications.templates import Templates
 from lotse_notifications.webhook import sign, verify
 from lotse_shared.contracts.common import ContactRole, Language
@@ -125,7 +125,8 @@ def facts() -> dict[str, object]:
         "person": "Amal Haddad",
         "recipient": "Petra Schmidt",
         "german_level": "B1",
-        "inbox_url": "http://inbox",
+        "inbox_url": "http://portal/inbox",
+        "person_url": "http://portal/people/1",
         "suggestions": [
             {
                 "title": "Ausbildung Lagerlogistik",
@@ -144,7 +145,7 @@ def test_german_template_names_person_suggestions_and_reasons() -> None:
     assert "Guten Tag Petra Schmidt" in body
     assert "1. Ausbildung Lagerlogistik – NH Logistik, Kassel (Ausbildung)" in body
     assert "Warum: B1 erreicht, Stelle verlangt B1; 8 km, ohne Führerschein" in body
-    assert "http://inbox" in body
+    assert "Akte im Portal: http://portal/people/1" in body  # the person's file
 
 
 def test_english_template() -> None:
@@ -169,13 +170,14 @@ def test_email_leaves_out_the_drop_out_reason_the_inbox_shows() -> None:
         "course_type": "integrationskurs",
         "target_level": "B1",
         "reason": "Krankheit",
-        "inbox_url": "http://inbox",
+        "inbox_url": "http://portal/inbox",
+        "person_url": "http://portal/people/1",
     }
     _, inbox_body = Templates().render(Kind.COURSE_DROPPED, Language.DE, facts, "inbox")
     _, email_body = Templates().render(Kind.COURSE_DROPPED, Language.DE, facts, "email")
     assert "Krankheit" in inbox_body
     assert "Krankheit" not in email_body
-    assert "http://inbox" in email_body
+    assert "http://portal/people/1" in email_body
 
 
 def test_every_kind_has_a_german_and_an_english_template() -> None:
@@ -195,10 +197,17 @@ def test_webhook_signature_covers_timestamp_and_body() -> None:
     assert not verify("other", "1764000000", body, signature)
 
 
-def test_inbox_link_keeps_a_plus_address_intact() -> None:
-    assert inbox_link("http://h/inbox", "petra+lotse@lk.example") == (
-        "http://h/inbox?recipient=petra%2Blotse@lk.example"
+def test_an_email_about_one_person_links_to_their_file_in_the_portal() -> None:
+    person = uuid.UUID("8a2e5c1e-0000-4000-8000-000000000001")
+    assert person_link("https://lotse.example/inbox", person) == (
+        f"https://lotse.example/people/{person}"
     )
+    assert person_link("https://h.example/lotse/inbox/", person) == (
+        f"https://h.example/lotse/people/{person}"
+    )
+    # a digest names no one; an address of another shape is left as it is
+    assert person_link("https://lotse.example/inbox", None) == "https://lotse.example/inbox"
+    assert person_link("https://mail.example/open", person) == "https://mail.example/open"
 
 
 async def test_a_burst_of_kicks_checks_digest_and_escalation_once_per_poll_interval() -> None:

@@ -7,10 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from fastapi import FastAPI, Request
-from fastapi.exception_handlers import http_exception_handler
-from fastapi.responses import HTMLResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi import FastAPI
 
 from lotse_shared.auth.http import Authenticator
 from lotse_shared.clock import clock_from
@@ -30,12 +27,7 @@ from .domain.model import (
     RoutingTable,
 )
 from .email import Email, SmtpSender
-from .entrypoints.http import (
-    login_page,
-    make_browser_router,
-    make_preferences_router,
-    make_router,
-)
+from .entrypoints.http import make_preferences_router, make_router
 from .entrypoints.messaging import register_subscriptions
 from .handlers import ChannelDelivery, Dispatcher, EmailGate, NotificationsHandlers, Timing
 from .live import InboxChanges
@@ -219,9 +211,8 @@ def create_app(
         "quiet hours, escalation.",
         auth=auth,
         routers=[
-            make_router(handlers, auth),
+            make_router(handlers, auth, changes),
             make_preferences_router(handlers, auth),
-            make_browser_router(handlers, templates, changes, auth),
         ],
         lifespan=lambda: run_lifespan(
             rt,
@@ -229,13 +220,6 @@ def create_app(
             background=[(dispatcher.start, dispatcher.stop)],
         ),
     )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def sign_in_first(request: Request, exc: StarletteHTTPException) -> Response:
-        # the inbox page without a (valid) token: the sign-in form, still a 401
-        if exc.status_code == 401 and request.url.path == "/inbox":
-            return HTMLResponse(login_page(templates), 401, headers=exc.headers)
-        return await http_exception_handler(request, exc)
 
     app.state.runtime = rt
     app.state.handlers = handlers

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from time import monotonic
 from typing import Any
-from urllib.parse import urlencode
 
 from lotse_shared.auth import Principal, Role
 from lotse_shared.background import Periodic
@@ -104,8 +103,15 @@ def whose_inbox(viewer: Principal, recipient: str | None) -> str:
     raise Forbidden("recipient: you may only open your own inbox")
 
 
-def inbox_link(inbox_url: str, address: str) -> str:
-    return f"{inbox_url}?{urlencode({'recipient': address}, safe='@')}"
+def person_link(inbox_url: str, person_id: uuid.UUID | None) -> str:
+    """Where an email about one person leads: their file in the portal, beside the
+    portal's inbox (``<portal>/inbox`` gives ``<portal>/people/<id>``). An item about no
+    one (a digest), or an inbox address of another shape, leads to the inbox. No
+    recipient in the link: the portal shows whoever signs in their own."""
+    base, inbox, rest = inbox_url.rstrip("/").rpartition("/inbox")
+    if person_id is None or not inbox or rest:
+        return inbox_url
+    return f"{base}/people/{person_id}"
 
 
 @dataclass
@@ -560,7 +566,8 @@ class NotificationsHandlers:
         return {
             **n.facts,
             "recipient": n.recipient_name,
-            "inbox_url": inbox_link(self.inbox_url, n.recipient_email),
+            "inbox_url": self.inbox_url,
+            "person_url": person_link(self.inbox_url, n.person_id),
         }
 
     def _plan_email(

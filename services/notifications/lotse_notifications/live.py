@@ -1,4 +1,4 @@
-"""Tells open browser inboxes that something changed.
+"""Tells open inbox streams (``GET /notifications/events``) that something changed.
 
 A change in this process wakes every waiting stream at once; each stream also
 looks at the database every ``poll_s``, so changes made by another replica

@@ -47,8 +47,9 @@ class NotificationsSettings(ServiceSettings):
         default="Lotse <lotse@landkreis-kassel.example>", description="Sender of alert emails."
     )
     inbox_url: str = Field(
-        default="http://127.0.0.1:8004/inbox",
-        description="Link put into emails so the recipient can open the inbox.",
+        default="http://127.0.0.1:8000/inbox",
+        description="The portal's inbox, `<portal>/inbox`, linked from digest emails; an "
+        "alert about one person links to their file beside it, `<portal>/people/<id>`.",
     )
     email_max_attempts: int = Field(default=6, description="Attempts before an email fails.")
     dispatch_poll_s: float = Field(

@@ -3,8 +3,8 @@
 Each template's first line is the subject, the rest the body. Templates live in
 ``templates/<language>/<kind>.txt`` inside the package. ``channel`` is "inbox" or
 "email": an email leaves out what only the inbox needs to show (free-text
-reasons), since mail passes servers Lotse does not control. The browser inbox
-is ``templates/html/*.html``, rendered with HTML escaping on.
+reasons), since mail passes servers Lotse does not control. The inbox page is the
+portal's; it shows these texts as they are stored.
 """
 
 from __future__ import annotations
@@ -45,21 +45,10 @@ class Templates:
             keep_trailing_newline=True,
         )
 
-    @cached_property
-    def _html(self) -> Environment:
-        return Environment(
-            loader=PackageLoader("lotse_notifications", "templates/html"),
-            undefined=StrictUndefined,
-            autoescape=True,
-        )
-
     def render(
         self, kind: Kind, language: Language, facts: dict[str, Any], channel: str = "inbox"
     ) -> tuple[str, str]:
         return self._text(f"{language.value}/{kind.value}.txt", language, channel, facts)
-
-    def page(self, name: str, **context: Any) -> str:
-        return self._html.get_template(name).render(**context)
 
     def _text(
         self, name: str, language: Language, channel: str, facts: dict[str, Any]

@@ -29,8 +29,6 @@ from .verifier import InvalidToken, KeysUnavailable, TokenVerifier
 
 log = logging.getLogger("lotse.auth")
 
-# The browser inbox keeps its token in this HttpOnly cookie (set by /inbox/login).
-TOKEN_COOKIE = "lotse_token"
 REALM = "lotse"
 
 bearer_scheme = HTTPBearer(
@@ -117,12 +115,6 @@ class Authenticator:
         token = credentials.credentials if credentials else None
         return self._authorise(scopes, request, await self.authenticate(token))
 
-    async def _bearer_or_cookie(
-        self, scopes: SecurityScopes, request: Request, credentials: Credentials
-    ) -> Principal:
-        token = credentials.credentials if credentials else request.cookies.get(TOKEN_COOKIE)
-        return self._authorise(scopes, request, await self.authenticate(token))
-
     async def _bearer_or_api_key(
         self, scopes: SecurityScopes, request: Request, credentials: Credentials, api_key: ApiKey
     ) -> Principal:
@@ -147,16 +139,17 @@ class Authenticator:
             )
         return principal
 
-    def require(self, *roles: Role, cookie: bool = False) -> Any:
+    def require(self, *roles: Role) -> Any:
         """A dependency giving the Principal if they hold one of ``roles``.
 
-        ``cookie``: also accept the token from the inbox page's HttpOnly cookie.
-        Endpoints that accept partners also accept a partner API key (listed as a
-        second, alternative security requirement in OpenAPI).
+        Only a bearer token is read (no cookie: a browser signs in to the portal, which
+        calls the services with the user's token). Endpoints that accept partners also
+        accept a partner API key (listed as a second, alternative security requirement
+        in OpenAPI).
         """
         if not roles:
             raise ValueError("name the roles an endpoint accepts")
-        dependency: Any = self._bearer_or_cookie if cookie else self._bearer
-        if Role.PARTNER in roles and not cookie:
+        dependency: Any = self._bearer
+        if Role.PARTNER in roles:
             dependency = self._bearer_or_api_key
         return Security(dependency, scopes=[r.value for r in roles])

@@ -1,4 +1,7 @@
-"""notifications' HTTP routes: the inbox as JSON, the inbox in the browser, preferences."""
+"""notifications' HTTP routes: the inbox as JSON, its live stream, preferences.
+
+The inbox a person reads is the portal's page, which calls these with the user's own
+token; the service serves no HTML."""
 
 from __future__ import annotations
 
@@ -7,14 +10,12 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from time import monotonic
 from typing import Annotated, Literal
-from urllib.parse import parse_qs
 
-from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, EmailStr, Field
 
 from lotse_notifications.domain.model import (
-    BERLIN,
     CHOOSABLE,
     Attempt,
     Cadence,
@@ -25,13 +26,11 @@ from lotse_notifications.domain.model import (
 )
 from lotse_notifications.handlers import NotificationsHandlers, whose_inbox
 from lotse_notifications.inbox import InboxCounts, InboxFilter
-from lotse_notifications.inbox_page import PAGE_SIZE, back_to_page, page_context
 from lotse_notifications.live import InboxChanges
 from lotse_notifications.settings import CadenceKind
-from lotse_notifications.templates import Templates
 from lotse_shared.auth import STAFF, Principal
 from lotse_shared.auth.audit import concerning
-from lotse_shared.auth.http import TOKEN_COOKIE, Authenticator
+from lotse_shared.auth.http import Authenticator
 from lotse_shared.http import MAX_OFFSET
 from lotse_shared.routes import api_router
 
@@ -52,7 +51,7 @@ def about(request: Request, n: Notification) -> Notification:
 
 
 def live_state(counts: InboxCounts) -> str:
-    """What the open page watches: '<unread>|<newest created_at>'."""
+    """What an open inbox page watches: '<unread>|<newest created_at>'."""
     return f"{counts.unread}|{counts.newest.isoformat() if counts.newest else ''}"
 
 
@@ -65,17 +64,6 @@ PersonFilter = Annotated[
 ]
 KindFilter = Annotated[Kind | None, Query(description="Only notifications of this kind")]
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
-
-EMAIL_LABELS = {
-    "pending": "wird gesendet",
-    "digest": "in der Tagesübersicht",
-    "sent": "gesendet",
-    "failed": "fehlgeschlagen",
-    "skipped": "keine Einwilligung",
-    "opted_out": "abbestellt",
-    "bundled": "in der Tagesübersicht",
-    "read": "nicht gesendet: vorher gelesen",
-}
 
 
 class UnreadCounts(BaseModel):
@@ -128,7 +116,7 @@ class PreferencesOut(Preferences):
     )
 
 
-def make_router(h: NotificationsHandlers, auth: Authenticator) -> APIRouter:
+def make_router(h: NotificationsHandlers, auth: Authenticator, changes: InboxChanges) -> APIRouter:
     """The caller's own inbox (the token's email); other people's answer 404."""
     router = api_router(prefix="/notifications", tags=["inbox"])
     staff = auth.require(*STAFF)
@@ -205,6 +193,39 @@ def make_router(h: NotificationsHandlers, auth: Authenticator) -> APIRouter:
             concerning(request, person_id=person_id)
         return Marked(marked=await h.read_all(f, viewer))
 
+    @router.get(
+        "/events",
+        summary="Server-sent events: `inbox` with '<unread>|<newest>' whenever it changes",
+        description="A stream of `event: inbox` / `data: <unread>|<newest created_at>`: "
+        "one at once, then one whenever either changes (checked on every change in this "
+        "process and every few seconds, so other replicas' changes arrive too). The stream "
+        "ends after a while and the client reconnects (`retry: 2000`). The portal passes it "
+        "on to an open inbox page.",
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def events(viewer: Principal = staff, recipient: Recipient = None) -> StreamingResponse:
+        whose = whose_inbox(viewer, recipient)
+
+        async def stream() -> AsyncIterator[str]:
+            last = None
+            idle = 0
+            ends = monotonic() + changes.stream_s
+            yield "retry: 2000\n\n"
+            while monotonic() < ends:
+                now = live_state(await h.inbox_counts(whose))
+                if now != last:
+                    yield f"event: inbox\ndata: {now}\n\n"
+                    last, idle = now, 0
+                elif (idle := idle + 1) % 10 == 0:
+                    yield ": keep-alive\n\n"
+                await changes.wait()
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
     @router.get("/{notification_id}", summary="One notification with its delivery state")
     async def read_one(
         notification_id: uuid.UUID, request: Request, viewer: Principal = staff
@@ -265,187 +286,5 @@ def make_preferences_router(h: NotificationsHandlers, auth: Authenticator) -> AP
         )
         await h.repo.save_preferences(whose_inbox(viewer, recipient), prefs)
         return shown(prefs, viewer)
-
-    return router
-
-
-def login_page(templates: Templates, error: str | None = None) -> str:
-    return templates.page(
-        "inbox.html",
-        recipient=None,
-        unread=0,
-        berlin=BERLIN,
-        email_labels=EMAIL_LABELS,
-        login_error=error,
-    )
-
-
-def make_browser_router(
-    h: NotificationsHandlers, templates: Templates, changes: InboxChanges, auth: Authenticator
-) -> APIRouter:
-    """The inbox as a server-rendered page: plain forms, and live updates over SSE.
-
-    A browser sends no bearer header, so the page signs in once: the token is posted
-    to /inbox/login and kept in an HttpOnly, SameSite=Lax cookie (scripts cannot
-    read it, other sites cannot post with it). Without it the page answers 401 with
-    the sign-in form. Bearer headers work here too.
-    """
-    router = api_router(prefix="/inbox", tags=["browser inbox"])
-    signed_in = auth.require(*STAFF, cookie=True)
-
-    @router.post(
-        "/login",
-        summary="Sign in the browser: checks the posted token, keeps it in an HttpOnly cookie",
-        response_class=HTMLResponse,
-        response_model=None,
-    )
-    async def login(request: Request) -> Response:
-        form = parse_qs((await request.body()).decode("utf-8", "replace"))
-        token = (form.get("token") or [""])[0].strip()
-        try:
-            principal = await auth.authenticate(token)
-        except HTTPException as e:
-            return HTMLResponse(login_page(templates, "Anmeldung fehlgeschlagen."), e.status_code)
-        if not principal.has_any(STAFF):
-            return HTMLResponse(login_page(templates, "Keine Berechtigung."), 403)
-        response = RedirectResponse("/inbox", status_code=303)
-        response.set_cookie(
-            TOKEN_COOKIE,
-            token,
-            httponly=True,
-            # Lax, not Strict: the link in an alert email is a cross-site navigation and
-            # must arrive signed in; other sites' POSTs (read, archive) still carry no cookie
-            samesite="lax",
-            secure=request.url.scheme == "https",
-            path="/inbox",
-        )
-        return response
-
-    @router.post("/logout", summary="Sign the browser out (drops the cookie)")
-    async def logout() -> RedirectResponse:
-        response = RedirectResponse("/inbox", status_code=303)
-        response.delete_cookie(TOKEN_COOKIE, path="/inbox")
-        return response
-
-    async def state(recipient: str) -> str:
-        return live_state(await h.inbox_counts(recipient))
-
-    @router.get(
-        "",
-        response_class=HTMLResponse,
-        summary=f"The inbox page: unread first, newest first, {PAGE_SIZE} a page",
-    )
-    async def page(
-        request: Request,
-        viewer: Principal = signed_in,
-        recipient: Annotated[
-            EmailStr | None, Query(description="Whose inbox (another's: admins only)")
-        ] = None,
-        archived: bool = False,
-        unread_only: bool = False,
-        # the filter form sends an empty kind for "all kinds"
-        kind: Annotated[Kind | Literal[""] | None, Query(description="Only this kind")] = None,
-        person_id: PersonFilter = None,
-        offset: Offset = 0,
-    ) -> HTMLResponse:
-        f = InboxFilter(
-            whose_inbox(viewer, recipient),
-            archived=archived,
-            unread_only=unread_only and not archived,
-            kind=kind or None,
-            person_id=person_id,
-        )
-        page = await h.inbox_page(f, offset, PAGE_SIZE)
-        items = of_district(viewer, page.items)
-        person = None
-        if person_id is not None:
-            concerning(request, person_id=person_id)
-            known = await h.repo.recipients_of(person_id)
-            visible = known is not None and (
-                bool(items)
-                or viewer.may_access_person(known.district_id, [c.email for c in known.contacts])
-            )
-            person = known.display_name if known is not None and visible else "eine Person"
-        return HTMLResponse(
-            templates.page(
-                "inbox.html",
-                **page_context(f, page, items, offset, person, live_state(page.counts)),
-                berlin=BERLIN,
-                email_labels=EMAIL_LABELS,
-                login_error=None,
-            )
-        )
-
-    @router.post(
-        "/read-all",
-        summary="Mark every unread item of the page's filter read, then back to the page",
-    )
-    async def page_read_all(
-        request: Request,
-        viewer: Principal = signed_in,
-        recipient: Recipient = None,
-        kind: Annotated[Kind | Literal[""] | None, Query(description="Only this kind")] = None,
-        person_id: PersonFilter = None,
-        unread_only: bool = False,
-    ) -> RedirectResponse:
-        f = InboxFilter(
-            whose_inbox(viewer, recipient),
-            unread_only=unread_only,
-            kind=kind or None,
-            person_id=person_id,
-        )
-        if person_id is not None:
-            concerning(request, person_id=person_id)
-        await h.read_all(f, viewer)
-        return RedirectResponse(
-            back_to_page(dict(request.query_params), f.recipient), status_code=303
-        )
-
-    @router.post("/{notification_id}/read", summary="Mark read from the page, then back to it")
-    async def page_read(
-        notification_id: uuid.UUID, request: Request, viewer: Principal = signed_in
-    ) -> RedirectResponse:
-        n = about(request, await h.mark_read(notification_id, viewer))
-        return RedirectResponse(
-            back_to_page(dict(request.query_params), n.recipient_email), status_code=303
-        )
-
-    @router.post("/{notification_id}/archive", summary="Archive from the page, then back to it")
-    async def page_archive(
-        notification_id: uuid.UUID, request: Request, viewer: Principal = signed_in
-    ) -> RedirectResponse:
-        n = about(request, await h.archive(notification_id, viewer))
-        return RedirectResponse(
-            back_to_page(dict(request.query_params), n.recipient_email), status_code=303
-        )
-
-    @router.get(
-        "/events",
-        summary="Server-sent events: `inbox` with '<unread>|<newest>' whenever it changes",
-    )
-    async def events(
-        viewer: Principal = signed_in, recipient: Recipient = None
-    ) -> StreamingResponse:
-        recipient = whose_inbox(viewer, recipient)
-
-        async def stream() -> AsyncIterator[str]:
-            last = None
-            idle = 0
-            ends = monotonic() + changes.stream_s
-            yield "retry: 2000\n\n"
-            while monotonic() < ends:
-                now = await state(recipient)
-                if now != last:
-                    yield f"event: inbox\ndata: {now}\n\n"
-                    last, idle = now, 0
-                elif (idle := idle + 1) % 10 == 0:
-                    yield ": keep-alive\n\n"
-                await changes.wait()
-
-        return StreamingResponse(
-            stream(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )
 
     return router
