@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from lotse_devstack.tokens import DevIssuer
 from lotse_shared.auth import (
+    READERS,
+    STAFF,
     InvalidToken,
     KeysUnavailable,
     Principal,
@@ -164,6 +166,46 @@ def test_who_sees_a_person() -> None:
     assert not _p(Role.COORDINATOR, district=None).may_access_person("kassel", contacts)
 
 
+def test_a_mentor_sees_the_people_they_accompany_and_writes_nothing() -> None:
+    """Issue #13: a mentor (Berufspate, Integrationslotse) is scoped like a caseworker,
+    by their email among the person's contacts, and never district-wide."""
+    contacts = ["petra@x.example", "MENTOR@example.org"]
+    mentor = _p(Role.MENTOR, email="mentor@example.org")
+    assert mentor.may_access_person("kassel", contacts)
+    assert not mentor.may_access_person("fulda", contacts)
+    assert not _p(Role.MENTOR, email="other@example.org").may_access_person("kassel", contacts)
+    assert not _p(Role.MENTOR, district=None).may_access_person("kassel", contacts)
+    assert not mentor.district_wide
+    assert mentor.sees_own_people
+    assert mentor.role is Role.MENTOR
+    assert Role.MENTOR in READERS
+    assert Role.MENTOR not in STAFF  # every write route requires STAFF
+    assert not mentor.has_any(STAFF)
+    assert set(STAFF) < set(READERS)
+    # a mentor who is also a coordinator: the wider role decides
+    both = Principal(
+        user_id="k@x.example",
+        roles=frozenset({Role.MENTOR, Role.COORDINATOR}),
+        district_id="kassel",
+        email="k@x.example",
+    )
+    assert both.may_access_person("kassel", [])
+    assert both.role is Role.COORDINATOR
+
+
+def test_a_mentor_token_gives_the_mentor_role() -> None:
+    principal = principal_from_claims(
+        {
+            "sub": "u1",
+            "email": "j.becker@paten.example",
+            "district": "kassel",
+            "realm_access": {"roles": ["mentor", "offline_access"]},
+        },
+        audience="lotse",
+    )
+    assert principal.roles == {Role.MENTOR}
+
+
 @pytest.fixture
 def jwks_server(issuer: DevIssuer) -> Iterator[str]:
     """The JWKS served over HTTP, as an identity provider publishes it."""
@@ -231,6 +273,27 @@ def test_lotse_token_makes_private_keys_once_and_keeps_them_out_of_git(
         ["git", "check-ignore", "-q", ".lotse/dev-keys/signing-key.pem"], cwd=root, check=False
     )
     assert ignored.returncode == 0, "the default key directory must be git-ignored"
+
+
+async def test_lotse_token_gives_a_mentor_token_the_services_accept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lotse_devstack.cli import main
+
+    monkeypatch.setenv("LOTSE_DEV_KEYS", str(tmp_path / "keys"))
+    mentor = "j.becker@berufspaten.example"
+    assert main(["token", "--role", "mentor", "--district", "kassel", "--user", mentor]) == 0
+    token = capsys.readouterr().out.strip()
+    issuer = DevIssuer(tmp_path / "keys")
+    verifier = TokenVerifier(
+        issuer=issuer.issuer, audience=issuer.audience, jwks_file=issuer.jwks_file
+    )
+    principal = await verifier.principal(token)
+    assert (principal.roles, principal.district_id, principal.identity) == (
+        {Role.MENTOR},
+        "kassel",
+        mentor,
+    )
 
 
 def test_audit_outcomes_and_no_way_to_change_a_row() -> None:

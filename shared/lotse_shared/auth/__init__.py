@@ -5,11 +5,13 @@
 - :mod:`.http`: the FastAPI dependency ``Authenticator.require(*roles)``.
 """
 
-from .principal import DISTRICT_WIDE, STAFF, Principal, Role
+from .principal import ACCOMPANYING, DISTRICT_WIDE, READERS, STAFF, Principal, Role
 from .verifier import InvalidToken, KeysUnavailable, TokenVerifier, principal_from_claims
 
 __all__ = [
+    "ACCOMPANYING",
     "DISTRICT_WIDE",
+    "READERS",
     "STAFF",
     "InvalidToken",
     "KeysUnavailable",

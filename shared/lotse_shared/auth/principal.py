@@ -3,12 +3,15 @@
 The rules (issue #6):
 - caseworker: the people they are responsible for (they are among the person's
   contacts, by email), read and write;
+- mentor (a Berufspate or an Integrationslotse, issue #13): the people they accompany
+  (among the person's contacts, by email, like a caseworker), read only, and their own
+  inbox;
 - coordinator: every person of their district;
 - admin: every person of their district, and the audit log;
 - partner: publishes its own events, reads no personal data;
 - operator: health, dead letters, replay; no personal data.
 
-A person of another district, or one a caseworker is not responsible for, is
+A person of another district, or one a caseworker or mentor does not accompany, is
 answered as if it did not exist (404), so ids cannot be probed.
 """
 
@@ -22,6 +25,7 @@ from enum import StrEnum
 class Role(StrEnum):
     CASEWORKER = "caseworker"
     COORDINATOR = "coordinator"
+    MENTOR = "mentor"
     PARTNER = "partner"
     OPERATOR = "operator"
     ADMIN = "admin"
@@ -29,8 +33,13 @@ class Role(StrEnum):
 
 # Roles that may read and change personal data at all (each within its scope).
 STAFF = (Role.CASEWORKER, Role.COORDINATOR, Role.ADMIN)
+# Roles that may read personal data (each within its scope): staff, and mentors, who
+# follow the people they accompany but change nothing. Writes stay with STAFF.
+READERS = (*STAFF, Role.MENTOR)
 # Roles that see every person of their district, not only their own cases.
 DISTRICT_WIDE = frozenset({Role.COORDINATOR, Role.ADMIN})
+# Roles that see only the people whose responsible contacts name them (by email).
+ACCOMPANYING = frozenset({Role.CASEWORKER, Role.MENTOR})
 
 
 @dataclass(frozen=True)
@@ -50,7 +59,14 @@ class Principal:
     @property
     def role(self) -> Role:
         """The role that decides the scope, for logs and the audit trail."""
-        for role in (Role.ADMIN, Role.COORDINATOR, Role.CASEWORKER, Role.OPERATOR, Role.PARTNER):
+        for role in (
+            Role.ADMIN,
+            Role.COORDINATOR,
+            Role.CASEWORKER,
+            Role.MENTOR,
+            Role.OPERATOR,
+            Role.PARTNER,
+        ):
             if role in self.roles:
                 return role
         raise ValueError(f"{self.user_id} holds no Lotse role")
@@ -60,8 +76,14 @@ class Principal:
         return bool(self.roles & DISTRICT_WIDE)
 
     @property
+    def sees_own_people(self) -> bool:
+        """Sees the people whose contacts name them (a caseworker, a mentor); combined
+        with a district-wide role, the district-wide one decides."""
+        return bool(self.roles & ACCOMPANYING)
+
+    @property
     def identity(self) -> str:
-        """What a person's contacts name a caseworker by: their email address."""
+        """What a person's contacts name a caseworker or mentor by: their email address."""
         return (self.email or self.user_id).lower()
 
     def may_access_person(self, district_id: str, contact_emails: Iterable[str]) -> bool:
@@ -71,7 +93,7 @@ class Principal:
             return False
         if self.district_wide:
             return True
-        if Role.CASEWORKER in self.roles:
+        if self.sees_own_people:
             return self.identity in {e.lower() for e in contact_emails}
         return False
 
