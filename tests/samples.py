@@ -24,6 +24,7 @@ from lotse_shared.contracts.envelope import Event
 
 TODAY = date(2026, 11, 24)
 CASEWORKER = "petra.schmidt@landkreis-kassel.example"
+MENTOR = "j.becker@paten.example"  # the sample person's mentor (Berufspate)
 COURSE_REF = p.CourseRef(provider="VHS Region Kassel", course_ref="IK-1")
 
 
@@ -43,7 +44,7 @@ def person_body(**changes: Any) -> dict[str, Any]:
         "consent": {"matching": True, "share_with_employers": True, "email_notifications": True},
         "contacts": [
             {"role": "caseworker", "name": "Petra Schmidt", "email": CASEWORKER},
-            {"role": "mentor", "name": "Jürgen Becker", "email": "j.becker@paten.example"},
+            {"role": "mentor", "name": "Jürgen Becker", "email": MENTOR},
         ],
     }
     body.update(changes)
@@ -70,9 +71,7 @@ def snapshot(**changes: Any) -> i.PersonSnapshotV1:
             i.ResponsibleContact(
                 role=ContactRole.CASEWORKER, name="Petra Schmidt", email=CASEWORKER
             ),
-            i.ResponsibleContact(
-                role=ContactRole.MENTOR, name="Jürgen Becker", email="j.becker@paten.example"
-            ),
+            i.ResponsibleContact(role=ContactRole.MENTOR, name="Jürgen Becker", email=MENTOR),
         ],
     }
     data.update(changes)

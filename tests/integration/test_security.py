@@ -3,6 +3,9 @@
 - without a token (and with a forged one): 401 with ``WWW-Authenticate: Bearer``;
 - with a role the endpoint does not accept (its security requirement names the
   roles): 403;
+- as the sample person's own mentor, on every endpoint that does not accept mentors:
+  403 (a mentor reads and writes nothing); the endpoints that accept mentors are
+  exactly the reads of ``MENTOR_MAY`` (issue #13);
 - a real record of district Kassel asked for from another district: 404, as if it
   did not exist (where a path carries a person's, enrolment's or notification's id).
 
@@ -36,6 +39,7 @@ from lotse_shared.contracts.intake import PersonRegistered
 from tests.integration.test_notifications import suggestions_for
 from tests.samples import (
     CASEWORKER,
+    MENTOR,
     TODAY,
     course_details,
     opening_report,
@@ -60,7 +64,52 @@ def from_fulda(app: FastAPI, roles: Sequence[str] = (Role.COORDINATOR.value,)) -
     return bearer(app, Role.ADMIN, user="admin@fulda.example", district="fulda")
 
 
-WRONG_ROLE_ORDER = [Role.PARTNER, Role.OPERATOR, Role.CASEWORKER, Role.COORDINATOR, Role.ADMIN]
+WRONG_ROLE_ORDER = [
+    Role.PARTNER,
+    Role.OPERATOR,
+    Role.MENTOR,
+    Role.CASEWORKER,
+    Role.COORDINATOR,
+    Role.ADMIN,
+]
+
+# What a mentor (Berufspate, Integrationslotse) may call: reads of the people they
+# accompany, the district's courses and openings, their own inbox and preferences.
+# Anything else refuses them, the sample person's own mentor included.
+MENTOR_MAY: dict[str, set[tuple[str, str]]] = {
+    "intake": {("GET", "/people"), ("GET", "/people/{person_id}")},
+    "courses": {
+        ("GET", "/courses"),
+        ("GET", "/courses/{course_id}"),
+        ("GET", "/enrolments"),
+        ("POST", "/enrolments/query"),
+        ("GET", "/enrolments/{enrolment_id}"),
+    },
+    "placement": {
+        ("GET", "/openings"),
+        ("GET", "/openings/{opening_id}"),
+        ("GET", "/openings/{opening_id}/candidates"),
+        ("GET", "/people/{person_id}/suggestions"),
+        ("GET", "/people/{person_id}/suggestions/open"),
+        ("POST", "/people/overview"),
+        ("GET", "/people/{person_id}/evaluation"),
+        ("GET", "/people/{person_id}/cases"),
+        ("GET", "/cases/{case_id}"),
+    },
+    "notifications": {
+        ("GET", "/notifications"),
+        ("GET", "/notifications/unread-counts"),
+        ("GET", "/notifications/unread-by-person"),
+        ("GET", "/notifications/upcoming"),
+        ("POST", "/notifications/read-all"),
+        ("GET", "/notifications/{notification_id}"),
+        ("GET", "/notifications/{notification_id}/deliveries"),
+        ("POST", "/notifications/{notification_id}/read"),
+        ("POST", "/notifications/{notification_id}/archive"),
+        ("GET", "/preferences"),
+        ("PUT", "/preferences"),
+    },
+}
 
 
 @dataclass
@@ -79,6 +128,7 @@ class Measured:
     endpoints: int = 0
     unauthenticated_refused: int = 0
     wrong_role_refused: int = 0
+    mentor_refused: int = 0
     cross_district_refused: int = 0
     cross_district_not_checked: list[str] = field(default_factory=list)
 
@@ -111,6 +161,8 @@ async def check(
     assert public <= PUBLIC, f"{service}: unprotected endpoints {public - PUBLIC}"
     measured = Measured(service, endpoints=len(ops))
     forged = {"Authorization": "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."}
+    mentor = bearer(app, Role.MENTOR, user=MENTOR)  # among the sample person's contacts
+    mentor_reads: set[tuple[str, str]] = set()
     for op in ops:
         body = bodies.get((op.method, op.path))
         what = f"{service} {op.method} {op.path}"
@@ -134,12 +186,20 @@ async def check(
         assert "detail" in r.json()
         measured.wrong_role_refused += 1
 
+        if Role.MENTOR.value in op.roles:
+            mentor_reads.add((op.method, op.path))
+        else:
+            r = await call(mentor)
+            assert r.status_code == 403, f"{what} as mentor: {r.status_code} {r.text[:200]}"
+            measured.mentor_refused += 1
+
         if (op.method, op.path) in cross_district:
             r = await call(from_fulda(app, op.roles))
             assert r.status_code == 404, f"{what} from Fulda: {r.status_code} {r.text[:200]}"
             measured.cross_district_refused += 1
         elif "{" in op.path or op.path in ("/enrolments",):
             measured.cross_district_not_checked.append(f"{op.method} {op.path}")
+    assert mentor_reads == MENTOR_MAY[service], f"{service}: mentors may call {mentor_reads}"
     measured.save()
     return measured
 

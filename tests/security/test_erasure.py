@@ -191,7 +191,7 @@ async def test_an_erased_person_leaves_no_trace_in_any_service(
         # who may erase: admins only, of the person's own district, with a reason
         url = f"/people/{pid}/erasure"
         reason = {"reason": "Art. 17 DSGVO: Antrag vom 20.11.2026"}
-        for role in (Role.CASEWORKER, Role.COORDINATOR, Role.OPERATOR, Role.PARTNER):
+        for role in (Role.CASEWORKER, Role.MENTOR, Role.COORDINATOR, Role.OPERATOR, Role.PARTNER):
             r = await people.post(url, json=reason, headers=bearer(intake, role))
             assert r.status_code == 403, (role, r.text)
         fulda = bearer(intake, Role.ADMIN, user="admin@fulda.example", district="fulda")

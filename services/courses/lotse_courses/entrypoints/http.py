@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lotse_courses.domain.model import Course, CourseDetails, Enrolment, ExamKind, ExamResultValue
 from lotse_courses.handlers import CoursesHandlers
-from lotse_shared.auth import STAFF, Principal
+from lotse_shared.auth import READERS, STAFF, Principal
 from lotse_shared.auth.audit import concerning
 from lotse_shared.auth.http import Authenticator
 from lotse_shared.contracts.common import CefrLevel
@@ -63,9 +63,11 @@ class DropoutRequest(_Body):
 
 def make_router(h: CoursesHandlers, auth: Authenticator) -> APIRouter:
     """Courses are the district's (no personal data); an enrolment is the person's, seen
-    by their caseworkers and the district's coordinators; anyone else's answers 404."""
+    by their caseworkers, their mentors (read only) and the district's coordinators;
+    anyone else's answers 404. Only staff write."""
     router = api_router()
     staff = auth.require(*STAFF)
+    readers = auth.require(*READERS)
 
     async def visible(request: Request, enrolment_id: uuid.UUID, viewer: Principal) -> Enrolment:
         enrolment = await h.get_enrolment(enrolment_id, viewer)
@@ -80,14 +82,14 @@ def make_router(h: CoursesHandlers, auth: Authenticator) -> APIRouter:
 
     @router.get("/courses", tags=["courses"], summary="The courses of the caller's district")
     async def list_courses(
-        viewer: Principal = staff,
+        viewer: Principal = readers,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> list[Course]:
         return await h.list_courses(viewer, limit, offset)
 
     @router.get("/courses/{course_id}", tags=["courses"])
-    async def get_course(course_id: uuid.UUID, viewer: Principal = staff) -> Course:
+    async def get_course(course_id: uuid.UUID, viewer: Principal = readers) -> Course:
         return await h.get_course(course_id, viewer)
 
     @router.post("/enrolments", status_code=status.HTTP_201_CREATED, tags=["enrolments"])
@@ -98,7 +100,7 @@ def make_router(h: CoursesHandlers, auth: Authenticator) -> APIRouter:
         return await h.enrol_as(viewer, body.course_id, body.person_id)
 
     @router.get("/enrolments", tags=["enrolments"], summary="A person's enrolments")
-    async def enrolments_of(person_id: uuid.UUID, viewer: Principal = staff) -> list[Enrolment]:
+    async def enrolments_of(person_id: uuid.UUID, viewer: Principal = readers) -> list[Enrolment]:
         return await h.enrolments_of(person_id, viewer)
 
     @router.post(
@@ -109,13 +111,13 @@ def make_router(h: CoursesHandlers, auth: Authenticator) -> APIRouter:
         "anyone else's are left out silently. For a list page: one call, not one per person.",
     )
     async def enrolments_of_many(
-        body: EnrolmentQuery, viewer: Principal = staff
+        body: EnrolmentQuery, viewer: Principal = readers
     ) -> list[Enrolment]:
         return await h.enrolments_of_many(body.person_ids, viewer)
 
     @router.get("/enrolments/{enrolment_id}", tags=["enrolments"])
     async def get_enrolment(
-        enrolment_id: uuid.UUID, request: Request, viewer: Principal = staff
+        enrolment_id: uuid.UUID, request: Request, viewer: Principal = readers
     ) -> Enrolment:
         return await visible(request, enrolment_id, viewer)
 

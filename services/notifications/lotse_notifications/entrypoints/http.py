@@ -28,7 +28,7 @@ from lotse_notifications.handlers import NotificationsHandlers, whose_inbox
 from lotse_notifications.inbox import InboxCounts, InboxFilter
 from lotse_notifications.live import InboxChanges
 from lotse_notifications.settings import CadenceKind
-from lotse_shared.auth import STAFF, Principal
+from lotse_shared.auth import READERS, STAFF, Principal
 from lotse_shared.auth.audit import concerning
 from lotse_shared.auth.http import Authenticator
 from lotse_shared.http import MAX_OFFSET
@@ -117,14 +117,17 @@ class PreferencesOut(Preferences):
 
 
 def make_router(h: NotificationsHandlers, auth: Authenticator, changes: InboxChanges) -> APIRouter:
-    """The caller's own inbox (the token's email); other people's answer 404."""
+    """The caller's own inbox (the token's email); other people's answer 404. Mentors
+    have an inbox too (they are told about the people they accompany): reading it and
+    marking their own items read or archived changes nobody's personal data."""
     router = api_router(prefix="/notifications", tags=["inbox"])
     staff = auth.require(*STAFF)
+    readers = auth.require(*READERS)
 
     @router.get("", summary="The caller's inbox: unread first, newest first")
     async def inbox(
         request: Request,
-        viewer: Principal = staff,
+        viewer: Principal = readers,
         recipient: Recipient = None,
         unread_only: bool = False,
         archived: Annotated[bool, Query(description="The archive instead of the inbox")] = False,
@@ -140,7 +143,9 @@ def make_router(h: NotificationsHandlers, auth: Authenticator, changes: InboxCha
         return of_district(viewer, page.items)
 
     @router.get("/unread-counts", summary="Unread notifications in the inbox, in all and per kind")
-    async def unread_counts(viewer: Principal = staff, recipient: Recipient = None) -> UnreadCounts:
+    async def unread_counts(
+        viewer: Principal = readers, recipient: Recipient = None
+    ) -> UnreadCounts:
         counts = await h.inbox_counts(whose_inbox(viewer, recipient))
         return UnreadCounts(total=counts.unread, by_kind=counts.unread_by_kind())
 
@@ -152,7 +157,7 @@ def make_router(h: NotificationsHandlers, auth: Authenticator, changes: InboxCha
         "call for a caseload page's badges.",
     )
     async def unread_by_person(
-        viewer: Principal = staff, recipient: Recipient = None
+        viewer: Principal = readers, recipient: Recipient = None
     ) -> dict[str, int]:
         counts = await h.unread_by_person(whose_inbox(viewer, recipient), viewer)
         return {str(person_id): n for person_id, n in counts.items()}
@@ -161,7 +166,7 @@ def make_router(h: NotificationsHandlers, auth: Authenticator, changes: InboxCha
         "/upcoming",
         summary="Suggestions waiting for the caller's next digest, with when it goes out",
     )
-    async def upcoming(viewer: Principal = staff, recipient: Recipient = None) -> list[Upcoming]:
+    async def upcoming(viewer: Principal = readers, recipient: Recipient = None) -> list[Upcoming]:
         entries = await h.upcoming(whose_inbox(viewer, recipient))
         return [
             Upcoming(
@@ -183,7 +188,7 @@ def make_router(h: NotificationsHandlers, auth: Authenticator, changes: InboxCha
     )
     async def read_all(
         request: Request,
-        viewer: Principal = staff,
+        viewer: Principal = readers,
         recipient: Recipient = None,
         person_id: PersonFilter = None,
         kind: KindFilter = None,
@@ -228,7 +233,7 @@ def make_router(h: NotificationsHandlers, auth: Authenticator, changes: InboxCha
 
     @router.get("/{notification_id}", summary="One notification with its delivery state")
     async def read_one(
-        notification_id: uuid.UUID, request: Request, viewer: Principal = staff
+        notification_id: uuid.UUID, request: Request, viewer: Principal = readers
     ) -> Notification:
         return about(request, await h.get(notification_id, viewer))
 
@@ -236,18 +241,18 @@ def make_router(h: NotificationsHandlers, auth: Authenticator, changes: InboxCha
         "/{notification_id}/deliveries",
         summary="Delivery log: each attempt with channel, time and result, oldest first",
     )
-    async def deliveries(notification_id: uuid.UUID, viewer: Principal = staff) -> list[Attempt]:
+    async def deliveries(notification_id: uuid.UUID, viewer: Principal = readers) -> list[Attempt]:
         return await h.delivery_log(notification_id, viewer)
 
     @router.post("/{notification_id}/read", summary="Mark as read (idempotent)")
     async def mark_read(
-        notification_id: uuid.UUID, request: Request, viewer: Principal = staff
+        notification_id: uuid.UUID, request: Request, viewer: Principal = readers
     ) -> Notification:
         return about(request, await h.mark_read(notification_id, viewer))
 
     @router.post("/{notification_id}/archive", summary="Archive (and so mark read; idempotent)")
     async def archive(
-        notification_id: uuid.UUID, request: Request, viewer: Principal = staff
+        notification_id: uuid.UUID, request: Request, viewer: Principal = readers
     ) -> Notification:
         return about(request, await h.archive(notification_id, viewer))
 
@@ -256,7 +261,7 @@ def make_router(h: NotificationsHandlers, auth: Authenticator, changes: InboxCha
 
 def make_preferences_router(h: NotificationsHandlers, auth: Authenticator) -> APIRouter:
     router = api_router(prefix="/preferences", tags=["preferences"])
-    staff = auth.require(*STAFF)
+    readers = auth.require(*READERS)  # the caller's own choices: mentors have an inbox too
 
     def shown(prefs: Preferences, viewer: Principal) -> PreferencesOut:
         defaults = h.policy.for_district(viewer.district_id or "")
@@ -271,13 +276,13 @@ def make_preferences_router(h: NotificationsHandlers, auth: Authenticator) -> AP
 
     @router.get("", summary="The caller's channel choices, cadences and daily email cap")
     async def get_preferences(
-        viewer: Principal = staff, recipient: Recipient = None
+        viewer: Principal = readers, recipient: Recipient = None
     ) -> PreferencesOut:
         return shown(await h.repo.preferences_of(whose_inbox(viewer, recipient)), viewer)
 
     @router.put("", summary="Replace the caller's choices (left out: the district's default)")
     async def put_preferences(
-        body: PreferencesIn, viewer: Principal = staff, recipient: Recipient = None
+        body: PreferencesIn, viewer: Principal = readers, recipient: Recipient = None
     ) -> PreferencesOut:
         prefs = Preferences(
             opted_out={Channel(c) for c in body.opted_out},

@@ -18,7 +18,7 @@ from lotse_placement.domain.reporting import PlacementReport, report_csv
 from lotse_placement.handlers import PlacementHandlers
 from lotse_placement.imports import ImportHandlers
 from lotse_placement.pipeline import PipelineHandlers
-from lotse_shared.auth import STAFF, Principal, Role
+from lotse_shared.auth import READERS, STAFF, Principal, Role
 from lotse_shared.auth.audit import concerning
 from lotse_shared.auth.http import Authenticator
 from lotse_shared.contracts.common import CefrLevel, OpeningType, Sector
@@ -171,12 +171,16 @@ def make_router(
 ) -> APIRouter:
     """Who may call what: staff (caseworker, coordinator, admin) see the people they may
     see (a caseworker their own cases, the others their district; anyone else's person
-    or case answers 404); partners publish and import openings under their own name
-    and read no personal data; the report is for coordinators and admins."""
+    or case answers 404); mentors read what a caseworker reads of the people they
+    accompany, and the district's openings, and change nothing; partners publish and
+    import openings under their own name and read no personal data; the report is for
+    coordinators and admins."""
     router = api_router()
     staff = auth.require(*STAFF)
+    readers = auth.require(*READERS)
     district_wide = auth.require(Role.COORDINATOR, Role.ADMIN)
     publishers = auth.require(Role.PARTNER, *STAFF)
+    opening_readers = auth.require(Role.PARTNER, *READERS)
     importers = auth.require(Role.PARTNER, Role.COORDINATOR, Role.ADMIN)
 
     async def person_seen_by(viewer: Principal, person_id: uuid.UUID, request: Request) -> None:
@@ -243,7 +247,7 @@ def make_router(
         ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-        viewer: Principal = publishers,
+        viewer: Principal = opening_readers,
     ) -> list[Opening]:
         place = find_place(municipality) if municipality else None
         which = OpeningFilter(
@@ -264,22 +268,22 @@ def make_router(
         )
 
     @router.get("/openings/{opening_id}", tags=["openings"])
-    async def get_opening(opening_id: uuid.UUID, viewer: Principal = publishers) -> Opening:
+    async def get_opening(opening_id: uuid.UUID, viewer: Principal = opening_readers) -> Opening:
         return await opening_seen_by(viewer, opening_id)
 
     @router.get(
         "/openings/{opening_id}/candidates",
         tags=["openings"],
         summary="The caller's people this opening suits best",
-        description="Of the people the caller may see (a caseworker: their own; "
-        "coordinators: the district), those who can reach the opening and consent to "
+        description="Of the people the caller may see (a caseworker or mentor: their "
+        "own; coordinators: the district), those who can reach the opening and consent to "
         "matching, rated as suggestions are: the eligible by score first, then near "
         "misses by the rules they fail.",
     )
     async def candidates(
         opening_id: uuid.UUID,
         limit: Annotated[int, Query(ge=1, le=200)] = 20,
-        viewer: Principal = staff,
+        viewer: Principal = readers,
     ) -> list[OpeningCandidate]:
         opening = await opening_seen_by(viewer, opening_id)
         return await h.candidates_for_opening(opening, viewer, limit=limit)
@@ -297,7 +301,7 @@ def make_router(
         summary="The person's suggestion sets, newest first",
     )
     async def suggestions(
-        person_id: uuid.UUID, request: Request, viewer: Principal = staff
+        person_id: uuid.UUID, request: Request, viewer: Principal = readers
     ) -> list[SuggestionSetOut]:
         await person_seen_by(viewer, person_id, request)
         decisions = await h.repo.decisions_of(person_id)
@@ -316,7 +320,7 @@ def make_router(
         request: Request,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-        viewer: Principal = staff,
+        viewer: Principal = readers,
     ) -> OpenSuggestionPage:
         await person_seen_by(viewer, person_id, request)
         found = await h.open_suggestions(person_id)
@@ -333,7 +337,7 @@ def make_router(
         "best score, the furthest stage and open cases. One call, a fixed number of "
         "queries.",
     )
-    async def overview(body: PeopleQuery, viewer: Principal = staff) -> list[PersonOverview]:
+    async def overview(body: PeopleQuery, viewer: Principal = readers) -> list[PersonOverview]:
         return await h.overviews(body.person_ids, viewer)
 
     @router.get(
@@ -347,7 +351,7 @@ def make_router(
         person_id: uuid.UUID,
         request: Request,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        viewer: Principal = staff,
+        viewer: Principal = readers,
     ) -> list[EvaluationOut]:
         await person_seen_by(viewer, person_id, request)
         _, evaluations = await h.evaluate_person(person_id, limit=limit)
@@ -396,13 +400,13 @@ def make_router(
 
     @router.get("/people/{person_id}/cases", tags=["pipeline"], summary="The person's cases")
     async def cases_of(
-        person_id: uuid.UUID, request: Request, viewer: Principal = staff
+        person_id: uuid.UUID, request: Request, viewer: Principal = readers
     ) -> list[Case]:
         await person_seen_by(viewer, person_id, request)
         return await h.repo.cases_of(person_id)
 
     @router.get("/cases/{case_id}", tags=["pipeline"], summary="A case with its history")
-    async def get_case(case_id: uuid.UUID, request: Request, viewer: Principal = staff) -> Case:
+    async def get_case(case_id: uuid.UUID, request: Request, viewer: Principal = readers) -> Case:
         return await case_seen_by(viewer, case_id, request)
 
     @router.post(
