@@ -77,6 +77,7 @@ def test_keycloak_is_an_optional_profile_with_a_realm_to_import() -> None:
     assert {r["name"] for r in realm["roles"]["realm"]} == {
         "caseworker",
         "coordinator",
+        "mentor",
         "partner",
         "operator",
         "admin",

@@ -18,6 +18,7 @@ import jwt
 import pytest
 import werkzeug.debug
 
+from lotse_devstack.demo import PEOPLE
 from lotse_devstack.oidc import DEV_USERS, LocalIdentityProvider
 from lotse_devstack.tokens import DevIssuer
 from lotse_shared.auth import Principal, Role
@@ -168,6 +169,32 @@ def test_a_confidential_client_and_the_other_districts_caseworker(
     assert principal.roles == frozenset({Role.CASEWORKER})
 
 
+def test_the_demo_mentor_signs_in_as_a_mentor_of_amal(
+    issuer: DevIssuer, http: httpx.Client
+) -> None:
+    """Jürgen Becker is the mentor among Amal Haddad's contacts in the demo: his token
+    gives the services a mentor who sees her, and nobody else's people."""
+    mentor = next(u for u in DEV_USERS if Role.MENTOR.value in u.roles)
+    verifier, challenge = pkce_pair()
+    response = redeem(http, sign_in(http, mentor.sub, challenge), verifier)
+    assert response.status_code == 200, response.text
+    principal = services_principal(issuer, response.json()["access_token"])
+    assert principal.roles == frozenset({Role.MENTOR})
+    assert principal.role is Role.MENTOR
+    assert principal.district_id == "kassel"
+    amal = next(p for p in PEOPLE if p["given_name"] == "Amal")
+    assert {"role": "mentor", "name": mentor.name, "email": mentor.sub} in amal["contacts"]
+    seen = [
+        p["given_name"]
+        for p in PEOPLE
+        if principal.may_access_person(
+            p.get("district_id", "kassel"), [c["email"] for c in p["contacts"]]
+        )
+    ]
+    assert "Amal" in seen
+    assert len(seen) < len(PEOPLE)
+
+
 def test_a_wrong_code_verifier_is_refused_and_the_right_one_still_works(
     http: httpx.Client,
 ) -> None:
@@ -241,7 +268,12 @@ def test_the_debugger_is_off_and_the_log_has_no_tokens(
 
 def test_the_dev_users() -> None:
     assert CASEWORKER in {u.sub for u in DEV_USERS}
-    assert {r for u in DEV_USERS for r in u.roles} == {"caseworker", "coordinator", "admin"}
+    assert {r for u in DEV_USERS for r in u.roles} == {
+        "caseworker",
+        "mentor",
+        "coordinator",
+        "admin",
+    }
     for user in DEV_USERS:
         assert user.claims()["email"] == user.sub
         assert all(r in Role._value2member_map_ for r in user.roles)

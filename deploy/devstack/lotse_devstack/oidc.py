@@ -124,6 +124,13 @@ DEV_USERS: tuple[DevUser, ...] = (
         "sees every person of the district",
     ),
     DevUser(
+        "j.becker@berufspaten.example",
+        "Jürgen Becker",
+        (Role.MENTOR.value,),
+        "kassel",
+        "mentor (Berufspate) of the demo's Amal Haddad: reads, changes nothing",
+    ),
+    DevUser(
         "admin@landkreis-kassel.example",
         "Administration Kassel",
         (Role.ADMIN.value,),
