@@ -1,235 +1,289 @@
-"""The caseworker's inbox in a real headless Chromium (Debian's), driven by Playwright.
+"""The caseworker's inbox in the portal, in a real headless Chromium (Debian's).
 
-notifications runs under uvicorn on a real port; events arrive over RabbitMQ. The
-screenshot is kept in tests/artifacts/ (git-ignored); the test prints its path.
+The whole stack runs as processes (``LocalStack`` with the portal, the stack fixture of
+test_portal.py, a stack of this module's own); every sign-in goes through the local
+OpenID provider's login page. Alerts arrive as the services' events over RabbitMQ, or
+are written straight into notifications' database where a test needs many (paging) or
+a digest. Each page is checked with axe-core and photographed (tests/artifacts/portal/).
 """
 
 from __future__ import annotations
 
 import re
-import threading
-import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
-import pytest
-import uvicorn
-from fastapi import FastAPI
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
-from lotse_devstack.ports import free_port
-from lotse_notifications.bootstrap import Overrides, create_app
-from lotse_notifications.domain.model import BERLIN, Kind
+from lotse_devstack.stack import LocalStack
+from lotse_notifications.domain.model import Kind, Notification
 from lotse_notifications.repository import NotificationsRepository
 from lotse_shared.contracts.common import CefrLevel
 from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
-from lotse_shared.contracts.intake import PersonRegistered
 from lotse_shared.persistence.mongo import Transaction, make_client
-from tests.browser.conftest import CHROMIUM_ARGS
-from tests.integration.test_inbox_volume import volume
+from tests.browser.test_portal import (
+    COORDINATOR,
+    DESKTOP,
+    OTHER_CASEWORKER,
+    PHONE,
+    browser,
+    check,
+    sign_in,
+    stack,
+)
+from tests.integration.test_inbox_volume import note
 from tests.integration.test_notifications import dropped_for, suggestions_for
-from tests.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
-from tests.support import as_user, eventually, publish
+from tests.samples import CASEWORKER, TODAY, enrolment_facts, person_body
+from tests.support import eventually, publish
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
-
-pytestmark = pytest.mark.usefixtures("one_alert_per_event")
+__all__ = ["stack"]  # the module-scoped stack: this module runs one of its own
 
 
-class ServedApp:
-    """The service under uvicorn in a thread of its own, on a real port."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=2
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="inbox-server", daemon=True)
-
-    def __enter__(self) -> ServedApp:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("notifications did not start under uvicorn")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
+async def alerts_of(stack: LocalStack, user: str) -> list[dict[str, Any]]:
+    headers = {"Authorization": f"Bearer {stack.token('caseworker', user)}"}
+    async with httpx.AsyncClient(headers=headers, timeout=10) as http:
+        r = await http.get(f"{stack.url('notifications')}/notifications", params={"limit": 100})
+        r.raise_for_status()
+        result: list[dict[str, Any]] = r.json()
+        return result
 
 
-@asynccontextmanager
-async def phone_page(chromium: str) -> AsyncIterator[Page]:
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        context = await browser.new_context(
-            viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True
-        )
-        try:
-            yield await context.new_page()
-        finally:
-            await context.close()
-            await browser.close()
+async def registered(stack: LocalStack, **changes: Any) -> dict[str, Any]:
+    """A person of Petra's, registered through intake (notifications learns of them)."""
+    headers = {"Authorization": f"Bearer {stack.token('coordinator', COORDINATOR)}"}
+    async with httpx.AsyncClient(headers=headers, timeout=10) as http:
+        r = await http.post(f"{stack.url('intake')}/people", json=person_body(**changes))
+        r.raise_for_status()
+        person: dict[str, Any] = r.json()
+        return person
 
 
-async def inbox_size(url: str) -> int:
-    async with httpx.AsyncClient(headers=as_user(CASEWORKER)) as client:
-        r = await client.get(f"{url}/notifications")
-        return len(r.json())
+class Person:
+    def __init__(self, person_id: str) -> None:
+        self.person_id = uuid.UUID(person_id)
 
 
-async def test_inbox_in_chromium_unread_first_read_archive_and_live(
-    service_env, smtp, rabbit_url, namespace, chromium
-):
-    snap = snapshot()
-    person = PersonRegistered.create(snap, producer="intake")
-    tuesday = datetime(2026, 11, 24, 10, 0, tzinfo=BERLIN)
-    started = time.monotonic()
-    app = create_app(  # Tuesday 10:00 in Berlin and running, so newer alerts sort first
-        overrides=Overrides(clock=lambda: tuesday + timedelta(seconds=time.monotonic() - started))
-    )
-    completed = CourseCompleted.create(
-        CourseCompletedV1(
-            **enrolment_facts(snap.person_id), level_reached=CefrLevel.B1, completed_on=TODAY
-        ),
-        producer="courses",
-    )
-    with ServedApp(app) as served:
-        await publish(rabbit_url, namespace, person, suggestions_for(snap.person_id))
-        await publish(rabbit_url, namespace, dropped_for(snap))
-        await eventually(lambda: _at_least(served.url, 2), what="two notifications")
-
-        async with phone_page(chromium) as page:
-            # the link in the email: first the sign-in form (a 401), then the inbox
-            response = await page.goto(f"{served.url}/inbox?recipient={CASEWORKER}")
-            assert response is not None
-            assert response.status == 401
-            token = as_user(CASEWORKER)["Authorization"].removeprefix("Bearer ")
-            await page.locator("#token").fill(token)
-            await page.get_by_role("button", name="Anmelden").click()
-            await expect(page.locator("header p")).to_contain_text(CASEWORKER)
-            cookies = await page.context.cookies()
-            assert [c["httpOnly"] for c in cookies if c["name"] == "lotse_token"] == [True]
-            viewport = page.locator('meta[name="viewport"]')
-            assert "width=device-width" in (await viewport.get_attribute("content") or "")
-            notes = page.locator("li.note")
-            await expect(notes).to_have_count(2)
-            await expect(page.locator("li.unread")).to_have_count(2)
-            await expect(page.locator("#unread")).to_have_text("2")
-
-            # mark the newest read: it moves below the unread one
-            await notes.first.get_by_role("button", name="Gelesen").click()
-            await expect(page.locator("li.read")).to_have_count(1)
-            await expect(page.locator("#unread")).to_have_text("1")
-            await expect(notes.last).to_have_class("note read")
-            await expect(notes.first).to_have_class("note unread")
-
-            # a new alert arrives while the page is open: it shows up without a click
-            await publish(rabbit_url, namespace, completed)
-            await expect(notes).to_have_count(3, timeout=15_000)
-            await expect(notes.first).to_contain_text("B1 erreicht")
-            await expect(page.locator("#unread")).to_have_text("2")
-
-            ARTIFACTS.mkdir(exist_ok=True)
-            shot = ARTIFACTS / "inbox.png"
-            await page.screenshot(path=str(shot), full_page=True)
-            print(f"\ninbox screenshot: {shot}")
-            assert shot.stat().st_size > 10_000
-
-            # archive the read one: gone from the inbox, present in the archive
-            read_subject = await page.locator("li.read .subject").inner_text()
-            await page.locator("li.read").get_by_role("button", name="Archivieren").click()
-            await expect(notes).to_have_count(2)
-            await expect(page.locator("li.read")).to_have_count(0)
-
-            # readable on a phone: nothing wider than the screen
-            overflow = await page.evaluate(
-                "document.documentElement.scrollWidth - window.innerWidth"
-            )
-            assert overflow <= 0
-
-            await page.get_by_role("link", name="Archiv").click()
-            await expect(page.locator("li.note")).to_have_count(1)
-            await expect(page.locator("li.note .subject")).to_have_text(read_subject)
-            await page.goto(f"{served.url}/inbox?recipient=kein-adresse")
-            assert "recipient" in await page.content()  # 422 names the field
-
-        assert await inbox_size(served.url) == 2
-
-
-async def _at_least(url: str, n: int) -> bool:
-    return await inbox_size(url) >= n
-
-
-async def test_inbox_pages_filters_by_kind_and_marks_all_read_in_chromium(
-    service_env, smtp, rabbit_url, namespace, mongo_url, chromium
-):
-    tuesday = datetime(2026, 11, 24, 10, 0, tzinfo=BERLIN)
-    app = create_app(overrides=Overrides(clock=lambda: tuesday))
-    notes = volume([uuid.uuid4(), uuid.uuid4()], tuesday, n=75)  # every third one read
-    dropped_unread = [n for n in notes if n.kind is Kind.COURSE_DROPPED and n.read_at is None]
-    unread = sum(n.read_at is None for n in notes)
-    with ServedApp(app) as served:
-        # written as the use cases write them, from this test's own client (uvicorn's
-        # event loop owns the app's)
-        client = make_client(mongo_url)
-        repo = NotificationsRepository(client[app.state.runtime.settings.database_name])
+async def write_straight(stack: LocalStack, notes: list[Notification]) -> None:
+    """As the use cases write them, into the stack's notifications database."""
+    client = make_client(stack.mongo_url)
+    try:
+        repo = NotificationsRepository(client[f"{stack.config.namespace}_notifications"])
         async with client.start_session() as session, await session.start_transaction():
             await repo.add(Transaction(db=repo.db, session=session), notes)
+    finally:
         await client.close()
 
-        async with phone_page(chromium) as page:
-            await page.goto(f"{served.url}/inbox")
-            token = as_user(CASEWORKER)["Authorization"].removeprefix("Bearer ")
-            await page.locator("#token").fill(token)
-            await page.get_by_role("button", name="Anmelden").click()
-            notes_shown = page.locator("li.note")
-            await expect(notes_shown).to_have_count(50)
-            await expect(page.locator("#range")).to_have_text("1–50 von 75")
-            await expect(page.locator("#unread")).to_have_text(str(unread))
 
-            # the second page: the other 25, and the way back
-            await page.get_by_role("link", name="Ältere →").click()
-            await expect(notes_shown).to_have_count(25)
-            await expect(page.locator("#range")).to_have_text("51–75 von 75")
-            await expect(page.get_by_role("link", name="← Neuere")).to_be_visible()
-            assert "offset=50" in page.url
+async def unread_shown(page: Page) -> int:
+    text = await page.locator("#live-state").inner_text()
+    return int(text.split()[0])
 
-            # one kind, from the filter bar
-            await page.locator("#kind").select_option(label="Kurs abgebrochen")
-            await page.get_by_role("button", name="Filtern").click()
-            await expect(page).to_have_url(re.compile(r"kind=course_dropped"))
-            assert "offset" not in page.url  # a new filter starts at the first page
-            kinds = await notes_shown.evaluate_all("(els) => els.map((e) => e.dataset.kind)")
-            assert kinds
-            assert set(kinds) == {"course_dropped"}
-            await expect(page.locator("li.unread")).to_have_count(len(dropped_unread))
-            await expect(page.locator("#unread-counts")).to_contain_text("Kurs abgebrochen")
 
-            # all of this kind read; back on the same filter, the other kinds untouched
-            await page.get_by_role("button", name="Alle als gelesen markieren").click()
-            await expect(page).to_have_url(re.compile(r"kind=course_dropped"))
-            await expect(page.locator("li.unread")).to_have_count(0)
-            await expect(notes_shown).to_have_count(len(kinds))
-            await expect(page.locator("#unread")).to_have_text(str(unread - len(dropped_unread)))
-            await expect(page.locator("#unread-counts")).not_to_contain_text("Kurs abgebrochen")
-            await expect(
-                page.get_by_role("button", name="Alle als gelesen markieren")
-            ).to_have_count(0)
-            overflow = await page.evaluate(
-                "document.documentElement.scrollWidth - window.innerWidth"
-            )
-            assert overflow <= 0
+async def test_the_inbox_unread_first_read_archive_filter_and_live_on_a_phone(
+    stack: LocalStack, rabbit_url: str, chromium: str
+) -> None:
+    amal = await registered(stack)
+    person = Person(amal["person_id"])
+    namespace = stack.config.namespace
 
-        async with httpx.AsyncClient(headers=as_user(CASEWORKER)) as api:
-            counts = (await api.get(f"{served.url}/notifications/unread-counts")).json()
-        assert counts["total"] == unread - len(dropped_unread)
-        assert counts["by_kind"]["course_dropped"] == 0
+    # (an event that comes before intake's news of the person waits for it, parked)
+    await publish(rabbit_url, namespace, suggestions_for(person.person_id))
+
+    async def first() -> bool:
+        return len(await alerts_of(stack, CASEWORKER)) == 1
+
+    await eventually(first, timeout_s=30, what="the suggestions alert")
+    await publish(rabbit_url, namespace, dropped_for(person))  # the newest
+
+    async def both() -> bool:
+        return len(await alerts_of(stack, CASEWORKER)) == 2
+
+    await eventually(both, timeout_s=30, what="two alerts")
+    before = 2
+
+    async with browser(chromium, PHONE) as context:
+        page = await context.new_page()
+        # the link in an alert email: the provider's login page, then the inbox
+        await sign_in(page, stack, CASEWORKER, "/inbox")
+        assert page.url.endswith("/inbox")
+        cards = page.locator("ul.inbox li.card")
+        await expect(cards).to_have_count(before)
+        await expect(page.locator("li.card.unread")).to_have_count(before)
+        assert await unread_shown(page) == before
+        # each alert leads to the person's file
+        hrefs = await cards.locator("h2 a").evaluate_all("(els) => els.map((a) => a.href)")
+        assert hrefs
+        assert all(h.endswith(f"/people/{person.person_id}") for h in hrefs)
+
+        # mark the newest (the drop-out) read: it moves below the unread one
+        await cards.first.get_by_role("button", name="Gelesen").click()
+        await expect(page.locator("li.card.read")).to_have_count(1)
+        await expect(cards.last).to_have_class(re.compile(r"\bread\b"))
+        await expect(cards.first).to_have_class(re.compile(r"\bunread\b"))
+        assert await unread_shown(page) == before - 1
+
+        # a new alert arrives while the page is open: it shows without a click or reload
+        await page.evaluate("window.stillHere = true")
+        completed = CourseCompleted.create(
+            CourseCompletedV1(
+                **enrolment_facts(person.person_id),
+                level_reached=CefrLevel.B1,
+                completed_on=TODAY,
+            ),
+            producer="courses",
+        )
+        await publish(rabbit_url, namespace, completed)
+        await expect(cards).to_have_count(before + 1, timeout=20_000)
+        await expect(cards.first).to_contain_text("B1")
+        await expect(page.locator("#live-state")).to_contain_text(str(before))
+        assert await page.evaluate("window.stillHere === true")  # not reloaded
+        await expect(page.locator("#live-notice")).to_be_visible()
+        await check(page, "inbox-live")
+
+        # archive the read one: gone from the inbox, present in the archive
+        read_subject = await page.locator("li.card.read h2").inner_text()
+        await page.locator("li.card.read").get_by_role("button", name="Archivieren").click()
+        await expect(cards).to_have_count(before)
+        await expect(page.locator("li.card.read")).to_have_count(0)
+        await page.get_by_role("link", name="Archiv", exact=True).click()
+        await expect(page).to_have_url(re.compile(r"archived=true"))
+        await expect(cards).to_have_count(1)
+        await expect(cards.locator("h2")).to_have_text(read_subject)
+        await check(page, "inbox-archive")
+
+        # one kind, from the filter bar (a new filter starts at the first page)
+        await page.locator("p.tabs a").first.click()
+        await expect(cards).to_have_count(before)
+        await page.locator("#kind").select_option(label="Kurs abgeschlossen")
+        await page.get_by_role("button", name="Filtern").click()
+        await expect(page).to_have_url(re.compile(r"kind=course_completed"))
+        kinds = await cards.evaluate_all("(els) => els.map((e) => e.dataset.kind)")
+        assert kinds == ["course_completed"]
+        await expect(page.locator("#unread-counts")).to_contain_text("Kurs abgeschlossen (1)")
+        unread_before = await unread_shown(page)
+
+        # all of this kind read; back on the same filter, the other kinds untouched
+        await page.get_by_role("button", name="Alle als gelesen markieren").click()
+        await expect(page).to_have_url(re.compile(r"kind=course_completed"))
+        await expect(page.locator("li.card.unread")).to_have_count(0)
+        await expect(page.locator("#unread-counts")).not_to_contain_text("Kurs abgeschlossen")
+        await expect(page.get_by_role("button", name="Alle als gelesen markieren")).to_have_count(0)
+        assert await unread_shown(page) == unread_before - 1
+        await check(page, "inbox-filtered")
+
+        # from the person's file: all of her alerts
+        await page.goto(stack.url("portal") + f"/people/{person.person_id}")
+        await page.get_by_role("link", name="Alle Benachrichtigungen").click()
+        await expect(page).to_have_url(re.compile(f"person_id={person.person_id}"))
+        await expect(page.locator("#person-filter")).to_contain_text("Amal Haddad")
+        await expect(cards).to_have_count(before)  # the archived one is in the archive
+        await page.get_by_role("link", name="Personenfilter aufheben").click()
+        await expect(page).not_to_have_url(re.compile("person_id"))
+
+    left = await alerts_of(stack, CASEWORKER)
+    assert [a["kind"] for a in left if a["read_at"] is None] == ["suggestions_ready"]
+
+
+def digest_note(recipient: str, at: datetime, people: list[uuid.UUID]) -> Notification:
+    def entry(title: str, score: float, **changes: Any) -> dict[str, Any]:
+        return {
+            "opening_id": str(uuid.uuid4()),
+            "title": title,
+            "employer": "NH Logistik",
+            "municipality": "Kassel",
+            "opening_type": "ausbildung",
+            "score": score,
+            "reasons": ["B1 erreicht, Stelle verlangt B1"],
+            **changes,
+        }
+
+    digest = note(
+        people[0],
+        Kind.DIGEST,
+        at,
+        recipient=recipient,
+        subject="Lotse: Ihre Übersicht – 3 neue Vorschläge für 2 Personen",
+        facts={
+            "groups": [
+                {
+                    "person_id": str(people[0]),
+                    "person": "Amal Haddad",
+                    "entries": [
+                        entry("Lagerhelfer", 40.0, unavailable=True),
+                        entry("Fachkraft Lagerlogistik", 71.0),
+                    ],
+                },
+                {
+                    "person_id": str(people[1]),
+                    "person": "Omar Nasser",
+                    "entries": [entry("Pflegehelfer", 88.0, confirmed_note="B1 jetzt erreicht")],
+                },
+                {"person": "Ohne Einträge", "entries": "kaputt"},  # never breaks the page
+            ],
+            "items": [{"subject": "Omar Nasser wurde angemeldet"}, "kaputt"],
+        },
+    )
+    digest.person_id = None  # a digest is about several people
+    return digest
+
+
+async def test_paging_and_a_digest_opened_into_its_entries(
+    stack: LocalStack, chromium: str
+) -> None:
+    """Jonas's inbox: 30 alerts and a digest, written straight into the database."""
+    now = datetime.now(UTC)
+    people = [uuid.uuid4(), uuid.uuid4()]
+    kinds = [Kind.ENROLLED, Kind.COURSE_DROPPED, Kind.ATTENDANCE_AT_RISK]
+    notes = [
+        note(
+            people[i % 2],
+            kinds[i % 3],
+            now - timedelta(minutes=i + 2),
+            recipient=OTHER_CASEWORKER,
+            read=i % 4 == 0,
+        )
+        for i in range(30)
+    ]
+    await write_straight(stack, [*notes, digest_note(OTHER_CASEWORKER, now, people)])
+
+    async with browser(chromium, DESKTOP) as context:
+        page = await context.new_page()
+        await sign_in(page, stack, OTHER_CASEWORKER, "/inbox")
+        cards = page.locator("ul.inbox li.card")
+        await expect(cards).to_have_count(25)
+        assert await unread_shown(page) == 1 + sum(n.read_at is None for n in notes)
+
+        # the digest (newest, unread) opens into its entries, by person, best first
+        digest = cards.first
+        await expect(digest).to_have_attribute("data-kind", "digest")
+        summary = digest.locator("details.digest summary")
+        await expect(summary).to_have_text("3 Stellen für 3 Personen")
+        await summary.click()
+        groups = digest.locator("h3")
+        await expect(groups).to_have_text(["Omar Nasser", "Amal Haddad", "Ohne Einträge"])
+        await expect(groups.first.get_by_role("link")).to_have_attribute(
+            "href", f"/people/{people[1]}"
+        )
+        amal = digest.locator("ol.openings").nth(1).locator("li")
+        await expect(amal).to_have_count(2)
+        await expect(amal.first).to_contain_text("Fachkraft Lagerlogistik")
+        await expect(amal.last).to_have_class("unavailable")
+        await expect(digest).to_contain_text("B1 jetzt erreicht")
+        await expect(digest.locator("ul.bundled li")).to_have_text(["Omar Nasser wurde angemeldet"])
+        await check(page, "inbox-digest")
+
+        # the second page, and the way back
+        await page.get_by_role("link", name="Weiter").click()
+        await expect(page).to_have_url(re.compile(r"offset=25"))
+        await expect(cards).to_have_count(6)
+        await expect(page.locator("a[rel=next]")).to_have_count(0)
+        await page.locator("a[rel=prev]").click()
+        await expect(cards).to_have_count(25)
+        assert "offset" not in page.url
+
+        # unread only
+        await page.get_by_role("link", name="Nur ungelesene").click()
+        await expect(page.locator("li.card.read")).to_have_count(0)
+        await expect(cards).to_have_count(await unread_shown(page))

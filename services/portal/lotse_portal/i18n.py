@@ -147,6 +147,33 @@ ENGLISH: Mapping[str, str] = {
     "Verworfen.": "Dismissed.",
     "Vorgeschlagen: ein Vermittlungsfall ist offen.": "Proposed: a placement case is open.",
     "Zum Inhalt": "Skip to content",
+    # the inbox
+    "Alle Benachrichtigungen": "All alerts",
+    "Person": "Person",
+    "Personenfilter aufheben": "Clear the person filter",
+    "Filter aufheben": "Clear the filters",
+    "eine Person": "a person",
+    "Keine Benachrichtigungen für diesen Filter.": "No alerts for this filter.",
+    "Das Archiv ist leer.": "The archive is empty.",
+    "Keine Benachrichtigungen.": "No alerts.",
+    "dringend": "urgent",
+    "wichtig": "important",
+    "Stellen für": "openings for",
+    "Außerdem in dieser Übersicht": "Also in this digest",
+    "nicht mehr verfügbar": "no longer available",
+    "Neue Benachrichtigungen sind eingetroffen.": "New alerts have arrived.",
+    "Seiten": "Pages",
+}
+
+# the notification kinds (the notifications service's ``Kind``), as the inbox names them
+KINDS: Mapping[str, tuple[str, str]] = {
+    "suggestions_ready": ("Neue Vorschläge", "New suggestions"),
+    "course_completed": ("Kurs abgeschlossen", "Course completed"),
+    "course_dropped": ("Kurs abgebrochen", "Course dropped"),
+    "enrolled": ("Kursanmeldung", "Enrolment"),
+    "attendance_at_risk": ("Anwesenheit gefährdet", "Attendance at risk"),
+    "escalation": ("Eskalation", "Escalation"),
+    "digest": ("Tagesübersicht", "Digest"),
 }
 
 STAGES: Mapping[str, tuple[str, str]] = {

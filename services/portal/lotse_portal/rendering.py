@@ -34,6 +34,7 @@ class Pages:
             places=place_names(),
             stage_codes=list(i18n.STAGES),
             closing_reasons=list(i18n.CLOSING_REASONS),
+            kind_codes=list(i18n.KINDS),
         )
 
     def render(
@@ -58,6 +59,7 @@ class Pages:
             opening_type=lambda code: i18n.label(i18n.OPENING_TYPES, code, lang),
             permission=lambda code: i18n.label(i18n.WORK_PERMISSIONS, code, lang),
             funnel_label=lambda code: i18n.label(i18n.FUNNEL, code, lang),
+            kind_label=lambda code: i18n.label(i18n.KINDS, code, lang),
             csrf=csrf_token(session),
             flash=flash,
             path=request.url.path,

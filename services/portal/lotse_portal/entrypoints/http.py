@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from lotse_portal import forms, views
-from lotse_portal.backend import CallLog, NotYours, Refused, Services, UserApi
+from lotse_portal.backend import CallLog, NotYours, Refused, Services, UserApi, is_uuid
 from lotse_portal.rendering import Pages, flash, language
 from lotse_portal.sessions import csrf_valid
 from lotse_portal.signin import User, current_user
@@ -270,22 +270,19 @@ def make_pages_router(services: Services, pages: Pages) -> APIRouter:
         user: Signed,
         archived: bool = False,
         unread_only: bool = False,
+        kind: str = "",
+        person_id: str = "",
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> HTMLResponse:
-        items, counts, missing = await views.inbox(
-            api(request, user), archived=archived, unread_only=unread_only, offset=offset
-        )
+        f = views.InboxFilter.of(archived, unread_only, kind, person_id, offset)
+        data = await views.inbox(api(request, user), f)
         return pages.render(
             request,
             "inbox.html",
             user,
-            items=items[: views.INBOX_PAGE],
-            more=len(items) > views.INBOX_PAGE,
-            counts=counts,
-            missing=missing,
-            archived=archived,
-            unread_only=unread_only,
-            offset=offset,
+            data=data,
+            f=f,
+            missing=data.missing,
             page_size=views.INBOX_PAGE,
         )
 
@@ -293,21 +290,30 @@ def make_pages_router(services: Services, pages: Pages) -> APIRouter:
     async def inbox_action(
         request: Request, user: Signed, notification_id: str, verb: str, checked: Checked
     ) -> Response:
+        """Read or archive one item, or mark all of the page's filter read ("all"),
+        then back to the page the form was on."""
+        form = checked["form"]
         people = api(request, user)
-        if verb not in ("read", "archive"):
+        everything = notification_id == "all" and verb == "read"
+        if verb not in ("read", "archive") or not (is_uuid(notification_id) or everything):
             raise NotYours("notifications", verb)
-        if notification_id == "all" and verb == "read":
-            await people.post("notifications", "/notifications/read-all")
-        else:
-            await people.post(
-                "notifications", f"/notifications/{uuid.UUID(notification_id)}/{verb}"
+        if everything:
+            f = views.InboxFilter.of(
+                False, False, str(form.get("kind", "")), str(form.get("person_id", "")), 0
             )
-        return back(_local(str(checked["form"].get("back", "/inbox"))))
+            params = {k: v for k, v in f.params().items() if k in ("kind", "person_id")}
+            await people.post("notifications", "/notifications/read-all", params=params)
+        else:
+            await people.post("notifications", f"/notifications/{notification_id}/{verb}")
+        return back(_local(str(form.get("back", "/inbox"))))
 
     @router.get("/inbox/events")
     async def inbox_events(request: Request, user: Signed) -> StreamingResponse:
-        """The notifications service's live stream, passed through with the user's token."""
-        stream: AsyncIterator[bytes] = api(request, user).stream("notifications", "/inbox/events")
+        """notifications' live stream (``GET /notifications/events``), passed through with
+        the user's token: the open inbox page updates itself, every page its badge."""
+        stream: AsyncIterator[bytes] = api(request, user).stream(
+            "notifications", "/notifications/events"
+        )
         return StreamingResponse(
             stream,
             media_type="text/event-stream",
