@@ -101,6 +101,7 @@ MENTOR_MAY: dict[str, set[tuple[str, str]]] = {
         ("GET", "/notifications/unread-counts"),
         ("GET", "/notifications/unread-by-person"),
         ("GET", "/notifications/upcoming"),
+        ("GET", "/notifications/events"),  # the portal's live inbox, for mentors too
         ("POST", "/notifications/read-all"),
         ("GET", "/notifications/{notification_id}"),
         ("GET", "/notifications/{notification_id}/deliveries"),

@@ -28,7 +28,7 @@ from lotse_notifications.handlers import NotificationsHandlers, whose_inbox
 from lotse_notifications.inbox import InboxCounts, InboxFilter
 from lotse_notifications.live import InboxChanges
 from lotse_notifications.settings import CadenceKind
-from lotse_shared.auth import READERS, STAFF, Principal
+from lotse_shared.auth import READERS, Principal
 from lotse_shared.auth.audit import concerning
 from lotse_shared.auth.http import Authenticator
 from lotse_shared.http import MAX_OFFSET
@@ -121,7 +121,6 @@ def make_router(h: NotificationsHandlers, auth: Authenticator, changes: InboxCha
     have an inbox too (they are told about the people they accompany): reading it and
     marking their own items read or archived changes nobody's personal data."""
     router = api_router(prefix="/notifications", tags=["inbox"])
-    staff = auth.require(*STAFF)
     readers = auth.require(*READERS)
 
     @router.get("", summary="The caller's inbox: unread first, newest first")
@@ -208,7 +207,7 @@ def make_router(h: NotificationsHandlers, auth: Authenticator, changes: InboxCha
         "on to an open inbox page.",
         responses={200: {"content": {"text/event-stream": {}}}},
     )
-    async def events(viewer: Principal = staff, recipient: Recipient = None) -> StreamingResponse:
+    async def events(viewer: Principal = readers, recipient: Recipient = None) -> StreamingResponse:
         whose = whose_inbox(viewer, recipient)
 
         async def stream() -> AsyncIterator[str]:
