@@ -364,3 +364,33 @@ async def test_a_service_that_is_down_leaves_the_rest_of_the_page(
     finally:
         stack.start_service("courses")
         stack.wait_healthy(("courses",))
+
+
+async def test_a_registration_sent_twice_registers_one_person(
+    stack: LocalStack, seeded: dict[str, Any], chromium: str
+) -> None:
+    async with browser(chromium, DESKTOP) as context:
+        page = await context.new_page()
+        await sign_in(page, stack, CASEWORKER, "/people/new")
+        form: dict[str, str | float | bool] = {
+            "csrf_token": await page.locator("input[name=csrf_token]").first.input_value(),
+            "form_key": await page.locator("input[name=form_key]").input_value(),
+            "given_name": "Dawit",
+            "family_name": "Tesfaye",
+            "birth_year": "1999",
+            "municipality": "Kassel",
+            "residence_status": "aufenthaltserlaubnis",
+            "work_permission": "allowed",
+            "education_level": "none",
+            "max_commute_km": "20",
+            "caseworker_name": "Petra Schmidt",
+            "caseworker_email": CASEWORKER,
+        }
+        url = stack.url("portal") + "/people/new"
+        answers = await asyncio.gather(
+            *(page.request.post(url, form=form, max_redirects=0) for _ in range(2))
+        )
+        assert [a.status for a in answers] == [303, 303]
+        assert answers[0].headers["location"] == answers[1].headers["location"]
+        await page.goto(stack.url("portal") + "/caseload?q=Dawit")
+        await expect(page.locator("table.caseload tbody tr")).to_have_count(1)

@@ -139,11 +139,8 @@ class LocalStack:
             "LOTSE_HTTP_PORT": str(port),
             "LOTSE_SMTP_HOST": self.smtp[0],
             "LOTSE_SMTP_PORT": str(self.smtp[1]),
-            "LOTSE_INBOX_URL": (
-                f"{self.url('portal')}/inbox"
-                if self.config.portal
-                else f"{self.url('notifications')}/inbox"
-            ),
+            # the inbox is the portal's (links in emails lead there, portal or not)
+            "LOTSE_INBOX_URL": f"{self.url('portal')}/inbox",
             "LOTSE_OUTBOX_POLL_S": "0.5",
             # the local stack shows the flow at any hour: no waiting for office hours
             "LOTSE_QUIET_HOURS": "false",

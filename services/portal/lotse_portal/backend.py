@@ -135,8 +135,10 @@ class UserApi:
         body: Any = None,
         *,
         params: Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> Any:
-        return await self._call("POST", service, path, json=body, params=params)
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return await self._call("POST", service, path, json=body, params=params, headers=headers)
 
     async def put(
         self, service: ServiceName, path: str, body: Any, *, if_match: int | None = None

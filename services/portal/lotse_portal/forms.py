@@ -3,6 +3,7 @@ at their fields. Values stay as typed, so a refused form comes back filled in.""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -40,6 +41,8 @@ def blank_form(user_email: str, user_name: str) -> dict[str, Any]:
         "consent": [],
         "caseworker_email": user_email,
         "caseworker_name": user_name,
+        # names this form: sent twice (a double click), it still registers one person
+        "form_key": uuid.uuid4().hex,
     }
 
 
@@ -69,11 +72,24 @@ def form_from_person(person: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def same_details(saved: Mapping[str, Any], typed: Mapping[str, Any]) -> bool:
+    """Whether what was typed is what is stored (the form's own key aside)."""
+
+    def comparable(values: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            k: sorted(v) if isinstance(v, list) else v for k, v in values.items() if k != "form_key"
+        }
+
+    return comparable(saved) == comparable(typed)
+
+
 def read_form(form: Mapping[str, Any], getlist: Any) -> dict[str, Any]:
     """The posted form as the template shows it again (``getlist``: multi-valued fields)."""
     values = blank_form("", "")
     for key in values:
-        if key in ("sectors_of_interest", "consent"):
+        if key == "form_key":
+            values[key] = str(form.get(key) or uuid.uuid4().hex)[:100]
+        elif key in ("sectors_of_interest", "consent"):
             values[key] = [v for v in getlist(key) if isinstance(v, str)]
         elif key == "driving_licence":
             values[key] = form.get(key) == "on"

@@ -89,7 +89,10 @@ def make_pages_router(services: Services, pages: Pages) -> APIRouter:
         values = forms.read_form(form, form.getlist)
         try:
             person = await api(request, user).post(
-                "intake", "/people", forms.person_body(values, user.district)
+                "intake",
+                "/people",
+                forms.person_body(values, user.district),
+                idempotency_key=values["form_key"],
             )
         except Refused as e:
             errors = forms.errors_at_fields(e.errors, language(request))
@@ -129,6 +132,10 @@ def make_pages_router(services: Services, pages: Pages) -> APIRouter:
                 if_match=int(str(form.get("revision") or person["revision"])),
             )
         except Refused as e:
+            now = await people.get("intake", f"/people/{person_id}")
+            if forms.same_details(forms.form_from_person(now), values):
+                flash(request, "Gespeichert.")  # the first of a double submit saved it
+                return back(f"/people/{person_id}")
             errors = forms.errors_at_fields(e.errors, language(request))
             return pages.render(
                 request,
@@ -137,7 +144,7 @@ def make_pages_router(services: Services, pages: Pages) -> APIRouter:
                 422,
                 values=values,
                 errors=errors,
-                person=person,
+                person=now,
             )
         flash(request, "Gespeichert.")
         return back(f"/people/{person_id}")
