@@ -15,12 +15,13 @@ from cryptography.fernet import Fernet
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from lotse_portal import forms, i18n, views
+from lotse_portal import forms, i18n
 from lotse_portal.backend import FieldError, field_errors
 from lotse_portal.bootstrap import Overrides, create_app
 from lotse_portal.sessions import COOKIE, EncryptedSessionMiddleware, csrf_token, csrf_valid
 from lotse_portal.settings import PortalSettings
 from lotse_portal.signin import NeedsSignIn, current_user, safe_next
+from lotse_portal.views import caseload, parts, person
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "services/portal/lotse_portal/templates"
 
@@ -192,7 +193,7 @@ def test_the_person_form_becomes_intakes_body_and_blanks_are_left_for_intake_to_
     assert body["district_id"] == "kassel"
 
 
-def _row(**kw: Any) -> views.CaseloadRow:
+def _row(**kw: Any) -> caseload.CaseloadRow:
     base: dict[str, Any] = dict(
         person_id="1",
         name="A",
@@ -207,7 +208,7 @@ def _row(**kw: Any) -> views.CaseloadRow:
         unread=0,
         flags=[],
     )
-    return views.CaseloadRow(**{**base, **kw})
+    return caseload.CaseloadRow(**{**base, **kw})
 
 
 def test_caseload_filters_by_level_stage_and_flag_and_sorts() -> None:
@@ -216,20 +217,20 @@ def test_caseload_filters_by_level_stage_and_flag_and_sorts() -> None:
         _row(name="Ali", level="A1", unread=3),
         _row(name="Cem", level=None, stage="job_started"),
     ]
-    f = views.CaseloadFilter
-    assert [r.name for r in rows if views._matches(r, f(level="A2"))] == ["Bea"]
-    assert [r.name for r in rows if views._matches(r, f(stage="none"))] == ["Ali"]
-    assert [r.name for r in rows if views._matches(r, f(flag="attendance_at_risk"))] == ["Bea"]
-    assert [r.name for r in sorted(rows, key=views._sort_key("unread"))] == ["Ali", "Bea", "Cem"]
-    assert [r.name for r in sorted(rows, key=views._sort_key("stage"))] == ["Cem", "Bea", "Ali"]
-    assert views.best_level("A2", None, "B1") == "B1"
+    f = caseload.CaseloadFilter
+    assert [r.name for r in rows if caseload.matches(r, f(level="A2"))] == ["Bea"]
+    assert [r.name for r in rows if caseload.matches(r, f(stage="none"))] == ["Ali"]
+    assert [r.name for r in rows if caseload.matches(r, f(flag="attendance_at_risk"))] == ["Bea"]
+    assert [r.name for r in sorted(rows, key=caseload.sort_key("unread"))] == ["Ali", "Bea", "Cem"]
+    assert [r.name for r in sorted(rows, key=caseload.sort_key("stage"))] == ["Cem", "Bea", "Ali"]
+    assert parts.best_level("A2", None, "B1") == "B1"
 
 
 def test_a_case_moves_on_only_to_later_stages() -> None:
-    assert views.next_stages({"closed": True, "stage": "proposed"}) == []
-    assert views.next_stages({"closed": False, "stage": "proposed"})[0] == "interview"
-    assert "interview" not in views.next_stages({"closed": False, "stage": "interview"})
-    assert views.next_stages({"closed": False, "stage": "job_started"}) == [
+    assert person.next_stages({"closed": True, "stage": "proposed"}) == []
+    assert person.next_stages({"closed": False, "stage": "proposed"})[0] == "interview"
+    assert "interview" not in person.next_stages({"closed": False, "stage": "interview"})
+    assert person.next_stages({"closed": False, "stage": "job_started"}) == [
         "employed_3_months",
         "employed_6_months",
     ]

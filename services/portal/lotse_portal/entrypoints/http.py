@@ -12,11 +12,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
-from lotse_portal import forms, views
+from lotse_portal import forms
 from lotse_portal.backend import CallLog, NotYours, Refused, Services, UserApi, is_uuid
 from lotse_portal.rendering import Pages, flash, language
 from lotse_portal.sessions import csrf_valid
 from lotse_portal.signin import User, current_user
+from lotse_portal.views import caseload as caseload_view
+from lotse_portal.views import figures as figures_view
+from lotse_portal.views import inbox as inbox_view
+from lotse_portal.views import openings as openings_view
+from lotse_portal.views import person as person_view
 
 
 class BadCsrf(Exception):
@@ -73,9 +78,11 @@ def make_pages_router(services: Services, pages: Pages) -> APIRouter:
         sort: str = "name",
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> HTMLResponse:
-        f = views.CaseloadFilter(q, municipality, level, stage, flag, sort, offset)
-        data = await views.caseload(api(request, user), user, f)
-        return pages.render(request, "caseload.html", user, data=data, f=f, flags=views.FLAGS)
+        f = caseload_view.CaseloadFilter(q, municipality, level, stage, flag, sort, offset)
+        data = await caseload_view.caseload(api(request, user), user, f)
+        return pages.render(
+            request, "caseload.html", user, data=data, f=f, flags=caseload_view.FLAGS
+        )
 
     # --- register and edit a person ------------------------------------------------------
     @router.get("/people/new")
@@ -157,14 +164,14 @@ def make_pages_router(services: Services, pages: Pages) -> APIRouter:
         person_id: uuid.UUID,
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> HTMLResponse:
-        data = await views.person_file(api(request, user), str(person_id), offset)
+        data = await person_view.person_file(api(request, user), str(person_id), offset)
         return pages.render(
             request,
             "person.html",
             user,
             data=data,
             offset=offset,
-            next_stages=views.next_stages,
+            next_stages=person_view.next_stages,
             today=date.today().isoformat(),
         )
 
@@ -247,15 +254,15 @@ def make_pages_router(services: Services, pages: Pages) -> APIRouter:
         q: str = "",
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> HTMLResponse:
-        f = views.OpeningsFilter(
+        f = openings_view.OpeningsFilter(
             opening_type, sector, municipality, german_level, starts_by, q, offset
         )
-        items = await views.openings(api(request, user), f)
+        items = await openings_view.openings(api(request, user), f)
         return pages.render(request, "openings.html", user, items=items, f=f)
 
     @router.get("/openings/{opening_id}")
     async def opening(request: Request, user: Signed, opening_id: uuid.UUID) -> HTMLResponse:
-        data = await views.opening_page(api(request, user), str(opening_id))
+        data = await openings_view.opening_page(api(request, user), str(opening_id))
         return pages.render(request, "opening.html", user, data=data)
 
     @router.post("/openings/{opening_id}/propose")
@@ -281,8 +288,8 @@ def make_pages_router(services: Services, pages: Pages) -> APIRouter:
         person_id: str = "",
         offset: Annotated[int, Query(ge=0)] = 0,
     ) -> HTMLResponse:
-        f = views.InboxFilter.of(archived, unread_only, kind, person_id, offset)
-        data = await views.inbox(api(request, user), f)
+        f = inbox_view.InboxFilter.of(archived, unread_only, kind, person_id, offset)
+        data = await inbox_view.inbox(api(request, user), f)
         return pages.render(
             request,
             "inbox.html",
@@ -290,7 +297,7 @@ def make_pages_router(services: Services, pages: Pages) -> APIRouter:
             data=data,
             f=f,
             missing=data.missing,
-            page_size=views.INBOX_PAGE,
+            page_size=inbox_view.INBOX_PAGE,
         )
 
     @router.post("/inbox/{notification_id}/{verb}")
@@ -305,7 +312,7 @@ def make_pages_router(services: Services, pages: Pages) -> APIRouter:
         if verb not in ("read", "archive") or not (is_uuid(notification_id) or everything):
             raise NotYours("notifications", verb)
         if everything:
-            f = views.InboxFilter.of(
+            f = inbox_view.InboxFilter.of(
                 False, False, str(form.get("kind", "")), str(form.get("person_id", "")), 0
             )
             params = {k: v for k, v in f.params().items() if k in ("kind", "person_id")}
@@ -330,8 +337,8 @@ def make_pages_router(services: Services, pages: Pages) -> APIRouter:
     # --- district figures -----------------------------------------------------------------
     @router.get("/figures")
     async def figures(request: Request, user: Signed) -> HTMLResponse:
-        report = await views.figures(api(request, user))
-        return pages.render(request, "figures.html", user, report=report, bars=views.bars)
+        report = await figures_view.figures(api(request, user))
+        return pages.render(request, "figures.html", user, report=report, bars=figures_view.bars)
 
     @router.get("/figures.csv")
     async def figures_csv(request: Request, user: Signed) -> Response:
