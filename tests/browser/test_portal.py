@@ -26,7 +26,7 @@ from lotse_devstack.cleanup import delete_namespace
 from lotse_devstack.ports import free_port
 from lotse_devstack.stack import SERVICES, LocalStack, StackConfig
 from tests.browser.conftest import CHROMIUM_ARGS
-from tests.samples import CASEWORKER, opening_report, person_body
+from tests.samples import CASEWORKER, MENTOR, opening_report, person_body
 from tests.support import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -394,3 +394,29 @@ async def test_a_registration_sent_twice_registers_one_person(
         assert answers[0].headers["location"] == answers[1].headers["location"]
         await page.goto(stack.url("portal") + "/caseload?q=Dawit")
         await expect(page.locator("table.caseload tbody tr")).to_have_count(1)
+
+
+async def test_a_mentor_reads_the_people_they_accompany_and_is_offered_no_actions(
+    stack: LocalStack, seeded: dict[str, Any], chromium: str
+) -> None:
+    assert stack.idp is not None
+    stack.idp.add_user(
+        MENTOR,
+        {"email": MENTOR, "name": "Jürgen Becker", "roles": ["mentor"], "district": "kassel"},
+    )
+    async with browser(chromium, DESKTOP) as context:
+        page = await context.new_page()
+        await page.goto(stack.url("portal") + "/caseload")
+        await page.locator("input[name=sub]").fill(MENTOR)  # the login form's own field
+        await page.get_by_role("button", name="Authorize").click()
+        await expect(page.get_by_role("heading", level=1)).to_contain_text("Meine Begleitungen")
+        rows = page.locator("table.caseload tbody tr")
+        await expect(rows.filter(has_text="Amal Haddad")).to_have_count(1)
+        await expect(rows.filter(has_text="Samira")).to_have_count(0)  # not accompanied
+        await expect(page.get_by_role("link", name="Person anlegen")).to_have_count(0)
+        await rows.filter(has_text="Amal Haddad").get_by_role("link").click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Amal Haddad")
+        await expect(page.locator("#vorschlaege")).to_be_visible()
+        await expect(page.get_by_role("button", name="Vorschlagen")).to_have_count(0)
+        await expect(page.get_by_role("button", name="Speichern")).to_have_count(0)
+        await check(page, "mentor-person")

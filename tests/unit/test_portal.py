@@ -4,6 +4,7 @@ and that every German text on a page has its English."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from lotse_portal.settings import PortalSettings
 from lotse_portal.signin import NeedsSignIn, current_user, safe_next
 from lotse_portal.views import caseload, parts, person
 
+CASEWORKER_EMAIL = "petra.schmidt@landkreis-kassel.example"
 TEMPLATES = Path(__file__).resolve().parents[2] / "services/portal/lotse_portal/templates"
 
 
@@ -126,11 +128,12 @@ def _request(session: dict[str, Any], path: str = "/people/42", query: str = "")
         "session": session,
         "scheme": "http",
         "server": ("portal", 80),
+        "app": FastAPI(),
     }
     return Request(scope)
 
 
-def test_a_session_whose_token_has_run_out_sends_the_user_to_sign_in_and_back() -> None:
+async def test_a_session_whose_token_has_run_out_sends_the_user_to_sign_in_and_back() -> None:
     user = {
         "sub": "p",
         "email": "p@k.example",
@@ -140,12 +143,13 @@ def test_a_session_whose_token_has_run_out_sends_the_user_to_sign_in_and_back() 
         "access_token": "t",
         "expires_at": time.time() + 3600,
     }
-    assert current_user(_request({"user": user})).roles == {"caseworker"}
+    assert (await current_user(_request({"user": user}))).roles == {"caseworker"}
+    # run out, and no refresh token to renew it with
     with pytest.raises(NeedsSignIn) as expired:
-        current_user(_request({"user": {**user, "expires_at": time.time() + 5}}, query="x=1"))
+        await current_user(_request({"user": {**user, "expires_at": time.time() + 5}}, query="x=1"))
     assert expired.value.next_url == "/people/42?x=1"
     with pytest.raises(NeedsSignIn):
-        current_user(_request({}))
+        await current_user(_request({}))
 
 
 def test_the_services_refusals_land_at_their_fields_in_german() -> None:
@@ -262,3 +266,55 @@ async def test_pages_without_a_session_lead_to_sign_in_and_the_health_check_does
         r = await client.post("/people/new", data={"given_name": "X"})
         assert r.status_code == 303
         assert r.headers["location"].startswith("/auth/login")
+
+
+async def test_a_run_out_token_is_renewed_with_the_refresh_token_at_the_real_provider(
+    tmp_path: Path,
+) -> None:
+    """The local OpenID provider (a real one, in a thread) renews the token; the new one
+    is what the services accept, and it goes back into the session."""
+    from lotse_devstack.oidc import LocalIdentityProvider
+    from lotse_devstack.tokens import DevIssuer
+    from lotse_portal.signin import PROVIDER, make_oauth
+    from lotse_shared.auth.verifier import TokenVerifier
+    from tests.unit.test_local_oidc import pkce_pair, redeem, sign_in
+
+    issuer = DevIssuer(tmp_path).ensure()
+    with LocalIdentityProvider(issuer=issuer) as idp:
+        with httpx.Client(base_url=idp.url) as http:
+            verifier, challenge = pkce_pair()
+            code = await asyncio.to_thread(sign_in, http, CASEWORKER_EMAIL, challenge)
+            tokens = (await asyncio.to_thread(redeem, http, code, verifier)).json()
+        assert tokens.get("refresh_token")
+        # a confidential client, as with Keycloak (the provider refuses to renew for a public one)
+        settings = PortalSettings(
+            oidc_discovery_url=idp.discovery_url,  # type: ignore[arg-type]
+            oidc_client_secret="local",
+        )
+        app = FastAPI()
+        app.state.oidc_client = make_oauth(settings).create_client(PROVIDER)
+        session: dict[str, Any] = {
+            "user": {
+                "sub": CASEWORKER_EMAIL,
+                "email": CASEWORKER_EMAIL,
+                "name": "Petra Schmidt",
+                "roles": ["caseworker"],
+                "district": "kassel",
+                "access_token": tokens["access_token"],
+                "refresh_token": tokens["refresh_token"],
+                "expires_at": time.time() - 1,  # run out
+            }
+        }
+        request = _request(session)
+        request.scope["app"] = app
+        user = await current_user(request)
+        assert user.access_token != tokens["access_token"]
+        assert session["user"]["access_token"] == user.access_token
+        assert session["user"]["expires_at"] > time.time() + 60
+        services = TokenVerifier(issuer="lotse-dev", audience="lotse", jwks_file=issuer.jwks_file)
+        assert (await services.principal(user.access_token)).email == CASEWORKER_EMAIL
+
+        # a refresh token the provider no longer knows: sign in again
+        session["user"].update(refresh_token="revoked", expires_at=time.time() - 1)
+        with pytest.raises(NeedsSignIn):
+            await current_user(request)

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -84,6 +85,7 @@ class LocalStack:
         self.idp: LocalIdentityProvider | None = None
         # one key for the stack's life: the portal's sessions survive its restart
         self.session_key = Fernet.generate_key().decode()
+        self.oidc_client_secret = secrets.token_urlsafe(16)
 
     def token(self, role: str, user: str, district: str = "kassel") -> str:
         """A token the stack's services accept (signed with the dev keys)."""
@@ -123,6 +125,9 @@ class LocalStack:
         return {
             "LOTSE_OIDC_DISCOVERY_URL": self.idp.discovery_url,
             "LOTSE_OIDC_CLIENT_ID": "lotse-portal",
+            # confidential, as the Keycloak client is: the provider renews tokens only for
+            # a client that authenticates (the local one takes any secret)
+            "LOTSE_OIDC_CLIENT_SECRET": self.oidc_client_secret,
             "LOTSE_SESSION_KEY": self.session_key,
             **{f"LOTSE_{s.upper()}_URL": self.url(s) for s in SERVICES},
         }

@@ -31,7 +31,7 @@ from .entrypoints.http import BadCsrf, make_pages_router
 from .rendering import Pages
 from .sessions import EncryptedSessionMiddleware
 from .settings import PortalSettings
-from .signin import NeedsSignIn, User, current_user, make_oauth, make_signin_router
+from .signin import PROVIDER, NeedsSignIn, User, current_user, make_oauth, make_signin_router
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +70,20 @@ def create_app(settings: PortalSettings, overrides: Overrides | None = None) -> 
     app.mount(
         "/static", StaticFiles(directory=str(files("lotse_portal") / "static")), name="static"
     )
-    app.include_router(make_signin_router(make_oauth(settings)))
+    oidc_client = make_oauth(settings).create_client(PROVIDER)
+    app.state.oidc_client = oidc_client  # current_user renews tokens through it
+    app.include_router(make_signin_router(oidc_client))
     app.include_router(make_pages_router(services, pages))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok", "service": settings.service_name})
 
-    def user_or_none(request: Request) -> User | None:
+    async def user_or_none(request: Request) -> User | None:
+        """Who to show in an error page's header, if anyone (never a reason to fail)."""
         try:
-            return current_user(request)
-        except NeedsSignIn:
+            return await current_user(request)
+        except Exception:
             return None
 
     @app.exception_handler(NeedsSignIn)
@@ -95,7 +98,7 @@ def create_app(settings: PortalSettings, overrides: Overrides | None = None) -> 
 
     @app.exception_handler(NotYours)
     async def not_yours(request: Request, exc: NotYours) -> HTMLResponse:
-        return pages.render(request, "not_yours.html", user_or_none(request), 404)
+        return pages.render(request, "not_yours.html", await user_or_none(request), 404)
 
     @app.exception_handler(Unavailable)
     async def unavailable(request: Request, exc: Unavailable) -> HTMLResponse:
@@ -103,23 +106,25 @@ def create_app(settings: PortalSettings, overrides: Overrides | None = None) -> 
         return pages.render(
             request,
             "unavailable.html",
-            user_or_none(request),
+            await user_or_none(request),
             503,
             part=label,
         )
 
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> HTMLResponse:
-        return pages.render(request, "refused.html", user_or_none(request), 422, errors=exc.errors)
+        return pages.render(
+            request, "refused.html", await user_or_none(request), 422, errors=exc.errors
+        )
 
     @app.exception_handler(Exception)
     async def failed(request: Request, exc: Exception) -> HTMLResponse:
         log.exception("%s %s failed", request.method, request.url.path)
-        return pages.render(request, "failed.html", user_or_none(request), 500)
+        return pages.render(request, "failed.html", await user_or_none(request), 500)
 
     @app.exception_handler(BadCsrf)
     async def bad_csrf(request: Request, exc: BadCsrf) -> HTMLResponse:
-        return pages.render(request, "bad_form.html", user_or_none(request), 403)
+        return pages.render(request, "bad_form.html", await user_or_none(request), 403)
 
     @app.middleware("http")
     async def count_calls(

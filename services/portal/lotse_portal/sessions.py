@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
+import zlib
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -36,8 +37,10 @@ class EncryptedSessionMiddleware:
         if not value:
             return {}
         try:
-            data = json.loads(self.fernet.decrypt(value.encode(), ttl=self.max_age_s))
-        except (InvalidToken, ValueError):
+            data = json.loads(
+                zlib.decompress(self.fernet.decrypt(value.encode(), ttl=self.max_age_s))
+            )
+        except (InvalidToken, ValueError, zlib.error):
             return {}  # expired, tampered with, or from another key: signed out
         return data if isinstance(data, dict) else {}
 
@@ -57,7 +60,9 @@ class EncryptedSessionMiddleware:
                 flags = f"Path=/; HttpOnly; SameSite=Lax{'; Secure' if secure else ''}"
                 headers = MutableHeaders(scope=message)
                 if session and json.dumps(session, sort_keys=True) != before:
-                    value = self.fernet.encrypt(json.dumps(session).encode()).decode()
+                    # compressed: two Keycloak tokens must fit the browser's 4 KB a cookie
+                    plain = zlib.compress(json.dumps(session, separators=(",", ":")).encode())
+                    value = self.fernet.encrypt(plain).decode()
                     headers.append(
                         "Set-Cookie", f"{COOKIE}={value}; Max-Age={self.max_age_s}; {flags}"
                     )

@@ -12,8 +12,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
+import httpx
 from authlib.integrations.starlette_client import OAuth, OAuthError
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
@@ -92,12 +93,20 @@ def _district(claims: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def current_user(request: Request) -> User:
-    """The signed-in user, or :class:`NeedsSignIn` (the page they wanted comes back)."""
+async def current_user(request: Request) -> User:
+    """The signed-in user, or :class:`NeedsSignIn` (the page they wanted comes back).
+
+    An access token that has run out is renewed with the refresh token where the
+    provider gave one (Keycloak: for the length of its sign-in session), so a working
+    day is one sign-in, not one every 15 minutes."""
     data = request.session.get("user")
-    if not isinstance(data, dict) or data.get("expires_at", 0) < time.time() + EXPIRY_MARGIN_S:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise NeedsSignIn(target)
+    if not isinstance(data, dict):
+        raise NeedsSignIn(_came_for(request))
+    if data.get("expires_at", 0) < time.time() + EXPIRY_MARGIN_S:
+        refreshed = await _refreshed(request, data)
+        if refreshed is None:
+            raise NeedsSignIn(_came_for(request))
+        data = request.session["user"] = refreshed
     return User(
         sub=data["sub"],
         email=data["email"],
@@ -108,6 +117,44 @@ def current_user(request: Request) -> User:
     )
 
 
+async def _refreshed(request: Request, data: dict[str, Any]) -> dict[str, Any] | None:
+    refresh_token = data.get("refresh_token")
+    client = getattr(request.app.state, "oidc_client", None)
+    if not refresh_token or client is None:
+        return None
+    try:
+        token = await client.fetch_access_token(
+            grant_type="refresh_token", refresh_token=refresh_token
+        )
+    except (OAuthError, httpx.HTTPError, ValueError):
+        return None  # expired or revoked: sign in again
+    if "access_token" not in token:
+        return None
+    return {
+        **data,
+        "access_token": token["access_token"],
+        "refresh_token": token.get("refresh_token") or refresh_token,
+        "expires_at": _expires_at(token),
+    }
+
+
+def _expires_at(token: dict[str, Any]) -> int:
+    if token.get("expires_at"):
+        return int(token["expires_at"])
+    return int(time.time() + float(token.get("expires_in") or 300))
+
+
+def _came_for(request: Request) -> str:
+    """The page to come back to: this one for a GET; for a form post (which cannot be
+    replayed), the page the form was on."""
+    if request.method == "GET":
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc == request.url.netloc and referer.path:
+        return referer.path + (f"?{referer.query}" if referer.query else "")
+    return "/"
+
+
 def safe_next(value: str | None) -> str:
     """Only a path of this site (no //host, no scheme) is a place to come back to."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
@@ -115,9 +162,9 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def make_signin_router(oauth: OAuth) -> APIRouter:
+def make_signin_router(client: Any) -> APIRouter:
+    """``client``: the provider's Authlib client (``make_oauth(...).create_client``)."""
     router = APIRouter(prefix="/auth", include_in_schema=False)
-    client = oauth.create_client(PROVIDER)
 
     @router.get("/login")
     async def login(request: Request, next: str | None = None) -> Response:
@@ -143,7 +190,8 @@ def make_signin_router(oauth: OAuth) -> APIRouter:
             "roles": sorted(_roles(claims)),
             "district": _district(claims),
             "access_token": token["access_token"],
-            "expires_at": int(token.get("expires_at") or time.time() + 300),
+            "refresh_token": token.get("refresh_token"),
+            "expires_at": _expires_at(token),
         }
         if lang:
             request.session["lang"] = lang
