@@ -288,7 +288,7 @@ async def test_a_run_out_token_is_renewed_with_the_refresh_token_at_the_real_pro
         assert tokens.get("refresh_token")
         # a confidential client, as with Keycloak (the provider refuses to renew for a public one)
         settings = PortalSettings(
-            oidc_discovery_url=idp.discovery_url,  # type: ignore[arg-type]
+            oidc_discovery_url=idp.discovery_url,
             oidc_client_secret="local",
         )
         app = FastAPI()
