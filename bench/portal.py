@@ -127,7 +127,9 @@ class Config:
     concurrency: int = 16
     seed: int = 13
     quiet_s: float = 6.0
-    settle_timeout_s: float = 1800.0
+    # placement matches ~2 registrations/s against 300 openings on SecantusDB (2 cores):
+    # 4,000 people take over 30 minutes to settle
+    settle_timeout_s: float = 3600.0
 
     @classmethod
     def from_env(cls) -> Config:
@@ -143,6 +145,7 @@ class Config:
             breakdown=_env_int("BENCH_PORTAL_BREAKDOWN", cls.breakdown),
             concurrency=_env_int("BENCH_PORTAL_CONCURRENCY", cls.concurrency),
             seed=_env_int("BENCH_PORTAL_SEED", cls.seed),
+            settle_timeout_s=_env_int("BENCH_PORTAL_SETTLE_TIMEOUT_S", int(cls.settle_timeout_s)),
         )
         if config.requests < 1 or config.caseload < 1:
             raise SystemExit("BENCH_PORTAL_REQUESTS and BENCH_PORTAL_CASELOAD must be >= 1")
