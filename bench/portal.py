@@ -63,7 +63,6 @@ from typing import Any
 
 import aio_pika
 import httpx
-from cryptography.fernet import Fernet
 
 import lotse_portal
 from bench.alerts_scenario import (
@@ -79,6 +78,7 @@ from bench.alerts_scenario import (
 from lotse_devstack.cleanup import delete_namespace
 from lotse_devstack.ports import free_port
 from lotse_devstack.stack import DEFAULT_PORTS, LocalStack, StackConfig
+from lotse_portal.sessions import SessionCodec
 from lotse_shared.contracts.common import (
     CefrLevel,
     CourseType,
@@ -698,7 +698,7 @@ async def sign_in(stack: LocalStack, user: str) -> httpx.AsyncClient:
 def access_token(stack: LocalStack, browser: httpx.AsyncClient) -> str:
     """The user's access token as the portal holds it (the bench has the session key)."""
     cookie = browser.cookies[SESSION_COOKIE]
-    session = json.loads(Fernet(stack.session_key.encode()).decrypt(cookie.encode()))
+    session = SessionCodec(stack.session_key, max_age_s=3600).decode(cookie)
     return str(session["user"]["access_token"])
 
 

@@ -245,11 +245,14 @@ class PlacementHandlers:
             raise NotFound(f"person {person_id} is not known to placement")
         person.require_consent("matching")
         today = self.today()
+        # One read of the district's open openings, not one per ring of grid cells: at
+        # reach + NEAR_MISS_KM the rings name ~13,000 cell keys and cover most of a
+        # district anyway (the ring queries made "why not?" the slowest part of a file)
+        within_km = max_reach_km(person) + NEAR_MISS_KM
         evaluations = [
-            evaluate(person, o, today)
-            for ring in rings(person.lat, person.lon, max_reach_km(person) + NEAR_MISS_KM)
-            for o in await self.repo.openings_in(ring.cells)
-            if o.district_id == person.district_id
+            e
+            for o in await self.repo.openings_searchable(district_id=person.district_id)
+            if (e := evaluate(person, o, today)).distance_km <= within_km
         ]
         evaluations.sort(key=lambda e: (len(e.failed), e.distance_km, e.opening.title))
         return person, evaluations[:limit]
@@ -280,8 +283,8 @@ class PlacementHandlers:
         cases = defaultdict(list)
         for case in await self.repo.cases_among(ids):
             cases[case.person_id].append(case)
-        suggestions = await self.repo.open_suggestions_of(ids)
-        return [overview(p, cases[p.person_id], suggestions.get(p.person_id, [])) for p in people]
+        scores = await self.repo.open_scores_of(ids)
+        return [overview(p, cases[p.person_id], scores.get(p.person_id, {})) for p in people]
 
     async def open_suggestions(self, person_id: uuid.UUID) -> list[OpenSuggestion]:
         """Everything still open for the person, each opening once, best first (the

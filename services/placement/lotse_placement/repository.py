@@ -8,7 +8,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -215,11 +215,15 @@ class PlacementRepository:
         """All openings, closed ones included: the collection's size, not a query."""
         return await self.openings.estimated_document_count()
 
-    async def openings_searchable(self, session: AsyncClientSession | None = None) -> list[Opening]:
-        """Every open opening with a free seat (those with a grid cell)."""
-        cursor = self.openings.find(
-            {"cell": {"$exists": True}}, {"history": 0, "description": 0}, session=session
-        )
+    async def openings_searchable(
+        self, session: AsyncClientSession | None = None, *, district_id: str | None = None
+    ) -> list[Opening]:
+        """Every open opening with a free seat (those with a grid cell), of one district
+        if ``district_id`` is given."""
+        query: Document = {"cell": {"$exists": True}}
+        if district_id is not None:
+            query["district_id"] = district_id
+        cursor = self.openings.find(query, {"history": 0, "description": 0}, session=session)
         return [_opening(d) async for d in cursor]
 
     async def openings_in(
@@ -308,6 +312,8 @@ class PlacementRepository:
                         "opening_id": s["opening_id"],
                         "suggestion_set_id": set_id,
                         "forecast": s["forecast"],
+                        # the caseload's "best suggestion" reads it here, not from the set
+                        "score": s["score"],
                         "at": now,
                     }
                     for s in fresh
@@ -315,15 +321,22 @@ class PlacementRepository:
                 session=tx.session,
             )
         if confirmed:
-            await self.suggested.update_many(
-                {"_id": {"$in": [f"{person_id}:{oid}" for oid in sorted(confirmed)]}},
-                {
-                    "$set": {
-                        "forecast": False,
-                        "suggestion_set_id": set_id,
-                        "at": now,
-                    }
-                },
+            scores = {str(s["opening_id"]): s["score"] for s in suggestion_set["suggestions"]}
+            await self.suggested.bulk_write(
+                [
+                    UpdateOne(
+                        {"_id": f"{person_id}:{oid}"},
+                        {
+                            "$set": {
+                                "forecast": False,
+                                "suggestion_set_id": set_id,
+                                "score": scores.get(oid),
+                                "at": now,
+                            }
+                        },
+                    )
+                    for oid in sorted(confirmed)
+                ],
                 session=tx.session,
             )
 
@@ -357,6 +370,36 @@ class PlacementRepository:
         """opening id -> accepted | dismissed, for the suggestions decided so far."""
         cursor = self.suggested.find({"person_id": person_id}, {"opening_id": 1, "decision": 1})
         return {str(d["opening_id"]): d["decision"] async for d in cursor if d.get("decision")}
+
+    async def open_scores_of(
+        self, person_ids: list[uuid.UUID]
+    ) -> dict[uuid.UUID, dict[uuid.UUID, float | None]]:
+        """Per person, each opening suggested, not decided on and still open, with the
+        score it was last told with: what a caseload row shows (how many, the best).
+        Two queries, reading neither the suggestion sets (their reasons) nor the
+        openings' texts: those cost a caseload of 150 people most of its time. The
+        score is None on entries written before it was kept with them."""
+        entries = [
+            d
+            async for d in self.suggested.find(
+                {"person_id": {"$in": person_ids}, "decision": None},
+                {"person_id": 1, "opening_id": 1, "score": 1},
+            )
+        ]
+        if not entries:
+            return {}
+        still_open = {
+            d["_id"]
+            async for d in self.openings.find(
+                {"_id": {"$in": list({e["opening_id"] for e in entries})}, "status": "open"},
+                {"_id": 1},
+            )
+        }
+        found: dict[uuid.UUID, dict[uuid.UUID, float | None]] = defaultdict(dict)
+        for entry in entries:
+            if entry["opening_id"] in still_open:
+                found[entry["person_id"]][entry["opening_id"]] = entry.get("score")
+        return found
 
     async def open_suggestions_of(
         self, person_ids: list[uuid.UUID]

@@ -25,24 +25,38 @@ COOKIE = "lotse_session"
 CSRF_FIELD = "csrf_token"
 
 
+class SessionCodec:
+    """A session as a cookie value and back: JSON, compressed (two Keycloak tokens must
+    fit the 4 KB a browser keeps per cookie), encrypted and signed (Fernet)."""
+
+    def __init__(self, key: str | None, max_age_s: int) -> None:
+        self.fernet = Fernet(key.encode() if key else Fernet.generate_key())
+        self.max_age_s = max_age_s
+
+    def encode(self, session: dict[str, Any]) -> str:
+        plain = zlib.compress(json.dumps(session, separators=(",", ":")).encode())
+        return self.fernet.encrypt(plain).decode()
+
+    def decode(self, value: str | None) -> dict[str, Any]:
+        """The session, or an empty one when the value is expired, tampered with, or
+        made with another key (signed out)."""
+        if not value:
+            return {}
+        try:
+            plain = self.fernet.decrypt(value.encode(), ttl=self.max_age_s)
+            data = json.loads(zlib.decompress(plain))
+        except (InvalidToken, ValueError, zlib.error):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+
 class EncryptedSessionMiddleware:
     """``request.session`` from an encrypted cookie; written back when it changed."""
 
     def __init__(self, app: ASGIApp, *, key: str | None, max_age_s: int) -> None:
         self.app = app
-        self.fernet = Fernet(key.encode() if key else Fernet.generate_key())
+        self.codec = SessionCodec(key, max_age_s)
         self.max_age_s = max_age_s
-
-    def _load(self, value: str | None) -> dict[str, Any]:
-        if not value:
-            return {}
-        try:
-            data = json.loads(
-                zlib.decompress(self.fernet.decrypt(value.encode(), ttl=self.max_age_s))
-            )
-        except (InvalidToken, ValueError, zlib.error):
-            return {}  # expired, tampered with, or from another key: signed out
-        return data if isinstance(data, dict) else {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -50,7 +64,7 @@ class EncryptedSessionMiddleware:
             return
         connection = HTTPConnection(scope)
         had_cookie = COOKIE in connection.cookies
-        scope["session"] = self._load(connection.cookies.get(COOKIE))
+        scope["session"] = self.codec.decode(connection.cookies.get(COOKIE))
         before = json.dumps(scope["session"], sort_keys=True)
         secure = scope.get("scheme") == "https"
 
@@ -60,9 +74,7 @@ class EncryptedSessionMiddleware:
                 flags = f"Path=/; HttpOnly; SameSite=Lax{'; Secure' if secure else ''}"
                 headers = MutableHeaders(scope=message)
                 if session and json.dumps(session, sort_keys=True) != before:
-                    # compressed: two Keycloak tokens must fit the browser's 4 KB a cookie
-                    plain = zlib.compress(json.dumps(session, separators=(",", ":")).encode())
-                    value = self.fernet.encrypt(plain).decode()
+                    value = self.codec.encode(session)
                     headers.append(
                         "Set-Cookie", f"{COOKIE}={value}; Max-Age={self.max_age_s}; {flags}"
                     )

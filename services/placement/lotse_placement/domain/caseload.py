@@ -4,7 +4,7 @@ for them. Pure: no I/O; the repository reads the facts in bounded queries."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Literal
 
@@ -80,8 +80,9 @@ def furthest_stage(cases: Iterable[Case]) -> Stage | None:
 
 
 def overview(
-    person: Candidate, cases: list[Case], suggestions: list[OpenSuggestion]
+    person: Candidate, cases: list[Case], open_scores: Mapping[uuid.UUID, float | None]
 ) -> PersonOverview:
+    """``open_scores``: each open suggestion's opening and its latest score."""
     return PersonOverview(
         person_id=person.person_id,
         german_level=person.german_level,
@@ -89,8 +90,8 @@ def overview(
         work_permission=person.work_permission,
         matching_consent=person.matching_consent,
         in_course=bool(person.ongoing_courses),
-        open_suggestions=len({s.opening_id for s in suggestions}),
-        best_score=max((s.score for s in suggestions), default=None),
+        open_suggestions=len(open_scores),
+        best_score=max((s for s in open_scores.values() if s is not None), default=None),
         furthest_stage=furthest_stage(cases),
         open_cases=sum(1 for c in cases if not c.closed),
     )
