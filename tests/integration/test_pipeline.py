@@ -303,7 +303,7 @@ async def test_withdrawn_consent_takes_effect_in_placement(service_env, rabbit_u
         assert r.status_code == 200, r.text
 
 
-async def test_a_double_click_accepts_once_moves_once_and_dismisses_once(
+async def test_a_double_click_accepts_once_moves_once_dismisses_once_and_closes_once(
     service_env, rabbit_url, namespace
 ):
     app = placement_app()
@@ -349,6 +349,18 @@ async def test_a_double_click_accepts_once_moves_once_and_dismisses_once(
             "proposed",
             "interview",
         ]
+
+        # closing twice with the same reason closes once; another reason is still refused
+        close = f"/cases/{both[0].json()['case_id']}/close"
+        body = {"reason": "declined_by_person", "on": str(TODAY)}
+        first_close, second_close = [await http.post(close, json=body) for _ in range(2)]
+        assert [first_close.status_code, second_close.status_code] == [200, 200]
+        assert second_close.json() == first_close.json()
+        other = await http.post(close, json={**body, "reason": "moved_away"})
+        assert other.status_code == 409
+        await tap.wait_for("placement.case.closed.v1")
+        await asyncio.sleep(1.0)
+        assert len(tap.bodies("placement.case.closed.v1")) == 1
 
 
 async def test_report_funnel_and_stages_by_month(service_env, rabbit_url, namespace):

@@ -161,6 +161,8 @@ class PipelineHandlers:
     ) -> Case:
         async with self.uow.transaction() as tx:
             case = await self._case(case_id, tx)
+            if case.closed and case.closing_reason is reason:
+                return case  # the same close sent twice (a double click): nothing more
             closed = case.closed_for(reason, on, note, datetime.now(UTC))
             if case.seat_taken and reason is not ClosingReason.COMPLETED:
                 await self._seat(tx, case.opening_id, -1)  # the place is free again
