@@ -5,22 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TypeVar, get_args
 
 from lotse_portal.backend import SERVICE_LABELS, Refused, ServiceError, SignedOut, Unavailable
 from lotse_shared.contracts.common import CefrLevel
+from lotse_shared.contracts.placement import CaseStage
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
-STAGE_ORDER = [
-    "proposed",
-    "interview",
-    "internship_started",
-    "apprenticeship_started",
-    "job_started",
-    "employed_3_months",
-    "employed_6_months",
-]
+# a case's stages in order, as placement's events name them
+STAGE_ORDER: list[str] = list(get_args(CaseStage))
 
 
 @dataclass
