@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -142,10 +143,112 @@ def test_broken_records_are_rejected_with_ref_and_reason() -> None:
     assert "10000-1190000003-S" in feed.refs  # still on offer: a full feed keeps it
 
 
-def test_the_same_refnr_twice_in_one_feed() -> None:
+# --- the same refnr twice in one feed: the latest version wins --------------------------
+def test_the_same_refnr_twice_without_timestamps_the_later_in_the_feed_wins() -> None:
     feed = parse_jobsuche([search_record(), search_record(titel="anders")])
-    assert len(feed.openings) == 1
-    assert feed.rejected[0].reason.startswith("refnr: appears twice")
+    assert [o.title for o in feed.openings] == ["anders"]
+    assert feed.rejected == []  # the earlier version is not a rejection ...
+    assert [(s.report.title, s.row) for s in feed.superseded] == [("Fachkraft Lagerlogistik", 1)]
+    assert feed.received == 2  # ... but was received, and goes to the opening's history
+
+
+def test_the_later_modifikationstimestamp_wins_wherever_it_stands() -> None:
+    newer = search_record(titel="neu", modifikationsTimestamp="2026-11-20T10:15:31.123")
+    older = search_record(titel="alt", modifikationsTimestamp="2026-11-19T08:00:00")
+    feed = parse_jobsuche({"stellenangebote": [newer, older, search_record(refnr="other")]})
+    assert [o.title for o in feed.openings] == ["neu", "Fachkraft Lagerlogistik"]
+    assert [(s.report.title, s.row) for s in feed.superseded] == [("alt", 2)]
+    # the agency's local time, without a zone: Europe/Berlin (CET in November)
+    assert feed.openings[0].source_modified_at == datetime(
+        2026, 11, 20, 10, 15, 31, 123000, tzinfo=ZoneInfo("Europe/Berlin")
+    )
+    assert feed.openings[0].source_modified_at.utcoffset() == timedelta(hours=1)
+
+
+def test_the_later_aenderungsdatum_of_details_wins() -> None:
+    older = detail(stellenangebotsTitel="alt", aenderungsdatum="2026-11-19T08:00:00")
+    newer = detail(stellenangebotsTitel="neu", aenderungsdatum="2026-11-20T08:00:00+01:00")
+    feed = parse_jobsuche([older, newer])
+    assert [o.title for o in feed.openings] == ["neu"]
+    assert [s.report.title for s in feed.superseded] == ["alt"]
+    feed = parse_jobsuche([newer, older])
+    assert [o.title for o in feed.openings] == ["neu"]
+
+
+def test_an_unreadable_timestamp_is_ignored_with_a_notice() -> None:
+    feed = parse_jobsuche([search_record(modifikationsTimestamp="gestern")])
+    assert feed.openings[0].source_modified_at is None
+    assert feed.notices[0].reason.startswith("modifikationsTimestamp: 'gestern'")
+
+
+# --- seats, occupation code, refugees, places -------------------------------------------
+@pytest.mark.parametrize(("given", "seats"), [(None, 1), (3, 3), ("12", 12), (500, 500)])
+def test_seats_from_anzahl_offene_stellen(given: Any, seats: int) -> None:
+    assert one([detail(anzahlOffeneStellen=given)]).seats == seats
+
+
+@pytest.mark.parametrize("given", ["drei", 0, 501, 2.5, True])
+def test_a_bad_anzahl_offene_stellen_is_rejected_by_name(given: Any) -> None:
+    assert rejection([detail(anzahlOffeneStellen=given)]).startswith("anzahlOffeneStellen: ")
+
+
+def test_hauptdkz_known_gives_the_kldb_code_and_keeps_the_raw_code() -> None:
+    opening = one([detail(hauptDkz="501", hauptberuf="Helfer/in - Landwirtschaft")])
+    assert (opening.occupation_code, opening.agency_occupation_code) == ("11101", "501")
+    assert opening.sector is Sector.LANDWIRTSCHAFT
+
+
+def test_an_unknown_hauptdkz_keeps_the_opening_with_a_notice() -> None:
+    feed = parse_jobsuche([detail(hauptDkz="12345")])
+    assert feed.rejected == []
+    opening = feed.openings[0]
+    assert (opening.occupation_code, opening.agency_occupation_code) == (None, "12345")
+    assert [(n.ref, n.row, n.reason) for n in feed.notices] == [
+        ("10000-2-S", 1, "hauptDkz 12345: no KldB 2010 code known")
+    ]
+
+
+def test_an_explicit_kldb_wins_over_hauptdkz() -> None:
+    feed = parse_jobsuche([detail(hauptDkz="501", kldb="51301")])
+    assert feed.openings[0].occupation_code == "51301"
+    assert feed.openings[0].agency_occupation_code == "501"
+    assert parse_jobsuche([detail(hauptDkz="12345", kldb="51301")]).notices == []
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"), [(True, True), (False, False), ("true", True), (None, None)]
+)
+def test_fuer_fluechtlinge_geeignet(given: Any, kept: bool | None) -> None:
+    assert one([detail(fuerFluechtlingeGeeignet=given)]).suitable_for_refugees is kept
+
+
+def test_every_work_location_of_a_detail_is_kept() -> None:
+    places = [
+        {"adresse": {"plz": "34253", "ort": "Lohfelden"}},
+        {"adresse": {"plz": "34369", "ort": "Hofgeismar"}},
+        {"adresse": {"ort": "Irgendwo"}, "breite": 51.2, "laenge": 9.6},
+    ]
+    opening = one([detail(stellenlokationen=places)])
+    assert opening.location.municipality == "Lohfelden"
+    assert [(p.municipality, p.lat) for p in opening.other_locations] == [
+        ("Hofgeismar", None),
+        ("Irgendwo", 51.2),
+    ]
+
+
+def test_a_place_that_cannot_be_located_among_several_is_left_out_with_a_notice() -> None:
+    places = [{"adresse": {"ort": "Nirgendwo"}}, {"adresse": {"plz": "34369", "ort": "Hofgeismar"}}]
+    feed = parse_jobsuche([detail(stellenlokationen=places)])
+    opening = feed.openings[0]
+    assert (opening.location.municipality, opening.other_locations) == ("Hofgeismar", [])
+    assert feed.notices[0].reason.startswith(
+        "stellenlokationen[0].adresse.ort: unknown place 'Nirgendwo'"
+    )
+    # none of them: rejected as before
+    lost = [{"adresse": {"ort": "Nirgendwo"}}, {"adresse": {"ort": "Anderswo"}}]
+    assert rejection([detail(stellenlokationen=lost)]).startswith(
+        "stellenlokationen[0].adresse.ort: unknown place 'Nirgendwo'"
+    )
 
 
 # --- opening type ---------------------------------------------------------------------

@@ -14,7 +14,7 @@ import uuid
 from datetime import date
 from typing import Literal, Self
 
-from pydantic import Field, JsonValue, model_validator
+from pydantic import AwareDatetime, Field, JsonValue, model_validator
 
 from . import routing
 from .common import CefrLevel, CourseType, DistrictId, KldbCode, OpeningType, Sector
@@ -157,7 +157,13 @@ class OpeningReportedV1(PartnerPayload):
     occupation_code: KldbCode | None = None
     sector: Sector
     required_german_level: CefrLevel | None = None
-    location: OpeningLocation
+    location: OpeningLocation = Field(description="Where the work is; the first place if several.")
+    other_locations: list[OpeningLocation] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Further places of the same posting (Jobsuche: stellenlokationen[1:]); "
+        "matching uses the one nearest to the person.",
+    )
     start_date: date | None = None
     seats: int = Field(default=1, ge=1, le=500)
     description: str = Field(default="", max_length=20_000)
@@ -169,6 +175,22 @@ class OpeningReportedV1(PartnerPayload):
     )
     source_url: str | None = Field(
         default=None, max_length=2000, description="The posting at the partner (externeUrl)."
+    )
+    source_modified_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the partner last changed the posting (Jobsuche: "
+        "modifikationsTimestamp or aenderungsdatum). A report older than the version "
+        "placement holds does not replace it; it is kept in the opening's history.",
+    )
+    agency_occupation_code: str | None = Field(
+        default=None,
+        max_length=20,
+        description="The employment agency's own occupation code (hauptDkz), as sent.",
+    )
+    suitable_for_refugees: bool | None = Field(
+        default=None,
+        description="The partner says the posting suits refugees "
+        "(Jobsuche: fuerFluechtlingeGeeignet); empty if it does not say.",
     )
 
 

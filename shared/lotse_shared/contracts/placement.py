@@ -159,6 +159,15 @@ class ImportRejectionV1(Payload):
     reason: str = Field(description="Names the partner's field, e.g. 'arbeitgeber: missing'.")
 
 
+class ImportNoticeV1(Payload):
+    ref: str | None = Field(description="The partner's reference, if the record had one.")
+    row: int | None = Field(description="CSV: line in the file; Jobsuche: position (from 1).")
+    reason: str = Field(
+        description="What was imported differently than sent, e.g. 'hauptDkz 12345: no "
+        "KldB 2010 code known'; the opening itself was imported."
+    )
+
+
 class ImportFileErrorV1(Payload):
     field: str = Field(description="What is wrong with the file as a whole, e.g. header.Betreib.")
     reason: str
@@ -172,12 +181,20 @@ class ImportCompletedV1(Payload):
     completed: bool = Field(
         default=True, description="False for one batch of an import still being sent."
     )
-    received: int = Field(description="Records in the feed, rejected ones included.")
+    received: int = Field(
+        description="Records in the feed, rejected ones and earlier versions of the same "
+        "reference included."
+    )
     created: int
     updated: int
     unchanged: int = Field(description="Known and not changed: not published again.")
     closed: int = Field(description="Full feed: open openings the feed no longer names.")
     rejected: list[ImportRejectionV1] = Field(default_factory=list)
+    notices: list[ImportNoticeV1] = Field(
+        default_factory=list,
+        description="Records imported with a caveat: an unknown occupation code, a place "
+        "that could not be located among several, an older version kept as history.",
+    )
     file_error: ImportFileErrorV1 | None = Field(
         default=None, description="Set when the file as a whole was refused; nothing imported."
     )

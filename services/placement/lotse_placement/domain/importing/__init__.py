@@ -4,7 +4,16 @@ Pure parsing: a document in, ``ParsedFeed`` (normalised openings and rejections)
 """
 
 from .chambers_csv import COLUMNS, parse_csv
-from .common import FeedError, ParsedFeed, Rejection
+from .common import FeedError, Notice, ParsedFeed, Rejection, Superseded
 from .jobsuche import parse_jobsuche
 
-__all__ = ["COLUMNS", "FeedError", "ParsedFeed", "Rejection", "parse_csv", "parse_jobsuche"]
+__all__ = [
+    "COLUMNS",
+    "FeedError",
+    "Notice",
+    "ParsedFeed",
+    "Rejection",
+    "Superseded",
+    "parse_csv",
+    "parse_jobsuche",
+]

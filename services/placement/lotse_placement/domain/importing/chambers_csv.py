@@ -132,7 +132,7 @@ def parse_csv(text: str | bytes) -> ParsedFeed:
         try:
             if len(values) != len(columns):
                 raise RecordError("row", f"{len(values)} fields, the header has {len(columns)}")
-            feed.accept(_opening(row), line, "Referenz")
+            feed.accept_first(_opening(row), line, "Referenz")
         except RecordError as exc:
             feed.rejected.append(Rejection(ref, line, str(exc)))
     return feed

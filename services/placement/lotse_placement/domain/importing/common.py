@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
@@ -34,17 +36,38 @@ class Rejection:
     reason: str  # names the partner's field: "arbeitgeber: missing"
 
 
+@dataclass(frozen=True)
+class Notice:
+    """A record imported with a caveat (an unknown occupation code, a place left out)."""
+
+    ref: str | None
+    row: int | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """An earlier version of a reference the same feed names again: not applied, but
+    kept in the opening's history."""
+
+    report: OpeningReportedV1
+    row: int | None
+
+
 @dataclass
 class ParsedFeed:
-    """A partner's file, read: the openings it reports and the records it could not."""
+    """A partner's file, read: the openings it reports, the records it could not, and
+    the earlier versions of references it names more than once."""
 
     openings: list[OpeningReportedV1] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
-    _seen: set[str] = field(default_factory=set, repr=False)
+    notices: list[Notice] = field(default_factory=list)
+    superseded: list[Superseded] = field(default_factory=list)
+    _at: dict[str, tuple[int, int | None]] = field(default_factory=dict, repr=False)
 
     @property
     def received(self) -> int:
-        return len(self.openings) + len(self.rejected)
+        return len(self.openings) + len(self.rejected) + len(self.superseded)
 
     @property
     def refs(self) -> list[str]:
@@ -58,20 +81,48 @@ class ParsedFeed:
         as they are in that file."""
         if not rows:
             return self
-        moved = [
-            Rejection(r.ref, r.row + rows if r.row is not None else None, r.reason)
-            for r in self.rejected
-        ]
-        return ParsedFeed(openings=self.openings, rejected=moved)
 
-    def accept(self, report: OpeningReportedV1, row: int | None, ref_field: str) -> None:
-        """Add a report unless its reference was already seen in this feed."""
-        if report.source_ref in self._seen:
+        def move(row: int | None) -> int | None:
+            return row + rows if row is not None else None
+
+        return ParsedFeed(
+            openings=self.openings,
+            rejected=[Rejection(r.ref, move(r.row), r.reason) for r in self.rejected],
+            notices=[Notice(n.ref, move(n.row), n.reason) for n in self.notices],
+            superseded=[Superseded(s.report, move(s.row)) for s in self.superseded],
+            _at={ref: (i, move(row)) for ref, (i, row) in self._at.items()},
+        )
+
+    def accept_first(self, report: OpeningReportedV1, row: int | None, ref_field: str) -> None:
+        """Add a report unless its reference was already seen in this feed: a chamber's
+        hand-kept list naming a reference twice is more likely a slip than an update."""
+        if report.source_ref in self._at:
             reason = f"{ref_field}: appears twice in this feed; the first is kept"
             self.rejected.append(Rejection(report.source_ref, row, reason))
             return
-        self._seen.add(report.source_ref)
-        self.openings.append(report)
+        self.accept(report, row)
+
+    def accept(self, report: OpeningReportedV1, row: int | None) -> None:
+        """Add a report; a reference seen before in this feed keeps its latest version
+        (by ``source_modified_at`` when both versions carry one, else the later in the
+        feed), and the other one is kept as ``superseded``."""
+        ref = report.source_ref
+        if ref not in self._at:
+            self._at[ref] = (len(self.openings), row)
+            self.openings.append(report)
+            return
+        index, held_row = self._at[ref]
+        held = self.openings[index]
+        if held.source_modified_at and report.source_modified_at:
+            newer = report.source_modified_at >= held.source_modified_at
+        else:
+            newer = True  # no way to tell: the later in the feed wins
+        if newer:
+            self.superseded.append(Superseded(held, held_row))
+            self.openings[index] = report
+            self._at[ref] = (index, row)
+        else:
+            self.superseded.append(Superseded(report, row))
 
 
 _ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ].*)?$")
@@ -100,6 +151,18 @@ def parse_datetime(value: object) -> datetime | None:
         return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
     except ValueError:
         return None
+
+
+AGENCY_TIME = ZoneInfo("Europe/Berlin")
+
+
+def agency_time(value: object) -> datetime | None:
+    """An ISO date or date and time ('2026-11-20T10:15:31.123', '2026-11-20'); one without
+    a zone is the agency's local time (Europe/Berlin). None if empty or unreadable."""
+    moment = parse_datetime(value)
+    if moment is None:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=AGENCY_TIME)
 
 
 def place_by_name(name: str | None) -> Place | None:
@@ -152,6 +215,34 @@ def locate(
         f"unknown place {municipality or postcode!r} and no coordinates "
         f"({coords_field}) to locate it",
     )
+
+
+MAX_PLACES = 51  # the contract's location and up to 50 other_locations
+
+
+def locate_all(places: list[dict[str, Any]]) -> tuple[list[OpeningLocation], list[str]]:
+    """Every place of a posting that can be located (see :func:`locate`; each dict holds
+    its arguments), the same place once. Those that cannot be are left out, each with its
+    reason for a notice; if none can be, the first one's error is raised."""
+    found: list[OpeningLocation] = []
+    left_out: list[str] = []
+    first_error: RecordError | None = None
+    for place in places:
+        try:
+            location = locate(**place)
+        except RecordError as exc:
+            first_error = first_error or exc
+            left_out.append(f"{exc}; left out, the posting's other places are kept")
+            continue
+        if location not in found:
+            found.append(location)
+    if not found:
+        assert first_error is not None, "no places at all is the caller's RecordError"
+        raise first_error
+    if len(found) > MAX_PLACES:
+        left_out.append(f"{len(found)} places: only the first {MAX_PLACES} are kept")
+        found = found[:MAX_PLACES]
+    return found, left_out
 
 
 def _coordinates(lat: object, lon: object, field_name: str) -> tuple[float, float] | None:

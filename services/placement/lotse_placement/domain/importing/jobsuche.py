@@ -16,16 +16,18 @@ from lotse_shared.contracts.partner import OpeningReportedV1
 
 from .common import (
     FeedError,
+    Notice,
     ParsedFeed,
     RecordError,
     Rejection,
+    agency_time,
     build_report,
     clip,
-    locate,
+    locate_all,
     parse_date,
 )
 from .german import from_sprachkenntnisse, from_text
-from .occupations import kldb_in, sector_for
+from .occupations import kldb_for_dkz, kldb_in, sector_for
 
 JOBDETAIL_URL = "https://www.arbeitsagentur.de/jobsuche/jobdetail/{refnr}"
 
@@ -54,6 +56,8 @@ FIELD_NAMES = {
     "location": "arbeitsort",
     "location.postcode": "arbeitsort.plz",
     "start_date": "eintrittsdatum",
+    "seats": "anzahlOffeneStellen",
+    "agency_occupation_code": "hauptDkz",
     "description": "stellenangebotsBeschreibung",
     "source_url": "externeUrl",
 }
@@ -113,7 +117,9 @@ def parse_jobsuche(document: object, *, angebotsart: int | str | None = None) ->
         try:
             if not isinstance(record, dict):
                 raise RecordError("stellenangebote", f"entry is not an object: {record!r:.60}")
-            feed.accept(_opening(record, default_type), position, "refnr")
+            report, caveats = _opening(record, default_type)
+            feed.accept(report, position)
+            feed.notices.extend(Notice(ref, position, reason) for reason in caveats)
         except RecordError as exc:
             feed.rejected.append(Rejection(ref, position, str(exc)))
     return feed
@@ -161,40 +167,89 @@ def _opening_type(
     return OpeningType.BESCHAEFTIGUNG
 
 
-def _location(record: dict[str, Any]) -> dict[str, Any]:
-    """Search results: ``arbeitsort``; details: ``stellenlokationen[]`` (the first counts);
-    older documents: ``arbeitsorte[]``."""
+def _locations(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Search results: ``arbeitsort``; details: every entry of ``stellenlokationen[]``
+    (older documents: ``arbeitsorte[]``), each as :func:`locate`'s arguments."""
     if isinstance(record.get("arbeitsort"), dict):
         place = record["arbeitsort"]
         coords = place.get("koordinaten") or {}
-        return {
-            "municipality": place.get("ort"),
-            "postcode": place.get("plz"),
-            "lat": coords.get("lat"),
-            "lon": coords.get("lon"),
-            "fields": ("arbeitsort.ort", "arbeitsort.plz", "arbeitsort.koordinaten"),
-        }
+        return [
+            {
+                "municipality": place.get("ort"),
+                "postcode": place.get("plz"),
+                "lat": coords.get("lat"),
+                "lon": coords.get("lon"),
+                "fields": ("arbeitsort.ort", "arbeitsort.plz", "arbeitsort.koordinaten"),
+            }
+        ]
     for key in ("stellenlokationen", "arbeitsorte"):
         places = record.get(key)
-        if isinstance(places, list) and places and isinstance(places[0], dict):
-            first: dict[str, Any] = places[0]
-            address: dict[str, Any] = first.get("adresse") or first
-            coords = first.get("koordinaten") or {}
-            return {
-                "municipality": address.get("ort"),
-                "postcode": address.get("plz"),
-                "lat": first.get("breite", coords.get("lat")),
-                "lon": first.get("laenge", coords.get("lon")),
-                "fields": (
-                    f"{key}[0].adresse.ort",
-                    f"{key}[0].adresse.plz",
-                    f"{key}[0].breite/laenge",
-                ),
-            }
+        if not isinstance(places, list):
+            continue
+        found = []
+        for i, entry in enumerate(places):
+            if not isinstance(entry, dict):
+                continue
+            address: dict[str, Any] = entry.get("adresse") or entry
+            coords = entry.get("koordinaten") or {}
+            found.append(
+                {
+                    "municipality": address.get("ort"),
+                    "postcode": address.get("plz"),
+                    "lat": entry.get("breite", coords.get("lat")),
+                    "lon": entry.get("laenge", coords.get("lon")),
+                    "fields": (
+                        f"{key}[{i}].adresse.ort",
+                        f"{key}[{i}].adresse.plz",
+                        f"{key}[{i}].breite/laenge",
+                    ),
+                }
+            )
+        if found:
+            return found
     raise RecordError("arbeitsort", "missing (neither arbeitsort nor stellenlokationen)")
 
 
-def _opening(record: dict[str, Any], default_type: str | None) -> OpeningReportedV1:
+def _seats(value: object) -> int:
+    """``anzahlOffeneStellen``: a whole number (also as text), 1 if not given."""
+    if value in (None, ""):
+        return 1
+    text = str(value).strip()
+    if isinstance(value, bool) or not re.fullmatch(r"[+-]?\d+", text):
+        raise RecordError("anzahlOffeneStellen", f"{value!r} is not a whole number")
+    return int(text)
+
+
+def _occupation_code(
+    record: dict[str, Any], occupation: str | None
+) -> tuple[str | None, str | None, list[str]]:
+    """The KldB 2010 code (an explicit KldB field, else the one of ``hauptDkz``, else one
+    written in the occupation's name), the raw ``hauptDkz`` and the caveats."""
+    dkz_value = record.get("hauptDkz")
+    dkz = str(dkz_value).strip() if dkz_value not in (None, "") else None
+    explicit = kldb_in(_text(record, "kldb", "hauptberufKldb", "berufKldb"))
+    if explicit is not None:
+        return explicit, dkz, []
+    if dkz is not None:
+        mapped = kldb_for_dkz(dkz)
+        if mapped is not None:
+            return mapped, dkz, []
+        return kldb_in(occupation), dkz, [f"hauptDkz {dkz}: no KldB 2010 code known"]
+    return kldb_in(occupation), None, []
+
+
+def _flag(value: object) -> bool | None:
+    """``fuerFluechtlingeGeeignet``: true/false (also as text); anything else says nothing."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().casefold() if value is not None else ""
+    return {"true": True, "ja": True, "false": False, "nein": False}.get(text)
+
+
+def _opening(
+    record: dict[str, Any], default_type: str | None
+) -> tuple[OpeningReportedV1, list[str]]:
+    """The record as a report, and the caveats of reading it (for notices)."""
     ref = _ref_of(record)
     if ref is None:
         raise RecordError("refnr", "missing (refnr or referenznummer)")
@@ -206,17 +261,24 @@ def _opening(record: dict[str, Any], default_type: str | None) -> OpeningReporte
         raise RecordError("arbeitgeber", "missing (arbeitgeber or firma)")
     description = clip(_text(record, "stellenangebotsBeschreibung", "stellenbeschreibung"))
     occupation = _text(record, "beruf", "hauptberuf")
-    code = kldb_in(_text(record, "kldb", "hauptberufKldb", "berufKldb")) or kldb_in(occupation)
+    code, dkz, caveats = _occupation_code(record, occupation)
     german = from_sprachkenntnisse(record.get("sprachkenntnisse")) or from_text(description)
-    location = _location(record)
-    fields = location.pop("fields")
+    locations, left_out = locate_all(_locations(record))
+    caveats += left_out
     eintritt = record.get("eintrittszeitraum")
     start = record.get("eintrittsdatum")
     start_field = "eintrittsdatum"
     if start in (None, "") and isinstance(eintritt, dict):
         start, start_field = eintritt.get("von"), "eintrittszeitraum.von"
     url = _text(record, "externeUrl", "externeURL") or JOBDETAIL_URL.format(refnr=ref)
-    return build_report(
+    modified_field = "modifikationsTimestamp"
+    modified = record.get(modified_field)
+    if modified in (None, ""):
+        modified_field, modified = "aenderungsdatum", record.get("aenderungsdatum")
+    modified_at = agency_time(modified)
+    if modified not in (None, "") and modified_at is None:
+        caveats.append(f"{modified_field}: {modified!r} is not a date and time; ignored")
+    report = build_report(
         {
             "source_ref": ref,
             "opening_type": _opening_type(record, default_type, title, description),
@@ -226,10 +288,16 @@ def _opening(record: dict[str, Any], default_type: str | None) -> OpeningReporte
             "sector": sector_for(code, occupation, title),
             "required_german_level": german.level,
             "german_level_rule": german.rule,
-            "location": locate(**location, fields=fields),
+            "location": locations[0],
+            "other_locations": locations[1:],
             "start_date": parse_date(start, start_field),
+            "seats": _seats(record.get("anzahlOffeneStellen")),
             "description": description,
             "source_url": url,
+            "source_modified_at": modified_at,
+            "agency_occupation_code": dkz,
+            "suitable_for_refugees": _flag(record.get("fuerFluechtlingeGeeignet")),
         },
         FIELD_NAMES,
     )
+    return report, caveats

@@ -7,7 +7,10 @@ word of the occupation's name (or the title) decides; nothing known is ``sonstig
 
 from __future__ import annotations
 
+import csv
 import re
+from functools import cache
+from importlib.resources import files
 
 from lotse_shared.contracts.common import Sector
 
@@ -105,3 +108,20 @@ def sector_for(code: str | None, *names: str | None) -> Sector:
             if pattern.search(name):
                 return sector
     return Sector.SONSTIGE
+
+
+DKZ_TABLE = "dkz_kldb2010.csv"
+
+
+@cache
+def dkz_table() -> dict[str, str]:
+    """hauptDkz -> KldB 2010, from ``data/dkz_kldb2010.csv`` (partial; its header says
+    where each pair comes from)."""
+    text = files(__package__).joinpath("data", DKZ_TABLE).read_text(encoding="utf-8")
+    rows = csv.DictReader(line for line in text.splitlines() if not line.startswith("#"))
+    return {row["dkz"].strip(): row["kldb2010"].strip() for row in rows}
+
+
+def kldb_for_dkz(dkz: str) -> str | None:
+    """The KldB 2010 code of an agency occupation code, if the table knows it."""
+    return dkz_table().get(dkz.strip().lstrip("0") or "0")
