@@ -21,7 +21,13 @@ from lotse_placement.domain.matching import (
     score,
     score_ceiling,
 )
-from lotse_placement.domain.model import Candidate, OngoingCourse, Opening, OpeningStatus
+from lotse_placement.domain.model import (
+    Candidate,
+    OngoingCourse,
+    Opening,
+    OpeningStatus,
+    WorkSite,
+)
 from lotse_shared.contracts.common import (
     CefrLevel,
     CourseType,
@@ -220,6 +226,49 @@ def test_without_licence_buses_limit_reach_unless_both_places_have_rail() -> Non
     rail = person(municipality="Hofgeismar", max_commute_km=40, driving_licence=False)
     assert reach_km(rail, opening(municipality="Kassel")) == 35
     assert failed_rules(rail, opening(municipality="Kassel")) == set()
+
+
+def site(name: str) -> WorkSite:
+    place = find_place(name)
+    assert place is not None
+    return WorkSite(municipality=place.name, lat=place.lat, lon=place.lon)
+
+
+def test_of_several_places_the_one_nearest_the_person_counts() -> None:
+    # a posting in Wesertal (far north) that also has work in Baunatal
+    both = opening(municipality="Wesertal", other_locations=[site("Baunatal")])
+    near = person(municipality="Baunatal", driving_licence=True, max_commute_km=10)
+    result = evaluate(near, both, TODAY)
+    assert result.eligible
+    assert result.distance_km == 0.0
+    assert "0 km nach Baunatal" in next(r.reason for r in result.results if r.rule == "reachable")
+    assert eligible(near, both, TODAY)
+    assert [s.opening for s in rank(near, [both], TODAY, limit=5)] == [both]
+    # only the first place: too far, as before
+    assert failed_rules(near, opening(municipality="Wesertal")) == {"reachable"}
+    # someone up north is matched with the northern place
+    north = person(municipality="Wesertal", driving_licence=True, max_commute_km=10)
+    assert evaluate(north, both, TODAY).distance_km == 0.0
+
+
+def test_of_several_places_one_within_reach_wins_over_a_nearer_one_out_of_reach() -> None:
+    # Breuna (no station) is nearer Hofgeismar but beyond 15 km by bus; Kassel is
+    # farther, and by rail up to 35 km count
+    rail = person(municipality="Hofgeismar", max_commute_km=40, driving_licence=False)
+    assert failed_rules(rail, opening(municipality="Breuna")) == {"reachable"}
+    o = opening(municipality="Breuna", other_locations=[site("Kassel")])
+    assert evaluate(rail, o, TODAY).eligible
+    assert reach_km(rail, o) == 35
+    assert evaluate(rail, o, TODAY).distance_km > 15
+
+
+def test_an_opening_with_several_places_reaches_the_people_of_each() -> None:
+    both = opening(municipality="Wesertal", other_locations=[site("Baunatal")])
+    from lotse_placement.repository import _reach_keys
+
+    assert "10|Baunatal" in _reach_keys(both)
+    assert "10|Wesertal" in _reach_keys(both)
+    assert "10|Baunatal" not in _reach_keys(opening(municipality="Wesertal"))
 
 
 # --- score and ranking ----------------------------------------------------------------------

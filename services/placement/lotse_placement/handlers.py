@@ -44,7 +44,7 @@ from .domain.caseload import (
     best_first,
     overview,
 )
-from .domain.importing.feed import unchanged
+from .domain.importing.feed import OLDER_THAN_HELD, older, unchanged
 from .domain.matching import (
     Evaluation,
     Suggestion,
@@ -57,7 +57,14 @@ from .domain.matching import (
     rank,
     score_ceiling,
 )
-from .domain.model import Candidate, OngoingCourse, Opening, OpeningFilter, OpeningStatus
+from .domain.model import (
+    Candidate,
+    OngoingCourse,
+    Opening,
+    OpeningFilter,
+    OpeningStatus,
+    same_version,
+)
 from .repository import PlacementRepository
 from .translate import PRODUCER, candidate_from, opening_facts, opening_from, suggestion_doc
 
@@ -177,12 +184,17 @@ class PlacementHandlers:
         cause: Event | None,
         *,
         skip_unchanged: bool = False,
-    ) -> tuple[Literal["created", "updated", "unchanged"], Opening]:
+    ) -> tuple[Literal["created", "updated", "unchanged", "older"], Opening]:
         """Create or update (same source and reference) the opening, announce it and
         mark it for matching; with ``skip_unchanged`` a record equal to what is stored
-        is neither written nor announced."""
+        is neither written nor announced. A report the partner changed before the
+        version held ("older") does not replace it and is kept in its history."""
         previous = await self.repo.opening_by_ref(source, report.source_ref, tx.session)
         opening = opening_from(report, source, previous)
+        if previous is not None and older(opening, previous):
+            why = OLDER_THAN_HELD.format(held=previous.source_modified_at)
+            await self.keep_earlier(tx, previous, opening, why)
+            return "older", previous
         if skip_unchanged and previous is not None and unchanged(previous, opening):
             return "unchanged", previous
         await self.repo.save_opening(tx, opening, previous)
@@ -193,6 +205,19 @@ class PlacementHandlers:
             tx, "opening", opening.opening_id, _marker("opening_published", cause)
         )
         return ("created" if previous is None else "updated"), opening
+
+    async def keep_earlier(
+        self, tx: Transaction, current: Opening, version: Opening, why: str
+    ) -> bool:
+        """Keep ``version`` in the history of ``current`` without applying it, once: the
+        same feed sent again does not add it twice. True if it was added."""
+        for entry in await self.repo.opening_history(current.opening_id, tx.session):
+            if entry.get("not_applied"):
+                kept = Opening.model_validate({**entry, "opening_id": current.opening_id})
+                if same_version(kept, version):
+                    return False
+        await self.repo.keep_in_history(tx, current.opening_id, version, why)
+        return True
 
     async def opening_reported(self, event: OpeningReported) -> None:
         await self.report_opening(event.payload, event.producer, cause=event)
@@ -478,12 +503,14 @@ class PlacementHandlers:
             ]
             return rank(person, pool, today, limit=limit, told=told)
         held: list[Suggestion] = []
+        seen: set[uuid.UUID] = set()  # an opening with several places lies in several cells
         for ring in rings(person.lat, person.lon, reach):
             pool = [
                 o
                 for o in await self.repo.openings_in(ring.cells, person.reachable_rank, session)
-                if o.district_id == person.district_id
+                if o.district_id == person.district_id and o.opening_id not in seen
             ]
+            seen.update(o.opening_id for o in pool)
             held = best_of([*held, *rank(person, pool, today, limit=limit, told=told)], limit)
             if len(held) == limit:
                 last, ceiling = held[-1], score_ceiling(person, ring.beyond_km, reach)

@@ -13,11 +13,18 @@ from lotse_shared.contracts.partner import OpeningFeedReported, OpeningReportedV
 from lotse_shared.errors import Conflict, NotFound, RuleViolation
 from lotse_shared.persistence.mongo import UnitOfWork
 
-from .domain.importing import FeedError, ParsedFeed
-from .domain.importing.feed import CLOSED_NOT_IN_FEED, FeedFormat, parse_feed
+from .domain.importing import FeedError, ParsedFeed, Superseded
+from .domain.importing.feed import (
+    CLOSED_NOT_IN_FEED,
+    OLDER_THAN_HELD,
+    SUPERSEDED_IN_FEED,
+    FeedFormat,
+    parse_feed,
+)
+from .domain.model import Opening
 from .handlers import PlacementHandlers
 from .repository import PlacementRepository
-from .translate import PRODUCER
+from .translate import PRODUCER, opening_from
 
 
 @dataclass
@@ -150,17 +157,31 @@ class ImportHandlers:
         rejected = [
             ev.ImportRejectionV1(ref=r.ref, row=r.row, reason=r.reason) for r in feed.rejected
         ]
+        notices = [ev.ImportNoticeV1(ref=n.ref, row=n.row, reason=n.reason) for n in feed.notices]
         changed: list[uuid.UUID] = []
         for report in feed.openings:
             try:
-                outcome, opening_id = await self._apply_imported(report, source, cause)
-                outcomes[outcome] += 1
-                if outcome != "unchanged":
-                    changed.append(opening_id)
+                outcome, held = await self._apply_imported(report, source, cause)
             except RuleViolation as exc:  # e.g. a place the location check refuses
                 rejected.append(
                     ev.ImportRejectionV1(ref=report.source_ref, row=None, reason=str(exc))
                 )
+                continue
+            if outcome == "older":
+                # the partner's current version is the one held: nothing changes
+                outcomes["unchanged"] += 1
+                reason = (
+                    f"changed at {report.source_modified_at}: "
+                    + OLDER_THAN_HELD.format(held=held.source_modified_at)
+                    + "; not applied, kept in the opening's history"
+                )
+                notices.append(ev.ImportNoticeV1(ref=report.source_ref, row=None, reason=reason))
+                continue
+            outcomes[outcome] += 1
+            if outcome != "unchanged":
+                changed.append(held.opening_id)
+        for earlier in feed.superseded:
+            await self._keep_superseded(earlier, source)
         await self.openings.match_openings(changed)
         return ev.ImportCompletedV1(
             import_id=import_id,
@@ -170,12 +191,13 @@ class ImportHandlers:
             received=feed.received,
             closed=0,
             rejected=rejected,
+            notices=notices,
             **outcomes,
         )
 
     async def _apply_imported(
         self, report: OpeningReportedV1, source: str, cause: Event | None
-    ) -> tuple[Literal["created", "updated", "unchanged"], uuid.UUID]:
+    ) -> tuple[Literal["created", "updated", "unchanged", "older"], Opening]:
         """report_opening for one imported record, except that an unchanged record is
         neither written nor published nor matched again; the feed event (``cause``)
         links the events but is applied once, by the import's last transaction."""
@@ -183,7 +205,21 @@ class ImportHandlers:
             outcome, opening = await self.openings.store_opening(
                 tx, report, source, cause, skip_unchanged=True
             )
-        return outcome, opening.opening_id
+        return outcome, opening
+
+    async def _keep_superseded(self, earlier: Superseded, source: str) -> None:
+        """An earlier version the feed also named goes to the history of the opening its
+        latest version made (none if that one was rejected)."""
+        why = SUPERSEDED_IN_FEED.format(row=earlier.row)
+        async with self.uow.transaction() as tx:
+            current = await self.repo.opening_by_ref(source, earlier.report.source_ref, tx.session)
+            if current is None:
+                return
+            try:
+                version = opening_from(earlier.report, source, current)
+            except RuleViolation:
+                return  # a place placement cannot locate: nothing worth keeping
+            await self.openings.keep_earlier(tx, current, version, why)
 
     async def _close_missing(self, source: str, seen: set[str]) -> int:
         closed = 0

@@ -94,7 +94,7 @@ class PlacementRepository:
     ) -> list[Candidate]:
         """People who might reach this opening, by one indexed lookup of their reach
         keys; the exact rules run after."""
-        keys = reach_keys_around(opening.lat, opening.lon)
+        keys = _reach_keys(opening)
         cursor = self.people.find({"reach_key": {"$in": keys}}, session=session)
         return [
             person
@@ -126,7 +126,7 @@ class PlacementRepository:
         """:meth:`candidates_for` for a batch (an import): one indexed lookup for the
         union of their reach keys; then each opening takes, of the people of its own
         keys, those whose German (reached or aimed at) can meet its requirement."""
-        wanted = {o.opening_id: reach_keys_around(o.lat, o.lon) for o in openings}
+        wanted = {o.opening_id: _reach_keys(o) for o in openings}
         every_key = sorted({k for keys in wanted.values() for k in keys})
         by_key: dict[str, list[list[Candidate]]] = {}
         async for doc in self.people.find({"reach_key": {"$in": every_key}}, session=session):
@@ -203,13 +203,27 @@ class PlacementRepository:
         if previous is None:
             await self.openings.insert_one(doc, session=tx.session)
             return
-        history_entry = {
-            k: v for k, v in _opening_doc(previous).items() if k not in ("_id", "history", "cell")
-        }
-        update: Document = {"$set": doc, "$push": {"history": history_entry}}
+        update: Document = {"$set": doc, "$push": {"history": _history_entry(previous)}}
         if "cell" not in doc:
             update["$unset"] = {"cell": ""}  # closed or full: out of the search
         await self.openings.update_one({"_id": opening.opening_id}, update, session=tx.session)
+
+    async def opening_history(
+        self, opening_id: uuid.UUID, session: AsyncClientSession | None = None
+    ) -> list[Document]:
+        """The opening's earlier versions, oldest first."""
+        doc = await self.openings.find_one({"_id": opening_id}, {"history": 1}, session=session)
+        return list(doc.get("history", [])) if doc else []
+
+    async def keep_in_history(
+        self, tx: Transaction, opening_id: uuid.UUID, version: Opening, why: str
+    ) -> None:
+        """Add a version that is not applied (older than the one held) to the history."""
+        entry = _history_entry(version)
+        entry["not_applied"] = why
+        await self.openings.update_one(
+            {"_id": opening_id}, {"$push": {"history": entry}}, session=tx.session
+        )
 
     async def openings_stored(self) -> int:
         """All openings, closed ones included: the collection's size, not a query."""
@@ -581,7 +595,10 @@ class PlacementRepository:
                 },
                 "$set": {"updated_at": datetime.now(UTC), "full_feed": summary["full_feed"]},
                 "$inc": {k: summary[k] for k in counts},
-                "$push": {"rejected": {"$each": summary["rejected"]}},
+                "$push": {
+                    "rejected": {"$each": summary["rejected"]},
+                    "notices": {"$each": summary.get("notices", [])},
+                },
                 "$addToSet": {"seen_refs": {"$each": seen_refs}},
             },
             upsert=True,
@@ -663,7 +680,23 @@ def _opening_doc(opening: Opening) -> Document:
     if opening.status is OpeningStatus.OPEN and opening.seats_free > 0:
         # the grid cell and the German level asked for: both narrow the search's lookup
         doc["cell"] = f"{cell_of(opening.lat, opening.lon)}|{opening.required_rank}"
+        if opening.other_locations:
+            # several places: found from each of their cells (a multikey lookup)
+            cells = {cell_of(s.lat, s.lon) for s in opening.sites}
+            doc["cell"] = [f"{cell}|{opening.required_rank}" for cell in sorted(cells)]
     return doc
+
+
+def _history_entry(opening: Opening) -> Document:
+    return {k: v for k, v in _opening_doc(opening).items() if k not in ("_id", "history", "cell")}
+
+
+def _reach_keys(opening: Opening) -> list[str]:
+    """The reach keys of people who might reach any of the opening's places."""
+    if not opening.other_locations:
+        return reach_keys_around(opening.lat, opening.lon)
+    keys = {k for s in opening.sites for k in reach_keys_around(s.lat, s.lon)}
+    return sorted(keys)
 
 
 def _opening(doc: Document) -> Opening:

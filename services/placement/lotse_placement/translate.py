@@ -3,21 +3,23 @@ into the domain's objects, and the facts placement publishes. Pure: no I/O."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from lotse_shared.contracts import placement as ev
 from lotse_shared.contracts.intake import PersonSnapshotV1
-from lotse_shared.contracts.partner import OpeningReportedV1
+from lotse_shared.contracts.partner import OpeningLocation, OpeningReportedV1
 from lotse_shared.errors import RuleViolation
 from lotse_shared.places import find_place
 
 from .domain.matching import Suggestion
-from .domain.model import Candidate, Opening
+from .domain.model import Candidate, Opening, WorkSite
 from .domain.pipeline import Case, Stage
 
 PRODUCER = "placement"
+log = logging.getLogger("lotse.placement")
 
 
 def candidate_from(snapshot: PersonSnapshotV1, previous: Candidate | None = None) -> Candidate:
@@ -50,15 +52,31 @@ def candidate_from(snapshot: PersonSnapshotV1, previous: Candidate | None = None
     )
 
 
-def opening_from(report: OpeningReportedV1, source: str, previous: Opening | None) -> Opening:
-    loc = report.location
+def _site(loc: OpeningLocation, field: str) -> WorkSite:
     place = find_place(loc.municipality) if loc.municipality else None
     if loc.municipality and place is None and loc.lat is None:
-        raise RuleViolation("location.municipality", f"unknown place {loc.municipality!r}")
+        raise RuleViolation(field, f"unknown place {loc.municipality!r}")
     lat = loc.lat if loc.lat is not None else place.lat if place else None
     lon = loc.lon if loc.lon is not None else place.lon if place else None
     assert lat is not None, "OpeningLocation guarantees a place or coordinates"
     assert lon is not None
+    name = place.name if place else loc.municipality
+    return WorkSite(municipality=name, postcode=loc.postcode, lat=lat, lon=lon)
+
+
+def opening_from(report: OpeningReportedV1, source: str, previous: Opening | None) -> Opening:
+    main = _site(report.location, "location.municipality")
+    others: list[WorkSite] = []
+    for i, loc in enumerate(report.other_locations):
+        try:
+            site = _site(loc, f"other_locations.{i}.municipality")
+        except RuleViolation:
+            # the importers leave such places out with a notice; a publisher's event
+            # keeps the places that can be located, as the importers do
+            log.warning("opening %s: other place %d cannot be located", report.source_ref, i)
+            continue
+        if site != main and site not in others:
+            others.append(site)
     now = datetime.now(UTC)
     return Opening(
         opening_id=previous.opening_id if previous else uuid.uuid4(),
@@ -71,16 +89,20 @@ def opening_from(report: OpeningReportedV1, source: str, previous: Opening | Non
         occupation_code=report.occupation_code,
         sector=report.sector,
         required_german_level=report.required_german_level,
-        municipality=place.name if place else loc.municipality,
-        postcode=loc.postcode,
-        lat=lat,
-        lon=lon,
+        municipality=main.municipality,
+        postcode=main.postcode,
+        lat=main.lat,
+        lon=main.lon,
+        other_locations=others,
         start_date=report.start_date,
         seats=report.seats,
         seats_taken=previous.seats_taken if previous else 0,
         description=report.description,
         german_level_rule=report.german_level_rule,
         source_url=report.source_url,
+        source_modified_at=report.source_modified_at,
+        agency_occupation_code=report.agency_occupation_code,
+        suitable_for_refugees=report.suitable_for_refugees,
         published_at=previous.published_at if previous else now,
         updated_at=now,
     )

@@ -100,18 +100,39 @@ class Suggestion:
     forecast: bool = False  # eligible only on the level an ongoing course should reach
 
 
+def _reach_to(person: Candidate, municipality: str | None) -> float:
+    if person.driving_licence:
+        return float(person.max_commute_km)
+    here = find_place(person.municipality)
+    there = find_place(municipality) if municipality else None
+    by_rail = bool(here and there and here.rail and there.rail)
+    return float(min(person.max_commute_km, NO_CAR_RAIL_REACH_KM if by_rail else NO_CAR_REACH_KM))
+
+
+def work_site(person: Candidate, opening: Opening) -> tuple[str | None, float, float]:
+    """The opening's place this person would work at (town, km, reach km): of several,
+    one within their reach if any, the nearest of those."""
+    if not opening.other_locations:
+        km = round(distance_km(person.lat, person.lon, opening.lat, opening.lon), 1)
+        return opening.municipality, km, _reach_to(person, opening.municipality)
+    best: tuple[str | None, float, float] | None = None
+    for site in opening.sites:
+        km = round(distance_km(person.lat, person.lon, site.lat, site.lon), 1)
+        option = (site.municipality, km, _reach_to(person, site.municipality))
+        if best is None or (km > option[2], km) < (best[1] > best[2], best[1]):
+            best = option
+    assert best is not None
+    return best
+
+
 def commute_km(person: Candidate, opening: Opening) -> float:
-    return round(distance_km(person.lat, person.lon, opening.lat, opening.lon), 1)
+    """The way to the opening's place nearest to the person (see :func:`work_site`)."""
+    return work_site(person, opening)[1]
 
 
 def reach_km(person: Candidate, opening: Opening) -> float:
     """How far this person can get to work: their own limit, less without a car."""
-    if person.driving_licence:
-        return float(person.max_commute_km)
-    here = find_place(person.municipality)
-    there = find_place(opening.municipality) if opening.municipality else None
-    by_rail = bool(here and there and here.rail and there.rail)
-    return float(min(person.max_commute_km, NO_CAR_RAIL_REACH_KM if by_rail else NO_CAR_REACH_KM))
+    return work_site(person, opening)[2]
 
 
 def max_reach_km(person: Candidate) -> float:
@@ -181,11 +202,15 @@ def rule_open_with_seats(_: Candidate, opening: Opening, __: float, ___: date) -
 
 
 def rule_reachable(person: Candidate, opening: Opening, km: float, _: date) -> RuleResult:
-    limit = reach_km(person, opening)
+    town, _km, limit = work_site(person, opening)
     how = "Führerschein vorhanden" if person.driving_licence else "ohne Führerschein"
+    # of several places, say which one the way leads to
+    where = f" nach {town}" if opening.other_locations and town else ""
     if km <= limit:
-        return RuleResult("reachable", True, f"{km:.0f} km, {how}")
-    return RuleResult("reachable", False, f"{km:.0f} km, {how}: mehr als {limit:.0f} km Arbeitsweg")
+        return RuleResult("reachable", True, f"{km:.0f} km{where}, {how}")
+    return RuleResult(
+        "reachable", False, f"{km:.0f} km{where}, {how}: mehr als {limit:.0f} km Arbeitsweg"
+    )
 
 
 MIN_WORKING_AGE = 15  # JArbSchG: no employment before 15 (and full-time school)
@@ -251,7 +276,8 @@ def eligible(person: Candidate, opening: Opening, today: date) -> bool:
         return False
     if age < ADULT_AGE and opening.opening_type is OpeningType.BESCHAEFTIGUNG:
         return False
-    return commute_km(person, opening) <= reach_km(person, opening)
+    _, km, limit = work_site(person, opening)
+    return km <= limit
 
 
 def evaluate(person: Candidate, opening: Opening, today: date) -> Evaluation:

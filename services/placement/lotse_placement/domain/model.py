@@ -110,6 +110,15 @@ class Candidate(BaseModel):
         return max([self.german_rank, *(c.target_level.rank for c in self.ongoing_courses)])
 
 
+class WorkSite(BaseModel):
+    """One place an opening's work is done, located."""
+
+    municipality: str | None = None
+    postcode: str | None = None
+    lat: float
+    lon: float
+
+
 class OpeningStatus(StrEnum):
     OPEN = "open"
     CLOSED = "closed"
@@ -137,9 +146,24 @@ class Opening(BaseModel):
     description: str = ""
     german_level_rule: str | None = None  # which rule read required_german_level (imports)
     source_url: str | None = None  # the posting at the partner
+    other_locations: list[WorkSite] = Field(
+        default_factory=list,
+        description="Further places of the posting; matching uses the one nearest to the person.",
+    )
+    source_modified_at: datetime | None = None  # when the partner last changed it
+    agency_occupation_code: str | None = None  # the agency's hauptDkz, as sent
+    suitable_for_refugees: bool | None = None  # as the partner says
     published_at: datetime = Field(default_factory=_now)
     updated_at: datetime = Field(default_factory=_now)
     closed_reason: str | None = None
+
+    @property
+    def sites(self) -> list[WorkSite]:
+        """Every place of the opening, its main one first."""
+        main = WorkSite(
+            municipality=self.municipality, postcode=self.postcode, lat=self.lat, lon=self.lon
+        )
+        return [main, *self.other_locations]
 
     @property
     def seats_free(self) -> int:
@@ -171,3 +195,49 @@ class OpeningFilter:
         if self.german_level is None:
             return None
         return [lv for lv in CefrLevel if lv.rank <= self.german_level.rank]
+
+
+# what tells one version of an opening from another; bookkeeping is left out
+_BOOKKEEPING = {"opening_id", "published_at", "updated_at", "seats_taken"}
+
+
+class OpeningVersion(BaseModel):
+    """An earlier version of an opening, as ``GET /openings/{id}`` shows it."""
+
+    received_at: datetime = Field(description="When placement received this version.")
+    source_modified_at: datetime | None = Field(
+        description="When the partner changed the posting to this version, if it says."
+    )
+    applied: bool = Field(
+        description="False: it arrived after a newer version (or the same feed had a newer "
+        "one) and never replaced it; kept for the record only."
+    )
+    note: str | None = Field(default=None, description="Why it was not applied.")
+    earlier_values: dict[str, object] = Field(
+        description="This version's values of the fields that differ from the opening as it is now."
+    )
+
+
+def earlier_versions(current: Opening, history: list[dict[str, object]]) -> list[OpeningVersion]:
+    """The stored history (oldest first), each version with what differed from now."""
+    now = current.model_dump(mode="json", exclude=_BOOKKEEPING)
+    versions = []
+    for entry in history:
+        then = Opening.model_validate({**entry, "opening_id": current.opening_id})
+        values = then.model_dump(mode="json", exclude=_BOOKKEEPING)
+        versions.append(
+            OpeningVersion(
+                received_at=then.updated_at,
+                source_modified_at=then.source_modified_at,
+                applied=not entry.get("not_applied"),
+                note=str(entry["not_applied"]) if entry.get("not_applied") else None,
+                earlier_values={k: v for k, v in values.items() if now.get(k) != v},
+            )
+        )
+    return versions
+
+
+def same_version(a: Opening, b: Opening) -> bool:
+    """The same content: a version already kept is not kept twice."""
+    keep = _BOOKKEEPING | {"status", "closed_reason"}
+    return a.model_dump(exclude=keep) == b.model_dump(exclude=keep)

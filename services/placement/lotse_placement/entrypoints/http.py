@@ -12,7 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 from lotse_placement.domain.caseload import OpeningCandidate, OpenSuggestion, PersonOverview
 from lotse_placement.domain.importing import ParsedFeed
 from lotse_placement.domain.importing.feed import FeedFormat, parse_feed
-from lotse_placement.domain.model import Opening, OpeningFilter, OpeningStatus
+from lotse_placement.domain.model import (
+    Opening,
+    OpeningFilter,
+    OpeningStatus,
+    OpeningVersion,
+    earlier_versions,
+)
 from lotse_placement.domain.pipeline import Case, ClosingReason, Stage
 from lotse_placement.domain.reporting import PlacementReport, report_csv
 from lotse_placement.handlers import PlacementHandlers
@@ -63,6 +69,12 @@ class OpeningRequest(OpeningReportedV1):
     """An opening entered over HTTP; ``source`` names who sent it."""
 
     source: str = Field(default="caseworker", min_length=1, max_length=64)
+
+
+class OpeningDetail(Opening):
+    history: list[OpeningVersion] = Field(
+        default_factory=list, description="Earlier versions, oldest first."
+    )
 
 
 class PeopleQuery(BaseModel):
@@ -267,9 +279,21 @@ def make_router(
             source=viewer.partner_id if _is_partner(viewer) else None,
         )
 
-    @router.get("/openings/{opening_id}", tags=["openings"])
-    async def get_opening(opening_id: uuid.UUID, viewer: Principal = opening_readers) -> Opening:
-        return await opening_seen_by(viewer, opening_id)
+    @router.get(
+        "/openings/{opening_id}",
+        tags=["openings"],
+        summary="One opening, with its earlier versions",
+        description="history: each earlier version, oldest first, with when it was received, "
+        "when the partner changed it (source_modified_at), whether it was ever applied (an "
+        "older version arriving after a newer one is kept but not applied) and its values "
+        "where they differ from the opening now.",
+    )
+    async def get_opening(
+        opening_id: uuid.UUID, viewer: Principal = opening_readers
+    ) -> OpeningDetail:
+        opening = await opening_seen_by(viewer, opening_id)
+        history = await h.repo.opening_history(opening_id)
+        return OpeningDetail(**opening.model_dump(), history=earlier_versions(opening, history))
 
     @router.get(
         "/openings/{opening_id}/candidates",

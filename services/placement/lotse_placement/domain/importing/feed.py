@@ -13,6 +13,8 @@ from .jobsuche import parse_jobsuche
 
 FeedFormat = Literal["jobsuche", "csv"]
 CLOSED_NOT_IN_FEED = "nicht mehr im Bestand des Partners"
+OLDER_THAN_HELD = "older than the version held (changed by the partner at {held})"
+SUPERSEDED_IN_FEED = "the same feed had a newer version (row {row} was not applied)"
 
 
 def parse_feed(fmt: FeedFormat, content: object, angebotsart: int | None = None) -> ParsedFeed:
@@ -33,3 +35,11 @@ def unchanged(previous: Opening, current: Opening) -> bool:
     if previous.model_dump(exclude=status) != current.model_dump(exclude=status):
         return False
     return previous.status is OpeningStatus.OPEN or previous.closed_reason != CLOSED_NOT_IN_FEED
+
+
+def older(report: Opening, held: Opening) -> bool:
+    """The partner changed ``report`` before the version placement holds: it does not
+    replace it. Without both times, the later arrival wins."""
+    if report.source_modified_at is None or held.source_modified_at is None:
+        return False
+    return report.source_modified_at < held.source_modified_at
