@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := .tools/bin/uv
 PY := .venv/bin/python
 
-.PHONY: help demo up test security chaos bench bench-outbox bench-notifications bench-inbox bench-placement bench-alerts bench-portal lint format clean rabbitmq chromium
+.PHONY: help demo up test security chaos bench bench-outbox bench-notifications bench-inbox bench-placement bench-alerts bench-portal docs lint format clean rabbitmq chromium
 
 help:
 	@echo "make demo   start RabbitMQ if needed, a local database and SMTP sink, the four"
@@ -86,6 +86,10 @@ bench-alerts: .venv/.synced rabbitmq
 bench-portal: .venv/.synced rabbitmq
 	@# sizes: BENCH_PORTAL_PEOPLE (4000), _CASELOAD (150), _REQUESTS (200), _OPENINGS (300), ...
 	@$(PY) -m bench.portal
+
+# the partners' AsyncAPI document and page (docs/asyncapi), from the contracts
+docs: .venv/.synced
+	@$(PY) -m lotse_shared.ops.partner_contract docs/asyncapi
 
 lint: .venv/.synced
 	@.venv/bin/ruff check .
