@@ -24,6 +24,7 @@ from . import logs
 from .contracts.envelope import Event
 from .messaging.deadletter import DeadLetters, failure_middleware
 from .messaging.outbox import OutboxRelay
+from .messaging.outcomes import PartnerMessages
 from .messaging.parking import ParkingLot
 from .messaging.subscriptions import Subscriptions
 from .messaging.topology import Topology
@@ -49,6 +50,7 @@ class ServiceRuntime:
     dead_letters: DeadLetters
     parking: ParkingLot
     subscriptions: Subscriptions
+    partner_messages: PartnerMessages
 
 
 def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
@@ -57,7 +59,10 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
     dead_letters = DeadLetters(topology)
     client = make_client(settings.mongo_url, **mongo_tls_options(settings))
     db = client[settings.database_name]
-    parking = ParkingLot(db, dead_letters, max_age_s=settings.parked_max_age_s)
+    partner_messages = PartnerMessages(db, keep_s=settings.partner_messages_keep_days * 86400)
+    parking = ParkingLot(
+        db, dead_letters, max_age_s=settings.parked_max_age_s, outcomes=partner_messages
+    )
     broker = RabbitBroker(
         settings.rabbit_url,
         security=broker_security(settings),  # TLS for amqps:// URLs
@@ -66,7 +71,11 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
         graceful_timeout=15.0,
         middlewares=[
             failure_middleware(
-                dead_letters, parking, settings.retry_delays_s, settings.redelivery_delay_s
+                dead_letters,
+                parking,
+                settings.retry_delays_s,
+                settings.redelivery_delay_s,
+                outcomes=partner_messages,
             )
         ],
         log_level=logging.DEBUG,
@@ -92,6 +101,7 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
             delivery_limit=settings.delivery_limit,
             fail_event_ids=frozenset(settings.chaos_fail_event_ids),
         ),
+        partner_messages=partner_messages,
     )
 
 
@@ -174,6 +184,7 @@ async def run_lifespan(
     (graceful_timeout) and returns unacknowledged messages to their queues."""
     await ensure_plumbing_indexes(rt.db)
     await rt.parking.ensure_indexes()
+    await rt.partner_messages.ensure_indexes()
     for setup in index_setup:
         await setup()
     await rt.broker.connect()

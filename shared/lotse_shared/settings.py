@@ -165,6 +165,12 @@ class ServiceSettings(BaseSettings):
         description="How long an event about a not-yet-known person waits before it is "
         "dead-lettered.",
     )
+    partner_messages_keep_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a partner can read what became of a message it sent "
+        "(GET /partner/messages).",
+    )
     log_level: str = Field(default="INFO", description="Python log level.")
     # Bearer tokens (issue #6): whose tokens are accepted, checked against which keys.
     auth_issuer: str = Field(

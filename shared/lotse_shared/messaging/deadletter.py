@@ -23,7 +23,8 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faststream import BaseMiddleware
@@ -34,6 +35,7 @@ from pydantic import ValidationError
 from lotse_shared.errors import DomainError
 
 from .errors import AlreadyApplied, NotYetApplicable, PersonErased
+from .outcomes import NOT_IN_LOTSE, PartnerMessages, Status, failing_fields
 from .parking import ParkingLot
 from .topology import Topology
 
@@ -56,10 +58,21 @@ PARTNER_PREFIX = "partner."
 class ProducerNotVouched(DomainError):
     """A partner event whose producer the broker did not vouch for (``user_id``)."""
 
+    def __init__(self, reason: str, *, user_id: str | None, event_id: str | None) -> None:
+        super().__init__(reason)
+        self.user_id = user_id  # the broker-checked sender, if the message came from it
+        self.event_id = event_id
+
 
 # RecursionError: a body nested deeper than the JSON decoder recurses (e.g. 100,000
 # brackets); it fails the same way on every attempt (found by fuzzing, issue 6).
 PERMANENT = (ValidationError, DomainError, json.JSONDecodeError, UnicodeDecodeError, RecursionError)
+
+
+def internal(exc: BaseException) -> str:
+    """A failure on Lotse's side, as the partner sees it: the type, not the message,
+    which may name internals (hosts, other people's data)."""
+    return f"a failure on Lotse's side ({type(exc).__name__})"
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -99,15 +112,38 @@ def delivered_routing_key(msg: StreamMessage[Any], events_exchange: str) -> str:
     return original_routing_key(msg)
 
 
-def _claimed_producer(body: bytes) -> str | None:
-    """The envelope's ``producer``; None when the body is no JSON object (validation
-    will dead-letter it with the reason)."""
+def _claims(body: bytes) -> tuple[str | None, str | None]:
+    """The envelope's ``producer`` and ``event_id``, each None unless a string (an
+    invalid body is dead-lettered by validation, with the reason)."""
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):  # e.g. 100,000 nested brackets
+        return None, None
+    if not isinstance(data, dict):
+        return None, None
+    producer, event_id = data.get("producer"), data.get("event_id")
+    return (
+        producer if isinstance(producer, str) else None,
+        event_id if isinstance(event_id, str) else None,
+    )
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Whose partner message this is, as far as the broker vouches, and its event id:
+    the key its outcome is recorded under (see outcomes)."""
+
+    partner: str
+    event_id: str
+
+
+def _broker_user(msg: StreamMessage[Any], events_exchange: str) -> str | None:
+    """The ``user_id`` the broker checked, on a delivery straight from a partner."""
+    raw = msg.raw_message
+    if getattr(raw, "exchange", None) != events_exchange:
         return None
-    producer = data.get("producer") if isinstance(data, dict) else None
-    return producer if isinstance(producer, str) else None
+    user_id = getattr(raw, "user_id", None)
+    return str(user_id) if user_id else None
 
 
 def check_partner_producer(msg: StreamMessage[Any], events_exchange: str) -> tuple[str, str | None]:
@@ -119,15 +155,26 @@ def check_partner_producer(msg: StreamMessage[Any], events_exchange: str) -> tup
     own exchanges (retry, replay) must carry the producer the service verified in
     :data:`HEADER_VERIFIED_PRODUCER`. Raises :class:`ProducerNotVouched` otherwise.
     """
+    routing_key, producer, _ = _check_partner(msg, events_exchange)
+    return routing_key, producer
+
+
+def _check_partner(
+    msg: StreamMessage[Any], events_exchange: str
+) -> tuple[str, str | None, Sender | None]:
+    """check_partner_producer, and the sender to record the outcome for (the body is
+    parsed once)."""
     raw = msg.raw_message
     headers = msg.headers or {}
     from_partners = getattr(raw, "exchange", None) == events_exchange
     routing_key = delivered_routing_key(msg, events_exchange)
     if not routing_key.startswith(PARTNER_PREFIX):
-        return routing_key, None
-    claimed = _claimed_producer(msg.body)
-    if claimed is None:
-        return routing_key, None
+        return routing_key, None, None
+    claimed, claimed_event_id = _claims(msg.body)
+    event_id = claimed_event_id or getattr(msg, "message_id", None)
+    if claimed is None:  # no readable envelope: the broker's user, if any, sent it
+        user = _broker_user(msg, events_exchange)
+        return routing_key, None, Sender(user, event_id) if user and event_id else None
     if from_partners:
         vouched, source = getattr(raw, "user_id", None), "user_id"
     else:
@@ -136,9 +183,11 @@ def check_partner_producer(msg: StreamMessage[Any], events_exchange: str) -> tup
         shown = "missing" if vouched is None else repr(str(vouched))
         raise ProducerNotVouched(
             f"{source} {shown} does not match producer {claimed!r}: a partner publishes "
-            "as its own broker user and sets user_id to its partner id"
+            "as its own broker user and sets user_id to its partner id",
+            user_id=_broker_user(msg, events_exchange),
+            event_id=event_id,
         )
-    return routing_key, claimed
+    return routing_key, claimed, Sender(claimed, event_id) if event_id else None
 
 
 def _attempts_before(msg: StreamMessage[Any], events_exchange: str) -> int:
@@ -246,45 +295,84 @@ def failure_middleware(
     parking: ParkingLot | None,
     retry_delays_s: Sequence[float],
     redelivery_delay_s: float,
+    outcomes: PartnerMessages | None = None,
 ) -> Callable[..., BaseMiddleware]:
-    """Build the middleware class bound to one service's retry and dead-letter queues."""
+    """Build the middleware class bound to one service's retry and dead-letter queues;
+    with ``outcomes``, each partner message's fate is recorded for its partner."""
 
     events_exchange = dead_letters.topology.events_exchange.name
+
+    async def _record(
+        sender: Sender | None, routing_key: str, status: Status, **details: Any
+    ) -> None:
+        if outcomes is not None and sender is not None:
+            await outcomes.record(
+                producer=sender.partner,
+                event_id=sender.event_id,
+                routing_key=routing_key,
+                status=status,
+                **details,
+            )
 
     class FailureMiddleware(BaseMiddleware):
         async def consume_scope(
             self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
         ) -> Any:
             attempts_before = _attempts_before(msg, events_exchange)
+            attempt = attempts_before + 1
             try:
-                routing_key, producer = check_partner_producer(msg, events_exchange)
+                routing_key, producer, sender = _check_partner(msg, events_exchange)
             except ProducerNotVouched as exc:
-                await _dead_letter(
-                    msg, delivered_routing_key(msg, events_exchange), exc, attempts_before + 1
-                )
+                routing_key = delivered_routing_key(msg, events_exchange)
+                reason = await _dead_letter(msg, routing_key, exc, attempt)
+                if exc.user_id and exc.event_id:  # the broker vouches for the sender
+                    await _record(
+                        Sender(exc.user_id, exc.event_id),
+                        routing_key,
+                        Status.DEAD_LETTERED,
+                        reason=reason,
+                        fields=["user_id", "producer"],
+                        attempts=attempt,
+                    )
                 return None
             try:
-                return await call_next(msg)
+                result = await call_next(msg)
             except PersonErased:
                 log.info(
                     "event %s on %s about an erased person ignored", msg.message_id, routing_key
                 )
+                await _record(sender, routing_key, Status.IGNORED, reason=NOT_IN_LOTSE)
                 return None
             except AlreadyApplied:
                 log.info("duplicate event %s on %s ignored", msg.message_id, routing_key)
+                await _record(
+                    sender, routing_key, Status.DUPLICATE, reason="applied before; not again"
+                )
                 return None
             except NotYetApplicable as exc:
                 if parking is None:
-                    await _dead_letter(
-                        msg, routing_key, exc, attempts_before + 1, producer=producer
+                    reason = await _dead_letter(msg, routing_key, exc, attempt, producer=producer)
+                    await _record(
+                        sender, routing_key, Status.DEAD_LETTERED, reason=reason, attempts=attempt
                     )
                     return None
+                # recorded first: a replay may apply it the moment it is parked
+                await _record(
+                    sender,
+                    routing_key,
+                    Status.PARKED,
+                    reason=f"waiting: {exc}",
+                    attempts=attempt,
+                    next_attempt_at=datetime.now(UTC) + timedelta(seconds=parking.sweep_every_s),
+                )
                 if await parking.park(
                     event_id=msg.message_id or "",
                     routing_key=routing_key,
                     body=msg.body,
                     person_id=exc.person_id,
                     reason=str(exc),
+                    producer=producer,
+                    partner_event_id=sender.event_id if sender is not None else None,
                 ):
                     log.info("message %s on %s parked: %s", msg.message_id, routing_key, exc)
                 else:
@@ -293,12 +381,20 @@ def failure_middleware(
                         msg.message_id,
                         routing_key,
                     )
+                    await _record(sender, routing_key, Status.IGNORED, reason=NOT_IN_LOTSE)
                 return None
             except PERMANENT as exc:
-                await _dead_letter(msg, routing_key, exc, attempts_before + 1, producer=producer)
+                reason = await _dead_letter(msg, routing_key, exc, attempt, producer=producer)
+                await _record(
+                    sender,
+                    routing_key,
+                    Status.DEAD_LETTERED,
+                    reason=reason,
+                    fields=failing_fields(exc),
+                    attempts=attempt,
+                )
                 return None
             except Exception as exc:
-                attempt = attempts_before + 1
                 error = f"{type(exc).__name__}: {exc}"
                 try:
                     if attempt > len(retry_delays_s):
@@ -321,7 +417,28 @@ def failure_middleware(
                     log.exception("could not schedule a retry of %s; requeued", msg.message_id)
                     await asyncio.sleep(redelivery_delay_s)
                     raise exc from None
+                # the error itself stays with the operators: it may name Lotse's internals
+                if attempt > len(retry_delays_s):
+                    await _record(
+                        sender,
+                        routing_key,
+                        Status.DEAD_LETTERED,
+                        reason=f"gave up after {attempt} attempts: {internal(exc)}",
+                        attempts=attempt,
+                    )
+                else:
+                    await _record(
+                        sender,
+                        routing_key,
+                        Status.RETRYING,
+                        reason=f"{internal(exc)}; tried again",
+                        attempts=attempt,
+                        next_attempt_at=datetime.now(UTC)
+                        + timedelta(seconds=retry_delays_s[attempt - 1]),
+                    )
                 return None
+            await _record(sender, routing_key, Status.APPLIED, attempts=attempt)
+            return result
 
     async def _dead_letter(
         msg: StreamMessage[Any],
@@ -330,7 +447,7 @@ def failure_middleware(
         attempts: int,
         prefix: str = "",
         producer: str | None = None,
-    ) -> None:
+    ) -> str:
         reason = describe(exc)
         content_type = msg.content_type or "none"
         if isinstance(exc, ValidationError) and content_type != "application/json":
@@ -350,5 +467,6 @@ def failure_middleware(
             verified_producer=producer,
         )
         log.warning("message %s on %s dead-lettered: %s", msg.message_id, routing_key, reason)
+        return reason
 
     return FailureMiddleware

@@ -27,7 +27,8 @@ from lotse_shared.background import Periodic
 from lotse_shared.errors import DomainError
 from lotse_shared.persistence.mongo import is_erased, record_ignored
 
-from .errors import AlreadyApplied, NotYetApplicable
+from .errors import AlreadyApplied, NotYetApplicable, PersonErased
+from .outcomes import NOT_IN_LOTSE, PartnerMessages, Status, failing_fields
 
 if TYPE_CHECKING:
     from .deadletter import DeadLetters
@@ -50,9 +51,11 @@ class ParkingLot:
         *,
         max_age_s: float,
         sweep_every_s: float = 5.0,
+        outcomes: PartnerMessages | None = None,
     ) -> None:
         self.db = db
         self.dead_letters = dead_letters
+        self.outcomes = outcomes
         self.max_age = timedelta(seconds=max_age_s)
         self.sweep_every_s = sweep_every_s
         self._dispatch: Dispatch | None = None
@@ -75,10 +78,20 @@ class ParkingLot:
         )
 
     async def park(
-        self, *, event_id: str, routing_key: str, body: bytes, person_id: str, reason: str
+        self,
+        *,
+        event_id: str,
+        routing_key: str,
+        body: bytes,
+        person_id: str,
+        reason: str,
+        producer: str | None = None,
+        partner_event_id: str | None = None,
     ) -> bool:
         """Keep the event for later; False (and nothing kept) if the person was erased:
-        an event about them is never applicable again and must not keep their data."""
+        an event about them is never applicable again and must not keep their data.
+        ``producer`` is a partner event's verified producer: its outcome is recorded
+        for it (under ``partner_event_id``), and its dead letter still names it."""
         if await self._erased(person_id):
             await record_ignored(self.db, event_id, routing_key)
             return False
@@ -93,6 +106,8 @@ class ParkingLot:
                     "parked_at": now,
                     "attempts": 0,
                     "retry_at": now + timedelta(seconds=self.sweep_every_s),
+                    "producer": producer,
+                    "partner_event_id": partner_event_id or event_id,
                 },
                 "$set": {"reason": reason},
             },
@@ -140,8 +155,10 @@ class ParkingLot:
         for doc in sorted(docs, key=lambda d: d["parked_at"]):
             try:
                 await self._dispatch(doc["routing_key"], bytes(doc["body"]))
+            except PersonErased:
+                await self._record(doc, Status.IGNORED, NOT_IN_LOTSE)
             except AlreadyApplied:
-                pass
+                await self._record(doc, Status.DUPLICATE, "applied before; not again")
             except NotYetApplicable as exc:
                 attempts = int(doc.get("attempts", 0)) + 1
                 pause = min(timedelta(seconds=self.sweep_every_s * 2**attempts), MAX_PAUSE)
@@ -155,10 +172,15 @@ class ParkingLot:
                         }
                     },
                 )
+                await self._record(
+                    doc, Status.PARKED, f"waiting: {exc}", next_attempt_at=datetime.now(UTC) + pause
+                )
                 continue
             except (ValidationError, DomainError) as exc:
-                await self._dead_letter(doc, str(exc))
+                await self._dead_letter(doc, str(exc), fields=failing_fields(exc))
                 continue
+            else:
+                await self._record(doc, Status.APPLIED)
             await self.db[PARKED].delete_one({"_id": doc["_id"]})
             applied += 1
         return applied
@@ -170,12 +192,16 @@ class ParkingLot:
             expired = 0
             old = await self.db[PARKED].find({"parked_at": {"$lt": now - self.max_age}}).to_list()
             for doc in old:
-                await self._dead_letter(doc, f"{doc['reason']}; waited longer than {self.max_age}")
+                await self._dead_letter(
+                    doc, f"{doc['reason']}; waited longer than {self.max_age}", replayed=False
+                )
                 expired += 1
             due = await self.db[PARKED].find({"retry_at": {"$lte": now}}).to_list()
             return (await self._replay(due), expired)
 
-    async def _dead_letter(self, doc: Document, reason: str) -> None:
+    async def _dead_letter(
+        self, doc: Document, reason: str, fields: list[str] | None = None, *, replayed: bool = True
+    ) -> None:
         await self.dead_letters.send(
             body=bytes(doc["body"]),
             headers={},
@@ -184,6 +210,37 @@ class ParkingLot:
             error_type="NotApplicable",
             message_id=doc["_id"],
             correlation_id=None,
+            # an operator's replay of it must not fail the producer check
+            verified_producer=doc.get("producer"),
+        )
+        await self._record(
+            doc, Status.DEAD_LETTERED, reason, fields=fields or [], replayed=replayed
         )
         await self.db[PARKED].delete_one({"_id": doc["_id"]})
         log.warning("parked event %s dead-lettered: %s", doc["_id"], reason)
+
+    async def _record(
+        self,
+        doc: Document,
+        status: Status,
+        reason: str | None = None,
+        *,
+        fields: list[str] | None = None,
+        next_attempt_at: datetime | None = None,
+        replayed: bool = True,
+    ) -> None:
+        """The parked partner event's new outcome, for its producer (never raises).
+        Its attempts: the first delivery, the replays before, and this one if replayed."""
+        producer = doc.get("producer")
+        if self.outcomes is None or not producer:
+            return
+        await self.outcomes.record(
+            producer=producer,
+            event_id=str(doc.get("partner_event_id") or doc["_id"]),
+            routing_key=doc["routing_key"],
+            status=status,
+            reason=reason,
+            fields=fields or [],
+            attempts=int(doc.get("attempts", 0)) + 1 + int(replayed),
+            next_attempt_at=next_attempt_at,
+        )
