@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from lotse_shared.auth.http import Authenticator
 from lotse_shared.contracts import courses as ev
 from lotse_shared.http import create_http_app
+from lotse_shared.ops.partner_messages import make_partner_messages_router
 from lotse_shared.service import build_runtime, document_publications, run_lifespan
 
 from .entrypoints.http import make_router
@@ -48,7 +49,10 @@ def create_app(
         rt,
         title="Lotse courses",
         description="German courses: enrolment, attendance, exams, completion, drop-out.",
-        routers=[make_router(handlers, auth)],
+        routers=[
+            make_router(handlers, auth),
+            make_partner_messages_router(rt.partner_messages, auth),
+        ],
         auth=auth,
         lifespan=lambda: run_lifespan(rt, index_setup=[repo.ensure_indexes]),
     )

@@ -12,7 +12,10 @@ from lotse_shared.auth.http import Authenticator
 from lotse_shared.background import Periodic
 from lotse_shared.clock import clock_from
 from lotse_shared.contracts import placement as ev
+from lotse_shared.contracts.partner import OpeningFeedReported
 from lotse_shared.http import create_http_app
+from lotse_shared.messaging.outcomes import PartnerMessage, Status
+from lotse_shared.ops.partner_messages import make_partner_messages_router
 from lotse_shared.service import build_runtime, document_publications, run_lifespan
 
 from .entrypoints.http import make_router
@@ -22,6 +25,13 @@ from .imports import ImportHandlers
 from .pipeline import PipelineHandlers
 from .repository import PlacementRepository
 from .settings import PlacementSettings
+
+
+def import_link(message: PartnerMessage) -> dict[str, str]:
+    """An applied opening feed is an import whose id is the event's (imports.py)."""
+    if message.routing_key == OpeningFeedReported.ROUTING_KEY and message.status is Status.APPLIED:
+        return {"import": f"/imports/{message.event_id}"}
+    return {}
 
 
 @dataclass
@@ -80,7 +90,10 @@ def create_app(
         title="Lotse placement",
         description="Openings from partners, ranked suggestions with reasons, the pipeline.",
         auth=auth,
-        routers=[make_router(handlers, pipeline, imports, auth)],
+        routers=[
+            make_router(handlers, pipeline, imports, auth),
+            make_partner_messages_router(rt.partner_messages, auth, links=import_link),
+        ],
         lifespan=lambda: run_lifespan(
             rt,
             index_setup=[repo.ensure_indexes],
