@@ -82,6 +82,11 @@ ENGLISH: Mapping[str, str] = {
     "Beginn bis": "Starts by",
     "Deutsch höchstens": "German at most",
     "Freie Plätze": "Free seats",
+    "Für Geflüchtete geeignet (laut Arbeitsagentur)": (
+        "Suitable for refugees (according to the employment agency)"
+    ),
+    "Ja": "Yes",
+    "Nein": "No",
     "Trichter": "Funnel",
     "nach Branche": "by sector",
     "nach Wohnort": "by municipality",
