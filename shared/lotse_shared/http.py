@@ -1,4 +1,4 @@
-"""The HTTP side every service shares: health, AsyncAPI, error mapping."""
+"""The HTTP side every service shares: health, AsyncAPI, errors as problem details."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from faststream.specification import AsyncAPI, get_asyncapi_html
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .auth import Principal, Role
 from .auth.audit import SUBJECT_KEYS, AuditEntry, AuditLog
@@ -23,6 +23,14 @@ from .errors import Conflict, Forbidden, NotFound, RuleViolation
 from .ops.dead_letters import DeadLetterDesk
 from .ops.http import make_ops_router
 from .persistence.retry import is_transient
+from .problems import (
+    declare_problem_responses,
+    field_problem,
+    from_errors,
+    problem,
+    summary,
+    title_of,
+)
 from .service import ServiceRuntime, ping_broker, ping_database
 
 log = logging.getLogger("lotse.http")
@@ -30,17 +38,6 @@ log = logging.getLogger("lotse.http")
 # Paging offsets (and an import's row offset) are capped: MongoDB takes 8-byte integers
 # only, and a larger number reached the driver unchecked as a 500 (found by fuzzing).
 MAX_OFFSET = 1_000_000_000
-
-
-def encodable(value: Any) -> Any:
-    """``value`` with every string UTF-8 cannot encode escaped (``\\ud800``)."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, dict):
-        return {encodable(k): encodable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [encodable(v) for v in value]
-    return value
 
 
 def _api_keys_for_partners_only(app: FastAPI) -> None:
@@ -56,6 +53,19 @@ def _api_keys_for_partners_only(app: FastAPI) -> None:
                     for requirement in op.get("security", []) if isinstance(op, dict) else []:
                         if API_KEY_SCHEME in requirement:
                             requirement[API_KEY_SCHEME] = [Role.PARTNER.value]
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _problem_responses_declared(app: FastAPI) -> None:
+    """Every operation's error answers (401, 403, 404, 409, 422, 503) in its OpenAPI
+    description, as problem details, declared here once rather than on each route."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            declare_problem_responses(generate())
         return app.openapi_schema or generate()
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -80,6 +90,7 @@ def create_http_app(
 
     app = FastAPI(title=title, description=description, version="1.0", lifespan=app_lifespan)
     _api_keys_for_partners_only(app)
+    _problem_responses_declared(app)
     asyncapi = AsyncAPI(
         rt.broker,
         title=f"{title} — events",
@@ -145,7 +156,7 @@ def create_http_app(
         except Exception:
             # no answer with personal data leaves unrecorded
             log.exception("audit log unavailable; answering 503")
-            return JSONResponse({"detail": "the audit log is unavailable"}, status_code=503)
+            return problem(request, 503, "the audit log is unavailable; try again")
         return response
 
     admin_only = auth.require(Role.ADMIN)  # a default: annotations here are strings
@@ -175,23 +186,20 @@ def create_http_app(
         )
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's own answer, but with the echoed input made encodable: a lone surrogate
-        # ("\\ud800") was refused and then broke the 422 itself into a 500 (fuzzing, issue 6)
-        return JSONResponse({"detail": encodable(jsonable_encoder(exc.errors()))}, 422)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        errors = from_errors(exc.errors())
+        return problem(request, 422, summary(errors), errors=errors)
 
     @app.exception_handler(ValidationError)
-    async def invalid(_: Request, exc: ValidationError) -> JSONResponse:
-        # A rule checked after merging a change (PATCH): name each field like FastAPI does.
-        return JSONResponse(
-            {
-                "detail": [
-                    {"loc": ["body", *map(str, e["loc"])], "msg": e["msg"], "type": e["type"]}
-                    for e in exc.errors(include_url=False)
-                ]
-            },
-            status_code=422,
-        )
+    async def invalid(request: Request, exc: ValidationError) -> Response:
+        # a rule checked after merging a change (PATCH): its fields are the body's
+        errors = from_errors(exc.errors(include_url=False), prefix=("body",))
+        return problem(request, 422, summary(errors), errors=errors)
+
+    @app.exception_handler(RuleViolation)
+    async def rule_violation(request: Request, exc: RuleViolation) -> Response:
+        errors = [field_problem(["body", *exc.field.split(".")], exc.reason, "value_error")]
+        return problem(request, 422, summary(errors), errors=errors)
 
     @app.exception_handler(PyMongoError)
     async def database_error(request: Request, exc: PyMongoError) -> Response:
@@ -199,38 +207,33 @@ def create_http_app(
         if not is_transient(exc):
             raise exc
         log.warning("%s %s: write conflicts on every attempt", request.method, request.url.path)
-        return JSONResponse(
-            {"detail": "the data changed concurrently on every attempt; try again"},
-            status_code=503,
+        return problem(
+            request,
+            503,
+            "the data changed concurrently on every attempt; try again",
             headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(NotFound)
-    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
+    async def not_found(request: Request, exc: NotFound) -> Response:
+        return problem(request, 404, str(exc))
 
     @app.exception_handler(Forbidden)
-    async def forbidden(_: Request, exc: Forbidden) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=403)
+    async def forbidden(request: Request, exc: Forbidden) -> Response:
+        return problem(request, 403, str(exc))
 
     @app.exception_handler(Conflict)
-    async def conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
+    async def conflict(request: Request, exc: Conflict) -> Response:
+        return problem(request, 409, str(exc))
 
-    @app.exception_handler(RuleViolation)
-    async def rule_violation(_: Request, exc: RuleViolation) -> JSONResponse:
-        return JSONResponse(
-            {
-                "detail": [
-                    {
-                        "loc": ["body", *exc.field.split(".")],
-                        "msg": exc.reason,
-                        "type": "value_error",
-                    }
-                ]
-            },
-            status_code=422,
-        )
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        # 401/403 from the authenticator, and Starlette's own 404s and 405s
+        headers = getattr(exc, "headers", None)
+        if exc.status_code in (204, 304):  # answers without a body
+            return Response(status_code=exc.status_code, headers=headers)
+        detail = exc.detail if isinstance(exc.detail, str) else title_of(exc.status_code)
+        return problem(request, exc.status_code, detail, headers=headers)
 
     for router in routers:
         app.include_router(router)

@@ -306,7 +306,7 @@ async def test_the_daily_cap_moves_overflow_to_the_digest_and_critical_alerts_pa
             "/preferences", headers=as_user(CASEWORKER), json={"cadence": {"news": "daily"}}
         )
         assert bad.status_code == 422
-        assert bad.json()["detail"][0]["loc"][:2] == ["body", "cadence"]
+        assert bad.json()["errors"][0]["field"].startswith("cadence.")
 
         await publish(rabbit_url, namespace, person, *events)
         for e in events:

@@ -208,7 +208,7 @@ async def test_http_flow_and_errors(service_env, rabbit_url, namespace):
         eid = r.json()["enrolment_id"]
         r = await http.post(f"/enrolments/{eid}/completion", json={"completed_on": "2026-11-24"})
         assert r.status_code == 422
-        assert r.json()["detail"][0]["loc"] == ["body", "level_reached"]
+        assert r.json()["errors"][0]["field"] == "level_reached"
         r = await http.post(
             f"/enrolments/{eid}/exams",
             json={
@@ -302,7 +302,7 @@ async def test_enrolments_of_many_people_in_one_call_only_the_callers(
             "/enrolments/query", json={"person_ids": [str(uuid.uuid4()) for _ in range(501)]}
         )
         assert r.status_code == 422
-        assert r.json()["detail"][0]["loc"] == ["body", "person_ids"]
+        assert r.json()["errors"][0]["field"] == "person_ids"
         partner = bearer(app, Role.PARTNER, user="partner:vhs", partner="vhs")
         r = await http.post("/enrolments/query", json={"person_ids": ids}, headers=partner)
         assert r.status_code == 403

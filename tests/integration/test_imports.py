@@ -101,7 +101,7 @@ async def test_http_upload_creates_updates_and_a_full_feed_closes(
         # an empty full feed would close everything: refused
         r = await http.post("/imports/jobsuche", params={"full_feed": "true"}, json=search())
         assert r.status_code == 422
-        assert r.json()["detail"][0]["loc"] == ["body", "full_feed"]
+        assert r.json()["errors"][0]["field"] == "full_feed"
         assert await openings.count_documents({"status": "open"}) == 2
 
 
@@ -136,7 +136,7 @@ async def test_broken_records_are_reported_while_good_ones_are_imported(
         assert stored["opening_type"] == "praktikum"
         r = await http.post("/imports/jobsuche", params={"angebotsart": 3}, json=search(untyped))
         assert r.status_code == 422
-        assert r.json()["detail"][0]["loc"] == ["body", "angebotsart"]
+        assert r.json()["errors"][0]["field"] == "angebotsart"
 
         csv_file = (DATA / "ihk_openings.csv").read_bytes()
         r = await http.post(
@@ -158,8 +158,8 @@ async def test_broken_records_are_reported_while_good_ones_are_imported(
         wrong = (DATA / "csv_wrong_header.csv").read_bytes()
         r = await http.post("/imports/csv", params={"source": "hwk-kassel"}, content=wrong)
         assert r.status_code == 422
-        assert r.json()["detail"][0]["loc"] == ["body", "header", "Betreib"]
-        assert r.json()["detail"][0]["msg"].startswith("unknown column")
+        assert r.json()["errors"][0]["field"] == "header.Betreib"
+        assert r.json()["errors"][0]["reason"].startswith("unknown column")
         assert await app.state.runtime.db["openings"].count_documents({"source": "hwk-kassel"}) == 0
 
 

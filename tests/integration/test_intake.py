@@ -50,21 +50,21 @@ async def test_bad_input_names_the_field(service_env) -> None:
     async with running(create_app()) as http:
         r = await http.post("/people", json=person_body(municipality="Atlantis"))
         assert r.status_code == 422
-        assert r.json()["detail"][0]["loc"] == ["body", "municipality"]
-        assert "unknown municipality" in r.json()["detail"][0]["msg"]
+        assert r.json()["errors"][0]["field"] == "municipality"
+        assert "unknown municipality" in r.json()["errors"][0]["reason"]
 
         r = await http.post("/people", json=person_body(birth_year="nineteen"))
         assert r.status_code == 422
-        assert r.json()["detail"][0]["loc"] == ["body", "birth_year"]
+        assert r.json()["errors"][0]["field"] == "birth_year"
 
         r = await http.post("/people", json=person_body(residence="x"))
         assert r.status_code == 422
-        assert r.json()["detail"][0]["loc"] == ["body", "residence"]
+        assert r.json()["errors"][0]["field"] == "residence"
 
         pid = (await http.post("/people", json=person_body())).json()["person_id"]
         r = await http.patch(f"/people/{pid}", json={"max_commute_km": 999})
         assert r.status_code == 422
-        assert r.json()["detail"][0]["loc"] == ["body", "max_commute_km"]
+        assert r.json()["errors"][0]["field"] == "max_commute_km"
         assert (await http.get(f"/people/{pid}")).json()["revision"] == 1  # nothing applied
 
         r = await http.get("/people/00000000-0000-0000-0000-000000000000")

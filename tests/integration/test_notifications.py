@@ -388,7 +388,7 @@ async def test_opt_out_is_kept_except_for_critical_alerts(service_env, smtp, rab
             "/preferences", params={"recipient": CASEWORKER}, json={"opted_out": ["inbox"]}
         )
         assert bad.status_code == 422
-        assert bad.json()["detail"][0]["loc"] == ["body", "opted_out", 0]
+        assert bad.json()["errors"][0]["pointer"] == "#/opted_out/0"
         ok = await http.put(
             "/preferences", params={"recipient": CASEWORKER}, json={"opted_out": ["email"]}
         )
@@ -645,9 +645,11 @@ async def test_archive_moves_a_notification_out_of_the_inbox(
         )
         assert [n["notification_id"] for n in archived.json()] == [note["notification_id"]]
         assert (await http.get(f"/notifications/{uuid.uuid4()}/deliveries")).status_code == 404
-        assert (await http.get("/notifications", params={"recipient": "not-an-address"})).json()[
-            "detail"
-        ][0]["loc"] == ["query", "recipient"]
+        bad = await http.get("/notifications", params={"recipient": "not-an-address"})
+        assert (bad.json()["errors"][0]["in"], bad.json()["errors"][0]["field"]) == (
+            "query",
+            "recipient",
+        )
 
 
 class PartnerTool:

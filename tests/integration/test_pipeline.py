@@ -81,7 +81,7 @@ async def test_a_suggestion_becomes_a_kept_job_and_every_step_is_an_event(
         assert r.status_code == 200
         r = await http.post(step, json={"stage": "employed_3_months", "on": str(start)})
         assert r.status_code == 422
-        assert r.json()["detail"][0]["loc"][-1] == "on"
+        assert r.json()["errors"][0]["field"] == "on"
         later = start + timedelta(days=91)
         r = await http.post(step, json={"stage": "employed_3_months", "on": str(later)})
         assert r.json()["stage"] == "employed_3_months"
@@ -123,7 +123,7 @@ async def test_a_dismissed_suggestion_is_never_suggested_again(service_env, rabb
         base = f"/people/{person_id}/suggestions/{opening_id}"
         r = await http.post(f"{base}/dismiss", json={})
         assert r.status_code == 422
-        assert r.json()["detail"][0]["loc"] == ["body", "reason"]
+        assert r.json()["errors"][0]["field"] == "reason"
         r = await http.post(f"{base}/dismiss", json={"reason": "Arbeitszeiten passen nicht"})
         assert r.status_code == 204
         dismissed = (await tap.wait_for("placement.suggestion.dismissed.v1"))[0]["payload"]
@@ -617,4 +617,4 @@ async def test_overview_of_a_caseload_in_one_call_only_the_callers_people(
         many = [str(uuid.uuid4()) for _ in range(501)]
         r = await http.post("/people/overview", json={"person_ids": many})
         assert r.status_code == 422
-        assert r.json()["detail"][0]["loc"] == ["body", "person_ids"]
+        assert r.json()["errors"][0]["field"] == "person_ids"

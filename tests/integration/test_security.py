@@ -184,7 +184,8 @@ async def check(
         wrong = next(r for r in WRONG_ROLE_ORDER if r.value not in op.roles)
         r = await call(bearer(app, wrong))
         assert r.status_code == 403, f"{what} as {wrong}: {r.status_code} {r.text[:200]}"
-        assert "detail" in r.json()
+        assert r.headers["content-type"] == "application/problem+json"
+        assert r.json()["status"] == 403
         measured.wrong_role_refused += 1
 
         if Role.MENTOR.value in op.roles:
@@ -484,7 +485,7 @@ async def test_a_partner_publishes_and_imports_only_as_itself(service_env) -> No
         assert r.json()["source"] == "ihk-kassel"
         r = await http.post("/openings", json=body | {"source": "hwk-kassel"}, headers=ihk)
         assert r.status_code == 422
-        assert r.json()["detail"][0]["loc"][-1] == "source"
+        assert r.json()["errors"][0]["field"] == "source"
         listed = (await http.get("/openings", headers=ihk)).json()
         assert [o["source"] for o in listed] == ["ihk-kassel"]
         r = await http.post(

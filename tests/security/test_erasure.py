@@ -199,7 +199,7 @@ async def test_an_erased_person_leaves_no_trace_in_any_service(
         admin = bearer(intake, Role.ADMIN, user=ADMIN)
         r = await people.post(url, json={}, headers=admin)
         assert r.status_code == 422
-        assert r.json()["detail"][0]["loc"] == ["body", "reason"]
+        assert r.json()["errors"][0]["field"] == "reason"
         r = await people.post(f"/people/{uuid.uuid4()}/erasure", json=reason, headers=admin)
         assert r.status_code == 404
 

@@ -43,7 +43,7 @@ async def test_a_huge_offset_is_refused_by_name(service_env, smtp, factory, path
         admin = bearer(app, Role.ADMIN, user="admin@landkreis-kassel.example")
         r = await http.get(path, params={"offset": 2**70}, headers=admin)
         assert r.status_code == 422, r.text
-        assert r.json()["detail"][0]["loc"] == ["query", "offset"]
+        assert (r.json()["errors"][0]["in"], r.json()["errors"][0]["field"]) == ("query", "offset")
         r = await http.get(path, params={"offset": 10**9}, headers=admin)
         assert r.status_code == 200, r.text  # the largest allowed offset: an empty page
 
@@ -82,7 +82,7 @@ async def test_an_opening_with_an_empty_municipality_is_refused_by_name(service_
         body["location"] = {"municipality": "", "lat": None, "lon": None, "postcode": None}
         r = await http.post("/openings", json=body, headers=feed)
         assert r.status_code == 422, r.text
-        assert r.json()["detail"][0]["loc"][-2:] == ["location", "municipality"]
+        assert r.json()["errors"][0]["field"] == "location.municipality"
 
 
 async def test_bodies_that_never_decode_are_dead_lettered_at_once_with_their_reason(
@@ -207,9 +207,9 @@ async def test_a_lone_surrogate_in_a_request_is_refused_by_name(service_env) -> 
         headers = {**staff, "content-type": "application/json"}
         r = await http.post("/people", content=raw, headers=headers)
         assert r.status_code == 422, r.text
-        [error] = r.json()["detail"]
-        assert error["loc"] == ["body", "given_name"]
-        assert error["input"] == "Amal\\ud800"
+        [error] = r.json()["errors"]
+        assert error["field"] == "given_name"
+        assert "ud800" not in r.text  # the input is not echoed
 
 
 async def test_asking_many_times_at_once_to_erase_a_person_never_answers_500(service_env) -> None:

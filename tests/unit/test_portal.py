@@ -154,15 +154,34 @@ async def test_a_session_whose_token_has_run_out_sends_the_user_to_sign_in_and_b
 
 def test_the_services_refusals_land_at_their_fields_in_german() -> None:
     body = {
-        "detail": [
-            {"loc": ["body", "given_name"], "msg": "Field required", "type": "missing"},
-            {"loc": ["body", "contacts", 0, "email"], "msg": "bad", "type": "value_error"},
+        "type": "about:blank",
+        "title": "Unprocessable Content",
+        "status": 422,
+        "detail": "given_name: Field required; ...",
+        "instance": "/people",
+        "errors": [
             {
-                "loc": ["body"],
-                "msg": "Value error, work_permission: needs_approval does not fit",
-                "type": "value_error",
+                "in": "body",
+                "field": "given_name",
+                "pointer": "#/given_name",
+                "reason": "Field required",
+                "code": "missing",
             },
-        ]
+            {
+                "in": "body",
+                "field": "contacts.0.email",
+                "pointer": "#/contacts/0/email",
+                "reason": "bad",
+                "code": "value_error",
+            },
+            {
+                "in": "body",
+                "field": "",
+                "pointer": "#",
+                "reason": "work_permission: needs_approval does not fit",
+                "code": "value_error",
+            },
+        ],
     }
     errors = field_errors(422, body)
     assert [e.field for e in errors] == ["given_name", "contacts.0.email", "work_permission"]
@@ -171,9 +190,13 @@ def test_the_services_refusals_land_at_their_fields_in_german() -> None:
     assert at["caseworker_email"] == "bad"
     assert at["work_permission"] == "needs_approval does not fit"
     assert forms.errors_at_fields(errors, "en")["given_name"] == "Required."
-    assert field_errors(409, {"detail": "case is closed"}) == [
-        FieldError("", "case is closed", "conflict")
-    ]
+    conflict = {
+        "type": "about:blank",
+        "title": "Conflict",
+        "status": 409,
+        "detail": "case is closed",
+    }
+    assert field_errors(409, conflict) == [FieldError("", "case is closed", "conflict")]
 
 
 def test_the_person_form_becomes_intakes_body_and_blanks_are_left_for_intake_to_name() -> None:

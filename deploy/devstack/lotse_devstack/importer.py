@@ -128,16 +128,20 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
 
 
 def _refused(response: httpx.Response, out: TextIO) -> int:
+    """Placement's problem details: each refused field of a 422, else its ``detail``."""
     try:
-        detail = response.json().get("detail")
+        problem = response.json()
     except ValueError:
-        detail = response.text
-    if isinstance(detail, list):
-        for d in detail:
-            where = ".".join(str(p) for p in d.get("loc", [])[1:]) or "request"
-            print(f"refused: {where}: {d.get('msg')}", file=out)
+        problem = None
+    if not isinstance(problem, dict):
+        print(f"refused ({response.status_code}): {response.text}", file=out)
+        return 2
+    errors = problem.get("errors")
+    if isinstance(errors, list) and errors:
+        for e in errors:
+            print(f"refused: {e.get('field') or 'request'}: {e.get('reason')}", file=out)
     else:
-        print(f"refused ({response.status_code}): {detail}", file=out)
+        print(f"refused ({response.status_code}): {problem.get('detail')}", file=out)
     return 2
 
 

@@ -60,24 +60,25 @@ class Refused(ServiceError):
 
 
 def field_errors(status: int, body: Any) -> list[FieldError]:
-    """FastAPI's ``detail`` (a list of ``{loc, msg, type}`` or a sentence) as field errors.
+    """The services' problem details as field errors: a 422's ``errors`` (each with its
+    dotted ``field``, ``reason`` and ``code``), else the ``detail`` sentence for the form.
 
-    A rule checked across fields arrives at ``body`` with the field leading its message
-    ("contacts: at least one ..."); it is moved to that field."""
-    detail = body.get("detail") if isinstance(body, dict) else None
-    if not isinstance(detail, list):
-        return [FieldError("", str(detail or f"HTTP {status}"), "conflict")]
+    A rule checked across fields arrives for the whole body (``field`` "") with the field
+    leading its reason ("contacts: at least one ..."); it is moved to that field."""
+    problem = body if isinstance(body, dict) else {}
+    listed = problem.get("errors")
+    if not isinstance(listed, list):
+        return [FieldError("", str(problem.get("detail") or f"HTTP {status}"), "conflict")]
     errors = []
-    for item in detail:
+    for item in listed:
         if not isinstance(item, dict):
             continue
-        loc = [str(p) for p in item.get("loc", []) if p not in ("body", "query", "path")]
-        message = str(item.get("msg", "")).removeprefix("Value error, ")
-        name = ".".join(loc)
+        name = str(item.get("field") or "")
+        message = str(item.get("reason", "")).removeprefix("Value error, ")
         head, sep, rest = message.partition(": ")
         if not name and sep and head.replace("_", "").replace(".", "").isalnum():
             name, message = head, rest
-        errors.append(FieldError(name, message, str(item.get("type", "value_error"))))
+        errors.append(FieldError(name, message, str(item.get("code") or "value_error")))
     return errors
 
 

@@ -3,7 +3,7 @@
 - no or an invalid token: 401 with ``WWW-Authenticate: Bearer`` (RFC 6750);
 - a valid token without one of the roles: 403;
 - the issuer's keys unreachable: 503.
-All in the services' error format (``{"detail": ...}``). The roles an endpoint
+All as the services' problem details (``lotse_shared.problems``). The roles an endpoint
 accepts appear in its OpenAPI security requirement (``{"bearer": [roles]}``,
 as OpenAPI 3.1 allows for non-OAuth schemes), so tests can be generated from it.
 """
