@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import base64
 import threading
 import uuid
 from datetime import datetime, timedelta
@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from lotse_devstack.mailsink import MailSink
 from lotse_devstack.ports import free_port
 from lotse_notifications.bootstrap import Overrides, create_app
 from lotse_notifications.domain.model import BERLIN, Channel
 from lotse_notifications.handlers import ChannelDelivery
-from lotse_notifications.webhook import verify
+from lotse_notifications.webhook import standard_secret, verify
 from lotse_shared.auth import Role
 from lotse_shared.contracts.common import CefrLevel, ContactRole, Language, OpeningType
 from lotse_shared.contracts.courses import (
@@ -703,13 +704,22 @@ async def test_signed_webhook_retries_a_5xx_and_gives_up_on_a_4xx(
             await app.state.delivery.deliver_due()
             note = await first_where(http, lambda n: n["webhook_status"] == "sent")
             [(headers, body)] = tool.received
+            # what a partner does with the Standard Webhooks library and their whsec_ secret
+            secret = standard_secret("partner-secret")
+            assert secret == "whsec_" + base64.b64encode(b"partner-secret").decode()
+            sent = Webhook(secret).verify(body, headers)
+            assert headers["webhook-id"] == sent["notification_id"]  # the same on a retry
+            with pytest.raises(WebhookVerificationError):
+                Webhook(standard_secret("another-secret")).verify(body, headers)
+            with pytest.raises(WebhookVerificationError):
+                Webhook(secret).verify(body.replace(b"suggestions", b"suggestionz"), headers)
+            # the deprecated headers, still sent for one release
             assert verify(
                 "partner-secret",
                 headers["X-Lotse-Timestamp"],
                 body,
                 headers["X-Lotse-Signature"],
             )
-            sent = json.loads(body)
             assert sent["notification_id"] == note["notification_id"]
             assert sent["kind"] == "suggestions_ready"
             assert "Amal" not in body.decode()  # identifiers, no names

@@ -162,7 +162,7 @@ def create_app(
                 "recipient_role": n.recipient_role.value,
                 "created_at": n.created_at.isoformat(),
             },
-            int(now.timestamp()),
+            message_id=str(n.notification_id),
         )
 
     email = ChannelDelivery(

@@ -7,6 +7,8 @@ from pydantic import BaseModel, Field, model_validator
 
 from lotse_shared.settings import ServiceSettings, require_file
 
+from .webhook import webhook_key
+
 CadenceKind = Literal[
     "suggestions_ready", "course_completed", "course_dropped", "enrolled", "attendance_at_risk"
 ]
@@ -131,7 +133,8 @@ class NotificationsSettings(ServiceSettings):
     )
     webhook_secret: str = Field(
         default="",
-        description="HMAC-SHA256 key for X-Lotse-Signature; required with a URL, no default "
+        description="The webhook signing key, `whsec_<base64>` (Standard Webhooks) or a "
+        "plain string whose UTF-8 bytes are the key; required with a URL, no default "
         "(LOTSE_WEBHOOK_SECRET or LOTSE_WEBHOOK_SECRET_FILE).",
     )
     webhook_timeout_s: float = Field(default=10.0, description="Webhook timeout per attempt.")
@@ -163,6 +166,10 @@ class NotificationsSettings(ServiceSettings):
                     "LOTSE_WEBHOOK_SECRET (or LOTSE_WEBHOOK_SECRET_FILE) is required with "
                     "LOTSE_WEBHOOK_URL"
                 )
+            try:
+                webhook_key(self.webhook_secret)
+            except ValueError as e:
+                raise ValueError(f"LOTSE_WEBHOOK_SECRET: {e}") from None
             scheme = urlsplit(self.webhook_url).scheme
             if scheme not in ("http", "https"):
                 raise ValueError(f"LOTSE_WEBHOOK_URL: must be https or http, not {scheme!r}")
