@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -19,9 +20,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .auth import Principal, Role
 from .auth.audit import SUBJECT_KEYS, AuditEntry, AuditLog
 from .auth.http import API_KEY_SCHEME, Authenticator
+from .contracts.partner_asyncapi import partner_document
 from .errors import Conflict, Forbidden, NotFound, RuleViolation
 from .ops.dead_letters import DeadLetterDesk
 from .ops.http import make_ops_router
+from .ops.partner_contract import html_page
 from .persistence.retry import is_transient
 from .problems import (
     declare_problem_responses,
@@ -125,6 +128,26 @@ def create_http_app(
     )
     async def asyncapi_page() -> HTMLResponse:
         return HTMLResponse(get_asyncapi_html(asyncapi.to_specification(), try_it_out_path=None))
+
+    # built on first request: generating it takes pydantic's schemas of every partner event
+    partner_contract = functools.cache(lambda: partner_document(rt.settings.namespace))
+
+    @app.get(
+        "/partners/asyncapi.json",
+        tags=["partners"],
+        summary="The partners' AsyncAPI 3 document: what to publish, from the partner's side",
+    )
+    async def partner_asyncapi_json() -> Response:
+        return Response(partner_contract().to_json(), media_type="application/json")
+
+    @app.get(
+        "/partners/asyncapi",
+        tags=["partners"],
+        summary="The partners' AsyncAPI document as a page",
+        response_class=HTMLResponse,
+    )
+    async def partner_asyncapi_page() -> HTMLResponse:
+        return HTMLResponse(html_page(partner_contract()))
 
     @app.middleware("http")
     async def audit_trail(

@@ -21,6 +21,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from . import logs
+from .contracts.catalogue import BY_ROUTING_KEY
 from .contracts.envelope import Event
 from .messaging.deadletter import DeadLetters, failure_middleware
 from .messaging.outbox import OutboxRelay
@@ -125,8 +126,10 @@ def document_publications(rt: ServiceRuntime, events: Sequence[type[Event]]) -> 
 def event_log_queue(topology: Topology) -> RabbitQueue:
     """A stream of every event (7 days), for operators and for debugging flows.
 
-    It also means an event nobody subscribes to yet is routable; a publish that
-    reaches no queue at all is still an error (``mandatory``).
+    It is bound to the catalogue's routing keys, not ``#``: so every known event is
+    routable even before its consumer declared its queue, while a routing key no
+    one knows (a partner's typo, ``partner.opening.reportd.v1``) reaches no queue
+    and a ``mandatory`` publish comes back to its publisher as unroutable.
     """
     return RabbitQueue(
         f"{topology.namespace}.event-log",
@@ -144,7 +147,9 @@ async def declare_topology(rt: ServiceRuntime) -> None:
     dead_queue = await rt.broker.declare_queue(t.dead_letter_queue)
     await dead_queue.bind(t.dead_exchange.name, t.dead_letter_routing_key)
     log_queue = await rt.broker.declare_queue(event_log_queue(t))
-    await log_queue.bind(events, "#")
+    await log_queue.unbind(events, "#")  # declared so by earlier versions
+    for routing_key in BY_ROUTING_KEY:
+        await log_queue.bind(events, routing_key)
     retry = await rt.broker.declare_exchange(t.retry_exchange)
     retry_return = await rt.broker.declare_exchange(t.retry_return_exchange)
     for attempt, delay in enumerate(rt.settings.retry_delays_s, start=1):

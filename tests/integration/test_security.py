@@ -53,6 +53,8 @@ PUBLIC = {
     ("GET", "/healthz"),
     ("GET", "/asyncapi.json"),
     ("GET", "/asyncapi"),
+    ("GET", "/partners/asyncapi.json"),
+    ("GET", "/partners/asyncapi"),
 }
 
 
