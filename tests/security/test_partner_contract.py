@@ -25,6 +25,7 @@ from pamqp.commands import Basic
 
 from lotse_courses.bootstrap import create_app as courses_app
 from lotse_placement.bootstrap import create_app as placement_app
+from lotse_shared.auth.apikeys import KeyFile
 from lotse_shared.contracts.intake import PersonRegistered
 from tests.samples import snapshot
 from tests.security.test_partners import partners, url_of
@@ -154,19 +155,37 @@ async def test_a_school_publishes_every_course_event_from_the_document_alone(
 
 
 async def test_the_agency_publishes_every_opening_event_from_the_document_alone(
-    service_env: dict[str, str], rabbit_url: str, namespace: str, partners: dict[str, str]
+    service_env: dict[str, str],
+    rabbit_url: str,
+    namespace: str,
+    partners: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     agency = partners["agency"]
+    keys = tmp_path / "partner-keys.json"
+    monkeypatch.setenv("LOTSE_PARTNER_KEYS_FILE", str(keys))
+    api_key = {"X-Api-Key": KeyFile(keys).create(agency, "kassel")[1]}
     ops = operations("agency-and-chambers")
     assert len(ops) == 3
     app = placement_app()
-    async with running(app):
+    sent = []
+    async with running(app, role=None) as http:
         is_applied = Applied(app)
         async with partner_channel(rabbit_url, agency, partners[f"{agency}:password"]) as ch:
             for op in ops:  # reported, withdrawn, feed: the document's order
                 envelope = envelope_of(op, agency)
                 await send(ch, namespace, op, envelope)
                 await is_applied(envelope)
+                sent.append(envelope["event_id"])
+        # the partner reads each message's fate, and the feed's import, with its key
+        for event_id in sent:
+            fate = (await http.get(f"/partner/messages/{event_id}", headers=api_key)).json()
+            assert fate["status"] == "applied", fate
+        feed = (await http.get(f"/partner/messages/{sent[-1]}", headers=api_key)).json()
+        result = await http.get(feed["links"]["import"], headers=api_key)
+        assert result.status_code == 200, result.text
+        assert result.json()["created"] == 1, result.json()
     assert await dead_letters(rabbit_url, namespace, "placement") == []
 
 

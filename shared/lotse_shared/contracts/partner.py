@@ -251,7 +251,7 @@ class OpeningFeedReported(Event):
     ROUTING_KEY = routing.PARTNER_OPENING_FEED_REPORTED_V1
     DESCRIPTION = (
         "A partner sends a whole feed of openings in its own format (Jobsuche JSON or CSV); "
-        "placement answers with placement.import.completed naming each rejected record."
+        "the result, naming each rejected record, is at GET /imports/<event_id> on placement."
     )
     event_type: Literal["partner.opening.feed_reported"] = "partner.opening.feed_reported"
     event_version: Literal[1] = 1
