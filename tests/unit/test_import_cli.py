@@ -61,3 +61,28 @@ def test_summary_lists_every_rejection() -> None:
         "1 rejected:",
         "  row 4     (no ref)                 Referenz: empty",
     ]
+
+
+def test_summary_lists_notices_after_rejections() -> None:
+    out = io.StringIO()
+    print_summary(
+        {
+            "import_id": "i-2",
+            "source": "ba-jobsuche",
+            "received": 1,
+            "created": 1,
+            "updated": 0,
+            "unchanged": 0,
+            "closed": 0,
+            "rejected": [],
+            "notices": [
+                {"ref": "R-1", "row": 1, "reason": "hauptDkz 12345: no KldB 2010 code known"}
+            ],
+        },
+        out,
+    )
+    assert out.getvalue().splitlines()[1:] == [
+        "0 rejected",
+        "1 notices:",
+        "  row 1     R-1                      hauptDkz 12345: no KldB 2010 code known",
+    ]

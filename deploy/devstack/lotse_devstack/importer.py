@@ -120,11 +120,15 @@ def print_summary(summary: dict[str, Any], out: TextIO) -> None:
         f"{summary[k]} {k}" for k in ("received", "created", "updated", "unchanged", "closed")
     )
     print(f"import {summary['import_id']} ({summary['source']}): {counts}", file=out)
-    rejected = summary.get("rejected") or []
-    print(f"{len(rejected)} rejected" + (":" if rejected else ""), file=out)
-    for r in rejected:
-        row = f"row {r['row']}" if r.get("row") is not None else "row ?"
-        print(f"  {row:<9} {r.get('ref') or '(no ref)':<24} {r['reason']}", file=out)
+    # rejected records were not imported; notices were, with something to check
+    for kind in ("rejected", "notices"):
+        entries = summary.get(kind) or []
+        if kind == "notices" and not entries:
+            continue
+        print(f"{len(entries)} {kind}" + (":" if entries else ""), file=out)
+        for r in entries:
+            row = f"row {r['row']}" if r.get("row") is not None else "row ?"
+            print(f"  {row:<9} {r.get('ref') or '(no ref)':<24} {r['reason']}", file=out)
 
 
 def _refused(response: httpx.Response, out: TextIO) -> int:
