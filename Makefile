@@ -51,7 +51,12 @@ demo: .venv/.synced rabbitmq
 up: .venv/.synced rabbitmq
 	@$(PY) -m lotse_devstack up
 
-test: .venv/.synced rabbitmq chromium $(AXE)
+# the AsyncAPI initiative's parser: a contract test validates the partners' document with it
+ASYNCAPI_PARSER := .tools/asyncapi/node_modules/@asyncapi/parser/package.json
+$(ASYNCAPI_PARSER):
+	@npm install --silent --no-audit --no-fund --prefix .tools/asyncapi @asyncapi/parser@3.6.0
+
+test: .venv/.synced rabbitmq chromium $(AXE) $(ASYNCAPI_PARSER)
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 security: .venv/.synced rabbitmq

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 import types
 import typing
 from collections.abc import Iterator
@@ -30,7 +31,9 @@ from lotse_shared.contracts.partner_asyncapi import partner_document
 from lotse_shared.ops.partner_contract import HTML_NAME, JSON_NAME, html_page
 from lotse_shared.places import find_place
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "asyncapi"
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+DOCS = ROOT / "docs" / "asyncapi"
 DOCUMENT: dict[str, Any] = json.loads((DOCS / JSON_NAME).read_text(encoding="utf-8"))
 PARTNER_KEYS = [
     k for k in vars(routing).values() if isinstance(k, str) and k.startswith("partner.")
@@ -97,6 +100,24 @@ def test_the_committed_document_and_page_are_what_the_code_generates() -> None:
         "run `make docs` and commit docs/asyncapi"
     )
     assert (DOCS / HTML_NAME).read_text(encoding="utf-8") == html_page(contract)
+
+
+def test_the_asyncapi_parser_accepts_it() -> None:
+    """Validated by the AsyncAPI initiative's own parser (npm @asyncapi/parser), so
+    partners' generators and viewers read it as we mean it."""
+    parser = ROOT / ".tools" / "asyncapi" / "node_modules" / "@asyncapi" / "parser"
+    assert parser.exists(), "make test installs it (npm @asyncapi/parser)"
+    run = subprocess.run(
+        ["node", str(HERE / "validate_asyncapi.cjs"), str(parser), str(DOCS / JSON_NAME)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    report = json.loads(run.stdout)
+    assert report["parsed"] is True
+    errors_and_warnings = [d for d in report["diagnostics"] if d["severity"] < 2]
+    assert errors_and_warnings == []
 
 
 def test_it_is_written_from_the_partners_side() -> None:
