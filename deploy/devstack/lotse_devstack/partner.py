@@ -13,7 +13,7 @@ gives them (an id not listed there may publish its event's kind, e.g.
 and a password derived from a secret kept outside the repository
 (``LOTSE_DEV_PARTNER_SECRET`` or ``~/.lotse/dev-partner-secret``), so every
 checkout and test run on a machine agrees on it. Real partners are added with
-``lotse partner add|sync`` (see the README, "Adding a partner").
+``lotse partner add|sync`` (see docs/operations.md, "Adding a partner").
 """
 
 from __future__ import annotations
