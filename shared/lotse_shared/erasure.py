@@ -1,4 +1,4 @@
-"""Erasure on request (issue #6, part 8): what every service does to forget a person.
+"""Erasure on request: what every service does to forget a person.
 
 intake erases a person when an admin asks (``POST /people/{id}/erasure``) and
 publishes ``intake.person.erased.v1``. Every service then, in one transaction:

@@ -39,7 +39,7 @@ from .service import ServiceRuntime, ping_broker, ping_database
 log = logging.getLogger("lotse.http")
 
 # Paging offsets (and an import's row offset) are capped: MongoDB takes 8-byte integers
-# only, and a larger number reached the driver unchecked as a 500 (found by fuzzing).
+# only, and a larger number reached the driver unchecked as a 500.
 MAX_OFFSET = 1_000_000_000
 
 

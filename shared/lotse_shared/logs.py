@@ -1,4 +1,4 @@
-"""Logging without personal data (issue #6, part 9).
+"""Logging without personal data.
 
 Log lines name records by their ids (UUIDs stay: an identifier is not a name).
 What a log line must not carry, whoever wrote it (our code, FastStream, uvicorn,

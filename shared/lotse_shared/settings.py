@@ -172,7 +172,7 @@ class ServiceSettings(BaseSettings):
         "(GET /partner/messages).",
     )
     log_level: str = Field(default="INFO", description="Python log level.")
-    # Bearer tokens (issue #6): whose tokens are accepted, checked against which keys.
+    # Bearer tokens: whose tokens are accepted, checked against which keys.
     auth_issuer: str = Field(
         default="lotse-dev",
         description="Expected `iss` of bearer tokens, e.g. Keycloak's "
@@ -193,7 +193,7 @@ class ServiceSettings(BaseSettings):
     auth_leeway_s: float = Field(
         default=30.0, description="Clock skew tolerated on exp/nbf/iat, in seconds."
     )
-    # Partner API keys (issue #6, part 5): the file `lotse partner key create` writes.
+    # Partner API keys: the file `lotse partner key create` writes.
     partner_keys_file: Path | None = Field(
         default=None,
         description="Partners' API keys (hashes only); unset: no API key is accepted.",

@@ -1,4 +1,4 @@
-"""TLS for the connections every service opens (issue #6, part 10).
+"""TLS for the connections every service opens.
 
 - AMQP: an ``amqps://`` URL turns TLS on; :func:`amqp_ssl_context` verifies the
   broker's certificate and host name against ``LOTSE_RABBIT_TLS_CA_FILE`` (or the

@@ -1,4 +1,4 @@
-"""Authentication and authorisation shared by every service (issue #6).
+"""Authentication and authorisation shared by every service.
 
 - :mod:`.principal`: roles and the scoping rules, pure;
 - :mod:`.verifier`: JWT verification against a JWKS (URL or file);

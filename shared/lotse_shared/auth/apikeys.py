@@ -1,4 +1,4 @@
-"""Partner API keys (issue #6, part 5): ``lotse_<key id>_<secret>``, only a hash kept.
+"""Partner API keys: ``lotse_<key id>_<secret>``, only a hash kept.
 
 A key is 256 random bits (``secrets``) behind a public key id; the keys file
 (``LOTSE_PARTNER_KEYS_FILE``, JSON) keeps per key its id, partner, district,

@@ -1,4 +1,4 @@
-"""The audit trail (issue #6, part 6): who read or changed what, when, through which
+"""The audit trail: who read or changed what, when, through which
 endpoint, and with what outcome.
 
 Every request that carried a valid token is recorded, refused ones (403, and the

@@ -1,9 +1,9 @@
 """Who is calling, and what that lets them see. Pure: no I/O, no web framework.
 
-The rules (issue #6):
+The rules:
 - caseworker: the people they are responsible for (they are among the person's
   contacts, by email), read and write;
-- mentor (a Berufspate or an Integrationslotse, issue #13): the people they accompany
+- mentor (a Berufspate or an Integrationslotse): the people they accompany
   (among the person's contacts, by email, like a caseworker), read only, and their own
   inbox;
 - coordinator: every person of their district;

@@ -46,7 +46,7 @@ class Event(BaseModel):
     DESCRIPTION: ClassVar[str] = ""
 
     # Required, no default: an event that arrived without one was given a fresh id, so
-    # each redelivery of it was applied again (found by fuzzing, issue 6).
+    # each redelivery of it was applied again.
     event_id: uuid.UUID = Field(description="Unique per event; the idempotency key.")
     event_type: str = Field(description="Dotted name, e.g. courses.course.completed.")
     event_version: int = Field(description="Schema version of the payload.")

@@ -52,8 +52,8 @@ class PersonSnapshotV1(Payload):
 
     person_id: uuid.UUID
     district_id: DistrictId
-    # bounded: 2**63 passed validation and crashed every consumer's MongoDB write
-    # (fuzzing, issue 6); a person is not edited two billion times
+    # bounded: 2**63 passed validation and crashed every consumer's MongoDB write;
+    # a person is not edited two billion times
     revision: int = Field(ge=1, le=2_147_483_647)
     display_name: str = Field(min_length=1, max_length=200)
     birth_year: int = Field(ge=1900, le=2100)
@@ -88,7 +88,7 @@ class PersonUpdated(Event):
 
 
 class PersonErasedV1(Payload):
-    """An admin erased a person (issue #6, part 8). Deliberately no name, contacts or
+    """An admin erased a person. Deliberately no name, contacts or
     reason: the event says only whom to forget, so it may travel everywhere."""
 
     person_id: uuid.UUID

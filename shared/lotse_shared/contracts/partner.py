@@ -129,7 +129,6 @@ class DropoutReported(Event):
 
 class OpeningLocation(PartnerPayload):
     # min_length: "" passed "a municipality or coordinates" and then had neither, a 500
-    # (found by fuzzing, issue 6)
     municipality: str | None = Field(
         default=None, min_length=1, max_length=200, examples=["Baunatal"]
     )

@@ -65,7 +65,7 @@ class ProducerNotVouched(DomainError):
 
 
 # RecursionError: a body nested deeper than the JSON decoder recurses (e.g. 100,000
-# brackets); it fails the same way on every attempt (found by fuzzing, issue 6).
+# brackets); it fails the same way on every attempt.
 PERMANENT = (ValidationError, DomainError, json.JSONDecodeError, UnicodeDecodeError, RecursionError)
 
 

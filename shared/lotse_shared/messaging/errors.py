@@ -17,7 +17,7 @@ class AlreadyApplied(Exception):
 
 class PersonErased(AlreadyApplied):
     """The event is about a person this service erased: acknowledged and ignored, so a
-    late or replayed event cannot bring their data back (issue #6, part 8)."""
+    late or replayed event cannot bring their data back."""
 
 
 class NotYetApplicable(Exception):

@@ -129,7 +129,7 @@ class ParkingLot:
     async def _exclusive(self) -> AsyncIterator[None]:
         """One replay or sweep at a time in this process. Without it the sweep could
         dead-letter an expired event that a replay was applying at that moment: the
-        event was then applied *and* dead-lettered (found by fuzzing, issue 6). A
+        event was then applied *and* dead-lettered. A
         replay started from inside a replayed handler runs in the same task and does
         not wait for itself."""
         if _INSIDE.get():

@@ -55,8 +55,8 @@ def _unencodable(value: Any, path: tuple[str, ...] = ()) -> str | None:
 
 def refuse_unencodable_text(event: Event) -> None:
     """JSON may escape a lone surrogate (``"\\ud800"``); Python's decoder accepts it, but
-    no database, e-mail or event can store it, so the handler failed on every attempt
-    (found by fuzzing, issue 6). Refused before the handler runs: dead-lettered, named."""
+    no database, e-mail or event can store it, so the handler failed on every attempt.
+    Refused before the handler runs: dead-lettered, named."""
     where = _unencodable(event.model_dump())
     if where is not None:
         raise RuleViolation(where, "not valid Unicode (a lone surrogate such as \\ud800)")

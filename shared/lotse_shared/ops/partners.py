@@ -1,4 +1,4 @@
-"""Partners on the broker: who may publish which events (issue #6, part 4).
+"""Partners on the broker: who may publish which events.
 
 Each partner gets its own RabbitMQ user, named by its partner id, the same id its
 events carry as ``producer``. Its permissions on the virtual host:

@@ -39,7 +39,7 @@ Document = dict[str, Any]
 
 INBOX = "inbox"
 OUTBOX = "outbox"
-ERASURES = "erasures"  # tombstones of erased people (issue #6, part 8); see lotse_shared.erasure
+ERASURES = "erasures"  # tombstones of erased people; see lotse_shared.erasure
 ERASED_EVENT_TYPE = "intake.person.erased"
 DEDUP_WINDOW_S = 90 * 24 * 3600
 OWN_LEASE_S = 10.0  # how long a crash may delay an event the committer did not publish
