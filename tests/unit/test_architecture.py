@@ -117,3 +117,11 @@ def test_every_multi_document_write_runs_in_a_transaction() -> None:
         for line in multi_writes_outside_a_session(path)
     }
     assert not found, sorted(found)
+
+
+def test_persistence_does_not_depend_on_messaging() -> None:
+    """Messaging (outbox, parking) builds on persistence, never the other way round:
+    the errors both use live in lotse_shared.errors."""
+    for path in sources(ROOT / "shared" / "lotse_shared" / "persistence"):
+        bad = {m for m in imports_of(path) if m.startswith("lotse_shared.messaging")}
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"

@@ -16,8 +16,13 @@ from lotse_shared.contracts.common import CefrLevel
 from lotse_shared.contracts.envelope import Event
 from lotse_shared.contracts.intake import PersonErased, PersonRegistered, PersonUpdated
 from lotse_shared.erasure import apply_erasure
-from lotse_shared.errors import Conflict, NotFound, RuleViolation
-from lotse_shared.messaging.errors import NotYetApplicable, PersonNotYetKnown
+from lotse_shared.errors import (
+    Conflict,
+    NotFound,
+    NotYetApplicable,
+    PersonNotYetKnown,
+    RuleViolation,
+)
 from lotse_shared.messaging.parking import ParkingLot
 from lotse_shared.persistence.mongo import Transaction, UnitOfWork
 

@@ -47,9 +47,8 @@ from lotse_shared.contracts.placement import (
     SuggestionV1,
 )
 from lotse_shared.erasure import apply_erasure
-from lotse_shared.errors import Forbidden, NotFound
+from lotse_shared.errors import Forbidden, NotFound, NotYetApplicable, PersonNotYetKnown
 from lotse_shared.logs import scrub_text
-from lotse_shared.messaging.errors import NotYetApplicable, PersonNotYetKnown
 from lotse_shared.messaging.parking import ParkingLot
 from lotse_shared.persistence.mongo import Transaction, UnitOfWork
 from lotse_shared.persistence.retry import retry_transient

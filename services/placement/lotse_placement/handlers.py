@@ -30,8 +30,7 @@ from lotse_shared.contracts.partner import (
     OpeningWithdrawn,
 )
 from lotse_shared.erasure import apply_erasure
-from lotse_shared.errors import NotFound
-from lotse_shared.messaging.errors import PersonNotYetKnown
+from lotse_shared.errors import NotFound, PersonNotYetKnown
 from lotse_shared.messaging.parking import ParkingLot
 from lotse_shared.persistence.mongo import Transaction, UnitOfWork
 from lotse_shared.persistence.retry import retry_transient

@@ -4,7 +4,7 @@
   violations, unknown course ...) can never succeed: the original message goes
   to the service's dead-letter queue at once, with headers naming the reason;
 - :class:`AlreadyApplied`: acknowledged and logged, nothing else (so is
-  :class:`PersonErased`, an event about a person the service erased);
+  :class:`AboutErasedPerson`, an event about a person the service erased);
 - :class:`NotYetApplicable` (e.g. the person is not known yet): parked in the
   service's database (see parking), then acknowledged;
 - anything else (database away, a bug): the message is republished to wait in
@@ -32,9 +32,8 @@ from faststream.message import StreamMessage
 from faststream.rabbit import RabbitBroker
 from pydantic import ValidationError
 
-from lotse_shared.errors import DomainError
+from lotse_shared.errors import AboutErasedPerson, AlreadyApplied, DomainError, NotYetApplicable
 
-from .errors import AlreadyApplied, NotYetApplicable, PersonErased
 from .outcomes import NOT_IN_LOTSE, PartnerMessages, Status, failing_fields
 from .parking import ParkingLot
 from .topology import Topology
@@ -337,7 +336,7 @@ def failure_middleware(
                 return None
             try:
                 result = await call_next(msg)
-            except PersonErased:
+            except AboutErasedPerson:
                 log.info(
                     "event %s on %s about an erased person ignored", msg.message_id, routing_key
                 )

@@ -24,10 +24,9 @@ from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lotse_shared.background import Periodic
-from lotse_shared.errors import DomainError
+from lotse_shared.errors import AboutErasedPerson, AlreadyApplied, DomainError, NotYetApplicable
 from lotse_shared.persistence.mongo import is_erased, record_ignored
 
-from .errors import AlreadyApplied, NotYetApplicable, PersonErased
 from .outcomes import NOT_IN_LOTSE, PartnerMessages, Status, failing_fields
 
 if TYPE_CHECKING:
@@ -155,7 +154,7 @@ class ParkingLot:
         for doc in sorted(docs, key=lambda d: d["parked_at"]):
             try:
                 await self._dispatch(doc["routing_key"], bytes(doc["body"]))
-            except PersonErased:
+            except AboutErasedPerson:
                 await self._record(doc, Status.IGNORED, NOT_IN_LOTSE)
             except AlreadyApplied:
                 await self._record(doc, Status.DUPLICATE, "applied before; not again")

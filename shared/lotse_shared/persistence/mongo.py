@@ -7,7 +7,7 @@ A unit of work is one MongoDB transaction holding, together:
 - the events the change causes (the outbox), published after commit by the relay.
 
 An event about a person this service has erased (a tombstone in ``erasures``) is
-refused inside the same transaction (:class:`PersonErased`): a late or replayed
+refused inside the same transaction (:class:`AboutErasedPerson`): a late or replayed
 event must not bring an erased person back. A transaction that applies no event
 (HTTP, delivery loops) does not publish events about erased people either.
 """
@@ -30,7 +30,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from lotse_shared.contracts.envelope import Event
-from lotse_shared.messaging.errors import AlreadyApplied, PersonErased
+from lotse_shared.contracts.intake import PersonErased
+from lotse_shared.errors import AboutErasedPerson, AlreadyApplied
 from lotse_shared.persistence.retry import retry_transient
 
 log = logging.getLogger("lotse.persistence")
@@ -40,7 +41,8 @@ Document = dict[str, Any]
 INBOX = "inbox"
 OUTBOX = "outbox"
 ERASURES = "erasures"  # tombstones of erased people; see lotse_shared.erasure
-ERASED_EVENT_TYPE = "intake.person.erased"
+# the erasure event itself passes the tombstone checks below
+ERASED_EVENT_TYPE: str = PersonErased.model_fields["event_type"].default
 DEDUP_WINDOW_S = 90 * 24 * 3600
 OWN_LEASE_S = 10.0  # how long a crash may delay an event the committer did not publish
 
@@ -217,14 +219,14 @@ class UnitOfWork:
     @asynccontextmanager
     async def transaction(self, applying: Event | None = None) -> AsyncIterator[Transaction]:
         """Open a transaction; with ``applying``, raise AlreadyApplied on a repeat event,
-        and PersonErased (after recording the event as handled) for an erased person."""
+        and AboutErasedPerson (after recording the event as handled) for an erased person."""
         try:
             async with self._transaction(applying) as tx:
                 yield tx
         except _SubjectErased:
             assert applying is not None
             await record_ignored(self.db, str(applying.event_id), applying.event_type)
-            raise PersonErased(str(applying.event_id)) from None
+            raise AboutErasedPerson(str(applying.event_id)) from None
 
     @asynccontextmanager
     async def _transaction(self, applying: Event | None) -> AsyncIterator[Transaction]:
