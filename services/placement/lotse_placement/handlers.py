@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError
@@ -58,6 +58,8 @@ from .domain.matching import (
 )
 from .domain.model import (
     Candidate,
+    MatchPending,
+    MatchTrigger,
     OngoingCourse,
     Opening,
     OpeningFilter,
@@ -68,9 +70,9 @@ from .repository import PlacementRepository
 from .translate import PRODUCER, candidate_from, opening_facts, opening_from, suggestion_doc
 
 log = logging.getLogger("lotse.placement")
+MatchedKind = Literal["person", "opening"]
 SCAN_BELOW = 500  # openings stored: below this, the search reads them all
 NEAR_MISS_KM = 25.0  # "why not?" also shows openings this far beyond a person's reach
-Trigger = Literal["course_completed", "opening_published", "person_registered", "person_changed"]
 
 
 @dataclass
@@ -102,8 +104,9 @@ class PlacementHandlers:
                 elif existing and person.matching_consent and not existing.matching_consent:
                     await self.repo.forget_withdrawn(tx, person_id)  # may be suggested anew
                 # a new person, level, permit or place can open doors; tell only what is new
-                trigger: Trigger = "person_changed" if existing else "person_registered"
-                await self.repo.mark_pending(tx, "person", person_id, _marker(trigger, event))
+                trigger: MatchTrigger = "person_changed" if existing else "person_registered"
+                marker = MatchPending.because(trigger, event)
+                await self.repo.mark_pending(tx, "person", person_id, marker)
         await self.match_person(person_id)
         await self.parking.replay_for([str(person_id)])
 
@@ -128,7 +131,7 @@ class PlacementHandlers:
                 tx,
                 "person",
                 facts.person_id,
-                _marker("course_completed", event),
+                MatchPending.because("course_completed", event),
                 person_changes=changed,
             )
         await self.match_person(facts.person_id)
@@ -151,7 +154,7 @@ class PlacementHandlers:
                 tx,
                 "person",
                 facts.person_id,
-                _marker("person_changed", event),
+                MatchPending.because("person_changed", event),
                 person_changes=person.model_copy(update={"ongoing_courses": courses}),
             )
         await self.match_person(facts.person_id)
@@ -201,7 +204,7 @@ class PlacementHandlers:
             ev.OpeningPublished.create(opening_facts(opening), producer=PRODUCER, cause=cause)
         )
         await self.repo.mark_pending(
-            tx, "opening", opening.opening_id, _marker("opening_published", cause)
+            tx, "opening", opening.opening_id, MatchPending.because("opening_published", cause)
         )
         return ("created" if previous is None else "updated"), opening
 
@@ -358,10 +361,10 @@ class PlacementHandlers:
 
     # --- the heart: compute, record and announce --------------------------------------
     async def match_person(self, person_id: uuid.UUID) -> None:
-        await self._second_step("person", person_id)
+        await self._finish_matching("person", person_id)
 
     async def match_opening(self, opening_id: uuid.UUID) -> None:
-        await self._second_step("opening", opening_id)
+        await self._finish_matching("opening", opening_id)
 
     async def match_openings(self, opening_ids: list[uuid.UUID]) -> None:
         """The second step for a batch of openings (an import): the people who might
@@ -372,31 +375,35 @@ class PlacementHandlers:
         ]
         found = await self.repo.candidates_for_each(openings)
         for opening in openings:
-            await self._second_step("opening", opening.opening_id, found[opening.opening_id])
+            await self._finish_matching("opening", opening.opening_id, found[opening.opening_id])
         await self._clear_closed(opening_ids, {o.opening_id for o in openings})
 
     async def _clear_closed(self, wanted: list[uuid.UUID], done: set[uuid.UUID]) -> None:
         """Clear the markers of openings that closed before their matching ran."""
         for opening_id in wanted:
             if opening_id not in done:
-                await self._second_step("opening", opening_id)
+                await self._finish_matching("opening", opening_id)
 
     async def sweep_pending(self, older_than_s: float = 30.0) -> int:
         """Finish matching that a crash (or a lost race) left pending."""
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_s)
         done = 0
-        for kind in ("person", "opening"):
+        kinds: tuple[MatchedKind, ...] = ("person", "opening")
+        for kind in kinds:
             for doc_id in await self.repo.pending(kind, cutoff):
-                await self._second_step(kind, doc_id)
+                await self._finish_matching(kind, doc_id)
                 done += 1
         return done
 
-    async def _second_step(
-        self, kind: str, doc_id: uuid.UUID, candidates: list[Candidate] | None = None
+    async def _finish_matching(
+        self, kind: MatchedKind, doc_id: uuid.UUID, candidates: list[Candidate] | None = None
     ) -> None:
+        """Match what a save left pending (the second of the two transactions). A pair a
+        concurrent match told meanwhile is looked at again; any other failure is left
+        to the sweep, which finds the marker still set."""
         for _ in range(5):
             try:
-                await retry_transient(lambda: self._match_once(kind, doc_id, candidates))
+                await retry_transient(lambda: self._match_and_clear(kind, doc_id, candidates))
                 return
             except DuplicateKeyError:
                 continue  # a concurrent step told the same pair; look again
@@ -404,16 +411,18 @@ class PlacementHandlers:
                 log.exception("matching %s %s failed; the sweep will retry", kind, doc_id)
                 return
 
-    async def _match_once(
-        self, kind: str, doc_id: uuid.UUID, candidates: list[Candidate] | None = None
+    async def _match_and_clear(
+        self, kind: MatchedKind, doc_id: uuid.UUID, candidates: list[Candidate] | None = None
     ) -> None:
+        """One attempt, one transaction: suggest for the pending person (or to the people
+        a pending opening suits best), then clear the marker it read."""
         async with self.uow.transaction() as tx:
             if kind == "person":
                 marker, person = await self.repo.pending_person(doc_id, tx.session)
                 if marker is None:
                     return
                 if person is not None:
-                    await self._suggest(tx, person, marker["trigger"], marker)
+                    await self._suggest(tx, person, marker)
             else:
                 marker, opening = await self.repo.pending_opening(doc_id, tx.session)
                 if marker is None:
@@ -425,15 +434,14 @@ class PlacementHandlers:
                         opening, candidates, self.today(), limit=self.people_per_opening
                     )
                     for person in chosen:
-                        await self._suggest(tx, person, marker["trigger"], marker, only=opening)
+                        await self._suggest(tx, person, marker, only=opening)
             await self.repo.clear_pending(tx, kind, doc_id, marker)
 
     async def _suggest(
         self,
         tx: Transaction,
         person: Candidate,
-        trigger: Trigger,
-        marker: dict[str, Any],
+        marker: MatchPending,
         *,
         only: Opening | None = None,
     ) -> list[Suggestion]:
@@ -453,8 +461,8 @@ class PlacementHandlers:
                 "_id": set_id,
                 "person_id": person.person_id,
                 "district_id": person.district_id,
-                "trigger": trigger,
-                "cause_event_id": marker.get("event_id"),
+                "trigger": marker.trigger,
+                "cause_event_id": str(marker.event_id) if marker.event_id else None,
                 "german_level": person.effective_german_level,
                 "suggestions": [suggestion_doc(s) for s in best],
                 "created_at": datetime.now(UTC),
@@ -465,19 +473,11 @@ class PlacementHandlers:
             suggestion_set_id=set_id,
             person_id=person.person_id,
             district_id=person.district_id,
-            trigger=trigger,
+            trigger=marker.trigger,
             german_level=person.effective_german_level,
             suggestions=[ev.SuggestionV1.model_validate(suggestion_doc(s)) for s in best],
         )
-        flow: dict[str, Any] = {}
-        if marker.get("event_id"):
-            flow = {
-                "causation_id": uuid.UUID(marker["event_id"]),
-                "correlation_id": uuid.UUID(marker["correlation_id"]),
-            }
-        tx.publish(
-            ev.SuggestionsReady(event_id=uuid.uuid4(), payload=payload, producer=PRODUCER, **flow)
-        )
+        tx.publish(ev.SuggestionsReady.create(payload, producer=PRODUCER, cause=marker.cause))
         return best
 
     async def search(
@@ -522,13 +522,3 @@ class PlacementHandlers:
 
 def _without(courses: list[OngoingCourse], enrolment_id: uuid.UUID) -> list[OngoingCourse]:
     return [c for c in courses if c.enrolment_id != enrolment_id]
-
-
-def _marker(trigger: Trigger, cause: Event | None) -> dict[str, Any]:
-    """What the second step needs: why it matches, and which event caused it."""
-    return {
-        "trigger": trigger,
-        "at": datetime.now(UTC),
-        "event_id": str(cause.event_id) if cause else None,
-        "correlation_id": str(cause.correlation_id) if cause else None,
-    }

@@ -18,7 +18,7 @@ from lotse_shared.persistence.mongo import Transaction, in_transaction, save_if_
 from .domain.area import cell_of, reach_key, reach_keys_around
 from .domain.caseload import OpenSuggestion
 from .domain.matching import max_reach_km, permitted_types
-from .domain.model import Candidate, Opening, OpeningFilter, OpeningStatus
+from .domain.model import Candidate, MatchPending, Opening, OpeningFilter, OpeningStatus
 from .domain.pipeline import Case
 from .domain.reporting import PersonFigures
 
@@ -108,14 +108,14 @@ class PlacementRepository:
         tx: Transaction,
         kind: str,
         doc_id: uuid.UUID,
-        marker: Document,
+        marker: MatchPending,
         *,
         person_changes: Candidate | None = None,
     ) -> None:
         """Write the marker; with ``person_changes``, what placement learnt from courses
         about that person (level reached, ongoing courses) in the same round trip."""
         collection = self.people if kind == "person" else self.openings
-        changes: Document = {"match_pending": marker}
+        changes: Document = {"match_pending": _pending_doc(marker)}
         if person_changes is not None:
             changes |= _learnt_from_courses(person_changes)
         await collection.update_one({"_id": doc_id}, {"$set": changes}, session=tx.session)
@@ -151,24 +151,24 @@ class PlacementRepository:
 
     async def pending_person(
         self, person_id: uuid.UUID, session: AsyncClientSession
-    ) -> tuple[Document | None, Candidate | None]:
+    ) -> tuple[MatchPending | None, Candidate | None]:
         """The person's match marker and the person, in one read."""
         doc = await self.people.find_one({"_id": person_id}, session=session)
-        return (doc.get("match_pending"), _candidate(doc)) if doc else (None, None)
+        return (_pending(doc), _candidate(doc)) if doc else (None, None)
 
     async def pending_opening(
         self, opening_id: uuid.UUID, session: AsyncClientSession
-    ) -> tuple[Document | None, Opening | None]:
+    ) -> tuple[MatchPending | None, Opening | None]:
         """The opening's match marker and the opening, in one read."""
         doc = await self.openings.find_one({"_id": opening_id}, session=session)
-        return (doc.get("match_pending"), _opening(doc)) if doc else (None, None)
+        return (_pending(doc), _opening(doc)) if doc else (None, None)
 
     async def clear_pending(
-        self, tx: Transaction, kind: str, doc_id: uuid.UUID, marker: Document
+        self, tx: Transaction, kind: str, doc_id: uuid.UUID, marker: MatchPending
     ) -> None:
         collection = self.people if kind == "person" else self.openings
         await collection.update_one(
-            {"_id": doc_id, "match_pending.at": marker["at"]},
+            {"_id": doc_id, "match_pending.at": marker.at},
             {"$unset": {"match_pending": ""}},
             session=tx.session,
         )
@@ -685,6 +685,16 @@ def _opening_doc(opening: Opening) -> Document:
             cells = {cell_of(s.lat, s.lon) for s in opening.sites}
             doc["cell"] = [f"{cell}|{opening.required_rank}" for cell in sorted(cells)]
     return doc
+
+
+def _pending_doc(marker: MatchPending) -> Document:
+    # ids as strings, as markers have always been stored
+    return marker.model_dump(mode="json") | {"at": marker.at}
+
+
+def _pending(doc: Document) -> MatchPending | None:
+    found = doc.get("match_pending")
+    return MatchPending.model_validate(found) if found else None
 
 
 def _history_entry(opening: Opening) -> Document:

@@ -15,6 +15,7 @@ instead of being half-understood. A breaking change gets a new class
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
@@ -23,6 +24,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class CausedBy:
+    """An event's place in a flow, when the event itself is no longer at hand (e.g. kept
+    with work that a later transaction finishes)."""
+
+    event_id: uuid.UUID
+    correlation_id: uuid.UUID
 
 
 class Payload(BaseModel):
@@ -62,7 +72,9 @@ class Event(BaseModel):
     )
 
     @classmethod
-    def create(cls, payload: Payload, *, producer: str, cause: Event | None = None) -> Self:
+    def create(
+        cls, payload: Payload, *, producer: str, cause: Event | CausedBy | None = None
+    ) -> Self:
         """Build an event; with ``cause``, it joins the cause's flow (correlation/causation)."""
         fields: dict[str, Any] = {
             "event_id": uuid.uuid4(),

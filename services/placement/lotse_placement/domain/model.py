@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from lotse_shared.contracts.common import (
     CefrLevel,
@@ -22,6 +22,7 @@ from lotse_shared.contracts.common import (
     WorkPermission,
     cefr_rank,
 )
+from lotse_shared.contracts.envelope import CausedBy, Event
 from lotse_shared.errors import Conflict
 
 
@@ -241,3 +242,40 @@ def same_version(a: Opening, b: Opening) -> bool:
     """The same content: a version already kept is not kept twice."""
     keep = _BOOKKEEPING | {"status", "closed_reason"}
     return a.model_dump(exclude=keep) == b.model_dump(exclude=keep)
+
+
+MatchTrigger = Literal[
+    "course_completed", "opening_published", "person_registered", "person_changed"
+]
+
+
+class MatchPending(BaseModel):
+    """A person or an opening waiting for its matching, and why.
+
+    Saving and matching are two transactions (in one, a person and an opening saved at
+    the same moment would not see each other); this marker, written with the save,
+    says that matching is still owed, what set it off and which event caused it, so
+    the suggestions it yields join that event's flow. ``at`` tells a finished marker
+    from one set again meanwhile."""
+
+    model_config = ConfigDict(frozen=True)
+
+    trigger: MatchTrigger
+    at: datetime
+    event_id: uuid.UUID | None = None
+    correlation_id: uuid.UUID | None = None
+
+    @classmethod
+    def because(cls, trigger: MatchTrigger, cause: Event | None) -> MatchPending:
+        return cls(
+            trigger=trigger,
+            at=datetime.now(UTC),
+            event_id=cause.event_id if cause else None,
+            correlation_id=cause.correlation_id if cause else None,
+        )
+
+    @property
+    def cause(self) -> CausedBy | None:
+        if self.event_id is None or self.correlation_id is None:
+            return None
+        return CausedBy(event_id=self.event_id, correlation_id=self.correlation_id)
