@@ -10,6 +10,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lotse_shared.contracts.intake import PersonSnapshotV1
+from lotse_shared.persistence.documents import from_document, to_document
 from lotse_shared.persistence.mongo import Transaction, save_if_newer
 
 from .domain.model import Course, Enrolment
@@ -138,32 +139,16 @@ class CoursesRepository:
 
 
 def _course_doc(course: Course) -> Document:
-    doc = course.model_dump(mode="json", exclude={"course_id"})
-    doc["_id"] = course.course_id
-    return doc
+    return to_document(course, "course_id")
 
 
 def _course(doc: Document) -> Course:
-    data = dict(doc)
-    data["course_id"] = data.pop("_id")
-    return Course.model_validate(data)
+    return from_document(Course, doc, "course_id")
 
 
 def _enrolment_doc(enrolment: Enrolment) -> Document:
-    doc = enrolment.model_dump(
-        mode="json",
-        exclude={"enrolment_id", "course_id", "person_id", "enrolled_at"},
-    )
-    doc.update(
-        _id=enrolment.enrolment_id,
-        course_id=enrolment.course_id,
-        person_id=enrolment.person_id,
-        enrolled_at=enrolment.enrolled_at,
-    )
-    return doc
+    return to_document(enrolment, "enrolment_id", native=("course_id", "person_id", "enrolled_at"))
 
 
 def _enrolment(doc: Document) -> Enrolment:
-    data = dict(doc)
-    data["enrolment_id"] = data.pop("_id")
-    return Enrolment.model_validate(data)
+    return from_document(Enrolment, doc, "enrolment_id")

@@ -10,6 +10,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from lotse_shared.persistence.documents import from_document, to_document
 from lotse_shared.persistence.mongo import ERASURES, Transaction
 
 from .domain.model import Erasure, Person
@@ -56,8 +57,7 @@ class PeopleRepository:
         result = await self.people.delete_one({"_id": erasure.person_id}, session=tx.session)
         if result.deleted_count != 1:
             return False
-        doc = erasure.model_dump(exclude={"person_id", "erased_at"})
-        doc.update(_id=erasure.person_id, erased_at=erasure.erased_at)
+        doc = to_document(erasure, "person_id", native=("erasure_id", "erased_at"))
         await self.erasures.insert_one(doc, session=tx.session)
         return True
 
@@ -65,9 +65,7 @@ class PeopleRepository:
         doc = await self.erasures.find_one({"_id": person_id})
         if doc is None:
             return None
-        data = dict(doc)
-        data["person_id"] = data.pop("_id")
-        return Erasure.model_validate(data)
+        return from_document(Erasure, doc, "person_id")
 
     async def get(self, person_id: uuid.UUID) -> Person | None:
         doc = await self.people.find_one({"_id": person_id})
@@ -104,14 +102,8 @@ class PeopleRepository:
 
 
 def _to_doc(person: Person) -> Document:
-    doc = person.model_dump(mode="json", exclude={"person_id", "created_at", "updated_at"})
-    doc["_id"] = person.person_id
-    doc["created_at"] = person.created_at
-    doc["updated_at"] = person.updated_at
-    return doc
+    return to_document(person, "person_id", native=("created_at", "updated_at"))
 
 
 def _from_doc(doc: Document) -> Person:
-    data = dict(doc)
-    data["person_id"] = data.pop("_id")
-    return Person.model_validate(data)
+    return from_document(Person, doc, "person_id")

@@ -11,6 +11,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from lotse_shared.persistence.documents import from_document, to_document
 from lotse_shared.persistence.mongo import Transaction, in_transaction, save_if_newer
 
 from .domain.model import (
@@ -120,9 +121,7 @@ class NotificationsRepository:
 
     # --- recipients -----------------------------------------------------------------
     async def save_recipients(self, tx: Transaction, r: Recipients) -> bool:
-        doc = r.model_dump(mode="json", exclude={"person_id"})
-        doc["_id"] = r.person_id
-        return await save_if_newer(self.recipients, doc, tx.session)
+        return await save_if_newer(self.recipients, to_document(r, "person_id"), tx.session)
 
     async def recipients_of(
         self, person_id: uuid.UUID, session: AsyncClientSession | None = None
@@ -130,9 +129,7 @@ class NotificationsRepository:
         doc = await self.recipients.find_one({"_id": person_id}, session=session)
         if doc is None:
             return None
-        data = dict(doc)
-        data["person_id"] = data.pop("_id")
-        return Recipients.model_validate(data)
+        return from_document(Recipients, doc, "person_id")
 
     async def skip_emails_of(self, tx: Transaction, person_id: uuid.UUID, why: Attempt) -> None:
         """Email consent withdrawn: the person's waiting emails (pending or in a digest)
@@ -589,17 +586,8 @@ class NotificationsRepository:
 
 
 def _doc(n: Notification) -> Document:
-    doc = n.model_dump(
-        mode="json",
-        exclude={
-            "notification_id",
-            "created_at",
-            *_DATES,
-        },
-    )
-    doc.update({name: getattr(n, name) for name in _DATES})
-    doc.update({name: getattr(n, name) for name in _UUIDS})
-    doc.update(_id=n.notification_id, recipient_email=n.recipient_email.lower())
+    doc = to_document(n, "notification_id", native=(*_DATES, *_UUIDS))
+    doc["recipient_email"] = n.recipient_email.lower()
     if doc["escalate_at"] is None:
         # left out, not null: the sparse index then holds only alerts that can escalate.
         # With a null in every notification, SecantusDB's range scan for due escalations
@@ -625,21 +613,13 @@ _UUIDS = ("person_id", "digest_id")
 
 
 def _entry_doc(e: SuggestionEntry) -> Document:
-    doc = e.model_dump(mode="json", exclude={"entry_id", "created_at", "due_at"})
-    doc.update(
-        _id=e.entry_id,
-        person_id=e.person_id,
-        notification_id=e.notification_id,
-        created_at=e.created_at,
-        due_at=e.due_at,
+    return to_document(
+        e, "entry_id", native=("person_id", "notification_id", "created_at", "due_at")
     )
-    return doc
 
 
 def _entry(doc: Document) -> SuggestionEntry:
-    data = dict(doc)
-    data["entry_id"] = data.pop("_id")
-    return SuggestionEntry.model_validate(data)
+    return from_document(SuggestionEntry, doc, "entry_id")
 
 
 def _attempts(attempts: list[Attempt]) -> list[Document]:
@@ -647,7 +627,4 @@ def _attempts(attempts: list[Attempt]) -> list[Document]:
 
 
 def _notification(doc: Document) -> Notification:
-    data = dict(doc)
-    data["notification_id"] = data.pop("_id")
-    data.pop("email_lease", None)
-    return Notification.model_validate(data)
+    return from_document(Notification, doc, "notification_id", drop=("email_lease",))

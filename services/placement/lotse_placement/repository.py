@@ -13,6 +13,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lotse_shared.contracts.common import CefrLevel
+from lotse_shared.persistence.documents import from_document, to_document
 from lotse_shared.persistence.mongo import Transaction, in_transaction, save_if_newer
 
 from .domain.area import cell_of, reach_key, reach_keys_around
@@ -637,8 +638,7 @@ def _level(value: str | None) -> CefrLevel | None:
 
 
 def _case_doc(case: Case) -> Document:
-    doc = case.model_dump(mode="json", exclude={"case_id", "person_id", "opening_id"})
-    doc.update(_id=case.case_id, person_id=case.person_id, opening_id=case.opening_id)
+    doc = to_document(case, "case_id", native=("person_id", "opening_id"))
     if case.closed:
         # when it was closed, as a date the retention sweep can compare
         doc["closed_at"] = case.history[-1].at if case.history else datetime.now(UTC)
@@ -646,9 +646,7 @@ def _case_doc(case: Case) -> Document:
 
 
 def _case(doc: Document) -> Case:
-    data = dict(doc)
-    data["case_id"] = data.pop("_id")
-    return Case.model_validate(data)
+    return from_document(Case, doc, "case_id")
 
 
 def _learnt_from_courses(person: Candidate) -> Document:
@@ -656,27 +654,19 @@ def _learnt_from_courses(person: Candidate) -> Document:
 
 
 def _candidate_doc(person: Candidate) -> Document:
-    doc = person.model_dump(mode="json", exclude={"person_id"})
-    doc["_id"] = person.person_id
+    doc = to_document(person, "person_id")
     if person.matching_consent and permitted_types(person):
         doc["reach_key"] = reach_key(max_reach_km(person), person.municipality)
     return doc
 
 
 def _candidate(doc: Document) -> Candidate:
-    data = {k: v for k, v in doc.items() if k not in ("reach_key", "match_pending")}
-    data["person_id"] = data.pop("_id")
-    return Candidate.model_validate(data)
+    return from_document(Candidate, doc, "person_id", drop=("reach_key", "match_pending"))
 
 
 def _opening_doc(opening: Opening) -> Document:
-    doc = opening.model_dump(mode="json", exclude={"opening_id", "published_at", "updated_at"})
-    doc.update(
-        _id=opening.opening_id,
-        published_at=opening.published_at,
-        updated_at=opening.updated_at,
-        seats_free=opening.seats_free,
-    )
+    doc = to_document(opening, "opening_id", native=("published_at", "updated_at"))
+    doc["seats_free"] = opening.seats_free  # derived: kept for readers of the collection
     if opening.status is OpeningStatus.OPEN and opening.seats_free > 0:
         # the grid cell and the German level asked for: both narrow the search's lookup
         doc["cell"] = f"{cell_of(opening.lat, opening.lon)}|{opening.required_rank}"
@@ -710,6 +700,4 @@ def _reach_keys(opening: Opening) -> list[str]:
 
 
 def _opening(doc: Document) -> Opening:
-    data = {k: v for k, v in doc.items() if k not in ("history", "cell")}
-    data["opening_id"] = data.pop("_id")
-    return Opening.model_validate(data)
+    return from_document(Opening, doc, "opening_id", drop=("history", "cell"))
