@@ -125,3 +125,39 @@ def test_persistence_does_not_depend_on_messaging() -> None:
     for path in sources(ROOT / "shared" / "lotse_shared" / "persistence"):
         bad = {m for m in imports_of(path) if m.startswith("lotse_shared.messaging")}
         assert not bad, f"{path.relative_to(ROOT)} imports {bad}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_routes_reach_no_repository(service: str) -> None:
+    """Routes call use cases, views and access rules; reading or writing the store is
+    theirs, so a rule about who may see what cannot be skipped by a route."""
+    path = ROOT / "services" / service / f"lotse_{service}" / "entrypoints" / "http.py"
+    tree = ast.parse(path.read_text(), filename=str(path))
+    reached = [
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and node.attr in {"repo", "repository"}
+    ]
+    assert reached == [], f"{path.relative_to(ROOT)} reaches {reached}"
+    assert not {m for m in imports_of(path) if m.endswith(".repository")}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_who_may_see_what_is_decided_in_access_py(service: str) -> None:
+    """One place per service to read (and review) the visibility rules: the principal's
+    checks are called in its access.py only."""
+    rules = {"may_access_person", "in_district", "sees_own_people"}
+    package = ROOT / "services" / service / f"lotse_{service}"
+    assert (package / "access.py").exists()
+    for path in sources(package):
+        if path.name == "access.py":
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        called = {
+            node.func.attr
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in rules
+        }
+        assert not called, f"{path.relative_to(ROOT)} decides visibility itself: {called}"

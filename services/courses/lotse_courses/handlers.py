@@ -4,7 +4,7 @@ each writes its change and the events it causes in one transaction."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from pymongo.errors import DuplicateKeyError
@@ -26,6 +26,7 @@ from lotse_shared.errors import (
 from lotse_shared.messaging.parking import ParkingLot
 from lotse_shared.persistence.mongo import Transaction, UnitOfWork
 
+from .access import CoursesAccess, may_see_course
 from .domain.model import (
     Course,
     CourseDetails,
@@ -55,6 +56,10 @@ class CoursesHandlers:
     uow: UnitOfWork
     repo: CoursesRepository
     parking: ParkingLot
+    access: CoursesAccess = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.access = CoursesAccess(self.repo)
 
     # --- people (read model) -------------------------------------------------
     async def person_changed(self, event: PersonRegistered | PersonUpdated) -> None:
@@ -79,7 +84,7 @@ class CoursesHandlers:
 
     async def get_course(self, course_id: uuid.UUID, viewer: Principal | None = None) -> Course:
         course = await self.repo.get_course(course_id)
-        if course is None or (viewer is not None and not viewer.in_district(course.district_id)):
+        if course is None or not may_see_course(viewer, course):
             raise NotFound(f"course {course_id} not found")
         return course
 
@@ -88,15 +93,8 @@ class CoursesHandlers:
             return []
         return await self.repo.list_courses(limit, offset, viewer.district_id)
 
-    # --- who sees what ---------------------------------------------------------
-    async def may_see_person(self, person_id: uuid.UUID, viewer: Principal | None) -> bool:
-        if viewer is None:
-            return True
-        scope = await self.repo.person_scope(person_id)
-        return scope is not None and viewer.may_access_person(*scope)
-
     async def enrolments_of(self, person_id: uuid.UUID, viewer: Principal) -> list[Enrolment]:
-        if not await self.may_see_person(person_id, viewer):
+        if not await self.access.may_see_person(person_id, viewer):
             raise NotFound(f"person {person_id} not found")
         return await self.repo.enrolments_of_person(person_id)
 
@@ -106,8 +104,7 @@ class CoursesHandlers:
         """The enrolments of those of ``person_ids`` the viewer may see, in two queries
         whatever their number; the others are left out without a word (a caseload page
         must not tell which ids exist elsewhere)."""
-        scopes = await self.repo.scopes_of(list(dict.fromkeys(person_ids)))
-        visible = [pid for pid, scope in scopes.items() if viewer.may_access_person(*scope)]
+        visible = await self.access.visible_people(person_ids, viewer)
         if not visible:
             return []
         return await self.repo.enrolments_of_people(visible)
@@ -117,7 +114,7 @@ class CoursesHandlers:
     ) -> Enrolment:
         """An enrolment entered by a caseworker: their person, a course of their district.
         Another district's person answers 404 like an unknown one, as everywhere."""
-        if not await self.may_see_person(person_id, viewer):
+        if not await self.access.may_see_person(person_id, viewer):
             raise NotFound(f"person {person_id} not found")
         await self.get_course(course_id, viewer)
         return await self.enrol(course_id, person_id)
@@ -163,7 +160,7 @@ class CoursesHandlers:
     ) -> Enrolment:
         """``viewer``: another district's or caseworker's enrolment answers 404."""
         enrolment = await self.repo.get_enrolment(enrolment_id)
-        if enrolment is None or not await self.may_see_person(enrolment.person_id, viewer):
+        if enrolment is None or not await self.access.may_see_person(enrolment.person_id, viewer):
             raise NotFound(f"enrolment {enrolment_id} not found")
         return enrolment
 

@@ -6,7 +6,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from lotse_shared.auth import STAFF, Principal
+from lotse_shared.auth import Principal
 from lotse_shared.contracts.intake import (
     PersonErased,
     PersonErasedV1,
@@ -15,9 +15,10 @@ from lotse_shared.contracts.intake import (
     PersonUpdated,
 )
 from lotse_shared.erasure import erase_plumbing
-from lotse_shared.errors import Conflict, Forbidden, NotFound
+from lotse_shared.errors import Conflict, NotFound
 from lotse_shared.persistence.mongo import UnitOfWork
 
+from .access import check_may_keep, list_scope, may_see
 from .domain.model import Erasure, Person, PersonDetails
 from .repository import AlreadyRegistered, PeopleRepository
 
@@ -51,29 +52,13 @@ def snapshot(person: Person) -> PersonSnapshotV1:
     )
 
 
-def _check_may_keep(viewer: Principal | None, details: PersonDetails) -> None:
-    """A caller writes people of their own district only, and a caseworker only people
-    they are responsible for (else they would lose sight of them at once). A mentor
-    reads and never writes (the routes refuse them already; this holds without them)."""
-    if viewer is None:
-        return
-    if not viewer.has_any(STAFF):
-        raise Forbidden("a mentor reads a person's record and does not change it")
-    if details.district_id != viewer.district_id:
-        raise Forbidden(f"district_id: you may only record people of district {viewer.district_id}")
-    if not viewer.district_wide and viewer.identity not in {
-        c.email.lower() for c in details.contacts
-    }:
-        raise Forbidden("contacts: a caseworker must be among the person's contacts")
-
-
 @dataclass
 class IntakeHandlers:
     uow: UnitOfWork
     people: PeopleRepository
 
     async def register(self, details: PersonDetails, viewer: Principal | None = None) -> Person:
-        _check_may_keep(viewer, details)
+        check_may_keep(viewer, details)
         person = Person.registered(details, by=viewer.identity if viewer else None)
         async with self.uow.transaction() as tx:
             await self.people.add(tx, person)
@@ -86,7 +71,7 @@ class IntakeHandlers:
         """Register unless this caller's request ``key`` registered someone already: then
         that person and False. The id comes from the key, so two requests racing each
         other meet at the database's unique id and only one person is registered."""
-        _check_may_keep(viewer, details)
+        check_may_keep(viewer, details)
         person = Person.registered(details, by=viewer.identity)
         person.person_id = uuid.uuid5(REGISTRATION_KEYS, f"{viewer.identity}\n{key}")
         try:
@@ -103,10 +88,7 @@ class IntakeHandlers:
         """``viewer``: the caller, who sees only their scope; anyone else's person is
         answered exactly like one that does not exist."""
         person = await self.people.get(person_id)
-        if person is None or (
-            viewer is not None
-            and not viewer.may_access_person(person.district_id, [c.email for c in person.contacts])
-        ):
+        if person is None or not may_see(viewer, person):
             raise NotFound(f"person {person_id} not found")
         return person
 
@@ -122,18 +104,14 @@ class IntakeHandlers:
         name_contains: str | None = None,
     ) -> list[Person]:
         """``name_contains``: a case-insensitive part of the given or family name."""
-        if viewer.district_id is None or district_id not in (None, viewer.district_id):
+        scope = list_scope(viewer, district_id, contact_email)
+        if scope is None:
             return []
-        if not viewer.district_wide:
-            if not viewer.sees_own_people:  # caseworkers and mentors: their own people
-                return []
-            if contact_email is not None and contact_email.lower() != viewer.identity:
-                return []
-            contact_email = viewer.identity
+        district, contact = scope
         return await self.people.list(
-            district_id=viewer.district_id,
+            district_id=district,
             municipality=municipality,
-            contact_email=contact_email,
+            contact_email=contact,
             name_contains=name_contains,
             limit=limit,
             offset=offset,
@@ -148,7 +126,7 @@ class IntakeHandlers:
         viewer: Principal | None = None,
     ) -> Person:
         current = await self.get(person_id, viewer)
-        _check_may_keep(viewer, details)
+        check_may_keep(viewer, details)
         if if_revision is not None and if_revision != current.revision:
             raise Conflict(
                 f"person {person_id} is at revision {current.revision}, not {if_revision}"

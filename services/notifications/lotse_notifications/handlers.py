@@ -18,7 +18,7 @@ from datetime import UTC, datetime, time, timedelta
 from time import monotonic
 from typing import Any
 
-from lotse_shared.auth import Principal, Role
+from lotse_shared.auth import Principal
 from lotse_shared.background import Periodic
 from lotse_shared.contracts.common import ContactRole
 from lotse_shared.contracts.courses import (
@@ -47,12 +47,13 @@ from lotse_shared.contracts.placement import (
     SuggestionV1,
 )
 from lotse_shared.erasure import apply_erasure
-from lotse_shared.errors import Forbidden, NotFound, NotYetApplicable, PersonNotYetKnown
+from lotse_shared.errors import NotFound, NotYetApplicable, PersonNotYetKnown
 from lotse_shared.logs import scrub_text
 from lotse_shared.messaging.parking import ParkingLot
 from lotse_shared.persistence.mongo import Transaction, UnitOfWork
 from lotse_shared.persistence.retry import retry_transient
 
+from .access import addressed_to
 from .domain.model import (
     BERLIN,
     DEFAULT_ROUTING,
@@ -85,21 +86,6 @@ log = logging.getLogger("lotse.notifications")
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _addressed_to(n: Notification, viewer: Principal) -> bool:
-    if n.recipient_email.lower() == viewer.identity:
-        return True
-    return Role.ADMIN in viewer.roles and viewer.in_district(n.district_id)
-
-
-def whose_inbox(viewer: Principal, recipient: str | None) -> str:
-    """The caller's own inbox; naming someone else's is for admins only."""
-    if recipient is None or recipient.lower() == viewer.identity:
-        return viewer.identity
-    if Role.ADMIN in viewer.roles:
-        return recipient.lower()
-    raise Forbidden("recipient: you may only open your own inbox")
 
 
 def person_link(inbox_url: str, person_id: uuid.UUID | None) -> str:
@@ -729,7 +715,7 @@ class NotificationsHandlers:
         """``viewer``: only the recipient (or an admin of the district) sees a
         notification; anyone else's answers 404."""
         n = await self.repo.get(notification_id)
-        if n is None or (viewer is not None and not _addressed_to(n, viewer)):
+        if n is None or (viewer is not None and not addressed_to(n, viewer)):
             raise NotFound(f"notification {notification_id} not found")
         return n
 
@@ -765,6 +751,12 @@ class NotificationsHandlers:
         return await self.inbox.page(
             f, offset=offset, limit=limit, now=self.clock(), counted=counted
         )
+
+    async def preferences_of(self, recipient: str) -> Preferences:
+        return await self.repo.preferences_of(recipient)
+
+    async def save_preferences(self, recipient: str, prefs: Preferences) -> None:
+        await self.repo.save_preferences(recipient, prefs)
 
     async def inbox_counts(self, recipient: str) -> InboxCounts:
         return await self.inbox.counts(recipient, self.clock())

@@ -18,6 +18,7 @@ from lotse_shared.messaging.outcomes import PartnerMessage, Status
 from lotse_shared.ops.partner_messages import make_partner_messages_router
 from lotse_shared.service import build_runtime, document_publications, run_lifespan
 
+from .access import PlacementAccess
 from .entrypoints.http import make_router
 from .entrypoints.messaging import register_subscriptions
 from .handlers import PlacementHandlers
@@ -25,6 +26,7 @@ from .imports import ImportHandlers
 from .pipeline import PipelineHandlers
 from .repository import PlacementRepository
 from .settings import PlacementSettings
+from .views import PlacementViews
 
 
 def import_link(message: PartnerMessage) -> dict[str, str]:
@@ -91,7 +93,9 @@ def create_app(
         description="Openings from partners, ranked suggestions with reasons, the pipeline.",
         auth=auth,
         routers=[
-            make_router(handlers, pipeline, imports, auth),
+            make_router(
+                handlers, pipeline, imports, PlacementAccess(repo), PlacementViews(repo), auth
+            ),
             make_partner_messages_router(rt.partner_messages, auth, links=import_link),
         ],
         lifespan=lambda: run_lifespan(

@@ -35,6 +35,7 @@ from lotse_shared.messaging.parking import ParkingLot
 from lotse_shared.persistence.mongo import Transaction, UnitOfWork
 from lotse_shared.persistence.retry import retry_transient
 
+from .access import may_see_person
 from .domain.area import rings
 from .domain.caseload import (
     OpeningCandidate,
@@ -292,12 +293,7 @@ class PlacementHandlers:
         (or unknown) are left out without a word."""
         wanted = list(dict.fromkeys(person_ids))
         known = {p.person_id: p for p in await self.repo.candidates_among(wanted)}
-        return [
-            known[pid]
-            for pid in wanted
-            if pid in known
-            and viewer.may_access_person(known[pid].district_id, known[pid].contact_emails)
-        ]
+        return [known[pid] for pid in wanted if pid in known and may_see_person(viewer, known[pid])]
 
     async def overviews(
         self, person_ids: list[uuid.UUID], viewer: Principal
@@ -339,11 +335,7 @@ class PlacementHandlers:
         """The people the viewer may see whom ``opening`` suits best: those the
         re-matching of a new opening would look at (who can reach it and consent to
         matching), rated as it rates them, eligible first, then near misses."""
-        people = [
-            p
-            for p in await self.repo.candidates_for(opening)
-            if viewer.may_access_person(p.district_id, p.contact_emails)
-        ]
+        people = [p for p in await self.repo.candidates_for(opening) if may_see_person(viewer, p)]
         fits = fits_of_people(opening, people, self.today())[:limit]
         told = await self.repo.suggested_to(opening.opening_id, [f.person.person_id for f in fits])
         return [

@@ -9,13 +9,13 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from lotse_courses.access import check_may_add_course
 from lotse_courses.domain.model import Course, CourseDetails, Enrolment, ExamKind, ExamResultValue
 from lotse_courses.handlers import CoursesHandlers
 from lotse_shared.auth import READERS, STAFF, Principal
 from lotse_shared.auth.audit import concerning
 from lotse_shared.auth.http import Authenticator
 from lotse_shared.contracts.common import CefrLevel
-from lotse_shared.errors import Forbidden
 from lotse_shared.http import MAX_OFFSET
 from lotse_shared.routes import api_router
 
@@ -76,8 +76,7 @@ def make_router(h: CoursesHandlers, auth: Authenticator) -> APIRouter:
 
     @router.post("/courses", status_code=status.HTTP_201_CREATED, tags=["courses"])
     async def create_course(details: CourseDetails, viewer: Principal = staff) -> Course:
-        if not viewer.in_district(details.district_id):
-            raise Forbidden(f"district_id: you may only add courses of {viewer.district_id}")
+        check_may_add_course(viewer, details.district_id)
         return await h.create_course(details)
 
     @router.get("/courses", tags=["courses"], summary="The courses of the caller's district")

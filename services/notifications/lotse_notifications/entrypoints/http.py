@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, EmailStr, Field
 
+from lotse_notifications.access import of_district, of_viewers_district, whose_inbox
 from lotse_notifications.domain.model import (
     CHOOSABLE,
     Attempt,
@@ -24,7 +25,7 @@ from lotse_notifications.domain.model import (
     Notification,
     Preferences,
 )
-from lotse_notifications.handlers import NotificationsHandlers, whose_inbox
+from lotse_notifications.handlers import NotificationsHandlers
 from lotse_notifications.inbox import InboxCounts, InboxFilter
 from lotse_notifications.live import InboxChanges
 from lotse_notifications.settings import CadenceKind
@@ -33,15 +34,6 @@ from lotse_shared.auth.audit import concerning
 from lotse_shared.auth.http import Authenticator
 from lotse_shared.http import MAX_OFFSET
 from lotse_shared.routes import api_router
-
-
-def of_district(viewer: Principal, items: list[Notification]) -> list[Notification]:
-    """An admin looking into someone else's inbox sees only their own district's items."""
-    return [
-        n
-        for n in items
-        if n.recipient_email.lower() == viewer.identity or (viewer.in_district(n.district_id))
-    ]
 
 
 def about(request: Request, n: Notification) -> Notification:
@@ -177,7 +169,7 @@ def make_router(h: NotificationsHandlers, auth: Authenticator, changes: InboxCha
                 due_at=e.due_at,
             )
             for e in entries
-            if viewer.in_district(e.district_id)
+            if of_viewers_district(viewer, e.district_id)
         ]
 
     @router.post(
@@ -277,7 +269,7 @@ def make_preferences_router(h: NotificationsHandlers, auth: Authenticator) -> AP
     async def get_preferences(
         viewer: Principal = readers, recipient: Recipient = None
     ) -> PreferencesOut:
-        return shown(await h.repo.preferences_of(whose_inbox(viewer, recipient)), viewer)
+        return shown(await h.preferences_of(whose_inbox(viewer, recipient)), viewer)
 
     @router.put("", summary="Replace the caller's choices (left out: the district's default)")
     async def put_preferences(
@@ -288,7 +280,7 @@ def make_preferences_router(h: NotificationsHandlers, auth: Authenticator) -> AP
             cadence={Kind(k): v for k, v in body.cadence.items()},
             daily_email_cap=body.daily_email_cap,
         )
-        await h.repo.save_preferences(whose_inbox(viewer, recipient), prefs)
+        await h.save_preferences(whose_inbox(viewer, recipient), prefs)
         return shown(prefs, viewer)
 
     return router

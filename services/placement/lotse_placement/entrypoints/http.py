@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from lotse_placement.access import PlacementAccess, is_partner, source_for
 from lotse_placement.domain.caseload import OpeningCandidate, OpenSuggestion, PersonOverview
 from lotse_placement.domain.importing import ParsedFeed
 from lotse_placement.domain.importing.feed import FeedFormat, parse_feed
@@ -17,20 +18,20 @@ from lotse_placement.domain.model import (
     OpeningFilter,
     OpeningStatus,
     OpeningVersion,
-    earlier_versions,
 )
 from lotse_placement.domain.pipeline import Case, ClosingReason, Stage
 from lotse_placement.domain.reporting import PlacementReport, report_csv
 from lotse_placement.handlers import PlacementHandlers
 from lotse_placement.imports import ImportHandlers
 from lotse_placement.pipeline import PipelineHandlers
+from lotse_placement.views import PlacementViews
 from lotse_shared.auth import READERS, STAFF, Principal, Role
 from lotse_shared.auth.audit import concerning
 from lotse_shared.auth.http import Authenticator
 from lotse_shared.contracts.common import CefrLevel, OpeningType, Sector
 from lotse_shared.contracts.partner import OpeningReportedV1
 from lotse_shared.contracts.placement import ImportCompletedV1
-from lotse_shared.errors import NotFound, RuleViolation
+from lotse_shared.errors import RuleViolation
 from lotse_shared.http import MAX_OFFSET
 from lotse_shared.places import find_place
 from lotse_shared.routes import api_router
@@ -38,31 +39,6 @@ from lotse_shared.routes import api_router
 Source = Annotated[
     str, Query(pattern=r"^[a-z0-9-]{2,64}$", description="The partner, e.g. ihk-kassel.")
 ]
-
-
-def _is_partner(viewer: Principal) -> bool:
-    return not viewer.has_any(STAFF) and Role.PARTNER in viewer.roles
-
-
-def _source(viewer: Principal, requested: str | None, default: str | None = "caseworker") -> str:
-    """Who an opening is from: a partner always publishes as itself; staff name the
-    source (the partner whose file they import) or enter it themselves ("caseworker")."""
-    if _is_partner(viewer):
-        if not viewer.partner_id:
-            raise RuleViolation("token.partner_id", "a partner token must name its partner")
-        if requested not in (None, viewer.partner_id):
-            raise RuleViolation("source", f"you publish as {viewer.partner_id} only")
-        return viewer.partner_id
-    chosen = requested or default
-    if chosen:
-        return chosen
-    raise RuleViolation("source", "name the partner whose list this is, e.g. ihk-kassel")
-
-
-def _may_see_opening(viewer: Principal, opening: Opening) -> bool:
-    if opening.district_id != viewer.district_id:
-        return False
-    return not _is_partner(viewer) or opening.source == viewer.partner_id
 
 
 class OpeningRequest(OpeningReportedV1):
@@ -179,6 +155,8 @@ def make_router(
     h: PlacementHandlers,
     pipeline: PipelineHandlers,
     imports: ImportHandlers,
+    access: PlacementAccess,
+    views: PlacementViews,
     auth: Authenticator,
 ) -> APIRouter:
     """Who may call what: staff (caseworker, coordinator, admin) see the people they may
@@ -196,29 +174,13 @@ def make_router(
     importers = auth.require(Role.PARTNER, Role.COORDINATOR, Role.ADMIN)
 
     async def person_seen_by(viewer: Principal, person_id: uuid.UUID, request: Request) -> None:
-        person = await h.repo.candidate(person_id)
-        if person is None or not viewer.may_access_person(
-            person.district_id, person.contact_emails
-        ):
-            raise NotFound(f"person {person_id} not found")
+        await access.person(viewer, person_id)
         concerning(request, person_id=person_id)
 
     async def case_seen_by(viewer: Principal, case_id: uuid.UUID, request: Request) -> Case:
-        case = await h.repo.case(case_id)
-        if case is not None:
-            person = await h.repo.candidate(case.person_id)
-            if person is not None and viewer.may_access_person(
-                person.district_id, person.contact_emails
-            ):
-                concerning(request, person_id=case.person_id)
-                return case
-        raise NotFound(f"case {case_id} not found")
-
-    async def opening_seen_by(viewer: Principal, opening_id: uuid.UUID) -> Opening:
-        opening = await h.repo.get_opening(opening_id)
-        if opening is None or not _may_see_opening(viewer, opening):
-            raise NotFound(f"opening {opening_id} not found")
-        return opening
+        case = await access.case(viewer, case_id)
+        concerning(request, person_id=case.person_id)
+        return case
 
     @router.post(
         "/openings",
@@ -230,7 +192,7 @@ def make_router(
         report = OpeningReportedV1.model_validate(body.model_dump(exclude={"source"}))
         if report.district_id != viewer.district_id:
             raise RuleViolation("district_id", f"you publish for {viewer.district_id} only")
-        source = _source(viewer, body.source if "source" in body.model_fields_set else None)
+        source = source_for(viewer, body.source if "source" in body.model_fields_set else None)
         return await h.report_opening(report, source)
 
     @router.get(
@@ -276,7 +238,7 @@ def make_router(
             which,
             limit=limit,
             offset=offset,
-            source=viewer.partner_id if _is_partner(viewer) else None,
+            source=viewer.partner_id if is_partner(viewer) else None,
         )
 
     @router.get(
@@ -291,9 +253,9 @@ def make_router(
     async def get_opening(
         opening_id: uuid.UUID, viewer: Principal = opening_readers
     ) -> OpeningDetail:
-        opening = await opening_seen_by(viewer, opening_id)
-        history = await h.repo.opening_history(opening_id)
-        return OpeningDetail(**opening.model_dump(), history=earlier_versions(opening, history))
+        opening = await access.opening(viewer, opening_id)
+        history = await views.opening_history(opening)
+        return OpeningDetail(**opening.model_dump(), history=history)
 
     @router.get(
         "/openings/{opening_id}/candidates",
@@ -309,14 +271,14 @@ def make_router(
         limit: Annotated[int, Query(ge=1, le=200)] = 20,
         viewer: Principal = readers,
     ) -> list[OpeningCandidate]:
-        opening = await opening_seen_by(viewer, opening_id)
+        opening = await access.opening(viewer, opening_id)
         return await h.candidates_for_opening(opening, viewer, limit=limit)
 
     @router.post("/openings/{opening_id}/close", tags=["openings"])
     async def close_opening(
         opening_id: uuid.UUID, body: CloseRequest, viewer: Principal = publishers
     ) -> Opening:
-        opening = await opening_seen_by(viewer, opening_id)
+        opening = await access.opening(viewer, opening_id)
         return await h.close_opening(opening.source, opening.source_ref, body.reason)
 
     @router.get(
@@ -328,8 +290,8 @@ def make_router(
         person_id: uuid.UUID, request: Request, viewer: Principal = readers
     ) -> list[SuggestionSetOut]:
         await person_seen_by(viewer, person_id, request)
-        decisions = await h.repo.decisions_of(person_id)
-        return [_set_out(d, decisions) for d in await h.repo.sets_of(person_id)]
+        sets, decisions = await views.suggestion_sets(person_id)
+        return [_set_out(d, decisions) for d in sets]
 
     @router.get(
         "/people/{person_id}/suggestions/open",
@@ -427,7 +389,7 @@ def make_router(
         person_id: uuid.UUID, request: Request, viewer: Principal = readers
     ) -> list[Case]:
         await person_seen_by(viewer, person_id, request)
-        return await h.repo.cases_of(person_id)
+        return await views.cases_of(person_id)
 
     @router.get("/cases/{case_id}", tags=["pipeline"], summary="A case with its history")
     async def get_case(case_id: uuid.UUID, request: Request, viewer: Principal = readers) -> Case:
@@ -497,7 +459,7 @@ def make_router(
         viewer: Principal = importers,
     ) -> ImportCompletedV1:
         feed = parse_feed("jobsuche", document, angebotsart).shifted(row_offset)
-        sent_by = _source(viewer, source, default="ba-jobsuche")
+        sent_by = source_for(viewer, source, default="ba-jobsuche")
         return await _import(feed, sent_by, "jobsuche", full_feed, import_id, viewer)
 
     @router.post(
@@ -523,7 +485,7 @@ def make_router(
     ) -> ImportCompletedV1:
         feed = parse_feed("csv", await request.body()).shifted(row_offset)
         return await _import(
-            feed, _source(viewer, source, default=None), "csv", full_feed, import_id, viewer
+            feed, source_for(viewer, source, default=None), "csv", full_feed, import_id, viewer
         )
 
     async def _import(
@@ -543,7 +505,7 @@ def make_router(
             raise RuleViolation(
                 "full_feed", "a batch cannot be a full feed; say so when completing the import"
             )
-        await import_seen_by(viewer, import_id, missing_ok=True)
+        await access.import_record(viewer, import_id, missing_ok=True)
         return await imports.import_batch(
             feed, source, fmt=fmt, import_id=import_id, district_id=district
         )
@@ -556,30 +518,14 @@ def make_router(
     async def complete_import(
         import_id: uuid.UUID, full_feed: bool = False, viewer: Principal = importers
     ) -> ImportCompletedV1:
-        await import_seen_by(viewer, import_id)
+        await access.import_record(viewer, import_id)
         return await imports.complete_import(import_id, full_feed=full_feed)
 
     @router.get("/imports/{import_id}", tags=["imports"], summary="An import's totals so far")
     async def import_status(
         import_id: uuid.UUID, viewer: Principal = importers
     ) -> ImportCompletedV1:
-        await import_seen_by(viewer, import_id)
+        await access.import_record(viewer, import_id)
         return await imports.import_status(import_id)
-
-    async def import_seen_by(
-        viewer: Principal, import_id: uuid.UUID, *, missing_ok: bool = False
-    ) -> None:
-        """A partner sees its own imports only; staff those sent from their district."""
-        known = await h.repo.get_import(import_id)
-        if known is None:
-            if missing_ok:
-                return  # the first batch of a new import
-            raise NotFound(f"no import {import_id}")
-        if _is_partner(viewer):
-            visible = known["source"] == viewer.partner_id
-        else:
-            visible = known.get("district_id") == viewer.district_id
-        if not visible:
-            raise NotFound(f"no import {import_id}")
 
     return router
