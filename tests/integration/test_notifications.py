@@ -17,8 +17,8 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from lotse_devstack.mailsink import MailSink
 from lotse_devstack.ports import free_port
 from lotse_notifications.bootstrap import Overrides, create_app
+from lotse_notifications.delivery import ChannelDelivery
 from lotse_notifications.domain.model import BERLIN, Channel
-from lotse_notifications.handlers import ChannelDelivery
 from lotse_notifications.webhook import standard_secret, verify
 from lotse_shared.auth import Role
 from lotse_shared.contracts.common import CefrLevel, ContactRole, Language, OpeningType

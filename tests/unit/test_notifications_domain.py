@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, time, timedelta
 from typing import cast
 
+from lotse_notifications.delivery import ChannelDelivery, Dispatcher
 from lotse_notifications.domain.model import (
     BERLIN,
     ROUTING,
@@ -25,7 +26,7 @@ from lotse_notifications.domain.model import (
     next_attempt,
     next_digest,
 )
-from lotse_notifications.handlers import ChannelDelivery, Dispatcher, digest_facts, person_link
+from lotse_notifications.handlers import digest_facts, person_link
 from lotse_notifications.templates import Templates
 from lotse_notifications.webhook import sign, verify
 from lotse_shared.contracts.common import ContactRole, Language

@@ -16,6 +16,7 @@ from lotse_shared.http import create_http_app
 from lotse_shared.service import build_runtime, document_publications, run_lifespan
 from lotse_shared.transport import tls_client_context
 
+from .delivery import ChannelDelivery, Dispatcher, EmailGate
 from .domain.model import (
     AlertDefaults,
     AlertPolicy,
@@ -26,15 +27,15 @@ from .domain.model import (
     OfficeHours,
     RoutingTable,
 )
-from .email import Email, SmtpSender
+from .email import SmtpSender, email_for
 from .entrypoints.http import make_preferences_router, make_router
 from .entrypoints.messaging import register_subscriptions
-from .handlers import ChannelDelivery, Dispatcher, EmailGate, NotificationsHandlers, Timing
+from .handlers import NotificationsHandlers, Timing
 from .live import InboxChanges
 from .repository import NotificationsRepository
 from .settings import NotificationsSettings
 from .templates import Templates
-from .webhook import WebhookSender
+from .webhook import WebhookSender, webhook_body
 
 
 @dataclass
@@ -140,30 +141,11 @@ def create_app(
     )
 
     async def send_email(n: Notification, _: datetime) -> None:
-        await sender.send(
-            Email(
-                to_name=n.recipient_name,
-                to_address=n.recipient_email,
-                subject=n.subject,
-                body=n.email_body or handlers.email_text(n),
-                message_id_hint=str(n.notification_id),
-            )
-        )
+        await sender.send(email_for(n, n.email_body or handlers.email_text(n)))
 
     async def send_webhook(n: Notification, now: datetime) -> None:
         assert webhook is not None
-        await webhook.send(
-            {
-                "notification_id": str(n.notification_id),
-                "kind": n.kind.value,
-                "priority": n.priority.name.lower(),
-                "person_id": str(n.person_id) if n.person_id else None,
-                "district_id": n.district_id,
-                "recipient_role": n.recipient_role.value,
-                "created_at": n.created_at.isoformat(),
-            },
-            message_id=str(n.notification_id),
-        )
+        await webhook.send(webhook_body(n), message_id=str(n.notification_id))
 
     email = ChannelDelivery(
         Channel.EMAIL,

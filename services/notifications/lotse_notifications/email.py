@@ -17,6 +17,7 @@ from email.utils import formataddr, make_msgid
 
 import aiosmtplib
 
+from .domain.model import Notification
 from .failures import PermanentDeliveryError, TemporaryDeliveryError
 
 
@@ -35,6 +36,17 @@ class Email:
     subject: str
     body: str
     message_id_hint: str
+
+
+def email_for(n: Notification, text: str) -> Email:
+    """A notification as the email its recipient gets; ``text`` is its rendered body."""
+    return Email(
+        to_name=n.recipient_name,
+        to_address=n.recipient_email,
+        subject=n.subject,
+        body=text,
+        message_id_hint=str(n.notification_id),
+    )
 
 
 class SmtpSender:

@@ -31,6 +31,7 @@ from typing import Any
 import httpx
 from standardwebhooks import Webhook
 
+from .domain.model import Notification
 from .failures import PermanentDeliveryError, TemporaryDeliveryError
 
 SECRET_PREFIX = "whsec_"
@@ -84,6 +85,20 @@ def signed_headers(secret: str, message_id: str, timestamp: int, body: bytes) ->
         ),
         TIMESTAMP_HEADER: str(timestamp),
         SIGNATURE_HEADER: sign(secret, timestamp, body),
+    }
+
+
+def webhook_body(n: Notification) -> dict[str, Any]:
+    """What a partner tool learns of a notification: ids, kind and priority; no name,
+    no text (the person's data stays in Lotse)."""
+    return {
+        "notification_id": str(n.notification_id),
+        "kind": n.kind.value,
+        "priority": n.priority.name.lower(),
+        "person_id": str(n.person_id) if n.person_id else None,
+        "district_id": n.district_id,
+        "recipient_role": n.recipient_role.value,
+        "created_at": n.created_at.isoformat(),
     }
 
 

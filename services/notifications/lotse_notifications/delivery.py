@@ -1,0 +1,281 @@
+"""notifications' delivery loops: email and webhook, worked off the inbox.
+
+A notification is in the inbox before any channel is tried; each channel's state is
+kept on the notification. ChannelDelivery sends one channel's due deliveries and
+retries temporary failures with growing delays; EmailGate decides whether a due email
+may go now (read meanwhile, the daily cap); Dispatcher is the one background loop
+that runs them, and the digests and escalations that fall due by the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from time import monotonic
+
+from lotse_shared.background import Periodic
+from lotse_shared.contracts.notifications import (
+    NotificationDelivered,
+    NotificationDeliveredV1,
+    NotificationFailed,
+    NotificationFailedV1,
+)
+from lotse_shared.logs import scrub_text
+from lotse_shared.persistence.mongo import UnitOfWork
+
+from .domain.model import (
+    BERLIN,
+    AlertPolicy,
+    Attempt,
+    Channel,
+    DeliveryStatus,
+    Kind,
+    Notification,
+    OfficeHours,
+    Priority,
+    next_attempt,
+    next_digest,
+)
+from .failures import PermanentDeliveryError, TemporaryDeliveryError
+from .handlers import PRODUCER, Timing
+from .inbox import READ_BEFORE_SENT
+from .repository import NotificationsRepository
+from .webhook import WebhookSender
+
+log = logging.getLogger("lotse.notifications")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+Send = Callable[[Notification, datetime], Awaitable[None]]
+
+
+@dataclass
+class ChannelDelivery:
+    """Sends one channel's due deliveries; retries temporary failures with growing delays.
+
+    A permanent failure, or temporary ones until ``max_attempts``, marks the
+    channel failed on the notification; every attempt is a line in its log.
+    """
+
+    channel: Channel
+    uow: UnitOfWork
+    repo: NotificationsRepository
+    send: Send
+    max_attempts: int = 6
+    office_hours: OfficeHours | None = None  # email waits for them on retry too
+    gate: EmailGate | None = None  # email: skip what was read, keep to the daily cap
+    clock: Callable[[], datetime] = _now
+
+    async def deliver_due(self, limit: int = 50) -> int:
+        """Try every due delivery once; returns how many were tried.
+
+        Claiming and recording success are one write each for the whole batch (and
+        one transaction with the "delivered" events): per delivery they were the
+        service's biggest share of database work under load."""
+        now = self.clock()
+        due = await self.repo.claim_due(self.channel, now, now + timedelta(minutes=2), limit)
+        sent = await asyncio.gather(*(self._deliver(n, now) for n in due))
+        delivered = [n for n, ok in zip(due, sent, strict=True) if ok]
+        if delivered:
+            async with self.uow.transaction() as tx:
+                await self.repo.record_sent(
+                    tx,
+                    self.channel,
+                    [n.notification_id for n in delivered],
+                    self._attempt(delivered[0], "sent"),
+                )
+                if self.channel is Channel.EMAIL:
+                    # a digest is about many people: the event names one, so none for it
+                    for n in (n for n in delivered if n.person_id is not None):
+                        tx.publish(
+                            NotificationDelivered.create(
+                                NotificationDeliveredV1(
+                                    notification_id=n.notification_id,
+                                    person_id=n.person_id,
+                                    district_id=n.district_id,
+                                    recipient_role=n.recipient_role,
+                                    channel="email",
+                                    kind=n.kind.value,
+                                ),
+                                producer=PRODUCER,
+                            )
+                        )
+        return len(due)
+
+    async def _deliver(self, n: Notification, now: datetime) -> bool:
+        """Send one claimed delivery; True if sent. A failure is recorded here."""
+        ch = self.channel.value
+        attempts = getattr(n, f"{ch}_attempts") + 1
+        if self.gate is not None and (verdict := await self.gate.check(n, now)) is not None:
+            status, due, why = verdict
+            result = "skipped" if status is DeliveryStatus.READ else "deferred"
+            await self.repo.record_delivery(
+                None,
+                self.channel,
+                n.notification_id,
+                {f"{ch}_status": status.value, f"{ch}_next_attempt_at": due},
+                [self._attempt(n, result, why)],
+            )
+            return False
+        try:
+            await self.send(n, now)
+        except TemporaryDeliveryError as exc:
+            if attempts >= self.max_attempts:
+                await self._give_up(n, attempts, str(exc))
+                return False
+            retry_at = next_attempt(attempts, now)
+            if self.office_hours is not None:
+                retry_at = self.office_hours.next_open(retry_at)
+            await self.repo.record_delivery(
+                None,
+                self.channel,
+                n.notification_id,
+                {
+                    f"{ch}_attempts": attempts,
+                    f"{ch}_last_error": str(exc)[:500],
+                    f"{ch}_status": DeliveryStatus.PENDING.value,
+                    f"{ch}_next_attempt_at": retry_at,
+                },
+                [self._attempt(n, "temporary_failure", str(exc))],
+            )
+            log.warning("%s %s failed (attempt %d): %s", ch, n.notification_id, attempts, exc)
+            return False
+        except PermanentDeliveryError as exc:
+            await self._give_up(n, attempts, str(exc))
+            return False
+        return True
+
+    async def _give_up(self, n: Notification, attempts: int, error: str) -> None:
+        """Mark the channel failed and tell whoever watches (ops, partner tools)."""
+        ch = self.channel.value
+        async with self.uow.transaction() as tx:
+            await self.repo.record_delivery(
+                tx,
+                self.channel,
+                n.notification_id,
+                {
+                    f"{ch}_attempts": attempts,
+                    f"{ch}_last_error": error[:500],
+                    f"{ch}_status": DeliveryStatus.FAILED.value,
+                    f"{ch}_next_attempt_at": None,
+                },
+                [self._attempt(n, "failed", error)],
+            )
+            if n.person_id is not None:  # a digest names no one person: no event for it
+                tx.publish(
+                    NotificationFailed.create(
+                        NotificationFailedV1(
+                            notification_id=n.notification_id,
+                            person_id=n.person_id,
+                            district_id=n.district_id,
+                            recipient_role=n.recipient_role,
+                            channel="email" if self.channel is Channel.EMAIL else "webhook",
+                            kind=n.kind.value,
+                            attempts=attempts,
+                            # an SMTP answer may quote the address: events carry none
+                            error=scrub_text(error)[:500],
+                        ),
+                        producer=PRODUCER,
+                    )
+                )
+        log.warning(
+            "%s %s failed for good after %d attempts: %s", ch, n.notification_id, attempts, error
+        )
+
+    def _attempt(self, n: Notification, result: str, detail: str | None = None) -> Attempt:
+        return Attempt(
+            channel=self.channel,
+            at=self.clock(),
+            result=result,
+            detail=detail[:500] if detail else None,
+        )
+
+
+@dataclass
+class EmailGate:
+    """Whether an email that is due may go now.
+
+    Not when its item was read in the inbox meanwhile (skipped, and the log says why);
+    not beyond the recipient's daily cap of immediate emails, where it moves to the next
+    digest instead. Critical alerts and digests pass the cap; a retry does not count
+    twice. The cap is counted per Berlin day in one conditional write, so replicas
+    never both take the last place.
+    """
+
+    repo: NotificationsRepository
+    policy: AlertPolicy
+    timing: Timing
+
+    async def check(
+        self, n: Notification, now: datetime
+    ) -> tuple[DeliveryStatus, datetime | None, str] | None:
+        """None: send it; else the state to record instead, when it is due, and why."""
+        if n.read_at is not None:
+            return DeliveryStatus.READ, None, READ_BEFORE_SENT
+        if n.kind is Kind.DIGEST or n.priority >= Priority.CRITICAL or n.email_attempts > 0:
+            return None
+        prefs = await self.repo.preferences_of(n.recipient_email)
+        cap = self.policy.for_district(n.district_id).cap_for(prefs)
+        if cap == 0:
+            return None
+        day = now.astimezone(BERLIN).date().isoformat()
+        if await self.repo.take_email_slot(n.recipient_email, day, cap):
+            return None
+        office = self.timing.office_hours
+        due = office.next_open(next_digest(now, self.timing.digest_at))
+        return (
+            DeliveryStatus.DIGEST,
+            due,
+            f"Tageslimit von {cap} E-Mails erreicht: kommt in die nächste Übersicht",
+        )
+
+
+@dataclass
+class Dispatcher:
+    """The one background loop: channels every ``poll_s`` or when kicked; digests and
+    escalation, which are due by the clock and not by a new notification, every ``poll_s``
+    only (a burst of kicks would otherwise add a write per notification)."""
+
+    email: ChannelDelivery
+    digests: Callable[[], Awaitable[int]]
+    escalation: Callable[[], Awaitable[int]]
+    webhook: ChannelDelivery | None = None
+    poll_s: float = 1.0
+    webhook_sender: WebhookSender | None = None
+    loop: Periodic = field(init=False)
+    _timed_at: float = field(init=False, default=float("-inf"))
+
+    def __post_init__(self) -> None:
+        self.loop = Periodic("notifications-dispatch", self.poll_s, self._round)
+
+    def kick(self) -> None:
+        self.loop.kick()
+
+    async def start(self) -> None:
+        await self.loop.start()
+
+    async def stop(self) -> None:
+        await self.loop.stop()
+        if self.webhook_sender is not None:
+            await self.webhook_sender.close()
+
+    async def deliver_due(self) -> int:
+        """Emails and webhooks that are due, once each."""
+        tried = await self.email.deliver_due()
+        if self.webhook is not None:
+            tried += await self.webhook.deliver_due()
+        return tried
+
+    async def _round(self) -> bool:
+        busy = await self.deliver_due()
+        if monotonic() - self._timed_at >= self.poll_s:
+            self._timed_at = monotonic()
+            await self.digests()
+            await self.escalation()
+        return busy > 0
