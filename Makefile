@@ -5,12 +5,13 @@ export UV_PYTHON_DOWNLOADS := never
 UV := .tools/bin/uv
 PY := .venv/bin/python
 
-.PHONY: help demo up test security chaos bench bench-outbox bench-notifications bench-inbox bench-placement bench-alerts bench-portal docs lint format clean rabbitmq chromium
+.PHONY: help demo up test unit security chaos bench bench-outbox bench-notifications bench-inbox bench-placement bench-alerts bench-portal docs lint format clean rabbitmq chromium
 
 help:
 	@echo "make demo   start RabbitMQ if needed, a local database and SMTP sink, the four"
 	@echo "            services as processes; run the main flow; print the caseworker's inbox"
 	@echo "make up     the same stack, kept running until Ctrl-C"
+	@echo "make unit   the fast tier: rules, access, parsing; no broker, no database"
 	@echo "make test   the whole test suite against real RabbitMQ, SecantusDB and SMTP"
 	@echo "make security  every endpoint without a token, with a wrong role, across districts;"
 	@echo "              partner broker permissions, HTTP and AMQP fuzzing, erasure scan"
@@ -25,6 +26,7 @@ help:
 	@echo "make bench-portal  the portal at 4,000 people: caseload of 150, a file, the figures;"
 	@echo "                   server time p50/p95 and the service calls per page"
 	@echo "make lint   ruff (lint + format check) and mypy"
+	@echo "make docs   regenerate the partners' AsyncAPI document and page (docs/asyncapi/)"
 
 $(UV):
 	@python3 -m venv .tools
@@ -91,6 +93,10 @@ bench-alerts: .venv/.synced rabbitmq
 bench-portal: .venv/.synced rabbitmq
 	@# sizes: BENCH_PORTAL_PEOPLE (4000), _CASELOAD (150), _REQUESTS (200), _OPENINGS (300), ...
 	@$(PY) -m bench.portal
+
+# the fast tier: rules, access, parsing, mappings; no broker, no database (~25 s)
+unit: .venv/.synced
+	@$(PY) -m pytest -q -p no:cacheprovider tests/unit
 
 # the partners' AsyncAPI document and page (docs/asyncapi), from the contracts
 docs: .venv/.synced
