@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 from pymongo import AsyncMongoClient
 
+from lotse_devstack import samples
 from lotse_devstack.cleanup import delete_namespace
 from lotse_devstack.mailsink import MailSink
 from lotse_devstack.partner import PartnerPublisher
@@ -39,18 +40,12 @@ from lotse_devstack.ports import free_port
 from lotse_devstack.secantus import mongo_url, start_secantus, stop_secantus
 from lotse_shared.contracts.common import (
     CefrLevel,
-    ContactRole,
-    OpeningType,
-    ResidenceStatus,
-    WorkPermission,
 )
 from lotse_shared.contracts.intake import (
     Consent,
     PersonRegistered,
-    PersonSnapshotV1,
-    ResponsibleContact,
 )
-from lotse_shared.contracts.placement import SuggestionsReady, SuggestionsReadyV1, SuggestionV1
+from lotse_shared.contracts.placement import SuggestionsReady
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "10000"))
 PEOPLE = int(os.environ.get("BENCH_PEOPLE", "100"))
@@ -60,54 +55,21 @@ RESULTS = Path(__file__).parent / "results" / "notifications.json"
 
 
 def person(i: int) -> PersonRegistered:
-    return PersonRegistered.create(
-        PersonSnapshotV1(
-            person_id=uuid.uuid4(),
-            district_id="kassel",
-            revision=1,
-            display_name=f"Person {i}",
-            birth_year=1995,
-            municipality="Baunatal",
-            german_level=CefrLevel.B1,
-            residence_status=ResidenceStatus.AUFENTHALTSERLAUBNIS,
-            work_permission=WorkPermission.ALLOWED,
-            max_commute_km=25,
-            consent=Consent(matching=True, email_notifications=True),
-            contacts=[
-                ResponsibleContact(
-                    role=ContactRole.CASEWORKER,
-                    name=f"Caseworker {i % 10}",
-                    email=f"caseworker{i % 10}@landkreis-kassel.example",
-                )
-            ],
-        ),
-        producer="bench",
+    snapshot = samples.snapshot(
+        display_name=f"Person {i}",
+        birth_year=1995,
+        german_level=CefrLevel.B1,
+        driving_licence=False,
+        sectors_of_interest=[],
+        experience_occupations=[],
+        consent=Consent(matching=True, email_notifications=True),
+        contacts=[samples.caseworker_contact(i)],
     )
+    return PersonRegistered.create(snapshot, producer="bench")
 
 
 def suggestions(person_id: uuid.UUID) -> SuggestionsReady:
-    return SuggestionsReady.create(
-        SuggestionsReadyV1(
-            suggestion_set_id=uuid.uuid4(),
-            person_id=person_id,
-            district_id="kassel",
-            trigger="course_completed",
-            german_level=CefrLevel.B1,
-            suggestions=[
-                SuggestionV1(
-                    opening_id=uuid.uuid4(),
-                    opening_type=OpeningType.AUSBILDUNG,
-                    title="Ausbildung Fachkraft für Lagerlogistik",
-                    employer="NH Logistik",
-                    municipality="Kassel",
-                    distance_km=8.1,
-                    score=71.0,
-                    reasons=["B1 erreicht, Stelle verlangt B1", "8 km, ohne Führerschein"],
-                )
-            ],
-        ),
-        producer="bench",
-    )
+    return samples.suggestions_ready(person_id)
 
 
 def memory_kb(pid: int) -> dict[str, int]:

@@ -13,10 +13,10 @@ from fastapi import FastAPI
 
 from lotse_devstack.observe import EventTap, eventually
 from lotse_devstack.partner import PartnerPublisher
+from lotse_devstack.samples import CASEWORKER
 from lotse_devstack.tokens import DevIssuer
 from lotse_shared.auth import Role
 from lotse_shared.contracts.envelope import Event
-from tests.samples import CASEWORKER
 
 __all__ = [
     "EventTap",

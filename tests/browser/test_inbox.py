@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 from playwright.async_api import Page, expect
 
+from lotse_devstack.samples import CASEWORKER, TODAY, enrolment_facts, person_body
 from lotse_devstack.stack import LocalStack
 from lotse_notifications.domain.model import Kind, Notification
 from lotse_notifications.repository import NotificationsRepository
@@ -35,7 +36,6 @@ from tests.browser.test_portal import (
 )
 from tests.integration.test_inbox_volume import note
 from tests.integration.test_notifications import dropped_for, suggestions_for
-from tests.samples import CASEWORKER, TODAY, enrolment_facts, person_body
 from tests.support import eventually, publish
 
 __all__ = ["stack"]  # the module-scoped stack: this module runs one of its own

@@ -24,9 +24,9 @@ from playwright.async_api import BrowserContext, Page, async_playwright, expect
 
 from lotse_devstack.cleanup import delete_namespace
 from lotse_devstack.ports import free_port
+from lotse_devstack.samples import CASEWORKER, MENTOR, opening_report, person_body
 from lotse_devstack.stack import SERVICES, LocalStack, StackConfig
 from tests.browser.conftest import CHROMIUM_ARGS
-from tests.samples import CASEWORKER, MENTOR, opening_report, person_body
 from tests.support import eventually
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,10 +9,10 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
+from lotse_devstack.samples import COURSE_REF, TODAY, one_of_each_event
 from lotse_shared.contracts import partner
 from lotse_shared.contracts.catalogue import ALL_EVENTS, BY_ROUTING_KEY
 from lotse_shared.contracts.envelope import Event
-from tests.samples import COURSE_REF, TODAY, one_of_each_event
 
 SAMPLES = one_of_each_event()
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
+from lotse_devstack.samples import CASEWORKER, one_of_each_event, snapshot
 from lotse_shared.contracts import routing
 from lotse_shared.contracts.catalogue import ALL_EVENTS
 from lotse_shared.contracts.envelope import Event
 from lotse_shared.messaging.topology import Topology
 from lotse_shared.persistence.mongo import outbox_document
-from tests.samples import CASEWORKER, one_of_each_event, snapshot
 
 #: field names that hold a person's identity, contacts or personal facts
 PERSONAL = frozenset(

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from lotse_devstack.mailsink import MailSink
+from lotse_devstack.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
 from lotse_notifications.domain.model import BERLIN
 from lotse_shared.contracts.common import CefrLevel, OpeningType
 from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
@@ -24,7 +25,6 @@ from lotse_shared.contracts.placement import (
     SuggestionV1,
 )
 from tests.integration.test_notifications import Clock, dropped_for, inbox, office_app
-from tests.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
 from tests.support import applied, as_user, eventually, publish, running
 
 MENTOR = "j.becker@paten.example"

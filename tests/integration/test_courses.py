@@ -8,13 +8,13 @@ import uuid
 from aio_pika.abc import AbstractIncomingMessage
 
 from lotse_courses.bootstrap import create_app
+from lotse_devstack.samples import COURSE_REF, TODAY, course_details, snapshot
 from lotse_shared.auth import Role
 from lotse_shared.contracts import intake as i
 from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.common import ContactRole
 from lotse_shared.contracts.intake import PersonRegistered
 from lotse_shared.messaging.deadletter import HEADER_REASON, HEADER_ROUTING_KEY, HEADER_SERVICE
-from tests.samples import COURSE_REF, TODAY, course_details, snapshot
 from tests.support import EventTap, applied, bearer, dead_letters, eventually, publish, running
 
 SCHOOL = "vhs-region-kassel"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from lotse_devstack.samples import TODAY
 from lotse_placement.bootstrap import Overrides, create_app
 from lotse_shared.auth import Role
-from tests.samples import TODAY
 from tests.support import running
 
 REF = "10000-1199990001-S"

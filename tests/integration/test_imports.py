@@ -14,10 +14,10 @@ import uvicorn
 
 from lotse_devstack.cli import main as lotse_main
 from lotse_devstack.importer import run_import
+from lotse_devstack.samples import TODAY
 from lotse_placement.bootstrap import Overrides, create_app
 from lotse_shared.auth import Role
 from lotse_shared.contracts import partner as p
-from tests.samples import TODAY
 from tests.support import EventTap, applied, eventually, publish, running, token_for
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "imports"

@@ -17,13 +17,13 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from lotse_devstack.samples import CASEWORKER, snapshot
 from lotse_notifications.domain.model import BERLIN, DeliveryStatus, Kind, Notification
 from lotse_notifications.inbox import READ_BEFORE_SENT
 from lotse_shared.auth import Role
 from lotse_shared.contracts.common import ContactRole, Language
 from lotse_shared.contracts.intake import PersonRegistered
 from tests.integration.test_notifications import Clock, attendance, inbox, office_app
-from tests.samples import CASEWORKER, snapshot
 from tests.support import applied, as_user, eventually, publish, running
 
 COLLEAGUE = "murat.yilmaz@landkreis-kassel.example"

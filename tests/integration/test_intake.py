@@ -7,9 +7,9 @@ import json
 
 from pymongo.errors import OperationFailure
 
+from lotse_devstack.samples import CASEWORKER, person_body
 from lotse_intake.bootstrap import create_app
 from lotse_shared.auth import Role
-from tests.samples import CASEWORKER, person_body
 from tests.support import EventTap, bearer, running
 
 

@@ -11,15 +11,7 @@ from __future__ import annotations
 import pytest
 
 from lotse_courses.bootstrap import create_app as courses_app
-from lotse_intake.bootstrap import create_app as intake_app
-from lotse_notifications.bootstrap import create_app as notifications_app
-from lotse_placement.bootstrap import create_app as placement_app
-from lotse_shared.auth import Role
-from lotse_shared.contracts import partner as p
-from lotse_shared.contracts.common import CefrLevel, ContactRole, OpeningType, Sector
-from lotse_shared.contracts.courses import CourseDropped, CourseDroppedV1
-from lotse_shared.contracts.intake import PersonRegistered, ResponsibleContact
-from tests.samples import (
+from lotse_devstack.samples import (
     CASEWORKER,
     MENTOR,
     TODAY,
@@ -29,13 +21,21 @@ from tests.samples import (
     person_body,
     snapshot,
 )
+from lotse_intake.bootstrap import create_app as intake_app
+from lotse_notifications.bootstrap import create_app as notifications_app
+from lotse_placement.bootstrap import create_app as placement_app
+from lotse_shared.auth import Role
+from lotse_shared.contracts import partner as p
+from lotse_shared.contracts.common import CefrLevel, ContactRole, OpeningType, Sector
+from lotse_shared.contracts.courses import CourseDropped, CourseDroppedV1
+from lotse_shared.contracts.intake import PersonRegistered, ResponsibleContact
 from tests.support import EventTap, applied, bearer, eventually, publish, running
 
 PETRA_ONLY = [ResponsibleContact(role=ContactRole.CASEWORKER, name="Petra", email=CASEWORKER)]
 
 
 def mentor_of_amal(app) -> dict[str, str]:
-    """The sample person's mentor (tests/samples.py), in Kassel."""
+    """The sample person's mentor (lotse_devstack/samples.py), in Kassel."""
     return bearer(app, Role.MENTOR, user=MENTOR)
 
 

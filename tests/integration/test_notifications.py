@@ -16,6 +16,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from lotse_devstack.mailsink import MailSink
 from lotse_devstack.ports import free_port
+from lotse_devstack.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
 from lotse_notifications.bootstrap import Overrides, create_app
 from lotse_notifications.delivery import ChannelDelivery
 from lotse_notifications.domain.model import BERLIN, Channel
@@ -37,7 +38,6 @@ from lotse_shared.contracts.intake import (
     ResponsibleContact,
 )
 from lotse_shared.contracts.placement import SuggestionsReady, SuggestionsReadyV1, SuggestionV1
-from tests.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
 from tests.support import EventTap, applied, as_user, eventually, publish, running
 
 # These tests use a suggestions event to exercise the channels (SMTP, webhook, consent,

@@ -14,12 +14,12 @@ import pytest
 
 from lotse_courses.bootstrap import create_app as courses_app
 from lotse_devstack.partner import PartnerPublisher
+from lotse_devstack.samples import COURSE_REF, TODAY, course_details, snapshot
 from lotse_shared.auth import Role
 from lotse_shared.auth.apikeys import KeyFile
 from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.intake import PersonRegistered
 from lotse_shared.messaging.outcomes import PARTNER_MESSAGES
-from tests.samples import COURSE_REF, TODAY, course_details, snapshot
 from tests.security.test_partners import raw_publish
 from tests.support import applied, bearer, dead_letters, eventually, publish, running
 

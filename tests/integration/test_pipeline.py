@@ -9,6 +9,7 @@ import io
 import uuid
 from datetime import timedelta
 
+from lotse_devstack.samples import TODAY, enrolment_facts, opening_report, snapshot
 from lotse_placement.bootstrap import Overrides, create_app
 from lotse_shared.auth import Role
 from lotse_shared.contracts import intake as i
@@ -21,7 +22,6 @@ from lotse_shared.contracts.courses import (
     EnrolledV1,
 )
 from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
-from tests.samples import TODAY, enrolment_facts, opening_report, snapshot
 from tests.support import EventTap, applied, bearer, publish, running
 
 

@@ -6,6 +6,7 @@ import random
 import uuid
 from datetime import timedelta
 
+from lotse_devstack.samples import TODAY, enrolment_facts, opening_report, snapshot
 from lotse_placement.bootstrap import Overrides, create_app
 from lotse_placement.domain.matching import rank
 from lotse_placement.domain.model import Opening
@@ -24,7 +25,6 @@ from lotse_shared.contracts.common import (
 from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
 from lotse_shared.contracts.intake import Consent, PersonRegistered, PersonUpdated
 from lotse_shared.places import all_places, find_place
-from tests.samples import TODAY, enrolment_facts, opening_report, snapshot
 from tests.support import EventTap, applied, bearer, eventually, publish, running
 
 

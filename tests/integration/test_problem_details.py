@@ -10,12 +10,12 @@ from fastapi import FastAPI
 from pymongo.errors import OperationFailure
 
 from lotse_courses.bootstrap import create_app as courses_app
+from lotse_devstack.samples import person_body
 from lotse_intake.bootstrap import create_app as intake_app
 from lotse_notifications.bootstrap import create_app as notifications_app
 from lotse_placement.bootstrap import create_app as placement_app
 from lotse_shared.auth import Role
 from lotse_shared.auth.audit import AuditLog
-from tests.samples import person_body
 from tests.support import bearer, running
 
 MEMBERS = {"type", "title", "status", "detail", "instance"}

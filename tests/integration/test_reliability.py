@@ -10,11 +10,11 @@ import sys
 import pytest
 
 from lotse_courses.bootstrap import create_app
+from lotse_devstack.samples import COURSE_REF, TODAY, course_details, snapshot
 from lotse_shared.auth import Role
 from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.intake import PersonRegistered
 from lotse_shared.ops.dead_letters import DeadLetterDesk
-from tests.samples import COURSE_REF, TODAY, course_details, snapshot
 from tests.support import EventTap, applied, bearer, eventually, publish, running
 
 SCHOOL = "vhs-region-kassel"

@@ -29,15 +29,7 @@ import pytest
 from fastapi import FastAPI
 
 from lotse_courses.bootstrap import create_app as courses_app
-from lotse_intake.bootstrap import create_app as intake_app
-from lotse_notifications.bootstrap import create_app as notifications_app
-from lotse_placement.bootstrap import create_app as placement_app
-from lotse_shared.auth import Role
-from lotse_shared.contracts import partner
-from lotse_shared.contracts.common import CefrLevel, OpeningType
-from lotse_shared.contracts.intake import PersonRegistered
-from tests.integration.test_notifications import suggestions_for
-from tests.samples import (
+from lotse_devstack.samples import (
     CASEWORKER,
     MENTOR,
     TODAY,
@@ -46,6 +38,14 @@ from tests.samples import (
     person_body,
     snapshot,
 )
+from lotse_intake.bootstrap import create_app as intake_app
+from lotse_notifications.bootstrap import create_app as notifications_app
+from lotse_placement.bootstrap import create_app as placement_app
+from lotse_shared.auth import Role
+from lotse_shared.contracts import partner
+from lotse_shared.contracts.common import CefrLevel, OpeningType
+from lotse_shared.contracts.intake import PersonRegistered
+from tests.integration.test_notifications import suggestions_for
 from tests.support import applied, bearer, publish, running
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

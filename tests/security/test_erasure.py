@@ -27,6 +27,15 @@ from bson.raw_bson import RawBSONDocument
 from fastapi import FastAPI
 
 from lotse_courses.bootstrap import create_app as courses_app
+from lotse_devstack.samples import (
+    COURSE_REF,
+    TODAY,
+    course_details,
+    enrolment_facts,
+    opening_report,
+    person_body,
+    snapshot,
+)
 from lotse_intake.bootstrap import create_app as intake_app
 from lotse_notifications.bootstrap import Overrides as NotificationsOverrides
 from lotse_notifications.bootstrap import create_app as notifications_app
@@ -39,15 +48,6 @@ from lotse_shared.contracts.catalogue import BY_ROUTING_KEY
 from lotse_shared.contracts.common import CefrLevel
 from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1, Enrolled, EnrolledV1
 from lotse_shared.contracts.intake import PersonErased, PersonRegistered, PersonUpdated
-from tests.samples import (
-    COURSE_REF,
-    TODAY,
-    course_details,
-    enrolment_facts,
-    opening_report,
-    person_body,
-    snapshot,
-)
 from tests.support import EventTap, bearer, eventually, publish, running
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

@@ -3,7 +3,7 @@ rejected event dead-lettered with its reason).
 
 Courses, placement and notifications run in this process against the real broker and
 database. Hypothesis (deterministic: ``derandomize``) draws messages for every routing
-key they subscribe to: valid envelopes (from tests.samples), the same with one field
+key they subscribe to: valid envelopes (from lotse_devstack.samples), the same with one field
 deleted, replaced by a value of another type, a huge or NUL-carrying string or a huge
 integer, the wrong ``event_type`` or version for the key, bodies that are not JSON
 objects, truncated JSON, invalid UTF-8, deeply nested JSON, random bytes, with varying
@@ -40,11 +40,11 @@ from fastapi import FastAPI
 from hypothesis import strategies as st
 
 from lotse_courses.bootstrap import create_app as courses_app
+from lotse_devstack.samples import one_of_each_event, snapshot
 from lotse_notifications.bootstrap import create_app as notifications_app
 from lotse_placement.bootstrap import create_app as placement_app
 from lotse_shared.contracts.intake import PersonRegistered
 from lotse_shared.messaging.deadletter import HEADER_ERROR_TYPE, HEADER_REASON
-from tests.samples import one_of_each_event, snapshot
 from tests.security.fuzzing import ARTIFACTS, draw
 from tests.support import applied, eventually, publish, running
 

@@ -22,6 +22,7 @@ import pytest
 from fastapi import FastAPI
 
 from lotse_courses.bootstrap import create_app as courses_app
+from lotse_devstack.samples import CASEWORKER, course_details, opening_report, person_body, snapshot
 from lotse_intake.bootstrap import create_app as intake_app
 from lotse_notifications.bootstrap import create_app as notifications_app
 from lotse_placement.bootstrap import create_app as placement_app
@@ -30,7 +31,6 @@ from lotse_shared.contracts import partner
 from lotse_shared.contracts.common import CefrLevel, OpeningType
 from lotse_shared.contracts.intake import PersonRegistered
 from tests.integration.test_notifications import suggestions_for
-from tests.samples import CASEWORKER, course_details, opening_report, person_body, snapshot
 from tests.security.fuzzing import FuzzResult, Target, plan, run
 from tests.support import applied, bearer, publish, running
 

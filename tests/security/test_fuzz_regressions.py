@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from pydantic import ValidationError
 
 from lotse_courses.bootstrap import create_app as courses_app
+from lotse_devstack.samples import course_details, opening_report, person_body, snapshot
 from lotse_intake.bootstrap import create_app as intake_app
 from lotse_notifications.bootstrap import create_app as notifications_app
 from lotse_placement.bootstrap import create_app as placement_app
@@ -23,7 +24,6 @@ from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.intake import PersonRegistered
 from lotse_shared.messaging.deadletter import HEADER_ATTEMPTS, HEADER_ERROR_TYPE, HEADER_REASON
 from tests.integration.test_notifications import suggestions_for
-from tests.samples import course_details, opening_report, person_body, snapshot
 from tests.support import applied, bearer, dead_letters, eventually, running
 
 LISTS = [

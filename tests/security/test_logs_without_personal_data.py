@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from lotse_devstack.mailsink import MailSink
+from lotse_devstack.samples import person_body
 from lotse_intake.bootstrap import create_app as create_intake
 from lotse_notifications.bootstrap import create_app as create_notifications
 from tests.integration.test_notifications import suggestions_for
-from tests.samples import person_body
 from tests.support import EventTap, eventually, publish, running
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

@@ -24,10 +24,10 @@ import pytest
 from pamqp.commands import Basic
 
 from lotse_courses.bootstrap import create_app as courses_app
+from lotse_devstack.samples import snapshot
 from lotse_placement.bootstrap import create_app as placement_app
 from lotse_shared.auth.apikeys import KeyFile
 from lotse_shared.contracts.intake import PersonRegistered
-from tests.samples import snapshot
 from tests.security.test_partners import partners, url_of
 from tests.support import applied, dead_letters, publish, running
 

@@ -27,6 +27,7 @@ import aiormq
 import pytest
 
 from lotse_courses.bootstrap import create_app as courses_app
+from lotse_devstack.samples import COURSE_REF, TODAY, course_details, opening_report, snapshot
 from lotse_placement.bootstrap import create_app as placement_app
 from lotse_shared.contracts import partner as p
 from lotse_shared.contracts.intake import PersonRegistered
@@ -39,7 +40,6 @@ from lotse_shared.messaging.deadletter import (
 from lotse_shared.ops.__main__ import main as ops
 from lotse_shared.ops.dead_letters import DeadLetterDesk
 from lotse_shared.ops.partners import BrokerAdmin
-from tests.samples import COURSE_REF, TODAY, course_details, opening_report, snapshot
 from tests.support import applied, dead_letters, eventually, publish, running
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

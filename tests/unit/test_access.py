@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from lotse_courses.access import check_may_add_course
+from lotse_devstack.samples import CASEWORKER, person_body
 from lotse_intake.access import check_may_keep, list_scope
 from lotse_intake.domain.model import PersonDetails
 from lotse_notifications.access import whose_inbox
 from lotse_placement.access import is_partner, source_for
 from lotse_shared.auth import Principal, Role
 from lotse_shared.errors import Forbidden, RuleViolation
-from tests.samples import CASEWORKER, person_body
 
 
 def who(

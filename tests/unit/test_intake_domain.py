@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from lotse_devstack.samples import person_body
 from lotse_intake.domain.model import Person, PersonDetails
 from lotse_intake.handlers import snapshot
-from tests.samples import person_body
 
 
 def test_valid_person_and_canonical_municipality() -> None:

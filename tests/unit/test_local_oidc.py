@@ -20,10 +20,10 @@ import werkzeug.debug
 
 from lotse_devstack.demo import PEOPLE
 from lotse_devstack.oidc import DEV_USERS, LocalIdentityProvider
+from lotse_devstack.samples import CASEWORKER
 from lotse_devstack.tokens import DevIssuer
 from lotse_shared.auth import Principal, Role
 from lotse_shared.auth.verifier import TokenVerifier
-from tests.samples import CASEWORKER
 
 # the mock's ID token code still uses Authlib's older OpenIDCode API
 pytestmark = pytest.mark.filterwarnings("ignore:get_jwt_config:DeprecationWarning")

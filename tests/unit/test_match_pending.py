@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import uuid
 
+from lotse_devstack.samples import snapshot
 from lotse_placement.domain.model import MatchPending
 from lotse_placement.repository import _pending, _pending_doc
 from lotse_shared.contracts import placement as ev
 from lotse_shared.contracts.intake import PersonRegistered
-from tests.samples import snapshot
 
 
 def no_suggestions() -> ev.SuggestionsReadyV1:

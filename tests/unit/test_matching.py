@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from lotse_devstack.samples import TODAY
 from lotse_placement.domain.area import cell_of, reach_class, reach_key, reach_keys_around, rings
 from lotse_placement.domain.matching import (
     best_people,
@@ -38,7 +39,6 @@ from lotse_shared.contracts.common import (
     WorkPermission,
 )
 from lotse_shared.places import all_places, distance_km, find_place
-from tests.samples import TODAY
 
 
 def person(**changes: Any) -> Candidate:

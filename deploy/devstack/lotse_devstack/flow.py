@@ -23,24 +23,18 @@ from pymongo import AsyncMongoClient
 
 from lotse_shared.contracts.common import (
     CefrLevel,
-    ContactRole,
     CourseType,
     OpeningType,
-    ResidenceStatus,
-    Sector,
-    WorkPermission,
 )
 from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
 from lotse_shared.contracts.envelope import Event
 from lotse_shared.contracts.intake import (
-    Consent,
     PersonRegistered,
-    PersonSnapshotV1,
-    ResponsibleContact,
 )
-from lotse_shared.contracts.partner import OpeningLocation, OpeningReported, OpeningReportedV1
+from lotse_shared.contracts.partner import OpeningLocation, OpeningReported
 from lotse_shared.places import all_places
 
+from . import samples
 from .cleanup import delete_namespace
 from .observe import eventually
 from .partner import PartnerPublisher
@@ -54,48 +48,37 @@ WITH_SUGGESTIONS: Document = {"kind": "course_completed", "facts.suggestions.0":
 
 
 def people(n: int) -> list[PersonRegistered]:
-    places = [p for p in all_places().values()]
-    found = []
-    for i in range(n):
-        place = places[i % len(places)]
-        snapshot = PersonSnapshotV1(
-            person_id=uuid.uuid4(),
-            district_id="kassel",
-            revision=1,
-            display_name=f"Person {i:05d}",
-            birth_year=1990 + i % 15,
-            municipality=place.name,
-            german_level=CefrLevel.A1,
-            residence_status=ResidenceStatus.AUFENTHALTSERLAUBNIS,
-            work_permission=WorkPermission.ALLOWED,
-            driving_licence=True,
-            max_commute_km=80,
-            sectors_of_interest=[Sector.LOGISTIK],
-            consent=Consent(matching=True, share_with_employers=True, email_notifications=True),
-            contacts=[
-                ResponsibleContact(
-                    role=ContactRole.CASEWORKER,
-                    name=f"Caseworker {i % 10}",
-                    email=f"caseworker{i % 10}@landkreis-kassel.example",
-                )
-            ],
+    places = list(all_places().values())
+    return [
+        PersonRegistered.create(
+            samples.snapshot(
+                display_name=f"Person {i:05d}",
+                birth_year=1990 + i % 15,
+                municipality=places[i % len(places)].name,
+                german_level=CefrLevel.A1,
+                driving_licence=True,
+                max_commute_km=80,
+                experience_occupations=[],
+                contacts=[samples.caseworker_contact(i)],
+            ),
+            producer="intake",
         )
-        found.append(PersonRegistered.create(snapshot, producer="intake"))
-    return found
+        for i in range(n)
+    ]
 
 
 def openings() -> list[OpeningReported]:
     return [
         OpeningReported.create(
-            OpeningReportedV1(
+            samples.opening_report(
                 source_ref=f"CHAOS-{town}",
                 opening_type=OpeningType.PRAKTIKUM,
                 title=f"Praktikum Lager {town}",
                 employer=f"Logistik {town}",
                 occupation_code="51311",
-                sector=Sector.LOGISTIK,
                 required_german_level=CefrLevel.A2,
                 location=OpeningLocation(municipality=town),
+                start_date=None,
                 seats=500,
             ),
             producer="ba-jobsuche",

@@ -1,4 +1,5 @@
-"""Sample people, openings and events, valid by default; tests change one thing."""
+"""Sample people, openings and events, valid by default: tests change one thing; the
+demo, chaos and benchmarks build their populations from the same builders."""
 
 from __future__ import annotations
 
@@ -117,6 +118,40 @@ def course_details(**changes: Any) -> p.CourseDetails:
     }
     data.update(changes)
     return p.CourseDetails(**data)
+
+
+def caseworker_contact(number: int) -> i.ResponsibleContact:
+    """One of ten caseworkers, for populations of many people."""
+    return i.ResponsibleContact(
+        role=ContactRole.CASEWORKER,
+        name=f"Caseworker {number % 10}",
+        email=f"caseworker{number % 10}@landkreis-kassel.example",
+    )
+
+
+def suggestions_ready(person_id: uuid.UUID, **changes: Any) -> pl.SuggestionsReady:
+    """Suggestions after a completion: one opening in Kassel, with its reasons."""
+    data: dict[str, Any] = {
+        "suggestion_set_id": uuid.uuid4(),
+        "person_id": person_id,
+        "district_id": "kassel",
+        "trigger": "course_completed",
+        "german_level": CefrLevel.B1,
+        "suggestions": [
+            pl.SuggestionV1(
+                opening_id=uuid.uuid4(),
+                opening_type=OpeningType.AUSBILDUNG,
+                title="Ausbildung Fachkraft für Lagerlogistik",
+                employer="NH Logistik",
+                municipality="Kassel",
+                distance_km=8.1,
+                score=71.0,
+                reasons=["B1 erreicht, Stelle verlangt B1", "8 km, ohne Führerschein"],
+            )
+        ],
+    }
+    data.update(changes)
+    return pl.SuggestionsReady.create(pl.SuggestionsReadyV1(**data), producer="placement")
 
 
 def one_of_each_event() -> list[Event]:
