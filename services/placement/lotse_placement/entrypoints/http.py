@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -151,6 +152,36 @@ def _set_out(doc: dict[str, Any], decisions: dict[str, str]) -> SuggestionSetOut
     )
 
 
+@dataclass(frozen=True)
+class RouteContext:
+    """What every group of routes needs: the use cases, the access rules and views, the
+    callers each route admits, and the access checks that also name the person for the
+    audit log."""
+
+    h: PlacementHandlers
+    pipeline: PipelineHandlers
+    imports: ImportHandlers
+    access: PlacementAccess
+    views: PlacementViews
+    staff: Any
+    readers: Any
+    district_wide: Any
+    publishers: Any
+    opening_readers: Any
+    importers: Any
+
+    async def person_seen_by(
+        self, viewer: Principal, person_id: uuid.UUID, request: Request
+    ) -> None:
+        await self.access.person(viewer, person_id)
+        concerning(request, person_id=person_id)
+
+    async def case_seen_by(self, viewer: Principal, case_id: uuid.UUID, request: Request) -> Case:
+        case = await self.access.case(viewer, case_id)
+        concerning(request, person_id=case.person_id)
+        return case
+
+
 def make_router(
     h: PlacementHandlers,
     pipeline: PipelineHandlers,
@@ -165,22 +196,33 @@ def make_router(
     accompany, and the district's openings, and change nothing; partners publish and
     import openings under their own name and read no personal data; the report is for
     coordinators and admins."""
+    c = RouteContext(
+        h=h,
+        pipeline=pipeline,
+        imports=imports,
+        access=access,
+        views=views,
+        staff=auth.require(*STAFF),
+        readers=auth.require(*READERS),
+        district_wide=auth.require(Role.COORDINATOR, Role.ADMIN),
+        publishers=auth.require(Role.PARTNER, *STAFF),
+        opening_readers=auth.require(Role.PARTNER, *READERS),
+        importers=auth.require(Role.PARTNER, Role.COORDINATOR, Role.ADMIN),
+    )
     router = api_router()
-    staff = auth.require(*STAFF)
-    readers = auth.require(*READERS)
-    district_wide = auth.require(Role.COORDINATOR, Role.ADMIN)
-    publishers = auth.require(Role.PARTNER, *STAFF)
-    opening_readers = auth.require(Role.PARTNER, *READERS)
-    importers = auth.require(Role.PARTNER, Role.COORDINATOR, Role.ADMIN)
+    for routes in (_openings, _suggestions, _pipeline, _report, _imports):
+        routes(router, c)
+    return router
 
-    async def person_seen_by(viewer: Principal, person_id: uuid.UUID, request: Request) -> None:
-        await access.person(viewer, person_id)
-        concerning(request, person_id=person_id)
 
-    async def case_seen_by(viewer: Principal, case_id: uuid.UUID, request: Request) -> Case:
-        case = await access.case(viewer, case_id)
-        concerning(request, person_id=case.person_id)
-        return case
+def _openings(router: APIRouter, c: RouteContext) -> None:
+    """Openings: partners publish and close their own; readers of the district search them."""
+    h = c.h
+    access = c.access
+    views = c.views
+    readers = c.readers
+    publishers = c.publishers
+    opening_readers = c.opening_readers
 
     @router.post(
         "/openings",
@@ -281,6 +323,14 @@ def make_router(
         opening = await access.opening(viewer, opening_id)
         return await h.close_opening(opening.source, opening.source_ref, body.reason)
 
+
+def _suggestions(router: APIRouter, c: RouteContext) -> None:
+    """A person's suggestions, the caseload overview and "why not?"."""
+    h = c.h
+    views = c.views
+    readers = c.readers
+    person_seen_by = c.person_seen_by
+
     @router.get(
         "/people/{person_id}/suggestions",
         tags=["suggestions"],
@@ -353,6 +403,16 @@ def make_router(
             for e in evaluations
         ]
 
+
+def _pipeline(router: APIRouter, c: RouteContext) -> None:
+    """Taking a suggestion up, and the case it opens, to its end."""
+    pipeline = c.pipeline
+    views = c.views
+    staff = c.staff
+    readers = c.readers
+    person_seen_by = c.person_seen_by
+    case_seen_by = c.case_seen_by
+
     @router.post(
         "/people/{person_id}/suggestions/{opening_id}/accept",
         tags=["pipeline"],
@@ -414,6 +474,12 @@ def make_router(
         await case_seen_by(viewer, case_id, request)
         return await pipeline.close_case(case_id, body.reason, body.on, body.note)
 
+
+def _report(router: APIRouter, c: RouteContext) -> None:
+    """The district's placement figures, for coordinators and admins."""
+    pipeline = c.pipeline
+    district_wide = c.district_wide
+
     @router.get(
         "/reports/placement",
         tags=["reports"],
@@ -437,6 +503,14 @@ def make_router(
         return result
 
     # --- imports: openings in partners' own formats (docs/imports.md) ---------------------
+
+
+def _imports(router: APIRouter, c: RouteContext) -> None:
+    """Partners' lists in their own formats, by HTTP."""
+    imports = c.imports
+    access = c.access
+    importers = c.importers
+
     @router.post(
         "/imports/jobsuche",
         tags=["imports"],
@@ -527,5 +601,3 @@ def make_router(
     ) -> ImportCompletedV1:
         await access.import_record(viewer, import_id)
         return await imports.import_status(import_id)
-
-    return router
