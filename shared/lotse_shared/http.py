@@ -94,6 +94,19 @@ def create_http_app(
     app = FastAPI(title=title, description=description, version="1.0", lifespan=app_lifespan)
     _api_keys_for_partners_only(app)
     _problem_responses_declared(app)
+    _operations(app, rt, title, description)
+    _audit_trail(app, audit, auth)
+    _problem_details(app)
+    for router in routers:
+        app.include_router(router)
+    desk = DeadLetterDesk(rt.settings.rabbit_url, rt.settings.namespace)
+    app.include_router(make_ops_router(desk, rt.settings.service_name, auth))
+    return app
+
+
+def _operations(app: FastAPI, rt: ServiceRuntime, title: str, description: str) -> None:
+    """Health, and the machine-readable documents: the service's events and the
+    partners' contract."""
     asyncapi = AsyncAPI(
         rt.broker,
         title=f"{title} — events",
@@ -148,6 +161,11 @@ def create_http_app(
     )
     async def partner_asyncapi_page() -> HTMLResponse:
         return HTMLResponse(html_page(partner_contract()))
+
+
+def _audit_trail(app: FastAPI, audit: AuditLog, auth: Authenticator) -> None:
+    """Every answer to a signed-in caller is recorded before it leaves; admins read the
+    trail of their district."""
 
     @app.middleware("http")
     async def audit_trail(
@@ -208,6 +226,10 @@ def create_http_app(
             offset=offset,
         )
 
+
+def _problem_details(app: FastAPI) -> None:
+    """Every error as RFC 9457 problem details (see problems.py)."""
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         errors = from_errors(exc.errors())
@@ -257,9 +279,3 @@ def create_http_app(
             return Response(status_code=exc.status_code, headers=headers)
         detail = exc.detail if isinstance(exc.detail, str) else title_of(exc.status_code)
         return problem(request, exc.status_code, detail, headers=headers)
-
-    for router in routers:
-        app.include_router(router)
-    desk = DeadLetterDesk(rt.settings.rabbit_url, rt.settings.namespace)
-    app.include_router(make_ops_router(desk, rt.settings.service_name, auth))
-    return app
