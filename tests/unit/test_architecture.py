@@ -161,3 +161,30 @@ def test_who_may_see_what_is_decided_in_access_py(service: str) -> None:
             and node.func.attr in rules
         }
         assert not called, f"{path.relative_to(ROOT)} decides visibility itself: {called}"
+
+
+ANATOMY = [
+    "domain",
+    "handlers.py",
+    "access.py",
+    "mapping.py",
+    "repository.py",
+    "entrypoints/http.py",
+    "entrypoints/messaging.py",
+    "bootstrap.py",
+    "settings.py",
+]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_has_the_same_anatomy(service: str) -> None:
+    """Who knows one service finds the same thing in the same file in another."""
+    package = ROOT / "services" / service / f"lotse_{service}"
+    missing = [part for part in ANATOMY if not (package / part).exists()]
+    assert missing == []
+    producer = ast.parse((package / "mapping.py").read_text())
+    assert any(
+        isinstance(node, ast.Assign)
+        and any(getattr(t, "id", "") == "PRODUCER" for t in node.targets)
+        for node in producer.body
+    ), "PRODUCER is defined in mapping.py"

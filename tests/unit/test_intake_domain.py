@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from lotse_devstack.samples import person_body
 from lotse_intake.domain.model import Person, PersonDetails
-from lotse_intake.handlers import snapshot
+from lotse_intake.mapping import snapshot
 
 
 def test_valid_person_and_canonical_municipality() -> None:

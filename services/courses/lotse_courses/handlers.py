@@ -35,20 +35,8 @@ from .domain.model import (
     ExamResultValue,
     assess_exam,
 )
+from .mapping import PRODUCER, enrolment_facts
 from .repository import CoursesRepository
-
-PRODUCER = "courses"
-
-
-def _facts(e: Enrolment) -> dict[str, object]:
-    return {
-        "enrolment_id": e.enrolment_id,
-        "person_id": e.person_id,
-        "district_id": e.district_id,
-        "course_id": e.course_id,
-        "course_type": e.course_type,
-        "target_level": e.target_level,
-    }
 
 
 @dataclass
@@ -147,7 +135,9 @@ class CoursesHandlers:
             tx.publish(
                 ev.Enrolled.create(
                     ev.EnrolledV1(
-                        **_facts(enrolment), starts_on=course.starts_on, ends_on=course.ends_on
+                        **enrolment_facts(enrolment),
+                        starts_on=course.starts_on,
+                        ends_on=course.ends_on,
                     ),
                     producer=PRODUCER,
                     cause=cause,
@@ -185,7 +175,7 @@ class CoursesHandlers:
             tx.publish(
                 ev.AttendanceRecorded.create(
                     ev.AttendanceRecordedV1(
-                        **_facts(enrolment),
+                        **enrolment_facts(enrolment),
                         session_date=session_date,
                         present=present,
                         attendance_rate=round(enrolment.attendance_rate, 4),
@@ -214,7 +204,7 @@ class CoursesHandlers:
             tx.publish(
                 ev.ExamResultRecorded.create(
                     ev.ExamResultRecordedV1(
-                        **_facts(enrolment),
+                        **enrolment_facts(enrolment),
                         exam=exam,
                         level_tested=assessed.level_tested,
                         level_reached=assessed.level_reached,
@@ -248,7 +238,7 @@ class CoursesHandlers:
                 tx.publish(
                     ev.CourseCompleted.create(
                         ev.CourseCompletedV1(
-                            **_facts(enrolment),
+                            **enrolment_facts(enrolment),
                             level_reached=enrolment.level_reached,
                             completed_on=completed_on,
                         ),
@@ -273,7 +263,7 @@ class CoursesHandlers:
                 tx.publish(
                     ev.CourseDropped.create(
                         ev.CourseDroppedV1(
-                            **_facts(enrolment), dropped_on=dropped_on, reason=reason
+                            **enrolment_facts(enrolment), dropped_on=dropped_on, reason=reason
                         ),
                         producer=PRODUCER,
                         cause=cause,

@@ -8,10 +8,7 @@ from dataclasses import dataclass
 
 from lotse_shared.auth import Principal
 from lotse_shared.contracts.intake import (
-    PersonErased,
-    PersonErasedV1,
     PersonRegistered,
-    PersonSnapshotV1,
     PersonUpdated,
 )
 from lotse_shared.erasure import erase_plumbing
@@ -20,36 +17,13 @@ from lotse_shared.persistence.mongo import UnitOfWork
 
 from .access import check_may_keep, list_scope, may_see
 from .domain.model import Erasure, Person, PersonDetails
+from .mapping import PRODUCER, erased_event, snapshot
 from .repository import AlreadyRegistered, PeopleRepository
 
-PRODUCER = "intake"
 # Registrations sent with an idempotency key get an id derived from it (and the caller),
 # so a repeated request (a double click, a client's retry) finds the first one
 REGISTRATION_KEYS = uuid.UUID("6f0d3c1e-3b5f-4d0e-9a8e-2f1c7b9d4a10")
 log = logging.getLogger("lotse.intake")
-
-
-def snapshot(person: Person) -> PersonSnapshotV1:
-    """The facts other services need: no phone, no address, no other languages."""
-    return PersonSnapshotV1(
-        person_id=person.person_id,
-        district_id=person.district_id,
-        revision=person.revision,
-        display_name=person.display_name,
-        birth_year=person.birth_year,
-        municipality=person.municipality,
-        german_level=person.german_level,
-        residence_status=person.residence_status,
-        work_permission=person.work_permission,
-        driving_licence=person.driving_licence,
-        max_commute_km=person.max_commute_km,
-        sectors_of_interest=person.sectors_of_interest,
-        experience_occupations=[w.occupation_code for w in person.work_experience],
-        education_level=person.education.level,
-        available_from=person.available_from,
-        consent=person.consent,
-        contacts=person.contacts,
-    )
 
 
 @dataclass
@@ -186,7 +160,7 @@ class IntakeHandlers:
             if not await self.people.erase(tx, erasure):
                 raise NotFound(f"person {person_id} not found")
             counts = await erase_plumbing(tx, person.person_id, erasure.erasure_id)
-            tx.publish(_erased_event(erasure))
+            tx.publish(erased_event(erasure))
         # an operator-grade fact: logged without name or person id (the record has both)
         log.warning(
             "erasure %s: a person of district %s erased by %s; people=1, %s",
@@ -203,17 +177,5 @@ class IntakeHandlers:
         restored from a backup). intake's own leftovers are swept again too."""
         async with self.uow.transaction() as tx:
             await erase_plumbing(tx, erasure.person_id, erasure.erasure_id)
-            tx.publish(_erased_event(erasure))
+            tx.publish(erased_event(erasure))
         log.warning("erasure %s announced again", erasure.erasure_id)
-
-
-def _erased_event(erasure: Erasure) -> PersonErased:
-    return PersonErased.create(
-        PersonErasedV1(
-            person_id=erasure.person_id,
-            district_id=erasure.district_id,
-            erasure_id=erasure.erasure_id,
-            erased_at=erasure.erased_at,
-        ),
-        producer=PRODUCER,
-    )

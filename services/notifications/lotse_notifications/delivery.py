@@ -40,8 +40,9 @@ from .domain.model import (
     next_digest,
 )
 from .failures import PermanentDeliveryError, TemporaryDeliveryError
-from .handlers import PRODUCER, Timing
+from .handlers import Timing
 from .inbox import READ_BEFORE_SENT
+from .mapping import PRODUCER
 from .repository import NotificationsRepository
 from .webhook import WebhookSender
 

@@ -66,7 +66,6 @@ from .inbox import InboxCounts, InboxFilter, InboxPage, InboxStore
 from .repository import NotificationsRepository
 from .templates import Templates
 
-PRODUCER = "notifications"
 log = logging.getLogger("lotse.notifications")
 
 

@@ -67,8 +67,8 @@ from .domain.model import (
     OpeningStatus,
     same_version,
 )
+from .mapping import PRODUCER, candidate_from, opening_facts, opening_from, suggestion_doc
 from .repository import PlacementRepository
-from .translate import PRODUCER, candidate_from, opening_facts, opening_from, suggestion_doc
 
 log = logging.getLogger("lotse.placement")
 MatchedKind = Literal["person", "opening"]

@@ -23,8 +23,8 @@ from .domain.importing.feed import (
 )
 from .domain.model import Opening
 from .handlers import PlacementHandlers
+from .mapping import PRODUCER, opening_from
 from .repository import PlacementRepository
-from .translate import PRODUCER, opening_from
 
 
 @dataclass

@@ -19,8 +19,8 @@ from lotse_shared.persistence.mongo import Transaction, UnitOfWork
 from .domain.model import OpeningStatus
 from .domain.pipeline import STARTS, Case, CaseStep, ClosingReason, Stage
 from .domain.reporting import PlacementReport, build_report
+from .mapping import PRODUCER, case_facts
 from .repository import PlacementRepository
-from .translate import PRODUCER, case_facts
 
 log = logging.getLogger("lotse.placement")
 
