@@ -32,6 +32,7 @@ from lotse_devstack.cleanup import delete_namespace
 from lotse_devstack.ports import free_port
 from lotse_devstack.secantus import mongo_url, start_secantus, stop_secantus
 from lotse_shared.contracts.partner import OpeningWithdrawn, OpeningWithdrawnV1
+from lotse_shared.persistence.mongo import session_of
 from lotse_shared.service import build_runtime, declare_topology
 from lotse_shared.settings import ServiceSettings
 
@@ -99,14 +100,16 @@ async def main() -> dict[str, Any]:
             message_id=str(e.event_id),
         )
 
+    things = rt.db["things"]
+
     async def tx_direct(e: OpeningWithdrawn) -> None:
         async with rt.uow.transaction() as tx:
-            await tx.db["things"].insert_one({"n": 1}, session=tx.session)
+            await things.insert_one({"n": 1}, session=session_of(tx))
         await direct(e)
 
     async def outbox(e: OpeningWithdrawn) -> None:
         async with rt.uow.transaction() as tx:
-            await tx.db["things"].insert_one({"n": 1}, session=tx.session)
+            await things.insert_one({"n": 1}, session=session_of(tx))
             tx.publish(e)
 
     timings: dict[str, list[float]] = {}

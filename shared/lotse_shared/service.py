@@ -29,7 +29,7 @@ from .messaging.outcomes import PartnerMessages
 from .messaging.parking import ParkingLot
 from .messaging.subscriptions import Subscriptions
 from .messaging.topology import Topology
-from .persistence.mongo import UnitOfWork, ensure_plumbing_indexes, make_client
+from .persistence.mongo import MongoUnitOfWork, ensure_plumbing_indexes, make_client
 from .settings import ServiceSettings
 from .transport import broker_security, mongo_tls_options
 
@@ -46,7 +46,7 @@ class ServiceRuntime:
     broker: RabbitBroker
     client: AsyncMongoClient[Document]
     db: AsyncDatabase[Document]
-    uow: UnitOfWork
+    uow: MongoUnitOfWork
     relay: OutboxRelay
     dead_letters: DeadLetters
     parking: ParkingLot
@@ -83,7 +83,7 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
     )
     dead_letters.broker = broker
     relay = OutboxRelay(db, broker, topology.events_exchange, poll_s=settings.outbox_poll_s)
-    uow = UnitOfWork(
+    uow = MongoUnitOfWork(
         client, db, on_committed=relay.kick, max_concurrent=settings.transaction_concurrency
     )
     return ServiceRuntime(

@@ -23,7 +23,7 @@ from lotse_notifications.domain.model import Kind, Notification
 from lotse_notifications.repository import NotificationsRepository
 from lotse_shared.contracts.common import CefrLevel
 from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
-from lotse_shared.persistence.mongo import Transaction, make_client
+from lotse_shared.persistence.mongo import MongoTransaction, make_client
 from tests.browser.test_portal import (
     COORDINATOR,
     DESKTOP,
@@ -71,7 +71,7 @@ async def write_straight(stack: LocalStack, notes: list[Notification]) -> None:
     try:
         repo = NotificationsRepository(client[f"{stack.config.namespace}_notifications"])
         async with client.start_session() as session, await session.start_transaction():
-            await repo.add(Transaction(db=repo.db, session=session), notes)
+            await repo.add(MongoTransaction(db=repo.db, session=session), notes)
     finally:
         await client.close()
 

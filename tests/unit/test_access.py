@@ -10,20 +10,9 @@ from lotse_intake.access import check_may_keep, list_scope
 from lotse_intake.domain.model import PersonDetails
 from lotse_notifications.access import whose_inbox
 from lotse_placement.access import is_partner, source_for
-from lotse_shared.auth import Principal, Role
+from lotse_shared.auth import Role
 from lotse_shared.errors import Forbidden, RuleViolation
-
-
-def who(
-    role: Role, email: str = CASEWORKER, district: str = "kassel", partner_id: str | None = None
-) -> Principal:
-    return Principal(
-        user_id=email,
-        roles=frozenset({role}),
-        district_id=district,
-        email=email,
-        partner_id=partner_id,
-    )
+from tests.fakes.callers import who
 
 
 def details(**changes: object) -> PersonDetails:

@@ -24,7 +24,7 @@ from lotse_shared.errors import (
     RuleViolation,
 )
 from lotse_shared.messaging.parking import ParkingLot
-from lotse_shared.persistence.mongo import Transaction, UnitOfWork
+from lotse_shared.persistence.unit import Transaction, UnitOfWork
 
 from .access import CoursesAccess, may_see_course
 from .domain.model import (

@@ -11,14 +11,13 @@ from lotse_shared.contracts.intake import (
     PersonRegistered,
     PersonUpdated,
 )
-from lotse_shared.erasure import erase_plumbing
 from lotse_shared.errors import Conflict, NotFound
-from lotse_shared.persistence.mongo import UnitOfWork
+from lotse_shared.persistence.unit import UnitOfWork
 
 from .access import check_may_keep, list_scope, may_see
 from .domain.model import Erasure, Person, PersonDetails
 from .mapping import PRODUCER, erased_event, snapshot
-from .repository import AlreadyRegistered, PeopleRepository
+from .repository import AlreadyRegistered, People
 
 # Registrations sent with an idempotency key get an id derived from it (and the caller),
 # so a repeated request (a double click, a client's retry) finds the first one
@@ -29,7 +28,7 @@ log = logging.getLogger("lotse.intake")
 @dataclass
 class IntakeHandlers:
     uow: UnitOfWork
-    people: PeopleRepository
+    people: People
 
     async def register(self, details: PersonDetails, viewer: Principal | None = None) -> Person:
         check_may_keep(viewer, details)
@@ -50,7 +49,7 @@ class IntakeHandlers:
         person.person_id = uuid.uuid5(REGISTRATION_KEYS, f"{viewer.identity}\n{key}")
         try:
             async with self.uow.transaction() as tx:
-                if await self.people.get(person.person_id) is None:
+                if await self.people.get(person.person_id, tx) is None:
                     await self.people.add(tx, person)
                     tx.publish(PersonRegistered.create(snapshot(person), producer=PRODUCER))
                     return person, True
@@ -159,7 +158,7 @@ class IntakeHandlers:
         async with self.uow.transaction() as tx:
             if not await self.people.erase(tx, erasure):
                 raise NotFound(f"person {person_id} not found")
-            counts = await erase_plumbing(tx, person.person_id, erasure.erasure_id)
+            counts = await tx.erase_plumbing(person.person_id, erasure.erasure_id)
             tx.publish(erased_event(erasure))
         # an operator-grade fact: logged without name or person id (the record has both)
         log.warning(
@@ -176,6 +175,6 @@ class IntakeHandlers:
         (harmless if done; the way to re-apply it after a service's database was
         restored from a backup). intake's own leftovers are swept again too."""
         async with self.uow.transaction() as tx:
-            await erase_plumbing(tx, erasure.person_id, erasure.erasure_id)
+            await tx.erase_plumbing(erasure.person_id, erasure.erasure_id)
             tx.publish(erased_event(erasure))
         log.warning("erasure %s announced again", erasure.erasure_id)

@@ -1,17 +1,20 @@
-"""Where intake keeps people: the store the handlers see, and its Mongo adapter."""
+"""Where intake keeps people: the store the use cases see (a port), and its MongoDB
+adapter. Every method takes the transaction it runs in, reads included; a read
+outside one (an HTTP view) passes none."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from lotse_shared.persistence.documents import from_document, to_document
-from lotse_shared.persistence.mongo import ERASURES, Transaction
+from lotse_shared.persistence.mongo import ERASURES, session_of
+from lotse_shared.persistence.unit import Transaction
 
 from .domain.model import Erasure, Person
 
@@ -22,7 +25,38 @@ class AlreadyRegistered(Exception):
     """A person with this id exists: the same registration arrived twice."""
 
 
-class PeopleRepository:
+class People(Protocol):
+    async def add(self, tx: Transaction, person: Person) -> None:
+        """Raises AlreadyRegistered if a person with this id exists."""
+
+    async def replace(self, tx: Transaction, person: Person, *, expected_revision: int) -> bool:
+        """Replace if nobody changed it meanwhile (optimistic concurrency)."""
+
+    async def erase(self, tx: Transaction, erasure: Erasure) -> bool:
+        """Delete the person and keep the erasure record in their place; False if the
+        person was gone meanwhile."""
+
+    async def erasure_of(
+        self, person_id: uuid.UUID, tx: Transaction | None = None
+    ) -> Erasure | None: ...
+
+    async def get(self, person_id: uuid.UUID, tx: Transaction | None = None) -> Person | None: ...
+
+    async def list(
+        self,
+        *,
+        district_id: str | None,
+        municipality: str | None,
+        contact_email: str | None,
+        name_contains: str | None = None,
+        limit: int,
+        offset: int,
+    ) -> list[Person]:
+        """Sorted by family name, given name, id; ``name_contains`` is a literal,
+        case-insensitive part of either name."""
+
+
+class PeopleRepository(People):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.people = db["people"]
         self.erasures = db[ERASURES]
@@ -38,37 +72,36 @@ class PeopleRepository:
 
     async def add(self, tx: Transaction, person: Person) -> None:
         try:
-            await self.people.insert_one(_to_doc(person), session=tx.session)
+            await self.people.insert_one(_to_doc(person), session=session_of(tx))
         except DuplicateKeyError as e:
             raise AlreadyRegistered(str(person.person_id)) from e
 
     async def replace(self, tx: Transaction, person: Person, *, expected_revision: int) -> bool:
-        """Replace if nobody changed it meanwhile (optimistic concurrency)."""
         result = await self.people.replace_one(
             {"_id": person.person_id, "revision": expected_revision},
             _to_doc(person),
-            session=tx.session,
+            session=session_of(tx),
         )
         return result.modified_count == 1
 
     async def erase(self, tx: Transaction, erasure: Erasure) -> bool:
-        """Delete the person and keep the erasure record in their place; False if the
-        person was gone meanwhile."""
-        result = await self.people.delete_one({"_id": erasure.person_id}, session=tx.session)
+        result = await self.people.delete_one({"_id": erasure.person_id}, session=session_of(tx))
         if result.deleted_count != 1:
             return False
         doc = to_document(erasure, "person_id", native=("erasure_id", "erased_at"))
-        await self.erasures.insert_one(doc, session=tx.session)
+        await self.erasures.insert_one(doc, session=session_of(tx))
         return True
 
-    async def erasure_of(self, person_id: uuid.UUID) -> Erasure | None:
-        doc = await self.erasures.find_one({"_id": person_id})
+    async def erasure_of(
+        self, person_id: uuid.UUID, tx: Transaction | None = None
+    ) -> Erasure | None:
+        doc = await self.erasures.find_one({"_id": person_id}, session=session_of(tx))
         if doc is None:
             return None
         return from_document(Erasure, doc, "person_id")
 
-    async def get(self, person_id: uuid.UUID) -> Person | None:
-        doc = await self.people.find_one({"_id": person_id})
+    async def get(self, person_id: uuid.UUID, tx: Transaction | None = None) -> Person | None:
+        doc = await self.people.find_one({"_id": person_id}, session=session_of(tx))
         return _from_doc(doc) if doc else None
 
     async def list(

@@ -24,7 +24,7 @@ from lotse_shared.contracts.notifications import (
     NotificationFailedV1,
 )
 from lotse_shared.logs import scrub_text
-from lotse_shared.persistence.mongo import UnitOfWork
+from lotse_shared.persistence.unit import UnitOfWork
 
 from .domain.model import (
     BERLIN,

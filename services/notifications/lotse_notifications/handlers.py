@@ -40,8 +40,8 @@ from lotse_shared.contracts.placement import (
 from lotse_shared.erasure import apply_erasure
 from lotse_shared.errors import NotFound, NotYetApplicable, PersonNotYetKnown
 from lotse_shared.messaging.parking import ParkingLot
-from lotse_shared.persistence.mongo import Transaction, UnitOfWork
 from lotse_shared.persistence.retry import retry_transient
+from lotse_shared.persistence.unit import Transaction, UnitOfWork
 
 from .access import addressed_to
 from .domain.model import (

@@ -32,8 +32,8 @@ from lotse_shared.contracts.partner import (
 from lotse_shared.erasure import apply_erasure
 from lotse_shared.errors import NotFound, PersonNotYetKnown
 from lotse_shared.messaging.parking import ParkingLot
-from lotse_shared.persistence.mongo import Transaction, UnitOfWork
 from lotse_shared.persistence.retry import retry_transient
+from lotse_shared.persistence.unit import Transaction, UnitOfWork
 
 from .access import may_see_person
 from .domain.area import rings

@@ -11,7 +11,7 @@ from lotse_shared.contracts import placement as ev
 from lotse_shared.contracts.envelope import Event
 from lotse_shared.contracts.partner import OpeningFeedReported, OpeningReportedV1
 from lotse_shared.errors import Conflict, NotFound, RuleViolation
-from lotse_shared.persistence.mongo import UnitOfWork
+from lotse_shared.persistence.unit import UnitOfWork
 
 from .domain.importing import FeedError, ParsedFeed, Superseded
 from .domain.importing.feed import (

@@ -14,7 +14,7 @@ from pymongo.errors import DuplicateKeyError
 
 from lotse_shared.contracts import placement as ev
 from lotse_shared.errors import Conflict, NotFound, RuleViolation
-from lotse_shared.persistence.mongo import Transaction, UnitOfWork
+from lotse_shared.persistence.unit import Transaction, UnitOfWork
 
 from .domain.model import OpeningStatus
 from .domain.pipeline import STARTS, Case, CaseStep, ClosingReason, Stage

@@ -4,7 +4,7 @@ endpoint, and with what outcome.
 Every request that carried a valid token is recorded, refused ones (403, and the
 404 another district's id gets) included, so probing shows up too. Rows are only
 ever inserted: this module has no update or delete. The one exception is an
-erasure (``lotse_shared.erasure.anonymise_audit``), which replaces the erased
+erasure (``MongoTransaction.erase_plumbing``), which replaces the erased
 person's id in their entries by ``erased:<erasure id>``; so in production the
 services' MongoDB user needs ``insert``, ``find`` and ``update`` on the collection,
 never ``remove``.
@@ -22,10 +22,12 @@ from pydantic import BaseModel, Field
 from pymongo import DESCENDING, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from lotse_shared.persistence.mongo import AUDIT
+
 from .principal import Principal
 
 Document = dict[str, Any]
-COLLECTION = "audit_log"
+COLLECTION = AUDIT
 # path and query parameters that name whose data was touched
 SUBJECT_KEYS = ("person_id", "enrolment_id", "notification_id", "course_id", "recipient")
 

@@ -25,6 +25,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from lotse_shared.background import Periodic
 from lotse_shared.errors import AboutErasedPerson, AlreadyApplied, DomainError, NotYetApplicable
+from lotse_shared.persistence.mongo import PARKED as PARKED_COLLECTION
 from lotse_shared.persistence.mongo import is_erased, record_ignored
 
 from .outcomes import NOT_IN_LOTSE, PartnerMessages, Status, failing_fields
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("lotse.parking")
 
 Document = dict[str, Any]
-PARKED = "parked"
+PARKED = PARKED_COLLECTION
 MAX_PAUSE = timedelta(hours=1)
 _INSIDE: ContextVar[bool] = ContextVar("lotse_parking_inside", default=False)
 

@@ -33,6 +33,7 @@ from lotse_shared.contracts.envelope import Event
 from lotse_shared.contracts.intake import PersonErased
 from lotse_shared.errors import AboutErasedPerson, AlreadyApplied
 from lotse_shared.persistence.retry import retry_transient
+from lotse_shared.persistence.unit import Transaction
 
 log = logging.getLogger("lotse.persistence")
 
@@ -41,6 +42,8 @@ Document = dict[str, Any]
 INBOX = "inbox"
 OUTBOX = "outbox"
 ERASURES = "erasures"  # tombstones of erased people; see lotse_shared.erasure
+PARKED = "parked"  # events waiting for what they depend on; see messaging.parking
+AUDIT = "audit_log"  # who read or changed what; see auth.audit
 # the erasure event itself passes the tombstone checks below
 ERASED_EVENT_TYPE: str = PersonErased.model_fields["event_type"].default
 DEDUP_WINDOW_S = 90 * 24 * 3600
@@ -175,27 +178,89 @@ async def save_if_newer(
 
 
 @dataclass
-class Transaction:
-    """What a handler sees inside a unit of work."""
+class MongoTransaction:
+    """A :class:`~lotse_shared.persistence.unit.Transaction` in a MongoDB session."""
 
     db: AsyncDatabase[Document]
     session: AsyncClientSession
     events: list[Event] = field(default_factory=list)
 
     def publish(self, event: Event) -> None:
-        """Record an event; it is written with the transaction and published after commit."""
         self.events.append(event)
 
     async def has_applied(self, event_id: str) -> bool:
-        """Has this service applied (or handled without effects) that event, as far as
-        this transaction sees?"""
         found = await self.db[INBOX].count_documents(
             {"_id": event_id}, session=self.session, limit=1
         )
         return bool(found)
 
+    async def erase_plumbing(self, person_id: uuid.UUID, erasure_id: uuid.UUID) -> dict[str, int]:
+        db, session = self.db, self.session
+        outbox = await db[OUTBOX].delete_many({"person_id": person_id}, session=session)
+        parked = await db[PARKED].delete_many({"person_id": str(person_id)}, session=session)
+        return {
+            OUTBOX: outbox.deleted_count,
+            PARKED: parked.deleted_count,
+            AUDIT: await self._anonymise_audit(person_id, erasure_id),
+        }
 
-class UnitOfWork:
+    async def _anonymise_audit(self, person_id: uuid.UUID, erasure_id: uuid.UUID) -> int:
+        """The one change the append-only audit log allows: the erased person's id, in
+        the subjects and the path, becomes ``erased:<erasure id>``."""
+        rows = self.db[AUDIT]
+        old, new = str(person_id), erased_marker(erasure_id)
+        changed = 0
+        async for row in rows.find(
+            {"subjects.person_id": old}, {"path": 1, "subjects": 1}, session=self.session
+        ):
+            subjects = {k: new if v == old else v for k, v in row.get("subjects", {}).items()}
+            await rows.update_one(
+                {"_id": row["_id"]},
+                {
+                    "$set": {
+                        "subjects": subjects,
+                        "path": str(row.get("path", "")).replace(old, new),
+                    }
+                },
+                session=self.session,
+            )
+            changed += 1
+        return changed
+
+    async def keep_tombstone(
+        self, person_id: uuid.UUID, erasure_id: uuid.UUID, erased_at: datetime
+    ) -> None:
+        await self.db[ERASURES].replace_one(
+            {"_id": person_id},
+            {
+                "_id": person_id,
+                "erasure_id": erasure_id,
+                "erased_at": erased_at,
+                "applied_at": datetime.now(UTC),
+            },
+            upsert=True,
+            session=self.session,
+        )
+
+
+def erased_marker(erasure_id: uuid.UUID) -> str:
+    """What replaces the person's id where a record of the fact must stay (audit)."""
+    return f"erased:{erasure_id}"
+
+
+def session_of(tx: Transaction | None) -> AsyncClientSession | None:
+    """The MongoDB session a repository method runs in: the transaction's, or none for a
+    read outside any transaction."""
+    if tx is None:
+        return None
+    if not isinstance(tx, MongoTransaction):
+        raise TypeError(f"a MongoDB repository cannot take part in {type(tx).__name__}")
+    return tx.session
+
+
+class MongoUnitOfWork:
+    """A :class:`~lotse_shared.persistence.unit.UnitOfWork` on MongoDB transactions."""
+
     def __init__(
         self,
         client: AsyncMongoClient[Document],
@@ -213,13 +278,11 @@ class UnitOfWork:
         self._gate = asyncio.Semaphore(max_concurrent)
 
     async def handled_without_effects(self, event: Event, why: str) -> None:
-        """Record ``event`` as handled, in one write and no transaction: nothing to do."""
+        """In one write and no transaction: there is nothing else to write."""
         await record_ignored(self.db, str(event.event_id), event.event_type, why)
 
     @asynccontextmanager
     async def transaction(self, applying: Event | None = None) -> AsyncIterator[Transaction]:
-        """Open a transaction; with ``applying``, raise AlreadyApplied on a repeat event,
-        and AboutErasedPerson (after recording the event as handled) for an erased person."""
         try:
             async with self._transaction(applying) as tx:
                 yield tx
@@ -229,10 +292,10 @@ class UnitOfWork:
             raise AboutErasedPerson(str(applying.event_id)) from None
 
     @asynccontextmanager
-    async def _transaction(self, applying: Event | None) -> AsyncIterator[Transaction]:
+    async def _transaction(self, applying: Event | None) -> AsyncIterator[MongoTransaction]:
         async with self._gate, self.client.start_session() as session:  # noqa: SIM117
             async with await session.start_transaction():
-                tx = Transaction(db=self.db, session=session)
+                tx = MongoTransaction(db=self.db, session=session)
                 if applying is not None:
                     try:
                         await self.db[INBOX].insert_one(

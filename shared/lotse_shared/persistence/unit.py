@@ -1,0 +1,52 @@
+"""The unit of work as the use cases see it: a port, free of any database.
+
+A use case opens a transaction, reads and writes through its repositories (each
+method takes the transaction, reads and writes alike), records the events the change
+causes with ``publish``, and commits by leaving the block; an exception anywhere
+undoes all of it. ``lotse_shared.persistence.mongo`` is the adapter the services run
+on; ``tests/fakes`` holds an in-memory one for the unit tier.
+"""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+
+from lotse_shared.contracts.envelope import Event
+
+
+class Transaction(Protocol):
+    """What a use case sees inside a unit of work."""
+
+    events: list[Event]
+
+    def publish(self, event: Event) -> None:
+        """Record an event; it is written with the transaction and published after commit."""
+
+    async def has_applied(self, event_id: str) -> bool:
+        """Has this service applied (or handled without effects) that event, as far as
+        this transaction sees?"""
+
+    async def erase_plumbing(self, person_id: uuid.UUID, erasure_id: uuid.UUID) -> dict[str, int]:
+        """Forget the person in what every service keeps beside its own data: outbox
+        rows and parked events about them go, the audit entries naming them are
+        anonymised. Returns counts per collection."""
+
+    async def keep_tombstone(
+        self, person_id: uuid.UUID, erasure_id: uuid.UUID, erased_at: datetime
+    ) -> None:
+        """Remember that the person was erased, so no later event brings them back."""
+
+
+class UnitOfWork(Protocol):
+    def transaction(
+        self, applying: Event | None = None
+    ) -> AbstractAsyncContextManager[Transaction]:
+        """Open a transaction; with ``applying``, the event is recorded in the inbox in
+        it: a repeat raises ``AlreadyApplied``, one about an erased person
+        ``AboutErasedPerson`` (after recording the event as handled)."""
+
+    async def handled_without_effects(self, event: Event, why: str) -> None:
+        """Record ``event`` as handled with nothing to do, so a redelivery is known."""
