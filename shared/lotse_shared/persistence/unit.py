@@ -10,6 +10,7 @@ on; ``tests/fakes`` holds an in-memory one for the unit tier.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
@@ -50,3 +51,11 @@ class UnitOfWork(Protocol):
 
     async def handled_without_effects(self, event: Event, why: str) -> None:
         """Record ``event`` as handled with nothing to do, so a redelivery is known."""
+
+
+class WaitingEvents(Protocol):
+    """Events parked until what they depend on arrives (``messaging.parking``): a use
+    case that brings a person's facts asks for the events waiting on them."""
+
+    async def replay_for(self, person_ids: Iterable[str]) -> int:
+        """Try the parked events of these people now; returns how many were applied."""
