@@ -25,7 +25,6 @@ import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
-from lotse_shared.contracts import routing
 from lotse_shared.contracts.catalogue import BY_ROUTING_KEY
 from lotse_shared.contracts.partner_asyncapi import partner_document
 from lotse_shared.ops.partner_contract import HTML_NAME, JSON_NAME, html_page
@@ -35,9 +34,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 DOCS = ROOT / "docs" / "asyncapi"
 DOCUMENT: dict[str, Any] = json.loads((DOCS / JSON_NAME).read_text(encoding="utf-8"))
-PARTNER_KEYS = [
-    k for k in vars(routing).values() if isinstance(k, str) and k.startswith("partner.")
-]
+PARTNER_KEYS = [k for k in BY_ROUTING_KEY if k.startswith("partner.")]
 
 
 def resolve(schema: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Less personal data in motion (issue #6, part 9).
 
-- Routing keys are constants of ``routing.py``: nothing of a payload ever becomes part
+- Routing keys are constants of the event classes: nothing of a payload ever becomes part
   of a routing key (keys are visible to the broker, its logs and every operator).
 - Events carry identifiers and the facts a consumer needs. A person's name, contacts
   and personal facts travel only in intake's snapshot; every field of that kind is
@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 from lotse_devstack.samples import CASEWORKER, one_of_each_event, snapshot
-from lotse_shared.contracts import routing
 from lotse_shared.contracts.catalogue import ALL_EVENTS
 from lotse_shared.contracts.envelope import Event
+from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
 from lotse_shared.messaging.topology import Topology
 from lotse_shared.persistence.mongo import outbox_document
 
@@ -61,13 +61,11 @@ SNAPSHOT_NEEDS = {
     "residence_status": "placement: which kinds of opening the person may take",
 }
 ALLOWED: dict[str, set[str]] = {
-    routing.PERSON_REGISTERED_V1: set(SNAPSHOT_NEEDS),
-    routing.PERSON_UPDATED_V1: set(SNAPSHOT_NEEDS),
+    PersonRegistered.ROUTING_KEY: set(SNAPSHOT_NEEDS),
+    PersonUpdated.ROUTING_KEY: set(SNAPSHOT_NEEDS),
 }
 
-KEY_CONSTANTS = {
-    value for name, value in vars(routing).items() if name.isupper() and isinstance(value, str)
-}
+KEY_CONSTANTS = {cls.ROUTING_KEY for cls in ALL_EVENTS}
 
 
 def field_names(event_cls: type[Event]) -> set[str]:

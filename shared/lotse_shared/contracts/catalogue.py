@@ -1,4 +1,10 @@
-"""Every event class Lotse knows, keyed by routing key. Used by tests and docs."""
+"""Every event class Lotse knows, keyed by routing key. Used by tests and docs.
+
+A routing key on the ``<namespace>.events`` topic exchange has the form
+``<producer>.<entity>.<what happened>.v<version>`` and follows from the class's
+``event_type`` and ``event_version``. Partner input starts with ``partner.``; a partner
+may publish only those keys.
+"""
 
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ from typing import Literal
 
 from pydantic import Field
 
-from . import routing
 from .common import CefrLevel, CourseType, DistrictId
 from .envelope import Event, Payload
 
@@ -28,10 +27,9 @@ class EnrolledV1(EnrolmentFacts):
 
 
 class Enrolled(Event):
-    ROUTING_KEY = routing.ENROLLED_V1
     DESCRIPTION = "A person was enrolled in a German course."
-    event_type: Literal["courses.enrolment.created"] = "courses.enrolment.created"
-    event_version: Literal[1] = 1
+    event_type: Literal["courses.enrolment.created"]
+    event_version: Literal[1]
     payload: EnrolledV1
 
 
@@ -42,10 +40,9 @@ class AttendanceRecordedV1(EnrolmentFacts):
 
 
 class AttendanceRecorded(Event):
-    ROUTING_KEY = routing.ATTENDANCE_RECORDED_V1
     DESCRIPTION = "Attendance of one course session was recorded."
-    event_type: Literal["courses.attendance.recorded"] = "courses.attendance.recorded"
-    event_version: Literal[1] = 1
+    event_type: Literal["courses.attendance.recorded"]
+    event_version: Literal[1]
     payload: AttendanceRecordedV1
 
 
@@ -57,10 +54,9 @@ class ExamResultRecordedV1(EnrolmentFacts):
 
 
 class ExamResultRecorded(Event):
-    ROUTING_KEY = routing.EXAM_RESULT_RECORDED_V1
     DESCRIPTION = "An exam result (DTZ, DTB, telc) was recorded."
-    event_type: Literal["courses.exam_result.recorded"] = "courses.exam_result.recorded"
-    event_version: Literal[1] = 1
+    event_type: Literal["courses.exam_result.recorded"]
+    event_version: Literal[1]
     payload: ExamResultRecordedV1
 
 
@@ -70,10 +66,9 @@ class CourseCompletedV1(EnrolmentFacts):
 
 
 class CourseCompleted(Event):
-    ROUTING_KEY = routing.COURSE_COMPLETED_V1
     DESCRIPTION = "A person completed a course and reached a German level."
-    event_type: Literal["courses.course.completed"] = "courses.course.completed"
-    event_version: Literal[1] = 1
+    event_type: Literal["courses.course.completed"]
+    event_version: Literal[1]
     payload: CourseCompletedV1
 
 
@@ -83,8 +78,7 @@ class CourseDroppedV1(EnrolmentFacts):
 
 
 class CourseDropped(Event):
-    ROUTING_KEY = routing.COURSE_DROPPED_V1
     DESCRIPTION = "A person left a course before completing it."
-    event_type: Literal["courses.course.dropped"] = "courses.course.dropped"
-    event_version: Literal[1] = 1
+    event_type: Literal["courses.course.dropped"]
+    event_version: Literal[1]
     payload: CourseDroppedV1

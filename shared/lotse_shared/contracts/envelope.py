@@ -8,8 +8,9 @@ An event on the wire is one JSON object::
 
 Each concrete event class pins ``event_type`` and ``event_version`` with
 ``Literal`` types, so a message of the wrong type or version fails validation
-instead of being half-understood. A breaking change gets a new class
-(``...V2``) published beside the old one.
+instead of being half-understood; they are stated there once, and the defaults and the
+routing key (``<event_type>.v<version>``) follow from them. A breaking change gets a
+new class (``...V2``) published beside the old one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -70,6 +71,20 @@ class Event(BaseModel):
     causation_id: uuid.UUID | None = Field(
         default=None, description="event_id of the event that caused this one."
     )
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """A concrete event (one whose type and version are ``Literal``) gets them as
+        defaults, and its routing key from them."""
+        super().__pydantic_init_subclass__(**kwargs)
+        fields = cls.model_fields
+        type_ = get_args(fields["event_type"].annotation)
+        version = get_args(fields["event_version"].annotation)
+        if not (type_ and version):
+            return  # an abstract base of events
+        fields["event_type"].default, fields["event_version"].default = type_[0], version[0]
+        cls.ROUTING_KEY = f"{type_[0]}.v{version[0]}"
+        cls.model_rebuild(force=True)
 
     @classmethod
     def create(

@@ -13,7 +13,6 @@ from typing import Literal
 
 from pydantic import AwareDatetime, EmailStr, Field
 
-from . import routing
 from .common import (
     CefrLevel,
     ContactRole,
@@ -72,18 +71,16 @@ class PersonSnapshotV1(Payload):
 
 
 class PersonRegistered(Event):
-    ROUTING_KEY = routing.PERSON_REGISTERED_V1
     DESCRIPTION = "A person was registered with intake, with their responsible contacts."
-    event_type: Literal["intake.person.registered"] = "intake.person.registered"
-    event_version: Literal[1] = 1
+    event_type: Literal["intake.person.registered"]
+    event_version: Literal[1]
     payload: PersonSnapshotV1
 
 
 class PersonUpdated(Event):
-    ROUTING_KEY = routing.PERSON_UPDATED_V1
     DESCRIPTION = "A person's facts or contacts changed; carries the full new snapshot."
-    event_type: Literal["intake.person.updated"] = "intake.person.updated"
-    event_version: Literal[1] = 1
+    event_type: Literal["intake.person.updated"]
+    event_version: Literal[1]
     payload: PersonSnapshotV1
 
 
@@ -98,11 +95,10 @@ class PersonErasedV1(Payload):
 
 
 class PersonErased(Event):
-    ROUTING_KEY = routing.PERSON_ERASED_V1
     DESCRIPTION = (
         "A person was erased on request: every service deletes or anonymises what it holds "
         "about them and keeps only a tombstone, so late events about them are ignored."
     )
-    event_type: Literal["intake.person.erased"] = "intake.person.erased"
-    event_version: Literal[1] = 1
+    event_type: Literal["intake.person.erased"]
+    event_version: Literal[1]
     payload: PersonErasedV1

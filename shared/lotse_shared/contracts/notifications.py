@@ -7,7 +7,6 @@ from typing import Literal
 
 from pydantic import Field
 
-from . import routing
 from .common import ContactRole, DistrictId
 from .envelope import Event, Payload
 
@@ -22,12 +21,9 @@ class NotificationDeliveredV1(Payload):
 
 
 class NotificationDelivered(Event):
-    ROUTING_KEY = routing.NOTIFICATION_DELIVERED_V1
     DESCRIPTION = "A notification reached its recipient over a channel."
-    event_type: Literal["notifications.notification.delivered"] = (
-        "notifications.notification.delivered"
-    )
-    event_version: Literal[1] = 1
+    event_type: Literal["notifications.notification.delivered"]
+    event_version: Literal[1]
     payload: NotificationDeliveredV1
 
 
@@ -48,8 +44,7 @@ class NotificationFailedV1(Payload):
 
 
 class NotificationFailed(Event):
-    ROUTING_KEY = routing.NOTIFICATION_FAILED_V1
     DESCRIPTION = "A channel could not deliver a notification; it stays in the inbox."
-    event_type: Literal["notifications.notification.failed"] = "notifications.notification.failed"
-    event_version: Literal[1] = 1
+    event_type: Literal["notifications.notification.failed"]
+    event_version: Literal[1]
     payload: NotificationFailedV1

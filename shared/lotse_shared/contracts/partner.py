@@ -16,7 +16,6 @@ from typing import Literal, Self
 
 from pydantic import AwareDatetime, Field, JsonValue, model_validator
 
-from . import routing
 from .common import CefrLevel, CourseType, DistrictId, KldbCode, OpeningType, Sector
 from .envelope import Event, PartnerPayload
 
@@ -50,10 +49,9 @@ class EnrolmentReportedV1(PartnerPayload):
 
 
 class EnrolmentReported(Event):
-    ROUTING_KEY = routing.PARTNER_ENROLMENT_REPORTED_V1
     DESCRIPTION = "A school or language school reports that a person was enrolled."
-    event_type: Literal["partner.course.enrolment_reported"] = "partner.course.enrolment_reported"
-    event_version: Literal[1] = 1
+    event_type: Literal["partner.course.enrolment_reported"]
+    event_version: Literal[1]
     payload: EnrolmentReportedV1
 
 
@@ -65,10 +63,9 @@ class AttendanceReportedV1(PartnerPayload):
 
 
 class AttendanceReported(Event):
-    ROUTING_KEY = routing.PARTNER_ATTENDANCE_REPORTED_V1
     DESCRIPTION = "A school reports a person's attendance at one session."
-    event_type: Literal["partner.course.attendance_reported"] = "partner.course.attendance_reported"
-    event_version: Literal[1] = 1
+    event_type: Literal["partner.course.attendance_reported"]
+    event_version: Literal[1]
     payload: AttendanceReportedV1
 
 
@@ -86,12 +83,9 @@ class ExamResultReportedV1(PartnerPayload):
 
 
 class ExamResultReported(Event):
-    ROUTING_KEY = routing.PARTNER_EXAM_RESULT_REPORTED_V1
     DESCRIPTION = "An exam result: DTZ (scaled A2/B1), DTB or telc."
-    event_type: Literal["partner.course.exam_result_reported"] = (
-        "partner.course.exam_result_reported"
-    )
-    event_version: Literal[1] = 1
+    event_type: Literal["partner.course.exam_result_reported"]
+    event_version: Literal[1]
     payload: ExamResultReportedV1
 
 
@@ -105,10 +99,9 @@ class CompletionReportedV1(PartnerPayload):
 
 
 class CompletionReported(Event):
-    ROUTING_KEY = routing.PARTNER_COMPLETION_REPORTED_V1
     DESCRIPTION = "A school reports that a person completed a course."
-    event_type: Literal["partner.course.completion_reported"] = "partner.course.completion_reported"
-    event_version: Literal[1] = 1
+    event_type: Literal["partner.course.completion_reported"]
+    event_version: Literal[1]
     payload: CompletionReportedV1
 
 
@@ -120,10 +113,9 @@ class DropoutReportedV1(PartnerPayload):
 
 
 class DropoutReported(Event):
-    ROUTING_KEY = routing.PARTNER_DROPOUT_REPORTED_V1
     DESCRIPTION = "A school reports that a person left a course."
-    event_type: Literal["partner.course.dropout_reported"] = "partner.course.dropout_reported"
-    event_version: Literal[1] = 1
+    event_type: Literal["partner.course.dropout_reported"]
+    event_version: Literal[1]
     payload: DropoutReportedV1
 
 
@@ -194,10 +186,9 @@ class OpeningReportedV1(PartnerPayload):
 
 
 class OpeningReported(Event):
-    ROUTING_KEY = routing.PARTNER_OPENING_REPORTED_V1
     DESCRIPTION = "A partner publishes or updates an opening; the same source_ref again updates it."
-    event_type: Literal["partner.opening.reported"] = "partner.opening.reported"
-    event_version: Literal[1] = 1
+    event_type: Literal["partner.opening.reported"]
+    event_version: Literal[1]
     payload: OpeningReportedV1
 
 
@@ -207,10 +198,9 @@ class OpeningWithdrawnV1(PartnerPayload):
 
 
 class OpeningWithdrawn(Event):
-    ROUTING_KEY = routing.PARTNER_OPENING_WITHDRAWN_V1
     DESCRIPTION = "A partner withdraws an opening (filled or no longer offered)."
-    event_type: Literal["partner.opening.withdrawn"] = "partner.opening.withdrawn"
-    event_version: Literal[1] = 1
+    event_type: Literal["partner.opening.withdrawn"]
+    event_version: Literal[1]
     payload: OpeningWithdrawnV1
 
 
@@ -247,11 +237,10 @@ class OpeningFeedReportedV1(PartnerPayload):
 
 
 class OpeningFeedReported(Event):
-    ROUTING_KEY = routing.PARTNER_OPENING_FEED_REPORTED_V1
     DESCRIPTION = (
         "A partner sends a whole feed of openings in its own format (Jobsuche JSON or CSV); "
         "the result, naming each rejected record, is at GET /imports/<event_id> on placement."
     )
-    event_type: Literal["partner.opening.feed_reported"] = "partner.opening.feed_reported"
-    event_version: Literal[1] = 1
+    event_type: Literal["partner.opening.feed_reported"]
+    event_version: Literal[1]
     payload: OpeningFeedReportedV1

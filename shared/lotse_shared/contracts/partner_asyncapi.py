@@ -23,7 +23,7 @@ from typing import Any
 
 from lotse_shared.places import place_names
 
-from . import partner, routing
+from . import partner
 from .envelope import Event
 
 BINDING_VERSION = "0.3.0"
@@ -47,7 +47,7 @@ PARTNER_EVENTS = SCHOOL_EVENTS + OPENING_EVENTS
 _PERSON = "0b8e4c1e-6f5b-4c59-9f0e-5d1f3a2b7c44"
 _COURSE = {"provider": "VHS Region Kassel", "course_ref": "IK-2026-14"}
 EXAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
-    routing.PARTNER_ENROLMENT_REPORTED_V1: {
+    partner.EnrolmentReported.ROUTING_KEY: {
         "person_id": _PERSON,
         "course": {
             **_COURSE,
@@ -60,32 +60,32 @@ EXAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
             "teaching_units": 700,
         },
     },
-    routing.PARTNER_ATTENDANCE_REPORTED_V1: {
+    partner.AttendanceReported.ROUTING_KEY: {
         "person_id": _PERSON,
         "course": _COURSE,
         "session_date": "2026-11-02",
         "present": True,
     },
-    routing.PARTNER_EXAM_RESULT_REPORTED_V1: {
+    partner.ExamResultReported.ROUTING_KEY: {
         "person_id": _PERSON,
         "course": _COURSE,
         "exam": "dtz",
         "result": "B1",
         "taken_on": "2026-11-20",
     },
-    routing.PARTNER_COMPLETION_REPORTED_V1: {
+    partner.CompletionReported.ROUTING_KEY: {
         "person_id": _PERSON,
         "course": _COURSE,
         "completed_on": "2026-11-27",
         "level_reached": "B1",
     },
-    routing.PARTNER_DROPOUT_REPORTED_V1: {
+    partner.DropoutReported.ROUTING_KEY: {
         "person_id": _PERSON,
         "course": _COURSE,
         "dropped_on": "2026-06-15",
         "reason": "moved away",
     },
-    routing.PARTNER_OPENING_REPORTED_V1: {
+    partner.OpeningReported.ROUTING_KEY: {
         "source_ref": "10000-1199999999-S",
         "opening_type": "praktikum",
         "title": "Praktikum Lagerlogistik",
@@ -97,11 +97,11 @@ EXAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
         "start_date": "2027-02-01",
         "seats": 2,
     },
-    routing.PARTNER_OPENING_WITHDRAWN_V1: {
+    partner.OpeningWithdrawn.ROUTING_KEY: {
         "source_ref": "10000-1199999999-S",
         "reason": "besetzt",
     },
-    routing.PARTNER_OPENING_FEED_REPORTED_V1: {
+    partner.OpeningFeedReported.ROUTING_KEY: {
         "format": "jobsuche",
         "angebotsart": 4,
         "document": {

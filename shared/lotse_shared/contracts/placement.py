@@ -8,7 +8,6 @@ from typing import Literal
 
 from pydantic import Field
 
-from . import routing
 from .common import CefrLevel, DistrictId, KldbCode, OpeningType, Sector
 from .envelope import Event, Payload
 
@@ -30,10 +29,9 @@ class OpeningFactsV1(Payload):
 
 
 class OpeningPublished(Event):
-    ROUTING_KEY = routing.OPENING_PUBLISHED_V1
     DESCRIPTION = "An opening was published or changed and is open for suggestions."
-    event_type: Literal["placement.opening.published"] = "placement.opening.published"
-    event_version: Literal[1] = 1
+    event_type: Literal["placement.opening.published"]
+    event_version: Literal[1]
     payload: OpeningFactsV1
 
 
@@ -46,10 +44,9 @@ class OpeningClosedV1(Payload):
 
 
 class OpeningClosed(Event):
-    ROUTING_KEY = routing.OPENING_CLOSED_V1
     DESCRIPTION = "An opening was closed (withdrawn by the partner, filled, or expired)."
-    event_type: Literal["placement.opening.closed"] = "placement.opening.closed"
-    event_version: Literal[1] = 1
+    event_type: Literal["placement.opening.closed"]
+    event_version: Literal[1]
     payload: OpeningClosedV1
 
 
@@ -79,10 +76,9 @@ class SuggestionsReadyV1(Payload):
 
 
 class SuggestionsReady(Event):
-    ROUTING_KEY = routing.SUGGESTIONS_READY_V1
     DESCRIPTION = "New ranked placement suggestions for one person, best first."
-    event_type: Literal["placement.suggestions.ready"] = "placement.suggestions.ready"
-    event_version: Literal[1] = 1
+    event_type: Literal["placement.suggestions.ready"]
+    event_version: Literal[1]
     payload: SuggestionsReadyV1
 
 
@@ -96,18 +92,16 @@ class SuggestionDecisionV1(Payload):
 
 
 class SuggestionAccepted(Event):
-    ROUTING_KEY = routing.SUGGESTION_ACCEPTED_V1
     DESCRIPTION = "A caseworker accepted a suggestion and proposed it: a placement case opens."
-    event_type: Literal["placement.suggestion.accepted"] = "placement.suggestion.accepted"
-    event_version: Literal[1] = 1
+    event_type: Literal["placement.suggestion.accepted"]
+    event_version: Literal[1]
     payload: SuggestionDecisionV1
 
 
 class SuggestionDismissed(Event):
-    ROUTING_KEY = routing.SUGGESTION_DISMISSED_V1
     DESCRIPTION = "A caseworker dismissed a suggestion; it is not suggested again."
-    event_type: Literal["placement.suggestion.dismissed"] = "placement.suggestion.dismissed"
-    event_version: Literal[1] = 1
+    event_type: Literal["placement.suggestion.dismissed"]
+    event_version: Literal[1]
     payload: SuggestionDecisionV1
 
 
@@ -138,18 +132,16 @@ class CaseFactsV1(Payload):
 
 
 class CaseStageChanged(Event):
-    ROUTING_KEY = routing.CASE_STAGE_CHANGED_V1
     DESCRIPTION = "A placement case moved on (proposed, interview, started, still employed)."
-    event_type: Literal["placement.case.stage_changed"] = "placement.case.stage_changed"
-    event_version: Literal[1] = 1
+    event_type: Literal["placement.case.stage_changed"]
+    event_version: Literal[1]
     payload: CaseFactsV1
 
 
 class CaseClosed(Event):
-    ROUTING_KEY = routing.CASE_CLOSED_V1
     DESCRIPTION = "A placement case ended, with its reason (declined, dropped out, moved ...)."
-    event_type: Literal["placement.case.closed"] = "placement.case.closed"
-    event_version: Literal[1] = 1
+    event_type: Literal["placement.case.closed"]
+    event_version: Literal[1]
     payload: CaseFactsV1
 
 
@@ -201,8 +193,7 @@ class ImportCompletedV1(Payload):
 
 
 class ImportCompleted(Event):
-    ROUTING_KEY = routing.IMPORT_COMPLETED_V1
     DESCRIPTION = "A partner's feed was imported: counts, and each rejected record with its reason."
-    event_type: Literal["placement.import.completed"] = "placement.import.completed"
-    event_version: Literal[1] = 1
+    event_type: Literal["placement.import.completed"]
+    event_version: Literal[1]
     payload: ImportCompletedV1

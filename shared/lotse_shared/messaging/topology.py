@@ -1,6 +1,6 @@
 """Names of everything a service declares on RabbitMQ.
 
-- one topic exchange ``<ns>.events`` carries every event (see contracts.routing);
+- one topic exchange ``<ns>.events`` carries every event (see contracts.catalogue);
 - each subscription of a service has its own durable quorum queue
   ``<ns>.<service>.<routing key>``, so one slow or broken event type never
   blocks another;
