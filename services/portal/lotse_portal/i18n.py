@@ -44,7 +44,6 @@ ENGLISH: Mapping[str, str] = {
     "Arbeitserlaubnis beantragt": "Work permission pending",
     "Nicht verfügbar": "Not available",
     "Dieser Teil ist gerade nicht verfügbar": "This part is not available right now",
-    "nicht gefunden oder nicht Ihre Zuständigkeit": "not found, or not yours",
     "Zurück zu meinen Fällen": "Back to my caseload",
     "Profil": "Profile",
     "Einwilligungen": "Consent",
@@ -133,7 +132,6 @@ ENGLISH: Mapping[str, str] = {
     "Ein unerwarteter Fehler ist aufgetreten. Er ist protokolliert; bitte versuchen Sie es noch "
     "einmal.": "An unexpected error occurred. It has been logged; please try again.",
     "Fall abgeschlossen.": "Case closed.",
-    "Fehler": "Error",
     "Formular abgelaufen": "Form expired",
     "Gespeichert.": "Saved.",
     "Hauptmenü": "Main menu",
