@@ -5,7 +5,7 @@ session's CSRF token, then redirect (post/redirect/get), so a reload repeats not
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import date
 from typing import Annotated, Any
 
@@ -215,16 +215,20 @@ def make_pages_router(services: Services, pages: Pages) -> APIRouter:
         )
         return await action(request, person_id, call, "Verworfen.")
 
+    def case_step(form: Mapping[str, object], what: str) -> dict[str, str]:
+        """A case's step as placement takes it: ``what`` (the stage or the reason for
+        closing), the day (today unless given) and a note."""
+        return {
+            what: str(form.get(what, "")),
+            "on": str(form.get("on") or date.today().isoformat()),
+            "note": str(form.get("note", "")),
+        }
+
     @router.post("/people/{person_id}/cases/{case_id}/stage")
     async def advance(
         request: Request, user: Signed, person_id: uuid.UUID, case_id: uuid.UUID, checked: Checked
     ) -> Response:
-        form = checked["form"]
-        body = {
-            "stage": str(form.get("stage", "")),
-            "on": str(form.get("on") or date.today().isoformat()),
-            "note": str(form.get("note", "")),
-        }
+        body = case_step(checked["form"], "stage")
         call = api(request, user).post("placement", f"/cases/{case_id}/stage", body)
         return await action(request, person_id, call, "Stufe gespeichert.")
 
@@ -232,12 +236,7 @@ def make_pages_router(services: Services, pages: Pages) -> APIRouter:
     async def close_case(
         request: Request, user: Signed, person_id: uuid.UUID, case_id: uuid.UUID, checked: Checked
     ) -> Response:
-        form = checked["form"]
-        body = {
-            "reason": str(form.get("reason", "")),
-            "on": str(form.get("on") or date.today().isoformat()),
-            "note": str(form.get("note", "")),
-        }
+        body = case_step(checked["form"], "reason")
         call = api(request, user).post("placement", f"/cases/{case_id}/close", body)
         return await action(request, person_id, call, "Fall abgeschlossen.")
 
