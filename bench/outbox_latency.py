@@ -59,7 +59,7 @@ async def main() -> dict[str, Any]:
         service_name="bench",
         namespace=namespace,
         mongo_url=given or mongo_url(port),
-        outbox_poll_s=1.0,
+        outbox_recover_every_s=1.0,
     )
     rt = build_runtime(settings)
     await rt.broker.connect()

@@ -95,7 +95,7 @@ def service_env(
         "LOTSE_NAMESPACE": namespace,
         "LOTSE_RABBIT_URL": rabbit_url,
         "LOTSE_MONGO_URL": mongo_url,
-        "LOTSE_OUTBOX_POLL_S": "0.2",
+        "LOTSE_OUTBOX_RECOVER_EVERY_S": "0.2",
         "LOTSE_REDELIVERY_DELAY_S": "0.2",
     }
     for key, value in env.items():

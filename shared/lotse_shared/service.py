@@ -62,7 +62,11 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
     db = client[settings.database_name]
     partner_messages = PartnerMessages(db, keep_s=settings.partner_messages_keep_days * 86400)
     parking = ParkingLot(
-        db, dead_letters, max_age_s=settings.parked_max_age_s, outcomes=partner_messages
+        db,
+        dead_letters,
+        max_age_s=settings.parked_max_age_s,
+        recheck_s=settings.parking_recheck_s,
+        outcomes=partner_messages,
     )
     broker = RabbitBroker(
         settings.rabbit_url,
@@ -82,7 +86,9 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
         log_level=logging.DEBUG,
     )
     dead_letters.broker = broker
-    relay = OutboxRelay(db, broker, topology.events_exchange, poll_s=settings.outbox_poll_s)
+    relay = OutboxRelay(
+        db, broker, topology.events_exchange, recover_every_s=settings.outbox_recover_every_s
+    )
     uow = MongoUnitOfWork(
         client, db, on_committed=relay.kick, max_concurrent=settings.transaction_concurrency
     )

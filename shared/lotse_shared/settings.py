@@ -157,13 +157,22 @@ class ServiceSettings(BaseSettings):
         description="Quorum-queue x-delivery-limit: redeliveries (e.g. after crashes) before "
         "RabbitMQ itself dead-letters a message.",
     )
-    outbox_poll_s: float = Field(
-        default=1.0, description="How often the outbox relay looks for unsent events."
+    outbox_recover_every_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often the outbox relay looks for events left unsent by a crashed "
+        "process or a failed publish; its own commits it publishes at once.",
     )
     parked_max_age_s: float = Field(
         default=7 * 24 * 3600.0,
         description="How long an event about a not-yet-known person waits before it is "
         "dead-lettered.",
+    )
+    parking_recheck_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="With nothing due in the parking lot, how often its sweep looks for "
+        "events another process parked.",
     )
     partner_messages_keep_days: float = Field(
         default=30.0,

@@ -147,7 +147,6 @@ class LocalStack:
             # the inbox is the portal's (links in emails lead there, portal or not)
             "LOTSE_INBOX_URL": "http://127.0.0.1:"
             f"{self.config.ports.get('portal', DEFAULT_PORTS['portal'])}/inbox",
-            "LOTSE_OUTBOX_POLL_S": "0.5",
             # the local stack shows the flow at any hour: no waiting for office hours
             "LOTSE_QUIET_HOURS": "false",
             **self.auth_env(),

@@ -4,10 +4,11 @@ Fast path: the unit of work writes its outbox rows leased to this process for a
 few seconds and hands them to the relay after the commit; the relay publishes
 them from memory and marks them sent (one database round trip per batch).
 
-Recovery: every ``poll_s`` (not on every kick: under load that would be one
-more query per commit) the relay also looks for rows whose lease ran out
-(their process crashed, or publishing failed), leases a batch for itself (so
-replicas do not all publish it) and publishes it the same way.
+Recovery: every ``recover_every_s`` (not on every kick: under load that would be one
+more query per commit), and soon after one of its own publishes failed, the relay
+looks for rows whose lease ran out (their process crashed, or publishing failed),
+leases a batch for itself (so replicas do not all publish it) and publishes it the
+same way. An idle relay costs the database that one indexed query per interval.
 
 Publishing is concurrent within a bound, each message with publisher confirms,
 persistent delivery and ``mandatory`` (unroutable is an error). A crash between
@@ -28,7 +29,7 @@ from faststream.rabbit import RabbitBroker, RabbitExchange
 from pymongo.asynchronous.database import AsyncDatabase
 
 from lotse_shared.background import Periodic
-from lotse_shared.persistence.mongo import OUTBOX, in_transaction
+from lotse_shared.persistence.mongo import OUTBOX, OWN_LEASE_S, in_transaction
 
 log = logging.getLogger("lotse.outbox")
 
@@ -42,7 +43,7 @@ class OutboxRelay:
         broker: RabbitBroker,
         exchange: RabbitExchange,
         *,
-        poll_s: float = 1.0,
+        recover_every_s: float = 10.0,
         batch_size: int = 500,
         concurrency: int = 64,
         lease_s: float = 30.0,
@@ -50,13 +51,14 @@ class OutboxRelay:
         self.db = db
         self.broker = broker
         self.exchange = exchange
-        self.poll_s = poll_s
+        self.recover_every_s = recover_every_s
         self.batch_size = batch_size
         self.lease = timedelta(seconds=lease_s)
         self._limit = asyncio.Semaphore(concurrency)
         self._fresh: list[Document] = []
         self._next_recovery = 0.0  # monotonic time of the next look for leftovers
-        self.loop = Periodic("outbox-relay", poll_s, self._round)
+        # kicked by every commit; otherwise it wakes only when recovery is due
+        self.loop = Periodic("outbox-relay", recover_every_s, self._round)
         self.start = self.loop.start
         self.stop = self.loop.stop
 
@@ -67,7 +69,7 @@ class OutboxRelay:
         self.loop.kick()
 
     async def _round(self) -> bool:
-        """Publish what was just committed, then, once per ``poll_s``, one batch of
+        """Publish what was just committed, then, once recovery is due, one batch of
         leftovers. True if that batch was full (more may be waiting)."""
         while self._fresh:
             batch, self._fresh = self._fresh[: self.batch_size], self._fresh[self.batch_size :]
@@ -75,7 +77,7 @@ class OutboxRelay:
         if time.monotonic() < self._next_recovery:
             return False
         full = await self.publish_pending() == self.batch_size
-        self._next_recovery = 0.0 if full else time.monotonic() + self.poll_s
+        self._next_recovery = 0.0 if full else time.monotonic() + self.recover_every_s
         return full
 
     async def publish_pending(self) -> int:
@@ -118,9 +120,13 @@ class OutboxRelay:
             *(self._publish(doc) for doc in docs), return_exceptions=True
         )
         sent = [doc["_id"] for doc, ok in zip(docs, results, strict=True) if ok is True]
+        failed = [doc["_id"] for doc, ok in zip(docs, results, strict=True) if ok is not True]
         for doc, result in zip(docs, results, strict=True):
             if result is not True:
                 log.error("publishing outbox event %s failed: %r", doc["_id"], result)
+        if failed:  # try them again once their lease has run out
+            retry_at = time.monotonic() + OWN_LEASE_S + 1.0
+            self._next_recovery = min(self._next_recovery or retry_at, retry_at)
         if sent:
             done = datetime.now(UTC)
             await in_transaction(

@@ -3,9 +3,14 @@
 Events travel on separate queues, so "course completed" can overtake "person
 registered". Such an event is kept in the service's ``parked`` collection and
 tried again: at once when another event about the same person is applied, and
-by a sweep every few seconds with growing pauses per event. An event still
-parked after ``max_age_s`` is dead-lettered with its reason; one that fails for
-good on replay (a rule violation) is dead-lettered at once. Nothing is dropped.
+by a sweep with growing pauses per event. An event still parked after
+``max_age_s`` is dead-lettered with its reason; one that fails for good on replay
+(a rule violation) is dead-lettered at once. Nothing is dropped.
+
+The sweep looks at the database only when something is due: it remembers the
+earliest retry or expiry it saw and what this process parked since, and otherwise
+looks again every ``recheck_s`` (for what another process parked and left behind).
+An empty parking lot costs the database one query pair per ``recheck_s``.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class ParkingLot:
         *,
         max_age_s: float,
         sweep_every_s: float = 5.0,
+        recheck_s: float = 30.0,
         outcomes: PartnerMessages | None = None,
     ) -> None:
         self.db = db
@@ -58,9 +64,11 @@ class ParkingLot:
         self.outcomes = outcomes
         self.max_age = timedelta(seconds=max_age_s)
         self.sweep_every_s = sweep_every_s
+        self.recheck = timedelta(seconds=recheck_s)
+        self._next_due: datetime | None = None  # None: not known yet, look now
         self._dispatch: Dispatch | None = None
         self._lock = asyncio.Lock()
-        self.loop = Periodic("parking-sweep", sweep_every_s, self.sweep)
+        self.loop = Periodic("parking-sweep", sweep_every_s, self.sweep_if_due)
         self.start = self.loop.start
         self.stop = self.loop.stop
 
@@ -113,7 +121,12 @@ class ParkingLot:
             },
             upsert=True,
         )
+        self._due_by(now + timedelta(seconds=self.sweep_every_s))
         return True
+
+    def _due_by(self, when: datetime) -> None:
+        if self._next_due is not None and when < self._next_due:
+            self._next_due = when
 
     async def _erased(self, person_id: str) -> bool:
         try:
@@ -162,6 +175,7 @@ class ParkingLot:
             except NotYetApplicable as exc:
                 attempts = int(doc.get("attempts", 0)) + 1
                 pause = min(timedelta(seconds=self.sweep_every_s * 2**attempts), MAX_PAUSE)
+                self._due_by(datetime.now(UTC) + pause)
                 await self.db[PARKED].update_one(
                     {"_id": doc["_id"]},
                     {
@@ -185,19 +199,38 @@ class ParkingLot:
             applied += 1
         return applied
 
+    async def sweep_if_due(self) -> None:
+        if self._next_due is not None and datetime.now(UTC) < self._next_due:
+            return
+        await self.sweep()
+
     async def sweep(self) -> tuple[int, int]:
-        """Retry what is due, dead-letter what waited too long."""
+        """Retry what is due, dead-letter what waited too long; then note when the
+        next sweep has something to do."""
         async with self._exclusive():
-            now = datetime.now(UTC)
-            expired = 0
-            old = await self.db[PARKED].find({"parked_at": {"$lt": now - self.max_age}}).to_list()
-            for doc in old:
-                await self._dead_letter(
-                    doc, f"{doc['reason']}; waited longer than {self.max_age}", replayed=False
-                )
-                expired += 1
-            due = await self.db[PARKED].find({"retry_at": {"$lte": now}}).to_list()
-            return (await self._replay(due), expired)
+            done = await self._sweep()
+            self._next_due = await self._earliest_due()
+            return done
+
+    async def _earliest_due(self) -> datetime:
+        now = datetime.now(UTC)
+        parked = self.db[PARKED]
+        retry = await parked.find({}, {"retry_at": 1}).sort("retry_at", 1).limit(1).to_list()
+        oldest = await parked.find({}, {"parked_at": 1}).sort("parked_at", 1).limit(1).to_list()
+        due = [d["retry_at"] for d in retry] + [d["parked_at"] + self.max_age for d in oldest]
+        return min([now + self.recheck, *due])
+
+    async def _sweep(self) -> tuple[int, int]:
+        now = datetime.now(UTC)
+        expired = 0
+        old = await self.db[PARKED].find({"parked_at": {"$lt": now - self.max_age}}).to_list()
+        for doc in old:
+            await self._dead_letter(
+                doc, f"{doc['reason']}; waited longer than {self.max_age}", replayed=False
+            )
+            expired += 1
+        due = await self.db[PARKED].find({"retry_at": {"$lte": now}}).to_list()
+        return (await self._replay(due), expired)
 
     async def _dead_letter(
         self, doc: Document, reason: str, fields: list[str] | None = None, *, replayed: bool = True

@@ -1,0 +1,71 @@
+"""A service with no traffic leaves the database alone: the outbox relay and the
+parking lot's sweep query it only when something can be due."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lotse_shared.messaging.outbox import OutboxRelay
+from lotse_shared.messaging.parking import ParkingLot
+
+
+class CountingCollection:
+    """Answers every query with nothing and counts it."""
+
+    def __init__(self, calls: Counter[str], name: str) -> None:
+        self.calls, self.name = calls, name
+
+    def find(self, *args: Any, **kwargs: Any) -> CountingCollection:
+        self.calls[f"find {self.name}"] += 1
+        return self
+
+    def sort(self, *args: Any) -> CountingCollection:
+        return self
+
+    def limit(self, n: int) -> CountingCollection:
+        return self
+
+    async def to_list(self) -> list[Any]:
+        return []
+
+    async def update_one(self, *args: Any, **kwargs: Any) -> None:
+        self.calls[f"update {self.name}"] += 1
+
+    async def find_one(self, *args: Any, **kwargs: Any) -> None:
+        self.calls[f"find_one {self.name}"] += 1
+
+
+class CountingDatabase:
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    def __getitem__(self, name: str) -> CountingCollection:
+        return CountingCollection(self.calls, name)
+
+
+async def test_an_idle_relay_looks_for_leftovers_once_per_interval() -> None:
+    db = CountingDatabase()
+    relay = OutboxRelay(db, broker=None, exchange=None, recover_every_s=10)  # type: ignore[arg-type]
+    for _ in range(20):  # what twenty wake-ups without a commit would do
+        await relay._round()
+    assert db.calls == Counter({"find outbox": 1})  # at start; the next one in 10 s
+    relay._next_recovery = 0.0  # the interval has passed
+    await relay._round()
+    assert db.calls == Counter({"find outbox": 2})
+
+
+async def test_an_empty_parking_lot_is_looked_at_once_per_recheck() -> None:
+    db = CountingDatabase()
+    lot = ParkingLot(db, dead_letters=None, max_age_s=3600, recheck_s=30)  # type: ignore[arg-type]
+    for _ in range(20):
+        await lot.sweep_if_due()
+    # one sweep (expired, due) and when the next is due (first retry, oldest)
+    assert db.calls == Counter({"find parked": 4})
+    assert lot._next_due is not None
+    assert lot._next_due > datetime.now(UTC) + timedelta(seconds=25)
+
+    # an event parked here is due sooner: the sweep comes for it then, not later
+    await lot.park(event_id="e1", routing_key="k", body=b"{}", person_id="p", reason="why")
+    assert lot._next_due < datetime.now(UTC) + timedelta(seconds=6)
