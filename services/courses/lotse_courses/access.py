@@ -14,7 +14,7 @@ from lotse_shared.auth import Principal
 from lotse_shared.errors import Forbidden
 
 from .domain.model import Course
-from .repository import CoursesRepository
+from .repository import Courses
 
 
 def may_see_course(viewer: Principal | None, course: Course) -> bool:
@@ -27,7 +27,7 @@ def check_may_add_course(viewer: Principal, district_id: str) -> None:
 
 
 class CoursesAccess:
-    def __init__(self, repo: CoursesRepository) -> None:
+    def __init__(self, repo: Courses) -> None:
         self.repo = repo
 
     async def may_see_person(self, person_id: uuid.UUID, viewer: Principal | None) -> bool:

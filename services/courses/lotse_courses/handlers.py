@@ -7,8 +7,6 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date
 
-from pymongo.errors import DuplicateKeyError
-
 from lotse_shared.auth import Principal
 from lotse_shared.contracts import courses as ev
 from lotse_shared.contracts import partner
@@ -23,8 +21,7 @@ from lotse_shared.errors import (
     PersonNotYetKnown,
     RuleViolation,
 )
-from lotse_shared.messaging.parking import ParkingLot
-from lotse_shared.persistence.unit import Transaction, UnitOfWork
+from lotse_shared.persistence.unit import Transaction, UnitOfWork, WaitingEvents
 
 from .access import CoursesAccess, may_see_course
 from .domain.model import (
@@ -36,14 +33,14 @@ from .domain.model import (
     assess_exam,
 )
 from .mapping import PRODUCER, enrolment_facts
-from .repository import CoursesRepository
+from .repository import CourseExists, Courses
 
 
 @dataclass
 class CoursesHandlers:
     uow: UnitOfWork
-    repo: CoursesRepository
-    parking: ParkingLot
+    repo: Courses
+    parking: WaitingEvents
     access: CoursesAccess = field(init=False)
 
     def __post_init__(self) -> None:
@@ -64,7 +61,7 @@ class CoursesHandlers:
         try:
             async with self.uow.transaction() as tx:
                 await self.repo.add_course(tx, course)
-        except DuplicateKeyError:
+        except CourseExists:
             raise Conflict(
                 f"course {details.provider}/{details.course_ref} exists already"
             ) from None
@@ -112,14 +109,14 @@ class CoursesHandlers:
         self, course_id: uuid.UUID, person_id: uuid.UUID, *, cause: Event | None = None
     ) -> Enrolment:
         async with self.uow.transaction(applying=cause) as tx:
-            course = await self.repo.get_course(course_id, tx.session)
+            course = await self.repo.get_course(course_id, tx)
             if course is None:
                 raise RuleViolation("course_id", f"no course {course_id}")
-            if not await self.repo.is_known(person_id, tx.session):
+            if not await self.repo.is_known(person_id, tx):
                 if cause is not None:
                     raise PersonNotYetKnown(str(person_id))
                 raise RuleViolation("person_id", f"no person {person_id} is registered")
-            existing = await self.repo.enrolment_of(course_id, person_id, tx.session)
+            existing = await self.repo.enrolment_of(course_id, person_id, tx)
             if existing is not None:
                 if cause is not None:  # a partner reporting the same enrolment again
                     return existing
@@ -155,7 +152,7 @@ class CoursesHandlers:
         return enrolment
 
     async def _load(self, tx: Transaction, enrolment_id: uuid.UUID) -> Enrolment:
-        enrolment = await self.repo.get_enrolment(enrolment_id, tx.session)
+        enrolment = await self.repo.get_enrolment(enrolment_id, tx)
         if enrolment is None:
             raise NotFound(f"enrolment {enrolment_id} not found")
         return enrolment
