@@ -43,7 +43,7 @@ from .failures import PermanentDeliveryError, TemporaryDeliveryError
 from .handlers import Timing
 from .inbox import READ_BEFORE_SENT
 from .mapping import PRODUCER
-from .repository import NotificationsRepository
+from .repository import Notifications
 from .webhook import WebhookSender
 
 log = logging.getLogger("lotse.notifications")
@@ -66,7 +66,7 @@ class ChannelDelivery:
 
     channel: Channel
     uow: UnitOfWork
-    repo: NotificationsRepository
+    repo: Notifications
     send: Send
     max_attempts: int = 6
     office_hours: OfficeHours | None = None  # email waits for them on retry too
@@ -209,7 +209,7 @@ class EmailGate:
     never both take the last place.
     """
 
-    repo: NotificationsRepository
+    repo: Notifications
     policy: AlertPolicy
     timing: Timing
 

@@ -39,9 +39,8 @@ from lotse_shared.contracts.placement import (
 )
 from lotse_shared.erasure import apply_erasure
 from lotse_shared.errors import NotFound, NotYetApplicable, PersonNotYetKnown
-from lotse_shared.messaging.parking import ParkingLot
 from lotse_shared.persistence.retry import retry_transient
-from lotse_shared.persistence.unit import Transaction, UnitOfWork
+from lotse_shared.persistence.unit import Transaction, UnitOfWork, WaitingEvents
 
 from .access import addressed_to
 from .domain.model import (
@@ -62,8 +61,8 @@ from .domain.model import (
     SuggestionEntry,
     digest_due,
 )
-from .inbox import InboxCounts, InboxFilter, InboxPage, InboxStore
-from .repository import NotificationsRepository
+from .inbox import InboxCounts, InboxFilter, InboxPage
+from .repository import Notifications
 from .templates import Templates
 
 log = logging.getLogger("lotse.notifications")
@@ -98,8 +97,8 @@ class Timing:
 @dataclass
 class NotificationsHandlers:
     uow: UnitOfWork
-    repo: NotificationsRepository
-    parking: ParkingLot
+    repo: Notifications
+    parking: WaitingEvents
     templates: Templates
     inbox_url: str
     routing: RoutingTable = DEFAULT_ROUTING
@@ -122,7 +121,7 @@ class NotificationsHandlers:
             email_consent=p.consent.email_notifications,
         )
         async with self.uow.transaction(applying=event) as tx:
-            before = await self.repo.recipients_of(p.person_id, tx.session)
+            before = await self.repo.recipients_of(p.person_id, tx)
             saved = await self.repo.save_recipients(tx, recipients)
             if saved and before and before.email_consent and not recipients.email_consent:
                 # withdrawn: what is still waiting to be emailed is not sent any more
@@ -153,7 +152,7 @@ class NotificationsHandlers:
         """
         p = event.payload
         async with self.uow.transaction(applying=event) as tx:
-            recipients = await self.repo.recipients_of(p.person_id, tx.session)
+            recipients = await self.repo.recipients_of(p.person_id, tx)
             if recipients is None:
                 raise PersonNotYetKnown(str(p.person_id))
             completion = await self._completion_behind(event, tx)
@@ -192,7 +191,7 @@ class NotificationsHandlers:
             str(s.opening_id): SuggestionEntry.key(address, p.person_id, str(s.opening_id))
             for s in worth
         }
-        known = await self.repo.entries_by_key(list(key.values()), tx.session)
+        known = await self.repo.entries_by_key(list(key.values()), tx)
         fresh = [s for s in worth if key[str(s.opening_id)] not in known]
         now_reached = [
             known[key[str(s.opening_id)]]
@@ -216,7 +215,7 @@ class NotificationsHandlers:
         carrier = None
         if completion is not None:
             carrier = await self.repo.find_by_cause(
-                address, Kind.COURSE_COMPLETED.value, completion, tx.session
+                address, Kind.COURSE_COMPLETED.value, completion, tx
             )
         # a reached forecast still waiting for its digest is news for the completion's
         # alert: it moves there; one already shown is updated where it was shown
@@ -239,7 +238,7 @@ class NotificationsHandlers:
         elif not fresh:
             return changed
         else:
-            prefs = await self.repo.preferences_of(address, tx.session)
+            prefs = await self.repo.preferences_of(address, tx)
             rule = self.routing.rule_for(Kind.SUGGESTIONS_READY, recipients.district_id)
             cadence = self.policy.for_district(recipients.district_id).cadence_for(
                 Kind.SUGGESTIONS_READY, prefs, rule.priority
@@ -321,7 +320,7 @@ class NotificationsHandlers:
         await self.repo.update_entry_suggestion(tx, entry.entry_id, suggestion)
         if entry.notification_id is None:
             return  # still waiting for its digest, which will show it as it is now
-        carrier = await self.repo.get_in(entry.notification_id, tx.session)
+        carrier = await self.repo.get(entry.notification_id, tx)
         if carrier is None:
             return
         facts = _with_suggestion(carrier.facts, entry.person_id, entry.opening_id, update)
@@ -341,7 +340,7 @@ class NotificationsHandlers:
 
     async def _unavailable(self, event: Event, opening_id: str) -> None:
         async with self.uow.transaction(applying=event) as tx:
-            entries = await self.repo.entries_for_opening(opening_id, tx.session)
+            entries = await self.repo.entries_for_opening(opening_id, tx)
             waiting = [e.entry_id for e in entries if e.status == "waiting"]
             await self.repo.withdraw_entries(tx, waiting)
             shown = [
@@ -394,10 +393,10 @@ class NotificationsHandlers:
         """
         p = event.payload
         async with self.uow.transaction(applying=event) as tx:
-            recipients = await self.repo.recipients_of(p.person_id, tx.session)
+            recipients = await self.repo.recipients_of(p.person_id, tx)
             if recipients is None:
                 raise PersonNotYetKnown(str(p.person_id))
-            state = await self.repo.attendance_of(p.enrolment_id, tx.session)
+            state = await self.repo.attendance_of(p.enrolment_id, tx)
             state, alert = state.record(
                 p.attendance_rate,
                 self.timing.attendance_threshold,
@@ -427,7 +426,7 @@ class NotificationsHandlers:
         with_suggestions: bool = False,
     ) -> None:
         async with self.uow.transaction(applying=event) as tx:
-            recipients = await self.repo.recipients_of(person_id, tx.session)
+            recipients = await self.repo.recipients_of(person_id, tx)
             if recipients is None:
                 raise PersonNotYetKnown(str(person_id))
             created = await self._create(tx, recipients, kind, facts, event, with_suggestions)
@@ -482,9 +481,9 @@ class NotificationsHandlers:
     ) -> Notification | None:
         """One notification for one recipient, unless they already have it for this cause."""
         address = contact.email.lower()
-        if await self.repo.exists(address, kind.value, cause, tx.session):
+        if await self.repo.exists(address, kind.value, cause, tx):
             return None
-        prefs = await self.repo.preferences_of(address, tx.session)
+        prefs = await self.repo.preferences_of(address, tx)
         priority = self.routing.rule_for(kind, recipients.district_id).priority
         now = self.clock()
         n = Notification(
@@ -592,8 +591,8 @@ class NotificationsHandlers:
 
     async def _digest_for(self, address: str, now: datetime) -> int:
         async with self.uow.transaction() as tx:
-            entries = await self.repo.due_entries(address, now, tx.session)
-            deferred = await self.repo.due_for_digest(address, now, tx.session)
+            entries = await self.repo.due_entries(address, now, tx)
+            deferred = await self.repo.due_for_digest(address, now, tx)
             if not entries and not deferred:
                 return 0  # another replica built it
             digest_id = uuid.uuid4()
@@ -614,7 +613,7 @@ class NotificationsHandlers:
                 created_at=now,
             )
             self._rerender(n, digest_facts(entries, deferred))
-            prefs = await self.repo.preferences_of(address, tx.session)
+            prefs = await self.repo.preferences_of(address, tx)
             emailable = any(e.emailable for e in entries) or bool(deferred)
             self._plan_email(n, emailable, prefs, now)
             self._plan_webhook(n, prefs, now)
@@ -654,9 +653,9 @@ class NotificationsHandlers:
         async with self.uow.transaction() as tx:
             if not await self.repo.take_escalation(tx, original.notification_id, now):
                 return 0  # read meanwhile, or another replica took it
-            if await self.repo.anyone_read(original, tx.session) or original.person_id is None:
+            if await self.repo.anyone_read(original, tx) or original.person_id is None:
                 return 0  # the mentor may be away, but the caseworker has seen it
-            recipients = await self.repo.recipients_of(original.person_id, tx.session)
+            recipients = await self.repo.recipients_of(original.person_id, tx)
             if recipients is None:
                 return 0
             facts = {
@@ -709,7 +708,7 @@ class NotificationsHandlers:
     ) -> Notification:
         if viewer is not None:
             await self.get(notification_id, viewer)
-        n = await self.inbox.mark(notification_id, self.clock())
+        n = await self.repo.mark_read(notification_id, self.clock())
         if n is None:
             raise NotFound(f"notification {notification_id} not found")
         self.on_change()
@@ -720,20 +719,16 @@ class NotificationsHandlers:
     ) -> Notification:
         if viewer is not None:
             await self.get(notification_id, viewer)
-        n = await self.inbox.mark(notification_id, self.clock(), archive=True)
+        n = await self.repo.mark_read(notification_id, self.clock(), archive=True)
         if n is None:
             raise NotFound(f"notification {notification_id} not found")
         self.on_change()
         return n
 
-    @functools.cached_property
-    def inbox(self) -> InboxStore:
-        return InboxStore(self.repo)
-
     async def inbox_page(
         self, f: InboxFilter, offset: int, limit: int, *, counted: bool = True
     ) -> InboxPage:
-        return await self.inbox.page(
+        return await self.repo.inbox_page(
             f, offset=offset, limit=limit, now=self.clock(), counted=counted
         )
 
@@ -744,19 +739,19 @@ class NotificationsHandlers:
         await self.repo.save_preferences(recipient, prefs)
 
     async def inbox_counts(self, recipient: str) -> InboxCounts:
-        return await self.inbox.counts(recipient, self.clock())
+        return await self.repo.inbox_counts(recipient, self.clock())
 
     async def unread_by_person(self, recipient: str, viewer: Principal) -> dict[uuid.UUID, int]:
         """Unread items per person in ``recipient``'s inbox; in someone else's inbox an
         admin counts only their own district's (as they may open only those)."""
         district = None if recipient == viewer.identity else (viewer.district_id or "")
-        return await self.inbox.unread_by_person(recipient, district)
+        return await self.repo.unread_by_person(recipient, district)
 
     async def read_all(self, f: InboxFilter, viewer: Principal) -> int:
         """Mark every unread item of the filter read; in someone else's inbox an admin
         marks only their own district's (as they may open only those)."""
         district = None if f.recipient == viewer.identity else (viewer.district_id or "")
-        marked = await self.inbox.read_all(f, self.clock(), district)
+        marked = await self.repo.read_all(f, self.clock(), district)
         if marked:
             self.on_change()
         return marked

@@ -1,18 +1,22 @@
-"""Where notifications keeps recipients (read model) and the notifications themselves."""
+"""Where notifications keeps recipients (read model), the notifications themselves, the
+suggestion entries of the digest, preferences and attendance: the store the use cases
+see (a port), and its MongoDB adapter. Every method takes the transaction it runs in,
+reads included; a read outside one (an HTTP view, a delivery loop) passes none."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from lotse_shared.persistence.documents import from_document, to_document
-from lotse_shared.persistence.mongo import Transaction, in_transaction, save_if_newer
+from lotse_shared.persistence.mongo import in_transaction, save_if_newer, session_of
+from lotse_shared.persistence.unit import Transaction
 
 from .domain.model import (
     Attempt,
@@ -25,7 +29,209 @@ from .domain.model import (
     SuggestionEntry,
 )
 
+if TYPE_CHECKING:
+    from .inbox import InboxCounts, InboxFilter, InboxPage, InboxStore
+
 Document = dict[str, Any]
+
+
+class Notifications(Protocol):
+    """What notifications' use cases (handlers.py, delivery.py) read and write."""
+
+    # --- recipients -------------------------------------------------------------------
+    async def save_recipients(self, tx: Transaction, r: Recipients) -> bool:
+        """Keep the snapshot unless the same or a newer ``revision`` is kept (events
+        travel on separate queues: an older one can arrive last); False if ignored."""
+
+    async def recipients_of(
+        self, person_id: uuid.UUID, tx: Transaction | None = None
+    ) -> Recipients | None: ...
+
+    async def skip_emails_of(self, tx: Transaction, person_id: uuid.UUID, why: Attempt) -> None:
+        """Email consent withdrawn: the person's waiting emails (pending or in a digest)
+        are skipped, each with the reason in its delivery log."""
+
+    # --- notifications ----------------------------------------------------------------
+    async def add(self, tx: Transaction, notifications: list[Notification]) -> None:
+        """Unique per recipient, kind and cause (a duplicate raises PyMongo's
+        DuplicateKeyError: the use case checks ``exists`` first)."""
+
+    async def exists(
+        self, recipient_email: str, kind: str, cause_event_id: str, tx: Transaction | None = None
+    ) -> bool: ...
+
+    async def get(
+        self, notification_id: uuid.UUID, tx: Transaction | None = None
+    ) -> Notification | None: ...
+
+    async def find_by_cause(
+        self, recipient_email: str, kind: str, cause_event_id: str, tx: Transaction | None = None
+    ) -> Notification | None: ...
+
+    async def replace_content(
+        self, tx: Transaction, n: Notification, changes: Document | None = None
+    ) -> None:
+        """Write a notification's new facts and text (an alert its suggestions joined,
+        an entry that became unavailable), with other ``changes``."""
+
+    async def forget_tallies(self, tx: Transaction, recipients: list[str]) -> None:
+        """Drop inbox tallies that a change made wrong; the next read counts afresh."""
+
+    # --- channels ---------------------------------------------------------------------
+    async def claim_due(
+        self, channel: Channel, now: datetime, until: datetime, limit: int
+    ) -> list[Notification]:
+        """Lease up to ``limit`` deliveries of a channel that are pending and due by
+        ``now`` (their next attempt moves to ``until``), so two replicas never send the
+        same one; returns what this process got."""
+
+    async def record_sent(
+        self, tx: Transaction, channel: Channel, ids: list[uuid.UUID], attempt: Attempt
+    ) -> None:
+        """Mark a batch sent (attempts counted, no error, nothing due) and log the
+        attempt on each."""
+
+    async def record_delivery(
+        self,
+        tx: Transaction | None,
+        channel: Channel,
+        notification_id: uuid.UUID,
+        changes: Document,
+        attempts: list[Attempt],
+    ) -> None:
+        """Change a channel's state (``changes``: fields of the notification) and add
+        its attempts to the log; the claim ends with it (a claim marks a delivery in
+        flight)."""
+
+    async def release_held_email(
+        self, tx: Transaction, notification_id: uuid.UUID, now: datetime
+    ) -> None:
+        """An email held for suggestions that have come: due now, unless in flight (or
+        not pending, or due already)."""
+
+    # --- suggestion entries and the digest --------------------------------------------
+    async def entries_by_key(
+        self, keys: list[str], tx: Transaction | None = None
+    ) -> dict[str, SuggestionEntry]: ...
+
+    async def add_entries(self, tx: Transaction, entries: list[SuggestionEntry]) -> None:
+        """Unique per recipient, person and opening (the ``entry_id``)."""
+
+    async def update_entry_suggestion(
+        self, tx: Transaction, entry_id: str, suggestion: Document
+    ) -> None: ...
+
+    async def move_entry(
+        self, tx: Transaction, entry_id: str, notification_id: uuid.UUID, suggestion: Document
+    ) -> None:
+        """A waiting entry announced by an alert instead of its digest."""
+
+    async def entries_for_opening(
+        self, opening_id: str, tx: Transaction | None = None
+    ) -> list[SuggestionEntry]: ...
+
+    async def withdraw_entries(self, tx: Transaction, entry_ids: list[str]) -> None:
+        """Those still waiting are withdrawn (closed before their digest)."""
+
+    async def waiting_entries(
+        self, recipient_email: str, limit: int = 500, tx: Transaction | None = None
+    ) -> list[SuggestionEntry]:
+        """Soonest due first, then best score first."""
+
+    async def digest_recipients_due(
+        self, now: datetime, tx: Transaction | None = None
+    ) -> list[str]:
+        """Whose digest is due: waiting suggestions, or items whose email waits for it."""
+
+    async def due_entries(
+        self, recipient_email: str, now: datetime, tx: Transaction | None = None
+    ) -> list[SuggestionEntry]:
+        """Waiting and due, by person, best score first."""
+
+    async def due_for_digest(
+        self, recipient_email: str, now: datetime, tx: Transaction | None = None
+    ) -> list[Notification]:
+        """Emails deferred to the digest and due, oldest first."""
+
+    async def bundle(
+        self,
+        tx: Transaction,
+        digest_id: uuid.UUID,
+        entry_ids: list[str],
+        notification_ids: list[uuid.UUID],
+        attempt: Attempt,
+    ) -> None:
+        """Hand waiting entries and deferred emails to the digest; if a replica bundled
+        any of them first, raises :class:`BundledMeanwhile` (run again)."""
+
+    # --- the daily email cap ----------------------------------------------------------
+    async def take_email_slot(self, recipient_email: str, day: str, cap: int) -> bool:
+        """Count one immediate email for the recipient's day, if the cap allows it.
+        Two replicas can never both take the last slot."""
+
+    # --- escalation -------------------------------------------------------------------
+    async def due_escalations(
+        self, now: datetime, limit: int, tx: Transaction | None = None
+    ) -> list[Notification]: ...
+
+    async def take_escalation(
+        self, tx: Transaction, notification_id: uuid.UUID, now: datetime
+    ) -> bool:
+        """Clear the escalation timer; True if it was still due and the alert unread
+        (then ``escalated_at`` is ``now``)."""
+
+    async def anyone_read(self, n: Notification, tx: Transaction | None = None) -> bool:
+        """Has any recipient read the alert ``n`` is one copy of (same cause and kind)?"""
+
+    # --- erasure ----------------------------------------------------------------------
+    async def erase_person(self, tx: Transaction, person_id: uuid.UUID) -> dict[str, int]:
+        """Erasure: who is responsible for the person, every notification about them
+        (inbox entries, escalations, the email and webhook delivery log inside), the
+        attendance state of their enrolments and their suggestion entries; digests
+        lose their group and items. Preferences are the recipients' (staff), not the
+        person's, and stay."""
+
+    # --- preferences and attendance ---------------------------------------------------
+    async def preferences_of(
+        self, recipient_email: str, tx: Transaction | None = None
+    ) -> Preferences:
+        """The recipient's (any case of the address), or the defaults."""
+
+    async def save_preferences(self, recipient_email: str, prefs: Preferences) -> None: ...
+
+    async def attendance_of(
+        self, enrolment_id: uuid.UUID, tx: Transaction | None = None
+    ) -> AttendanceState: ...
+
+    async def save_attendance(
+        self, tx: Transaction, state: AttendanceState, person_id: uuid.UUID | None = None
+    ) -> None:
+        """``person_id``: whose enrolment it is, so an erasure finds the state."""
+
+    # --- the inbox (inbox.py on MongoDB) ----------------------------------------------
+    async def mark_read(
+        self, notification_id: uuid.UUID, at: datetime, *, archive: bool = False
+    ) -> Notification | None:
+        """Read (or archive, which reads too); idempotent; None if unknown. An email
+        still waiting for its time is not sent any more (the log says why)."""
+
+    async def read_all(self, f: InboxFilter, at: datetime, district_id: str | None = None) -> int:
+        """Mark every unread item of the filter read, stopping their waiting emails
+        (``district_id``: only that district's); returns how many."""
+
+    async def inbox_page(
+        self, f: InboxFilter, *, offset: int, limit: int, now: datetime, counted: bool = True
+    ) -> InboxPage:
+        """Unread first, newest first (the archive: newest first); ``counted=False``
+        leaves out the counts."""
+
+    async def inbox_counts(self, recipient: str, now: datetime) -> InboxCounts: ...
+
+    async def unread_by_person(
+        self, recipient: str, district_id: str | None = None
+    ) -> dict[uuid.UUID, int]:
+        """Unread, not archived notifications per person they name (digests name none);
+        ``district_id``: only that district's."""
 
 
 class BundledMeanwhile(OperationFailure):
@@ -42,7 +248,7 @@ class BundledMeanwhile(OperationFailure):
         )
 
 
-class NotificationsRepository:
+class NotificationsRepository(Notifications):
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
         self.recipients = db["recipients"]
@@ -121,19 +327,19 @@ class NotificationsRepository:
 
     # --- recipients -----------------------------------------------------------------
     async def save_recipients(self, tx: Transaction, r: Recipients) -> bool:
-        return await save_if_newer(self.recipients, to_document(r, "person_id"), tx.session)
+        session = session_of(tx)
+        assert session is not None  # a write runs in a transaction
+        return await save_if_newer(self.recipients, to_document(r, "person_id"), session)
 
     async def recipients_of(
-        self, person_id: uuid.UUID, session: AsyncClientSession | None = None
+        self, person_id: uuid.UUID, tx: Transaction | None = None
     ) -> Recipients | None:
-        doc = await self.recipients.find_one({"_id": person_id}, session=session)
+        doc = await self.recipients.find_one({"_id": person_id}, session=session_of(tx))
         if doc is None:
             return None
         return from_document(Recipients, doc, "person_id")
 
     async def skip_emails_of(self, tx: Transaction, person_id: uuid.UUID, why: Attempt) -> None:
-        """Email consent withdrawn: the person's waiting emails (pending or in a digest)
-        are skipped, each with the reason in its delivery log."""
         await self.notifications.update_many(
             {
                 "person_id": person_id,
@@ -146,18 +352,18 @@ class NotificationsRepository:
                 "$unset": {"email_next_attempt_at": "", "email_claim": "", "email_lease": ""},
                 "$push": {"deliveries": _attempts([why])[0]},
             },
-            session=tx.session,
+            session=session_of(tx),
         )
 
     # --- notifications ------------------------------------------------------------------
     async def add(self, tx: Transaction, notifications: list[Notification]) -> None:
         if notifications:
             await self.notifications.insert_many(
-                [_doc(n) for n in notifications], session=tx.session
+                [_doc(n) for n in notifications], session=session_of(tx)
             )
 
     async def exists(
-        self, recipient_email: str, kind: str, cause_event_id: str, session: AsyncClientSession
+        self, recipient_email: str, kind: str, cause_event_id: str, tx: Transaction | None = None
     ) -> bool:
         return bool(
             await self.notifications.count_documents(
@@ -166,31 +372,35 @@ class NotificationsRepository:
                     "kind": kind,
                     "cause_event_id": cause_event_id,
                 },
-                session=session,
+                session=session_of(tx),
                 limit=1,
             )
         )
 
-    async def get(self, notification_id: uuid.UUID) -> Notification | None:
-        doc = await self.notifications.find_one({"_id": notification_id})
+    async def get(
+        self, notification_id: uuid.UUID, tx: Transaction | None = None
+    ) -> Notification | None:
+        doc = await self.notifications.find_one({"_id": notification_id}, session=session_of(tx))
         return _notification(doc) if doc else None
 
     # --- channels ------------------------------------------------------------------------
-    async def due(self, channel: Channel, now: datetime, limit: int) -> list[Notification]:
+    async def due(
+        self, channel: Channel, now: datetime, limit: int, tx: Transaction | None = None
+    ) -> list[Notification]:
         # a pending delivery always has a next attempt time (no $or: it would scan)
         cursor = self.notifications.find(
             {
                 f"{channel}_status": DeliveryStatus.PENDING.value,
                 f"{channel}_next_attempt_at": {"$lte": now},
-            }
+            },
+            session=session_of(tx),
         ).limit(limit)
         return [_notification(d) async for d in cursor]
 
     async def claim_due(
         self, channel: Channel, now: datetime, until: datetime, limit: int
     ) -> list[Notification]:
-        """Lease up to ``limit`` due deliveries of a channel in one write, so two
-        replicas never send the same one; returns what this process got."""
+        """In one write for the batch."""
         due = await self.due(channel, now, limit)
         if not due:
             return []
@@ -215,7 +425,7 @@ class NotificationsRepository:
     async def record_sent(
         self, tx: Transaction, channel: Channel, ids: list[uuid.UUID], attempt: Attempt
     ) -> None:
-        """Mark a batch sent and log the attempt on each, in one write."""
+        """In one write for the batch."""
         await self.notifications.update_many(
             {"_id": {"$in": ids}},
             {
@@ -229,7 +439,7 @@ class NotificationsRepository:
                 "$unset": {f"{channel}_claim": ""},
                 "$push": {"deliveries": _attempts([attempt])[0]},
             },
-            session=tx.session,
+            session=session_of(tx),
         )
 
     async def record_delivery(
@@ -240,8 +450,7 @@ class NotificationsRepository:
         changes: Document,
         attempts: list[Attempt],
     ) -> None:
-        """Change a channel's state and add its attempts to the log, in one write; the
-        claim ends with it (a claim marks a delivery in flight)."""
+        """In one write."""
         await self.notifications.update_one(
             {"_id": notification_id},
             {
@@ -249,13 +458,12 @@ class NotificationsRepository:
                 "$unset": {f"{channel}_claim": ""},
                 "$push": {"deliveries": {"$each": _attempts(attempts)}},
             },
-            session=tx.session if tx else None,
+            session=session_of(tx),
         )
 
     async def release_held_email(
         self, tx: Transaction, notification_id: uuid.UUID, now: datetime
     ) -> None:
-        """An email held for suggestions that have come: due now, unless in flight."""
         await self.notifications.update_one(
             {
                 "_id": notification_id,
@@ -264,14 +472,14 @@ class NotificationsRepository:
                 "email_next_attempt_at": {"$gt": now},
             },
             {"$set": {"email_next_attempt_at": now}},
-            session=tx.session,
+            session=session_of(tx),
         )
 
     # --- suggestion entries and the digest --------------------------------------------
     async def entries_by_key(
-        self, keys: list[str], session: AsyncClientSession
+        self, keys: list[str], tx: Transaction | None = None
     ) -> dict[str, SuggestionEntry]:
-        cursor = self.entries.find({"_id": {"$in": keys}}, session=session)
+        cursor = self.entries.find({"_id": {"$in": keys}}, session=session_of(tx))
         return {d["_id"]: _entry(d) async for d in cursor}
 
     async def add_entries(self, tx: Transaction, entries: list[SuggestionEntry]) -> None:
@@ -279,13 +487,13 @@ class NotificationsRepository:
         concurrently by two replicas is a write conflict or a duplicate key, and the
         loser's whole use case runs again and finds it announced."""
         if entries:
-            await self.entries.insert_many([_entry_doc(e) for e in entries], session=tx.session)
+            await self.entries.insert_many([_entry_doc(e) for e in entries], session=session_of(tx))
 
     async def update_entry_suggestion(
         self, tx: Transaction, entry_id: str, suggestion: Document
     ) -> None:
         await self.entries.update_one(
-            {"_id": entry_id}, {"$set": {"suggestion": suggestion}}, session=tx.session
+            {"_id": entry_id}, {"$set": {"suggestion": suggestion}}, session=session_of(tx)
         )
 
     async def move_entry(
@@ -305,54 +513,61 @@ class NotificationsRepository:
                     "suggestion": suggestion,
                 }
             },
-            session=tx.session,
+            session=session_of(tx),
         )
 
     async def entries_for_opening(
-        self, opening_id: str, session: AsyncClientSession
+        self, opening_id: str, tx: Transaction | None = None
     ) -> list[SuggestionEntry]:
-        cursor = self.entries.find({"opening_id": opening_id}, session=session)
+        cursor = self.entries.find({"opening_id": opening_id}, session=session_of(tx))
         return [_entry(d) async for d in cursor]
 
     async def withdraw_entries(self, tx: Transaction, entry_ids: list[str]) -> None:
         await self.entries.update_many(
             {"_id": {"$in": entry_ids}, "status": "waiting"},
             {"$set": {"status": "withdrawn"}},
-            session=tx.session,
+            session=session_of(tx),
         )
 
-    async def digest_recipients_due(self, now: datetime) -> list[str]:
-        """Whose digest is due: waiting suggestions, or items whose email waits for it."""
+    async def digest_recipients_due(
+        self, now: datetime, tx: Transaction | None = None
+    ) -> list[str]:
         waiting = await self.entries.distinct(
-            "recipient_email", {"status": "waiting", "due_at": {"$lte": now}}
+            "recipient_email",
+            {"status": "waiting", "due_at": {"$lte": now}},
+            session=session_of(tx),
         )
         deferred = await self.notifications.distinct(
             "recipient_email",
             {"email_status": DeliveryStatus.DIGEST.value, "email_next_attempt_at": {"$lte": now}},
+            session=session_of(tx),
         )
         return sorted({*waiting, *deferred})
 
     async def waiting_entries(
-        self, recipient_email: str, limit: int = 500
+        self, recipient_email: str, limit: int = 500, tx: Transaction | None = None
     ) -> list[SuggestionEntry]:
         cursor = (
-            self.entries.find({"recipient_email": recipient_email.lower(), "status": "waiting"})
+            self.entries.find(
+                {"recipient_email": recipient_email.lower(), "status": "waiting"},
+                session=session_of(tx),
+            )
             .sort([("due_at", 1), ("score", -1)])
             .limit(limit)
         )
         return [_entry(d) async for d in cursor]
 
     async def due_entries(
-        self, recipient_email: str, now: datetime, session: AsyncClientSession
+        self, recipient_email: str, now: datetime, tx: Transaction | None = None
     ) -> list[SuggestionEntry]:
         cursor = self.entries.find(
             {"recipient_email": recipient_email, "status": "waiting", "due_at": {"$lte": now}},
-            session=session,
+            session=session_of(tx),
         ).sort([("person_id", 1), ("score", -1)])
         return [_entry(d) async for d in cursor]
 
     async def due_for_digest(
-        self, recipient_email: str, now: datetime, session: AsyncClientSession
+        self, recipient_email: str, now: datetime, tx: Transaction | None = None
     ) -> list[Notification]:
         cursor = self.notifications.find(
             {
@@ -360,7 +575,7 @@ class NotificationsRepository:
                 "email_status": DeliveryStatus.DIGEST.value,
                 "email_next_attempt_at": {"$lte": now},
             },
-            session=session,
+            session=session_of(tx),
         ).sort("created_at", 1)
         return [_notification(d) async for d in cursor]
 
@@ -372,14 +587,14 @@ class NotificationsRepository:
         notification_ids: list[uuid.UUID],
         attempt: Attempt,
     ) -> None:
-        """Hand entries and deferred emails to the digest. Both updates name the state
-        they found; a replica that bundled them first makes the counts differ, and the
-        transaction is undone (raised as a write conflict, run again)."""
+        """Both updates name the state they found; a replica that bundled them first
+        makes the counts differ, and the transaction is undone (raised as a write
+        conflict, run again)."""
         if entry_ids:
             result = await self.entries.update_many(
                 {"_id": {"$in": entry_ids}, "status": "waiting"},
                 {"$set": {"status": "announced", "notification_id": digest_id}},
-                session=tx.session,
+                session=session_of(tx),
             )
             if result.modified_count != len(entry_ids):
                 raise BundledMeanwhile
@@ -394,7 +609,7 @@ class NotificationsRepository:
                     },
                     "$push": {"deliveries": _attempts([attempt])[0]},
                 },
-                session=tx.session,
+                session=session_of(tx),
             )
             if result.modified_count != len(notification_ids):
                 raise BundledMeanwhile
@@ -402,8 +617,6 @@ class NotificationsRepository:
     async def replace_content(
         self, tx: Transaction, n: Notification, changes: Document | None = None
     ) -> None:
-        """Write a notification's new facts and text (an alert its suggestions joined,
-        an entry that became unavailable), with other ``changes``."""
         await self.notifications.update_one(
             {"_id": n.notification_id},
             {
@@ -415,22 +628,15 @@ class NotificationsRepository:
                     **(changes or {}),
                 }
             },
-            session=tx.session,
+            session=session_of(tx),
         )
 
     async def forget_tallies(self, tx: Transaction, recipients: list[str]) -> None:
-        """Drop inbox tallies that a change made wrong; the next read counts afresh."""
         if recipients:
-            await self.tallies.delete_many({"_id": {"$in": recipients}}, session=tx.session)
-
-    async def get_in(
-        self, notification_id: uuid.UUID, session: AsyncClientSession
-    ) -> Notification | None:
-        doc = await self.notifications.find_one({"_id": notification_id}, session=session)
-        return _notification(doc) if doc else None
+            await self.tallies.delete_many({"_id": {"$in": recipients}}, session=session_of(tx))
 
     async def find_by_cause(
-        self, recipient_email: str, kind: str, cause_event_id: str, session: AsyncClientSession
+        self, recipient_email: str, kind: str, cause_event_id: str, tx: Transaction | None = None
     ) -> Notification | None:
         doc = await self.notifications.find_one(
             {
@@ -438,14 +644,13 @@ class NotificationsRepository:
                 "kind": kind,
                 "cause_event_id": cause_event_id,
             },
-            session=session,
+            session=session_of(tx),
         )
         return _notification(doc) if doc else None
 
     # --- the daily email cap ------------------------------------------------------------
     async def take_email_slot(self, recipient_email: str, day: str, cap: int) -> bool:
-        """Count one immediate email for the recipient's day, if the cap allows it.
-        One conditional increment: two replicas can never both take the last slot."""
+        """One conditional increment: two replicas can never both take the last slot."""
         key = f"{recipient_email.lower()}|{day}"
         result = await self.email_counts.update_one(
             {"_id": key, "sent": {"$lt": cap}}, {"$inc": {"sent": 1}}
@@ -461,14 +666,17 @@ class NotificationsRepository:
         return True
 
     # --- escalation ------------------------------------------------------------------------
-    async def due_escalations(self, now: datetime, limit: int) -> list[Notification]:
-        cursor = self.notifications.find({"escalate_at": {"$lte": now}}).limit(limit)
+    async def due_escalations(
+        self, now: datetime, limit: int, tx: Transaction | None = None
+    ) -> list[Notification]:
+        cursor = self.notifications.find(
+            {"escalate_at": {"$lte": now}}, session=session_of(tx)
+        ).limit(limit)
         return [_notification(d) async for d in cursor]
 
     async def take_escalation(
         self, tx: Transaction, notification_id: uuid.UUID, now: datetime
     ) -> bool:
-        """Clear the escalation timer; True if it was still due and the alert unread."""
         result = await self.notifications.update_one(
             {"_id": notification_id, "escalate_at": {"$lte": now}},
             [
@@ -479,17 +687,16 @@ class NotificationsRepository:
                     }
                 }
             ],
-            session=tx.session,
+            session=session_of(tx),
         )
         if result.modified_count != 1:
             return False
         doc = await self.notifications.find_one(
-            {"_id": notification_id}, {"escalated_at": 1}, session=tx.session
+            {"_id": notification_id}, {"escalated_at": 1}, session=session_of(tx)
         )
         return bool(doc and doc.get("escalated_at"))
 
-    async def anyone_read(self, n: Notification, session: AsyncClientSession) -> bool:
-        """Has any recipient read the alert ``n`` is one copy of?"""
+    async def anyone_read(self, n: Notification, tx: Transaction | None = None) -> bool:
         return bool(
             await self.notifications.count_documents(
                 {
@@ -497,18 +704,14 @@ class NotificationsRepository:
                     "kind": n.kind.value,
                     "read_at": {"$ne": None},
                 },
-                session=session,
+                session=session_of(tx),
                 limit=1,
             )
         )
 
     # --- erasure --------------------------------------------------------------------------
     async def erase_person(self, tx: Transaction, person_id: uuid.UUID) -> dict[str, int]:
-        """Erasure: who is responsible for the person, every notification about them
-        (inbox entries, escalations, the email and webhook delivery log inside), and
-        the attendance state of their enrolments. Preferences are the recipients'
-        (staff), not the person's, and stay."""
-        session = tx.session
+        session = session_of(tx)
         told = await self.notifications.distinct(
             "recipient_email", {"person_id": person_id}, session=session
         )
@@ -546,9 +749,11 @@ class NotificationsRepository:
 
     # --- preferences and attendance -------------------------------------------------------
     async def preferences_of(
-        self, recipient_email: str, session: AsyncClientSession | None = None
+        self, recipient_email: str, tx: Transaction | None = None
     ) -> Preferences:
-        doc = await self.preferences.find_one({"_id": recipient_email.lower()}, session=session)
+        doc = await self.preferences.find_one(
+            {"_id": recipient_email.lower()}, session=session_of(tx)
+        )
         return Preferences.model_validate(doc) if doc else Preferences()
 
     async def save_preferences(self, recipient_email: str, prefs: Preferences) -> None:
@@ -559,9 +764,9 @@ class NotificationsRepository:
         )
 
     async def attendance_of(
-        self, enrolment_id: uuid.UUID, session: AsyncClientSession
+        self, enrolment_id: uuid.UUID, tx: Transaction | None = None
     ) -> AttendanceState:
-        doc = await self.attendance.find_one({"_id": enrolment_id}, session=session)
+        doc = await self.attendance.find_one({"_id": enrolment_id}, session=session_of(tx))
         if doc is None:
             return AttendanceState(enrolment_id=enrolment_id)
         return AttendanceState(
@@ -571,7 +776,6 @@ class NotificationsRepository:
     async def save_attendance(
         self, tx: Transaction, state: AttendanceState, person_id: uuid.UUID | None = None
     ) -> None:
-        """``person_id``: whose enrolment it is, so an erasure finds the state."""
         await self.attendance.replace_one(
             {"_id": state.enrolment_id},
             {
@@ -581,8 +785,36 @@ class NotificationsRepository:
                 **({"person_id": person_id} if person_id is not None else {}),
             },
             upsert=True,
-            session=tx.session,
+            session=session_of(tx),
         )
+
+    # --- the inbox: read and counted at volume in inbox.py ---------------------------------
+    @functools.cached_property
+    def inbox(self) -> InboxStore:
+        from .inbox import InboxStore  # it builds on this module's documents
+
+        return InboxStore(self)
+
+    async def mark_read(
+        self, notification_id: uuid.UUID, at: datetime, *, archive: bool = False
+    ) -> Notification | None:
+        return await self.inbox.mark(notification_id, at, archive=archive)
+
+    async def read_all(self, f: InboxFilter, at: datetime, district_id: str | None = None) -> int:
+        return await self.inbox.read_all(f, at, district_id)
+
+    async def inbox_page(
+        self, f: InboxFilter, *, offset: int, limit: int, now: datetime, counted: bool = True
+    ) -> InboxPage:
+        return await self.inbox.page(f, offset=offset, limit=limit, now=now, counted=counted)
+
+    async def inbox_counts(self, recipient: str, now: datetime) -> InboxCounts:
+        return await self.inbox.counts(recipient, now)
+
+    async def unread_by_person(
+        self, recipient: str, district_id: str | None = None
+    ) -> dict[uuid.UUID, int]:
+        return await self.inbox.unread_by_person(recipient, district_id)
 
 
 def _doc(n: Notification) -> Document:
