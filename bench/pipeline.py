@@ -21,7 +21,9 @@ its own SecantusDB), in these phases:
 5. profile    pyinstrument inside the busiest service (by CPU seconds in phase 2)
               during one more burst (py-spy cannot attach to processes here);
 6. db ops     the database's own profiler counts operations per event and service
-              during a short burst (it slows the database, so it runs alone).
+              during a short burst (it slows the database, so it runs alone);
+0. idle       before any traffic, the same profiler counts what each service asks of
+              the database per second while nothing happens (BENCH_IDLE_S, 60 s).
 
 Writes bench/results/pipeline.json (and .png, and profile-*.txt), prints the JSON.
 A benchmark: it prints figures and fails on none of them.
@@ -58,6 +60,7 @@ from lotse_shared.contracts.envelope import Event
 N = int(os.environ.get("BENCH_N", "5000"))
 LATENCY_N = int(os.environ.get("BENCH_LATENCY_N", "1000"))
 BURST_N = int(os.environ.get("BENCH_BURST_N", "600"))
+IDLE_S = float(os.environ.get("BENCH_IDLE_S", "60"))
 OPS_N = int(os.environ.get("BENCH_OPS_N", "200"))
 RABBIT_URL = os.environ.get("LOTSE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
 RESULTS = Path(__file__).parent / "results"
@@ -315,6 +318,27 @@ async def profile(h: FlowStack, service: str, events: Sequence[Event]) -> dict[s
     }
 
 
+async def idle_database_ops(h: FlowStack, seconds: float) -> dict[str, Any]:
+    """Operations per second each service's processes cause with no traffic at all:
+    their background loops (outbox recovery, parking sweep, delivery, matching)."""
+    await asyncio.sleep(15)  # past start-up, when every loop has run once
+    for svc in SERVICES:
+        await h.db(svc).command({"profile": 2, "slowms": 0})
+    await asyncio.sleep(seconds)
+    found: dict[str, Any] = {}
+    for svc in SERVICES:
+        await h.db(svc).command({"profile": 0})
+        shapes: Counter[str] = Counter()
+        async for doc in h.db(svc)["system.profile"].find({}, {"op": 1, "ns": 1}):
+            shapes[f"{doc.get('op')} {str(doc.get('ns', '')).split('.', 1)[-1]}"] += 1
+        await h.db(svc)["system.profile"].drop()  # the later count starts from nothing
+        found[svc] = {
+            "ops_per_s": round(sum(shapes.values()) / seconds, 2),
+            "by_shape": {k: round(n / seconds, 2) for k, n in shapes.most_common(8)},
+        }
+    return found
+
+
 async def count_database_ops(h: FlowStack, events: Sequence[Event]) -> dict[str, Any]:
     """The database's own profiler (every operation into ``system.profile``) on every
     service's database during one burst; it slows the burst down, so it runs alone."""
@@ -461,6 +485,8 @@ async def main() -> dict[str, Any]:
         probe = Probe(
             {**{s: p.pid for s, p in h.stack.procs.items()}, **shared_pids(h.db_proc.pid)}
         )
+        print(f"bench: idle, {IDLE_S:.0f} s without traffic ...", flush=True)
+        idle = await idle_database_ops(h, IDLE_S)
 
         print(f"bench: throughput, {N} events ...", flush=True)
         cpu_before = probe.cpu_s()
@@ -513,6 +539,7 @@ async def main() -> dict[str, Any]:
         },
         "profile": profiles,
         "database_ops_per_event": ops,
+        "idle_database_ops_per_s": idle,
         "runs": {"floor": floor_run, "throughput": run, "one": one, "two": two},
         "setup": {
             "events": N,
