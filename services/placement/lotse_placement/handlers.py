@@ -12,9 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
-
 from lotse_shared.auth import Principal
 from lotse_shared.contracts import placement as ev
 from lotse_shared.contracts.courses import CourseCompleted, CourseDropped, Enrolled
@@ -31,9 +28,8 @@ from lotse_shared.contracts.partner import (
 )
 from lotse_shared.erasure import apply_erasure
 from lotse_shared.errors import NotFound, PersonNotYetKnown
-from lotse_shared.messaging.parking import ParkingLot
 from lotse_shared.persistence.retry import retry_transient
-from lotse_shared.persistence.unit import Transaction, UnitOfWork
+from lotse_shared.persistence.unit import Transaction, UnitOfWork, WaitingEvents
 
 from .access import may_see_person
 from .domain.area import rings
@@ -68,7 +64,7 @@ from .domain.model import (
     same_version,
 )
 from .mapping import PRODUCER, candidate_from, opening_facts, opening_from, suggestion_doc
-from .repository import PlacementRepository
+from .repository import AlreadyTold, PlacementStore
 
 log = logging.getLogger("lotse.placement")
 MatchedKind = Literal["person", "opening"]
@@ -79,8 +75,8 @@ NEAR_MISS_KM = 25.0  # "why not?" also shows openings this far beyond a person's
 @dataclass
 class PlacementHandlers:
     uow: UnitOfWork
-    repo: PlacementRepository
-    parking: ParkingLot
+    repo: PlacementStore
+    parking: WaitingEvents
     suggestions_per_set: int = 5
     people_per_opening: int = 20
     today: Callable[[], date] = lambda: datetime.now(UTC).date()
@@ -96,7 +92,7 @@ class PlacementHandlers:
     async def person_changed(self, event: PersonRegistered | PersonUpdated) -> None:
         person_id = event.payload.person_id
         async with self.uow.transaction(applying=event) as tx:
-            existing = await self.repo.candidate(person_id, tx.session)
+            existing = await self.repo.candidate(person_id, tx)
             person = candidate_from(event.payload, existing)
             if await self.repo.save_candidate(tx, person):
                 if existing and existing.matching_consent and not person.matching_consent:
@@ -117,7 +113,7 @@ class PlacementHandlers:
     async def course_completed(self, event: CourseCompleted) -> None:
         facts = event.payload
         async with self.uow.transaction(applying=event) as tx:
-            person = await self.repo.candidate(facts.person_id, tx.session)
+            person = await self.repo.candidate(facts.person_id, tx)
             if person is None:
                 raise PersonNotYetKnown(str(facts.person_id))
             reached = facts.level_reached
@@ -147,7 +143,7 @@ class PlacementHandlers:
             ends_on=facts.ends_on,
         )
         async with self.uow.transaction(applying=event) as tx:
-            person = await self.repo.candidate(facts.person_id, tx.session)
+            person = await self.repo.candidate(facts.person_id, tx)
             if person is None:
                 raise PersonNotYetKnown(str(facts.person_id))
             courses = [*_without(person.ongoing_courses, facts.enrolment_id), course]
@@ -164,7 +160,7 @@ class PlacementHandlers:
         """The course no longer forecasts a level (suggestions already told stay told)."""
         facts = event.payload
         async with self.uow.transaction(applying=event) as tx:
-            person = await self.repo.candidate(facts.person_id, tx.session)
+            person = await self.repo.candidate(facts.person_id, tx)
             if person is None:
                 raise PersonNotYetKnown(str(facts.person_id))
             courses = _without(person.ongoing_courses, facts.enrolment_id)
@@ -192,7 +188,7 @@ class PlacementHandlers:
         mark it for matching; with ``skip_unchanged`` a record equal to what is stored
         is neither written nor announced. A report the partner changed before the
         version held ("older") does not replace it and is kept in its history."""
-        previous = await self.repo.opening_by_ref(source, report.source_ref, tx.session)
+        previous = await self.repo.opening_by_ref(source, report.source_ref, tx)
         opening = opening_from(report, source, previous)
         if previous is not None and older(opening, previous):
             why = OLDER_THAN_HELD.format(held=previous.source_modified_at)
@@ -214,7 +210,7 @@ class PlacementHandlers:
     ) -> bool:
         """Keep ``version`` in the history of ``current`` without applying it, once: the
         same feed sent again does not add it twice. True if it was added."""
-        for entry in await self.repo.opening_history(current.opening_id, tx.session):
+        for entry in await self.repo.opening_history(current.opening_id, tx):
             if entry.get("not_applied"):
                 kept = Opening.model_validate({**entry, "opening_id": current.opening_id})
                 if same_version(kept, version):
@@ -229,7 +225,7 @@ class PlacementHandlers:
         self, source: str, source_ref: str, reason: str, *, cause: Event | None = None
     ) -> Opening:
         async with self.uow.transaction(applying=cause) as tx:
-            previous = await self.repo.opening_by_ref(source, source_ref, tx.session)
+            previous = await self.repo.opening_by_ref(source, source_ref, tx)
             if previous is None:
                 raise NotFound(f"no opening {source}/{source_ref}")
             if previous.status is OpeningStatus.CLOSED:
@@ -397,7 +393,7 @@ class PlacementHandlers:
             try:
                 await retry_transient(lambda: self._match_and_clear(kind, doc_id, candidates))
                 return
-            except DuplicateKeyError:
+            except AlreadyTold:
                 continue  # a concurrent step told the same pair; look again
             except Exception:
                 log.exception("matching %s %s failed; the sweep will retry", kind, doc_id)
@@ -410,18 +406,18 @@ class PlacementHandlers:
         a pending opening suits best), then clear the marker it read."""
         async with self.uow.transaction() as tx:
             if kind == "person":
-                marker, person = await self.repo.pending_person(doc_id, tx.session)
+                marker, person = await self.repo.pending_person(doc_id, tx)
                 if marker is None:
                     return
                 if person is not None:
                     await self._suggest(tx, person, marker)
             else:
-                marker, opening = await self.repo.pending_opening(doc_id, tx.session)
+                marker, opening = await self.repo.pending_opening(doc_id, tx)
                 if marker is None:
                     return
                 if opening is not None and opening.status is OpeningStatus.OPEN:
                     if candidates is None:
-                        candidates = await self.repo.candidates_for(opening, tx.session)
+                        candidates = await self.repo.candidates_for(opening, tx)
                     chosen = best_people(
                         opening, candidates, self.today(), limit=self.people_per_opening
                     )
@@ -439,11 +435,11 @@ class PlacementHandlers:
     ) -> list[Suggestion]:
         if not person.matching_consent:
             return []
-        told = await self.repo.already_suggested(person.person_id, tx.session)
+        told = await self.repo.already_suggested(person.person_id, tx)
         if only is not None:
             best = rank(person, [only], self.today(), limit=1, told=told)
         else:
-            best = await self.search(person, told, tx.session)
+            best = await self.search(person, told, tx)
         if not best:
             return []
         set_id = uuid.uuid4()
@@ -476,7 +472,7 @@ class PlacementHandlers:
         self,
         person: Candidate,
         told: Mapping[str, bool],
-        session: AsyncClientSession | None = None,
+        tx: Transaction | None = None,
     ) -> list[Suggestion]:
         """The best eligible openings, walking rings of grid cells outwards; it stops
         once nothing farther away can score above the last suggestion it holds, so a
@@ -489,7 +485,7 @@ class PlacementHandlers:
             # who reaches far would otherwise walk thousands of empty cells)
             pool = [
                 o
-                for o in await self.repo.openings_searchable(session)
+                for o in await self.repo.openings_searchable(tx)
                 if o.district_id == person.district_id
             ]
             return rank(person, pool, today, limit=limit, told=told)
@@ -498,7 +494,7 @@ class PlacementHandlers:
         for ring in rings(person.lat, person.lon, reach):
             pool = [
                 o
-                for o in await self.repo.openings_in(ring.cells, person.reachable_rank, session)
+                for o in await self.repo.openings_in(ring.cells, person.reachable_rank, tx)
                 if o.district_id == person.district_id and o.opening_id not in seen
             ]
             seen.update(o.opening_id for o in pool)

@@ -24,13 +24,13 @@ from .domain.importing.feed import (
 from .domain.model import Opening
 from .handlers import PlacementHandlers
 from .mapping import PRODUCER, opening_from
-from .repository import PlacementRepository
+from .repository import PlacementStore
 
 
 @dataclass
 class ImportHandlers:
     uow: UnitOfWork
-    repo: PlacementRepository
+    repo: PlacementStore
     openings: PlacementHandlers  # stores, closes and matches each opening
 
     # --- imports: openings in partners' own formats (Jobsuche, chamber CSV) -------------
@@ -212,7 +212,7 @@ class ImportHandlers:
         latest version made (none if that one was rejected)."""
         why = SUPERSEDED_IN_FEED.format(row=earlier.row)
         async with self.uow.transaction() as tx:
-            current = await self.repo.opening_by_ref(source, earlier.report.source_ref, tx.session)
+            current = await self.repo.opening_by_ref(source, earlier.report.source_ref, tx)
             if current is None:
                 return
             try:

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from lotse_shared.contracts import placement as ev
 from lotse_shared.errors import Conflict, NotFound, RuleViolation
 from lotse_shared.persistence.unit import Transaction, UnitOfWork
@@ -20,7 +18,7 @@ from .domain.model import OpeningStatus
 from .domain.pipeline import STARTS, Case, CaseStep, ClosingReason, Stage
 from .domain.reporting import PlacementReport, build_report
 from .mapping import PRODUCER, case_facts
-from .repository import PlacementRepository
+from .repository import CaseExists, PlacementStore
 
 log = logging.getLogger("lotse.placement")
 
@@ -28,7 +26,7 @@ log = logging.getLogger("lotse.placement")
 @dataclass
 class PipelineHandlers:
     uow: UnitOfWork
-    repo: PlacementRepository
+    repo: PlacementStore
     today: Callable[[], date] = lambda: datetime.now(UTC).date()
 
     async def delete_expired_cases(self, retention: timedelta) -> int:
@@ -46,9 +44,9 @@ class PipelineHandlers:
         race (the case's unique pair index lets one win; the other reads its case)."""
         try:
             return await self._accept(person_id, opening_id, note)
-        except DuplicateKeyError:
+        except CaseExists:
             async with self.uow.transaction() as tx:
-                existing = await self.repo.case_for(person_id, opening_id, tx.session)
+                existing = await self.repo.case_for(person_id, opening_id, tx)
             if existing is None:
                 raise
             return existing
@@ -56,7 +54,7 @@ class PipelineHandlers:
     async def _accept(self, person_id: uuid.UUID, opening_id: uuid.UUID, note: str) -> Case:
         async with self.uow.transaction() as tx:
             entry = await self._undecided(person_id, opening_id, tx)
-            existing = await self.repo.case_for(person_id, opening_id, tx.session)
+            existing = await self.repo.case_for(person_id, opening_id, tx)
             if existing is not None:
                 return existing
             if entry.get("decision") == "dismissed":
@@ -66,7 +64,7 @@ class PipelineHandlers:
                     f"{entry.get('reason', 'consent.matching')}: the person withdrew consent "
                     "to matching; the suggestion was withdrawn"
                 )
-            opening = await self.repo.get_opening(opening_id, tx.session)
+            opening = await self.repo.get_opening(opening_id, tx)
             if opening is None or opening.status is OpeningStatus.CLOSED:
                 raise RuleViolation("opening_id", f"opening {opening_id} is closed")
             today, now = self.today(), datetime.now(UTC)
@@ -115,7 +113,7 @@ class PipelineHandlers:
                 opening_id,
                 {"decision": "dismissed", "reason": reason, "decided_at": datetime.now(UTC)},
             )
-            person = await self.repo.candidate(person_id, tx.session)
+            person = await self.repo.candidate(person_id, tx)
             if person is None:
                 raise NotFound(f"person {person_id} is not known to placement")
             decision = ev.SuggestionDecisionV1(
@@ -130,7 +128,7 @@ class PipelineHandlers:
     async def _undecided(
         self, person_id: uuid.UUID, opening_id: uuid.UUID, tx: Transaction
     ) -> dict[str, Any]:
-        entry = await self.repo.suggestion_entry(person_id, opening_id, tx.session)
+        entry = await self.repo.suggestion_entry(person_id, opening_id, tx)
         if entry is None:
             raise NotFound(f"opening {opening_id} was never suggested to person {person_id}")
         return entry
@@ -144,7 +142,7 @@ class PipelineHandlers:
                 return case
             if stage is not Stage.PROPOSED:
                 # from the interview on, the employer learns about the person
-                person = await self.repo.candidate(case.person_id, tx.session)
+                person = await self.repo.candidate(case.person_id, tx)
                 if person is None:
                     raise NotFound(f"person {case.person_id} is not known to placement")
                 person.require_consent("share_with_employers")
@@ -172,7 +170,7 @@ class PipelineHandlers:
         return closed
 
     async def _case(self, case_id: uuid.UUID, tx: Transaction) -> Case:
-        case = await self.repo.case(case_id, tx.session)
+        case = await self.repo.case(case_id, tx)
         if case is None:
             raise NotFound(f"case {case_id} not found")
         return case
@@ -183,7 +181,7 @@ class PipelineHandlers:
 
     async def _seat(self, tx: Transaction, opening_id: uuid.UUID, change: int) -> None:
         """Take or give back a seat; a full opening leaves the search, a freed one returns."""
-        opening = await self.repo.get_opening(opening_id, tx.session)
+        opening = await self.repo.get_opening(opening_id, tx)
         if opening is None:
             return
         taken = min(max(opening.seats_taken + change, 0), opening.seats)

@@ -1,4 +1,6 @@
-"""Where placement keeps openings, its read model of people, and suggestions."""
+"""Where placement keeps openings, its read model of people, suggestions, cases and
+imports: the store the use cases see (a port), and its MongoDB adapter. Every method
+takes the transaction it runs in, reads included; a read outside one passes none."""
 
 from __future__ import annotations
 
@@ -6,15 +8,16 @@ import re
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
-from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from lotse_shared.contracts.common import CefrLevel
 from lotse_shared.persistence.documents import from_document, to_document
-from lotse_shared.persistence.mongo import Transaction, in_transaction, save_if_newer
+from lotse_shared.persistence.mongo import in_transaction, save_if_newer, session_of
+from lotse_shared.persistence.unit import Transaction
 
 from .domain.area import cell_of, reach_key, reach_keys_around
 from .domain.caseload import OpenSuggestion
@@ -29,7 +32,255 @@ Document = dict[str, Any]
 OBSOLETE_INDEXES = {"openings": ["open_by_type_level"], "people": ["matchable"]}
 
 
-class PlacementRepository:
+class AlreadyTold(Exception):
+    """A suggestion set names an opening the person was told of meanwhile: a concurrent
+    matching recorded the same pair first."""
+
+
+class CaseExists(Exception):
+    """The person has a case for this opening already (one case per pair)."""
+
+
+class PlacementStore(Protocol):
+    """What placement's use cases read and write: people (its read model), openings,
+    suggestions, cases and imports. Writes take the transaction first; reads take it
+    last, or none outside a transaction."""
+
+    # --- people read model ------------------------------------------------------------
+    async def candidate(
+        self, person_id: uuid.UUID, tx: Transaction | None = None
+    ) -> Candidate | None: ...
+
+    async def save_candidate(self, tx: Transaction, person: Candidate) -> bool:
+        """Store unless we hold the same or a newer revision (events can overtake each
+        other); False when ignored. Replaces the whole person, a match marker included."""
+
+    async def save_courses(self, tx: Transaction, person: Candidate) -> None:
+        """Store what placement learnt from courses (level reached, ongoing courses)."""
+
+    async def candidates_among(
+        self, person_ids: list[uuid.UUID], tx: Transaction | None = None
+    ) -> list[Candidate]:
+        """The people of ``person_ids`` placement knows, in one query."""
+
+    async def candidates_for(
+        self, opening: Opening, tx: Transaction | None = None
+    ) -> list[Candidate]:
+        """People of the opening's district who might reach it (by their reach key: only
+        people who consent to matching and may work have one); the exact rules run after."""
+
+    async def candidates_for_each(
+        self, openings: list[Opening], tx: Transaction | None = None
+    ) -> dict[uuid.UUID, list[Candidate]]:
+        """:meth:`candidates_for` for a batch (an import), in one lookup; each opening
+        takes those whose German (reached or aimed at) can meet its requirement."""
+
+    async def people_figures(
+        self, district_id: str, tx: Transaction | None = None
+    ) -> list[PersonFigures]:
+        """Every registered person of the district: where they live, their German and
+        whether a course is running."""
+
+    # --- matching still to do (written with the change, cleared when matched) ---------
+    async def mark_pending(
+        self,
+        tx: Transaction,
+        kind: str,
+        doc_id: uuid.UUID,
+        marker: MatchPending,
+        *,
+        person_changes: Candidate | None = None,
+    ) -> None:
+        """Write the marker on the person or opening, if stored; with ``person_changes``,
+        what placement learnt from courses about that person in the same write."""
+
+    async def pending_person(
+        self, person_id: uuid.UUID, tx: Transaction | None = None
+    ) -> tuple[MatchPending | None, Candidate | None]:
+        """The person's match marker and the person, in one read."""
+
+    async def pending_opening(
+        self, opening_id: uuid.UUID, tx: Transaction | None = None
+    ) -> tuple[MatchPending | None, Opening | None]:
+        """The opening's match marker and the opening, in one read."""
+
+    async def clear_pending(
+        self, tx: Transaction, kind: str, doc_id: uuid.UUID, marker: MatchPending
+    ) -> None:
+        """Clear the marker only if it is still the one read (``at``): one set again
+        meanwhile stays for its own matching."""
+
+    async def pending(
+        self, kind: str, older_than: datetime, tx: Transaction | None = None
+    ) -> list[uuid.UUID]:
+        """Ids of the people or openings whose marker was set before ``older_than``."""
+
+    # --- openings -----------------------------------------------------------------------
+    async def opening_by_ref(
+        self, source: str, source_ref: str, tx: Transaction | None = None
+    ) -> Opening | None: ...
+
+    async def get_opening(
+        self, opening_id: uuid.UUID, tx: Transaction | None = None
+    ) -> Opening | None: ...
+
+    async def get_openings(
+        self, opening_ids: list[uuid.UUID], tx: Transaction | None = None
+    ) -> list[Opening]: ...
+
+    async def save_opening(
+        self, tx: Transaction, opening: Opening, previous: Opening | None
+    ) -> None:
+        """Insert a new opening, or replace ``previous`` and keep it in the history. Only
+        an open opening with a free seat can be found by the search."""
+
+    async def opening_history(
+        self, opening_id: uuid.UUID, tx: Transaction | None = None
+    ) -> list[Document]:
+        """The opening's earlier versions, oldest first."""
+
+    async def keep_in_history(
+        self, tx: Transaction, opening_id: uuid.UUID, version: Opening, why: str
+    ) -> None:
+        """Add a version that is not applied (older than the one held) to the history,
+        marked ``not_applied`` with ``why``."""
+
+    async def openings_stored(self, tx: Transaction | None = None) -> int:
+        """All openings, closed ones included (an estimate is good enough)."""
+
+    async def openings_searchable(
+        self, tx: Transaction | None = None, *, district_id: str | None = None
+    ) -> list[Opening]:
+        """Every open opening with a free seat, of one district if ``district_id`` is
+        given."""
+
+    async def openings_in(
+        self, cells: list[str], max_rank: int = 6, tx: Transaction | None = None
+    ) -> list[Opening]:
+        """Open openings with a free seat with a place in these grid cells that ask for
+        German up to ``max_rank``, without their history and description."""
+
+    async def list_openings(
+        self,
+        which: OpeningFilter,
+        limit: int,
+        offset: int,
+        tx: Transaction | None = None,
+        *,
+        district_id: str,
+        source: str | None = None,
+    ) -> list[Opening]:
+        """The district's openings that pass the filter, newest first (``text``: a
+        literal, case-insensitive part of the title or the employer)."""
+
+    # --- suggestions --------------------------------------------------------------------
+    async def already_suggested(
+        self, person_id: uuid.UUID, tx: Transaction | None = None
+    ) -> dict[str, bool]:
+        """opening id -> told only on a forecast level (and not decided on since)."""
+
+    async def record_set(
+        self, tx: Transaction, suggestion_set: Document, confirmed: set[str]
+    ) -> None:
+        """Store the set and mark its openings told; ``confirmed`` were told before on a
+        forecast level and are now marked confirmed. Raises AlreadyTold if another of
+        its openings was told to the person meanwhile."""
+
+    async def suggestion_entry(
+        self, person_id: uuid.UUID, opening_id: uuid.UUID, tx: Transaction | None = None
+    ) -> Document | None:
+        """The told-marker of the pair: its set, and the decision taken, if any."""
+
+    async def decide_suggestion(
+        self, tx: Transaction, person_id: uuid.UUID, opening_id: uuid.UUID, decision: Document
+    ) -> None: ...
+
+    async def withdraw_suggestions(self, tx: Transaction, person_id: uuid.UUID, why: str) -> None:
+        """Consent withdrawn: the undecided suggestions can no longer be taken up."""
+
+    async def forget_withdrawn(self, tx: Transaction, person_id: uuid.UUID) -> None:
+        """Consent given again: what was withdrawn may be suggested anew."""
+
+    async def open_scores_of(
+        self, person_ids: list[uuid.UUID], tx: Transaction | None = None
+    ) -> dict[uuid.UUID, dict[uuid.UUID, float | None]]:
+        """Per person, each opening suggested, not decided on and still open, with the
+        score it was last told with (None on entries written before it was kept)."""
+
+    async def open_suggestions_of(
+        self, person_ids: list[uuid.UUID], tx: Transaction | None = None
+    ) -> dict[uuid.UUID, list[OpenSuggestion]]:
+        """Per person, the openings suggested and not decided on that are still open,
+        each once, with the score and reasons of the set that told it last."""
+
+    async def suggested_to(
+        self, opening_id: uuid.UUID, person_ids: list[uuid.UUID], tx: Transaction | None = None
+    ) -> set[str]:
+        """Those of ``person_ids`` who were told of this opening (``str`` ids)."""
+
+    async def people_suggested_in(
+        self, district_id: str, tx: Transaction | None = None
+    ) -> set[uuid.UUID]:
+        """Everyone of the district who was ever suggested an opening."""
+
+    # --- placement cases ----------------------------------------------------------------
+    async def insert_case(self, tx: Transaction, case: Case) -> None:
+        """Raises CaseExists if the person has a case for the opening already."""
+
+    async def case(self, case_id: uuid.UUID, tx: Transaction | None = None) -> Case | None: ...
+
+    async def case_for(
+        self, person_id: uuid.UUID, opening_id: uuid.UUID, tx: Transaction | None = None
+    ) -> Case | None: ...
+
+    async def save_case(self, tx: Transaction, case: Case) -> bool:
+        """Store the next version; False if someone else saved one first."""
+
+    async def delete_closed_cases(self, closed_before: datetime) -> int:
+        """Retention, in a transaction of its own: closed cases older than the period go
+        (with their history)."""
+
+    async def cases_in(self, district_id: str, tx: Transaction | None = None) -> list[Case]: ...
+
+    async def cases_among(
+        self, person_ids: list[uuid.UUID], tx: Transaction | None = None
+    ) -> list[Case]:
+        """Every case of these people, in one query."""
+
+    async def erase_person(self, tx: Transaction, person_id: uuid.UUID) -> dict[str, int]:
+        """Erasure: the read model, suggestion sets, told/decided markers and cases.
+        Openings keep their seat counts (numbers, no one's data)."""
+
+    # --- imports of partners' feeds -------------------------------------------------------
+    async def open_refs(self, source: str, tx: Transaction | None = None) -> set[str]:
+        """The references of the source's open openings."""
+
+    async def add_import_batch(
+        self,
+        tx: Transaction,
+        summary: Document,
+        seen_refs: list[str],
+        district_id: str | None = None,
+    ) -> Document:
+        """Add one batch's counts, rejections and references to its import (started by
+        the first); returns the import as it now stands. ``district_id``: the district
+        of whoever sent it over HTTP (staff of another district do not see it); a partner's
+        feed has none."""
+
+    async def get_import(
+        self, import_id: uuid.UUID, tx: Transaction | None = None
+    ) -> Document | None: ...
+
+    async def complete_import(
+        self, tx: Transaction, import_id: uuid.UUID, full_feed: bool, closed: int
+    ) -> Document | None:
+        """Mark an import completed (once), adding ``closed``; None if it was completed
+        already (or is unknown)."""
+
+
+class PlacementRepository(PlacementStore):
+    """The MongoDB adapter of :class:`PlacementStore`."""
+
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.db = db
         self.openings = db["openings"]
@@ -76,27 +327,30 @@ class PlacementRepository:
 
     # --- people read model ------------------------------------------------------
     async def save_candidate(self, tx: Transaction, person: Candidate) -> bool:
-        """Store if newer than what we hold (events can overtake each other)."""
-        return await save_if_newer(self.people, _candidate_doc(person), tx.session)
+        session = session_of(tx)
+        assert session is not None
+        return await save_if_newer(self.people, _candidate_doc(person), session)
 
     async def candidate(
-        self, person_id: uuid.UUID, session: AsyncClientSession | None = None
+        self, person_id: uuid.UUID, tx: Transaction | None = None
     ) -> Candidate | None:
-        doc = await self.people.find_one({"_id": person_id}, session=session)
+        doc = await self.people.find_one({"_id": person_id}, session=session_of(tx))
         return _candidate(doc) if doc else None
 
-    async def candidates_among(self, person_ids: list[uuid.UUID]) -> list[Candidate]:
-        """The people of ``person_ids`` placement knows, in one query."""
-        cursor = self.people.find({"_id": {"$in": person_ids}}, {"match_pending": 0})
+    async def candidates_among(
+        self, person_ids: list[uuid.UUID], tx: Transaction | None = None
+    ) -> list[Candidate]:
+        cursor = self.people.find(
+            {"_id": {"$in": person_ids}}, {"match_pending": 0}, session=session_of(tx)
+        )
         return [_candidate(d) async for d in cursor]
 
     async def candidates_for(
-        self, opening: Opening, session: AsyncClientSession | None = None
+        self, opening: Opening, tx: Transaction | None = None
     ) -> list[Candidate]:
-        """People who might reach this opening, by one indexed lookup of their reach
-        keys; the exact rules run after."""
+        """By one indexed lookup of the reach keys around its places."""
         keys = _reach_keys(opening)
-        cursor = self.people.find({"reach_key": {"$in": keys}}, session=session)
+        cursor = self.people.find({"reach_key": {"$in": keys}}, session=session_of(tx))
         return [
             person
             async for person in (_candidate(d) async for d in cursor)
@@ -113,24 +367,23 @@ class PlacementRepository:
         *,
         person_changes: Candidate | None = None,
     ) -> None:
-        """Write the marker; with ``person_changes``, what placement learnt from courses
-        about that person (level reached, ongoing courses) in the same round trip."""
+        """The marker and what was learnt from courses in the same round trip."""
         collection = self.people if kind == "person" else self.openings
         changes: Document = {"match_pending": _pending_doc(marker)}
         if person_changes is not None:
             changes |= _learnt_from_courses(person_changes)
-        await collection.update_one({"_id": doc_id}, {"$set": changes}, session=tx.session)
+        await collection.update_one({"_id": doc_id}, {"$set": changes}, session=session_of(tx))
 
     async def candidates_for_each(
-        self, openings: list[Opening], session: AsyncClientSession | None = None
+        self, openings: list[Opening], tx: Transaction | None = None
     ) -> dict[uuid.UUID, list[Candidate]]:
-        """:meth:`candidates_for` for a batch (an import): one indexed lookup for the
-        union of their reach keys; then each opening takes, of the people of its own
-        keys, those whose German (reached or aimed at) can meet its requirement."""
+        """One indexed lookup for the union of their reach keys."""
         wanted = {o.opening_id: _reach_keys(o) for o in openings}
         every_key = sorted({k for keys in wanted.values() for k in keys})
         by_key: dict[str, list[list[Candidate]]] = {}
-        async for doc in self.people.find({"reach_key": {"$in": every_key}}, session=session):
+        async for doc in self.people.find(
+            {"reach_key": {"$in": every_key}}, session=session_of(tx)
+        ):
             person = _candidate(doc)
             ranks = by_key.setdefault(doc["reach_key"], [[] for _ in range(7)])
             ranks[person.reachable_rank].append(person)
@@ -147,21 +400,21 @@ class PlacementRepository:
 
     async def save_courses(self, tx: Transaction, person: Candidate) -> None:
         await self.people.update_one(
-            {"_id": person.person_id}, {"$set": _learnt_from_courses(person)}, session=tx.session
+            {"_id": person.person_id},
+            {"$set": _learnt_from_courses(person)},
+            session=session_of(tx),
         )
 
     async def pending_person(
-        self, person_id: uuid.UUID, session: AsyncClientSession
+        self, person_id: uuid.UUID, tx: Transaction | None = None
     ) -> tuple[MatchPending | None, Candidate | None]:
-        """The person's match marker and the person, in one read."""
-        doc = await self.people.find_one({"_id": person_id}, session=session)
+        doc = await self.people.find_one({"_id": person_id}, session=session_of(tx))
         return (_pending(doc), _candidate(doc)) if doc else (None, None)
 
     async def pending_opening(
-        self, opening_id: uuid.UUID, session: AsyncClientSession
+        self, opening_id: uuid.UUID, tx: Transaction | None = None
     ) -> tuple[MatchPending | None, Opening | None]:
-        """The opening's match marker and the opening, in one read."""
-        doc = await self.openings.find_one({"_id": opening_id}, session=session)
+        doc = await self.openings.find_one({"_id": opening_id}, session=session_of(tx))
         return (_pending(doc), _opening(doc)) if doc else (None, None)
 
     async def clear_pending(
@@ -171,85 +424,89 @@ class PlacementRepository:
         await collection.update_one(
             {"_id": doc_id, "match_pending.at": marker.at},
             {"$unset": {"match_pending": ""}},
-            session=tx.session,
+            session=session_of(tx),
         )
 
-    async def pending(self, kind: str, older_than: datetime) -> list[uuid.UUID]:
+    async def pending(
+        self, kind: str, older_than: datetime, tx: Transaction | None = None
+    ) -> list[uuid.UUID]:
         collection = self.people if kind == "person" else self.openings
-        cursor = collection.find({"match_pending.at": {"$lt": older_than}}, {"_id": 1})
+        cursor = collection.find(
+            {"match_pending.at": {"$lt": older_than}}, {"_id": 1}, session=session_of(tx)
+        )
         return [d["_id"] async for d in cursor]
 
     # --- openings -----------------------------------------------------------------
     async def opening_by_ref(
-        self, source: str, source_ref: str, session: AsyncClientSession | None = None
+        self, source: str, source_ref: str, tx: Transaction | None = None
     ) -> Opening | None:
         doc = await self.openings.find_one(
-            {"source": source, "source_ref": source_ref}, session=session
+            {"source": source, "source_ref": source_ref}, session=session_of(tx)
         )
         return _opening(doc) if doc else None
 
     async def get_opening(
-        self, opening_id: uuid.UUID, session: AsyncClientSession | None = None
+        self, opening_id: uuid.UUID, tx: Transaction | None = None
     ) -> Opening | None:
-        doc = await self.openings.find_one({"_id": opening_id}, session=session)
+        doc = await self.openings.find_one({"_id": opening_id}, session=session_of(tx))
         return _opening(doc) if doc else None
 
-    async def get_openings(self, opening_ids: list[uuid.UUID]) -> list[Opening]:
-        return [_opening(d) async for d in self.openings.find({"_id": {"$in": opening_ids}})]
+    async def get_openings(
+        self, opening_ids: list[uuid.UUID], tx: Transaction | None = None
+    ) -> list[Opening]:
+        cursor = self.openings.find({"_id": {"$in": opening_ids}}, session=session_of(tx))
+        return [_opening(d) async for d in cursor]
 
     async def save_opening(
         self, tx: Transaction, opening: Opening, previous: Opening | None
     ) -> None:
         doc = _opening_doc(opening)
         if previous is None:
-            await self.openings.insert_one(doc, session=tx.session)
+            await self.openings.insert_one(doc, session=session_of(tx))
             return
         update: Document = {"$set": doc, "$push": {"history": _history_entry(previous)}}
         if "cell" not in doc:
             update["$unset"] = {"cell": ""}  # closed or full: out of the search
-        await self.openings.update_one({"_id": opening.opening_id}, update, session=tx.session)
+        await self.openings.update_one({"_id": opening.opening_id}, update, session=session_of(tx))
 
     async def opening_history(
-        self, opening_id: uuid.UUID, session: AsyncClientSession | None = None
+        self, opening_id: uuid.UUID, tx: Transaction | None = None
     ) -> list[Document]:
-        """The opening's earlier versions, oldest first."""
-        doc = await self.openings.find_one({"_id": opening_id}, {"history": 1}, session=session)
+        doc = await self.openings.find_one(
+            {"_id": opening_id}, {"history": 1}, session=session_of(tx)
+        )
         return list(doc.get("history", [])) if doc else []
 
     async def keep_in_history(
         self, tx: Transaction, opening_id: uuid.UUID, version: Opening, why: str
     ) -> None:
-        """Add a version that is not applied (older than the one held) to the history."""
         entry = _history_entry(version)
         entry["not_applied"] = why
         await self.openings.update_one(
-            {"_id": opening_id}, {"$push": {"history": entry}}, session=tx.session
+            {"_id": opening_id}, {"$push": {"history": entry}}, session=session_of(tx)
         )
 
-    async def openings_stored(self) -> int:
-        """All openings, closed ones included: the collection's size, not a query."""
+    async def openings_stored(self, tx: Transaction | None = None) -> int:
+        # the collection's size, not a query (and so outside any transaction)
         return await self.openings.estimated_document_count()
 
     async def openings_searchable(
-        self, session: AsyncClientSession | None = None, *, district_id: str | None = None
+        self, tx: Transaction | None = None, *, district_id: str | None = None
     ) -> list[Opening]:
-        """Every open opening with a free seat (those with a grid cell), of one district
-        if ``district_id`` is given."""
+        """Those with a grid cell (``cell``: present only while open with a free seat)."""
         query: Document = {"cell": {"$exists": True}}
         if district_id is not None:
             query["district_id"] = district_id
-        cursor = self.openings.find(query, {"history": 0, "description": 0}, session=session)
+        cursor = self.openings.find(query, {"history": 0, "description": 0}, session=session_of(tx))
         return [_opening(d) async for d in cursor]
 
     async def openings_in(
-        self, cells: list[str], max_rank: int = 6, session: AsyncClientSession | None = None
+        self, cells: list[str], max_rank: int = 6, tx: Transaction | None = None
     ) -> list[Opening]:
-        """Open openings with a free seat in these grid cells that ask for German up to
-        ``max_rank`` (one indexed lookup), without their history and description:
-        matching needs neither."""
+        """One indexed lookup of ``cell`` (grid cell and German level asked for)."""
         keys = [f"{cell}|{rank}" for cell in cells for rank in range(max_rank + 1)]
         cursor = self.openings.find(
-            {"cell": {"$in": keys}}, {"history": 0, "description": 0}, session=session
+            {"cell": {"$in": keys}}, {"history": 0, "description": 0}, session=session_of(tx)
         )
         return [_opening(d) async for d in cursor]
 
@@ -258,6 +515,7 @@ class PlacementRepository:
         which: OpeningFilter,
         limit: int,
         offset: int,
+        tx: Transaction | None = None,
         *,
         district_id: str,
         source: str | None = None,
@@ -287,7 +545,7 @@ class PlacementRepository:
         if either:
             query["$and"] = [{"$or": alternatives} for alternatives in either]
         cursor = (
-            self.openings.find(query, {"history": 0})
+            self.openings.find(query, {"history": 0}, session=session_of(tx))
             .sort([("published_at", -1), ("_id", 1)])
             .skip(offset)
             .limit(limit)
@@ -296,13 +554,12 @@ class PlacementRepository:
 
     # --- suggestions ----------------------------------------------------------------
     async def already_suggested(
-        self, person_id: uuid.UUID, session: AsyncClientSession | None = None
+        self, person_id: uuid.UUID, tx: Transaction | None = None
     ) -> dict[str, bool]:
-        """opening id -> told only on a forecast level (and not decided on since)."""
         cursor = self.suggested.find(
             {"person_id": person_id},
             {"opening_id": 1, "forecast": 1, "decision": 1},
-            session=session,
+            session=session_of(tx),
         )
         return {
             str(d["opening_id"]): bool(d.get("forecast")) and not d.get("decision")
@@ -312,9 +569,17 @@ class PlacementRepository:
     async def record_set(
         self, tx: Transaction, suggestion_set: Document, confirmed: set[str]
     ) -> None:
-        """Store the set and mark its openings told; ``confirmed`` were told before on a
-        forecast level and are now marked confirmed."""
-        await self.sets.insert_one(suggestion_set, session=tx.session)
+        try:
+            await self._record_set(tx, suggestion_set, confirmed)
+        except (DuplicateKeyError, BulkWriteError) as e:
+            if isinstance(e, BulkWriteError) and not _only_duplicates(e):
+                raise
+            raise AlreadyTold(str(suggestion_set["person_id"])) from e
+
+    async def _record_set(
+        self, tx: Transaction, suggestion_set: Document, confirmed: set[str]
+    ) -> None:
+        await self.sets.insert_one(suggestion_set, session=session_of(tx))
         now = datetime.now(UTC)
         person_id, set_id = suggestion_set["person_id"], suggestion_set["_id"]
         fresh = [s for s in suggestion_set["suggestions"] if str(s["opening_id"]) not in confirmed]
@@ -333,7 +598,7 @@ class PlacementRepository:
                     }
                     for s in fresh
                 ],
-                session=tx.session,
+                session=session_of(tx),
             )
         if confirmed:
             scores = {str(s["opening_id"]): s["score"] for s in suggestion_set["suggestions"]}
@@ -352,33 +617,33 @@ class PlacementRepository:
                     )
                     for oid in sorted(confirmed)
                 ],
-                session=tx.session,
+                session=session_of(tx),
             )
 
     async def suggestion_entry(
-        self, person_id: uuid.UUID, opening_id: uuid.UUID, session: AsyncClientSession
+        self, person_id: uuid.UUID, opening_id: uuid.UUID, tx: Transaction | None = None
     ) -> Document | None:
-        return await self.suggested.find_one({"_id": f"{person_id}:{opening_id}"}, session=session)
+        return await self.suggested.find_one(
+            {"_id": f"{person_id}:{opening_id}"}, session=session_of(tx)
+        )
 
     async def decide_suggestion(
         self, tx: Transaction, person_id: uuid.UUID, opening_id: uuid.UUID, decision: Document
     ) -> None:
         await self.suggested.update_one(
-            {"_id": f"{person_id}:{opening_id}"}, {"$set": decision}, session=tx.session
+            {"_id": f"{person_id}:{opening_id}"}, {"$set": decision}, session=session_of(tx)
         )
 
     async def withdraw_suggestions(self, tx: Transaction, person_id: uuid.UUID, why: str) -> None:
-        """Consent withdrawn: the undecided suggestions can no longer be taken up."""
         await self.suggested.update_many(
             {"person_id": person_id, "decision": None},
             {"$set": {"decision": "withdrawn", "reason": why, "decided_at": datetime.now(UTC)}},
-            session=tx.session,
+            session=session_of(tx),
         )
 
     async def forget_withdrawn(self, tx: Transaction, person_id: uuid.UUID) -> None:
-        """Consent given again: what was withdrawn may be suggested anew."""
         await self.suggested.delete_many(
-            {"person_id": person_id, "decision": "withdrawn"}, session=tx.session
+            {"person_id": person_id, "decision": "withdrawn"}, session=session_of(tx)
         )
 
     async def decisions_of(self, person_id: uuid.UUID) -> dict[str, str]:
@@ -387,18 +652,16 @@ class PlacementRepository:
         return {str(d["opening_id"]): d["decision"] async for d in cursor if d.get("decision")}
 
     async def open_scores_of(
-        self, person_ids: list[uuid.UUID]
+        self, person_ids: list[uuid.UUID], tx: Transaction | None = None
     ) -> dict[uuid.UUID, dict[uuid.UUID, float | None]]:
-        """Per person, each opening suggested, not decided on and still open, with the
-        score it was last told with: what a caseload row shows (how many, the best).
-        Two queries, reading neither the suggestion sets (their reasons) nor the
-        openings' texts: those cost a caseload of 150 people most of its time. The
-        score is None on entries written before it was kept with them."""
+        """Two queries, reading neither the suggestion sets (their reasons) nor the
+        openings' texts: those cost a caseload of 150 people most of its time."""
         entries = [
             d
             async for d in self.suggested.find(
                 {"person_id": {"$in": person_ids}, "decision": None},
                 {"person_id": 1, "opening_id": 1, "score": 1},
+                session=session_of(tx),
             )
         ]
         if not entries:
@@ -408,6 +671,7 @@ class PlacementRepository:
             async for d in self.openings.find(
                 {"_id": {"$in": list({e["opening_id"] for e in entries})}, "status": "open"},
                 {"_id": 1},
+                session=session_of(tx),
             )
         }
         found: dict[uuid.UUID, dict[uuid.UUID, float | None]] = defaultdict(dict)
@@ -417,16 +681,16 @@ class PlacementRepository:
         return found
 
     async def open_suggestions_of(
-        self, person_ids: list[uuid.UUID]
+        self, person_ids: list[uuid.UUID], tx: Transaction | None = None
     ) -> dict[uuid.UUID, list[OpenSuggestion]]:
-        """Per person, the openings suggested and not decided on that are still open,
-        each once, with the score and reasons of the set that told it last (the one its
-        told-marker names). Three queries whatever the number of people."""
+        """Three queries whatever the number of people; the set that told it last is the
+        one its told-marker names."""
         entries = [
             d
             async for d in self.suggested.find(
                 {"person_id": {"$in": person_ids}, "decision": None},
                 {"person_id": 1, "opening_id": 1, "suggestion_set_id": 1},
+                session=session_of(tx),
             )
         ]
         if not entries:
@@ -436,6 +700,7 @@ class PlacementRepository:
             async for d in self.openings.find(
                 {"_id": {"$in": list({e["opening_id"] for e in entries})}, "status": "open"},
                 {"history": 0, "description": 0},
+                session=session_of(tx),
             )
         }
         sets = {
@@ -443,6 +708,7 @@ class PlacementRepository:
             async for d in self.sets.find(
                 {"_id": {"$in": list({e["suggestion_set_id"] for e in entries})}},
                 {"suggestions": 1, "created_at": 1},
+                session=session_of(tx),
             )
         }
         found: dict[uuid.UUID, list[OpenSuggestion]] = defaultdict(list)
@@ -476,43 +742,51 @@ class PlacementRepository:
             )
         return found
 
-    async def suggested_to(self, opening_id: uuid.UUID, person_ids: list[uuid.UUID]) -> set[str]:
-        """Those of ``person_ids`` who were told of this opening (``str`` ids)."""
+    async def suggested_to(
+        self, opening_id: uuid.UUID, person_ids: list[uuid.UUID], tx: Transaction | None = None
+    ) -> set[str]:
         keys = [f"{pid}:{opening_id}" for pid in person_ids]
-        cursor = self.suggested.find({"_id": {"$in": keys}}, {"person_id": 1})
+        cursor = self.suggested.find(
+            {"_id": {"$in": keys}}, {"person_id": 1}, session=session_of(tx)
+        )
         return {str(d["person_id"]) async for d in cursor}
 
-    async def people_suggested_in(self, district_id: str) -> set[uuid.UUID]:
-        """Everyone of the district who was ever suggested an opening."""
-        return set(await self.sets.distinct("person_id", {"district_id": district_id}))
+    async def people_suggested_in(
+        self, district_id: str, tx: Transaction | None = None
+    ) -> set[uuid.UUID]:
+        found = await self.sets.distinct(
+            "person_id", {"district_id": district_id}, session=session_of(tx)
+        )
+        return set(found)
 
     # --- placement cases ----------------------------------------------------------
     async def insert_case(self, tx: Transaction, case: Case) -> None:
-        await self.cases.insert_one(_case_doc(case), session=tx.session)
+        try:
+            await self.cases.insert_one(_case_doc(case), session=session_of(tx))
+        except DuplicateKeyError as e:
+            raise CaseExists(f"{case.person_id}:{case.opening_id}") from e
 
-    async def case(
-        self, case_id: uuid.UUID, session: AsyncClientSession | None = None
-    ) -> Case | None:
-        doc = await self.cases.find_one({"_id": case_id}, session=session)
+    async def case(self, case_id: uuid.UUID, tx: Transaction | None = None) -> Case | None:
+        doc = await self.cases.find_one({"_id": case_id}, session=session_of(tx))
         return _case(doc) if doc else None
 
     async def case_for(
-        self, person_id: uuid.UUID, opening_id: uuid.UUID, session: AsyncClientSession
+        self, person_id: uuid.UUID, opening_id: uuid.UUID, tx: Transaction | None = None
     ) -> Case | None:
         doc = await self.cases.find_one(
-            {"person_id": person_id, "opening_id": opening_id}, session=session
+            {"person_id": person_id, "opening_id": opening_id}, session=session_of(tx)
         )
         return _case(doc) if doc else None
 
     async def save_case(self, tx: Transaction, case: Case) -> bool:
-        """Store the next version; False if someone else saved one first."""
         result = await self.cases.replace_one(
-            {"_id": case.case_id, "version": case.version - 1}, _case_doc(case), session=tx.session
+            {"_id": case.case_id, "version": case.version - 1},
+            _case_doc(case),
+            session=session_of(tx),
         )
         return result.matched_count == 1
 
     async def delete_closed_cases(self, closed_before: datetime) -> int:
-        """Retention: closed cases older than the period go (with their history)."""
         result = await in_transaction(
             self.db,
             lambda session: self.cases.delete_many(
@@ -522,36 +796,37 @@ class PlacementRepository:
         return result.deleted_count
 
     async def erase_person(self, tx: Transaction, person_id: uuid.UUID) -> dict[str, int]:
-        """Erasure: the read model, suggestion sets, told/decided markers and cases.
-        Openings keep their seat counts (numbers, no one's data)."""
-        session = tx.session
-        people = await self.people.delete_one({"_id": person_id}, session=session)
+        people = await self.people.delete_one({"_id": person_id}, session=session_of(tx))
         counts = {"people": people.deleted_count}
         for name, collection in (
             ("suggestion_sets", self.sets),
             ("suggested", self.suggested),
             ("cases", self.cases),
         ):
-            result = await collection.delete_many({"person_id": person_id}, session=session)
+            result = await collection.delete_many({"person_id": person_id}, session=session_of(tx))
             counts[name] = result.deleted_count
         return counts
 
     async def cases_of(self, person_id: uuid.UUID) -> list[Case]:
         return [_case(d) async for d in self.cases.find({"person_id": person_id})]
 
-    async def cases_in(self, district_id: str) -> list[Case]:
-        return [_case(d) async for d in self.cases.find({"district_id": district_id})]
+    async def cases_in(self, district_id: str, tx: Transaction | None = None) -> list[Case]:
+        cursor = self.cases.find({"district_id": district_id}, session=session_of(tx))
+        return [_case(d) async for d in cursor]
 
-    async def cases_among(self, person_ids: list[uuid.UUID]) -> list[Case]:
-        """Every case of these people, in one query."""
-        return [_case(d) async for d in self.cases.find({"person_id": {"$in": person_ids}})]
+    async def cases_among(
+        self, person_ids: list[uuid.UUID], tx: Transaction | None = None
+    ) -> list[Case]:
+        cursor = self.cases.find({"person_id": {"$in": person_ids}}, session=session_of(tx))
+        return [_case(d) async for d in cursor]
 
-    async def people_figures(self, district_id: str) -> list[PersonFigures]:
-        """Every registered person of the district: where they live, their German and
-        whether a course is running."""
+    async def people_figures(
+        self, district_id: str, tx: Transaction | None = None
+    ) -> list[PersonFigures]:
         cursor = self.people.find(
             {"district_id": district_id},
             {"municipality": 1, "german_level": 1, "course_level": 1, "ongoing_courses": 1},
+            session=session_of(tx),
         )
         return [
             PersonFigures(
@@ -569,8 +844,10 @@ class PlacementRepository:
         return [d async for d in cursor]
 
     # --- imports of partners' feeds ---------------------------------------------------
-    async def open_refs(self, source: str) -> set[str]:
-        cursor = self.openings.find({"source": source, "status": "open"}, {"source_ref": 1})
+    async def open_refs(self, source: str, tx: Transaction | None = None) -> set[str]:
+        cursor = self.openings.find(
+            {"source": source, "status": "open"}, {"source_ref": 1}, session=session_of(tx)
+        )
         return {d["source_ref"] async for d in cursor}
 
     async def add_import_batch(
@@ -580,9 +857,6 @@ class PlacementRepository:
         seen_refs: list[str],
         district_id: str | None = None,
     ) -> Document:
-        """Add one batch's counts, rejections and references to its import; returns the
-        import as it now stands. ``district_id``: the district of whoever sent it over
-        HTTP (staff of another district do not see it); a partner's feed has none."""
         counts = ("received", "created", "updated", "unchanged", "closed")
         doc = await self.imports.find_one_and_update(
             {"_id": summary["import_id"]},
@@ -604,20 +878,19 @@ class PlacementRepository:
             },
             upsert=True,
             return_document=ReturnDocument.AFTER,
-            session=tx.session,
+            session=session_of(tx),
         )
         assert doc is not None
         return doc
 
     async def get_import(
-        self, import_id: uuid.UUID, session: AsyncClientSession | None = None
+        self, import_id: uuid.UUID, tx: Transaction | None = None
     ) -> Document | None:
-        return await self.imports.find_one({"_id": import_id}, session=session)
+        return await self.imports.find_one({"_id": import_id}, session=session_of(tx))
 
     async def complete_import(
         self, tx: Transaction, import_id: uuid.UUID, full_feed: bool, closed: int
     ) -> Document | None:
-        """Mark an import completed (once); None if it was completed already."""
         return await self.imports.find_one_and_update(
             {"_id": import_id, "completed": False},
             {
@@ -629,8 +902,14 @@ class PlacementRepository:
                 "$inc": {"closed": closed},
             },
             return_document=ReturnDocument.AFTER,
-            session=tx.session,
+            session=session_of(tx),
         )
+
+
+def _only_duplicates(error: BulkWriteError) -> bool:
+    """insert_many reports a duplicate key as a bulk write error (code 11000)."""
+    errors = error.details.get("writeErrors", [])
+    return bool(errors) and all(e.get("code") == 11000 for e in errors)
 
 
 def _level(value: str | None) -> CefrLevel | None:
