@@ -87,7 +87,7 @@ async def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> No
             if proc.poll() is not None:
                 raise RuntimeError(f"notifications exited; see {log}")
             try:
-                if (await client.get(f"{url}/healthz", timeout=1)).status_code == 200:
+                if (await client.get(f"{url}/readyz", timeout=1)).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

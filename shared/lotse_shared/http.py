@@ -114,20 +114,34 @@ def _operations(app: FastAPI, rt: ServiceRuntime, title: str, description: str) 
         description=description,
     )
 
-    @app.get("/healthz", tags=["operations"], summary="Ready while broker and database answer")
-    async def healthz() -> JSONResponse:
+    @app.get(
+        "/livez",
+        tags=["operations"],
+        summary="Alive: the process and its event loop answer (never asks the broker or "
+        "the database, so an outage of theirs does not get the process restarted)",
+    )
+    async def livez() -> JSONResponse:
+        return JSONResponse({"status": "alive", "service": rt.settings.service_name})
+
+    async def readyz() -> JSONResponse:
         broker_ok = await ping_broker(rt)
         db_ok = await ping_database(rt)
-        ready = broker_ok and db_ok
+        consuming = bool(rt.broker.running)
+        ready = broker_ok and db_ok and consuming
         return JSONResponse(
             {
                 "status": "ready" if ready else "unready",
                 "service": rt.settings.service_name,
                 "broker": "up" if broker_ok else "down",
                 "database": "up" if db_ok else "down",
+                "consumers": "started" if consuming else "stopped",
             },
             status_code=200 if ready else 503,
         )
+
+    ready_summary = "Ready: broker and database answer and the consumers are started"
+    app.get("/readyz", tags=["operations"], summary=ready_summary)(readyz)
+    app.get("/healthz", tags=["operations"], summary="Same as /readyz", deprecated=True)(readyz)
 
     @app.get("/asyncapi.json", tags=["operations"], summary="AsyncAPI 3 document of the events")
     async def asyncapi_json() -> Response:

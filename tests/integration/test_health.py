@@ -1,4 +1,5 @@
-"""/healthz is ready only while the broker and the database answer."""
+"""/readyz (and its alias /healthz) is ready only while the broker and the database
+answer; /livez stays alive through their outage, so a liveness probe restarts nothing."""
 
 from __future__ import annotations
 
@@ -24,20 +25,31 @@ async def test_database_outage_turns_health_unready_and_back(
     monkeypatch.setenv("LOTSE_MONGO_URL", mongo_url(port))
     try:
         async with running(create_app()) as http:
-            assert (await http.get("/healthz")).status_code == 200
+            ready_now = (await http.get("/readyz")).json()
+            assert ready_now == {
+                "status": "ready",
+                "service": "placement",
+                "broker": "up",
+                "database": "up",
+                "consumers": "started",
+            }
+            assert (await http.get("/healthz")).json() == ready_now
             stop_secantus(proc)
 
             async def unready() -> bool:
-                r = await http.get("/healthz")
+                r = await http.get("/readyz")
                 return r.status_code == 503 and r.json()["database"] == "down"
 
             await eventually(unready, timeout_s=20, what="unready")
-            body = (await http.get("/healthz")).json()
+            assert (await http.get("/healthz")).status_code == 503
+            body = (await http.get("/readyz")).json()
             assert body["broker"] == "up"
+            live = await http.get("/livez")
+            assert (live.status_code, live.json()["status"]) == (200, "alive")
             proc = start_secantus(port, storage)
 
             async def ready() -> bool:
-                return (await http.get("/healthz")).status_code == 200
+                return (await http.get("/readyz")).status_code == 200
 
             await eventually(ready, timeout_s=30, what="ready again")
     finally:

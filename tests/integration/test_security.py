@@ -50,6 +50,8 @@ from tests.support import applied, bearer, publish, running
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PUBLIC = {
+    ("GET", "/livez"),
+    ("GET", "/readyz"),
     ("GET", "/healthz"),
     ("GET", "/asyncapi.json"),
     ("GET", "/asyncapi"),

@@ -207,7 +207,7 @@ class LocalStack:
                         f"{service} exited with {proc.returncode}; see {self.log_dir}/{service}.log"
                     )
                 try:
-                    if httpx.get(f"{self.url(service)}/healthz", timeout=1).status_code == 200:
+                    if httpx.get(f"{self.url(service)}/readyz", timeout=1).status_code == 200:
                         pending.discard(service)
                 except httpx.HTTPError:
                     pass
