@@ -19,14 +19,23 @@ finds neither in any log output).
 :func:`install` puts the scrubbing in two places, once per process: a log-record
 factory (every record, whichever handler takes it: pytest's capture too) and a
 filter on the root handlers (fields added by ``extra=`` after the record was made).
+
+:func:`configure` writes text lines for people (the default) or, with
+``LOTSE_LOG_FORMAT=json``, one JSON object per line for a log pipeline (structlog's
+formatter over the standard library's records): service, level, logger, message, time,
+and the ``correlation_id`` and ``event_id`` of the event being handled
+(:func:`handling`), scrubbed like the text.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping
-from typing import Any, Final
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import Any, Final, Literal
+
+import structlog
 
 REDACTED: Final = "[redacted]"
 
@@ -209,10 +218,55 @@ def install() -> None:
             handler.addFilter(ScrubbingFilter())
 
 
-def configure(level: str, service_name: str) -> None:
+LogFormat = Literal["text", "json"]
+
+
+def configure(level: str, service_name: str, log_format: LogFormat = "text") -> None:
     """The process's logging: one stream handler on the root logger, scrubbed."""
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s [" + service_name + "] %(name)s: %(message)s",
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        json_formatter(service_name)
+        if log_format == "json"
+        else logging.Formatter(
+            "%(asctime)s %(levelname)s [" + service_name + "] %(name)s: %(message)s"
+        )
     )
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     install()
+
+
+def json_formatter(service_name: str) -> logging.Formatter:
+    """One JSON object per record, with what :func:`handling` bound in this task."""
+
+    def add_service(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+        event["service"] = service_name
+        return event
+
+    def scrubbed(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+        # the record was scrubbed already; what structlog formats from it (a traceback
+        # from exc_info, say) is scrubbed here again before it is written
+        return {k: scrub_value(v) for k, v in event.items()}
+
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            add_service,
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.EventRenamer("message"),
+            scrubbed,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+
+
+@contextmanager
+def handling(correlation_id: str | None, event_id: str | None) -> Iterator[None]:
+    """Every log line written while an event is handled (in this task) names it."""
+    with structlog.contextvars.bound_contextvars(correlation_id=correlation_id, event_id=event_id):
+        yield

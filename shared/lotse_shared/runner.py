@@ -36,7 +36,7 @@ def load_settings(settings_cls: type[S]) -> S:
 
 
 def serve(settings: S, create_app: Callable[[S], FastAPI]) -> None:
-    logs.configure(settings.log_level, settings.service_name)
+    logs.configure(settings.log_level, settings.service_name, settings.log_format)
     uvicorn.run(
         create_app(settings),
         host=settings.http_host,

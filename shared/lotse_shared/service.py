@@ -24,6 +24,7 @@ from . import logs
 from .contracts.catalogue import BY_ROUTING_KEY
 from .contracts.envelope import Event
 from .messaging.deadletter import DeadLetters, failure_middleware
+from .messaging.log_context import EventLogContext
 from .messaging.outbox import OutboxRelay
 from .messaging.outcomes import PartnerMessages
 from .messaging.parking import ParkingLot
@@ -75,13 +76,14 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
         app_id=settings.service_name,
         graceful_timeout=15.0,
         middlewares=[
+            EventLogContext,  # outermost: the dead-letter and retry logs name the event too
             failure_middleware(
                 dead_letters,
                 parking,
                 settings.retry_delays_s,
                 settings.redelivery_delay_s,
                 outcomes=partner_messages,
-            )
+            ),
         ],
         log_level=logging.DEBUG,
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
@@ -181,6 +181,11 @@ class ServiceSettings(BaseSettings):
         "(GET /partner/messages).",
     )
     log_level: str = Field(default="INFO", description="Python log level.")
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: lines for people; json: one JSON object per line, with the "
+        "correlation and event id of the event being handled.",
+    )
     # Bearer tokens: whose tokens are accepted, checked against which keys.
     auth_issuer: str = Field(
         default="lotse-dev",

@@ -23,6 +23,7 @@ from lotse_devstack.mailsink import MailSink
 from lotse_devstack.samples import person_body
 from lotse_intake.bootstrap import create_app as create_intake
 from lotse_notifications.bootstrap import create_app as create_notifications
+from lotse_shared import logs
 from tests.integration.test_notifications import suggestions_for
 from tests.support import EventTap, eventually, publish, running
 
@@ -67,7 +68,14 @@ async def test_a_whole_flow_logs_ids_but_no_names_or_addresses(
     ours.setLevel(logging.DEBUG)
     ours.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     ours.addFilter(lambda record: not record.name.startswith(NOT_OURS))
+    # the same records as JSON lines (LOTSE_LOG_FORMAT=json): scrubbed the same way
+    as_json = io.StringIO()
+    ours_json = logging.StreamHandler(as_json)
+    ours_json.setLevel(logging.DEBUG)
+    ours_json.setFormatter(logs.json_formatter("lotse-test"))
+    ours_json.addFilter(lambda record: not record.name.startswith(NOT_OURS))
     logging.getLogger().addHandler(ours)
+    logging.getLogger().addHandler(ours_json)
     smtp.reply_next(f"550 5.1.1 <{CASEWORKER}>: Recipient address rejected")
     try:
         intake, notifications = create_intake(), create_notifications()
@@ -89,7 +97,8 @@ async def test_a_whole_flow_logs_ids_but_no_names_or_addresses(
                 "items"
             ]
 
-            await publish(rabbit_url, namespace, suggestions_for(person_id))
+            suggestions = suggestions_for(person_id)
+            await publish(rabbit_url, namespace, suggestions)
             [failed] = await tap.wait_for("notifications.notification.failed.v1")
 
             async def alerted() -> bool:
@@ -100,6 +109,7 @@ async def test_a_whole_flow_logs_ids_but_no_names_or_addresses(
             [note] = (await inbox.get("/notifications", params={"recipient": CASEWORKER})).json()
     finally:
         logging.getLogger().removeHandler(ours)
+        logging.getLogger().removeHandler(ours_json)
 
     # the details did flow through the system: the alert names the person ...
     assert f"{GIVEN} {FAMILY}" in note["subject"]
@@ -112,7 +122,7 @@ async def test_a_whole_flow_logs_ids_but_no_names_or_addresses(
     records = [r for r in caplog.records if not r.name.startswith(NOT_OURS)]
     formatter = logging.Formatter("%(name)s %(message)s")
     captured = "\n".join(
-        [written.getvalue(), *(formatter.format(r) for r in records)]
+        [written.getvalue(), as_json.getvalue(), *(formatter.format(r) for r in records)]
         + [repr({k: v for k, v in vars(r).items() if k != "exc_info"}) for r in records]
     )
     leaks = sorted({s for s in FORBIDDEN if s in captured})
@@ -128,3 +138,10 @@ async def test_a_whole_flow_logs_ids_but_no_names_or_addresses(
     ]
     assert any("550 5.1.1 <[redacted]>" in line for line in failure_lines), failure_lines
     assert "recipient=[redacted]" in captured  # httpx's request line, query string masked
+    # every JSON line parses; those written while the event was handled name its flow
+    lines = [json.loads(line) for line in as_json.getvalue().splitlines()]
+    assert len(lines) > 100
+    assert {"service", "level", "logger", "message", "timestamp"} <= set(lines[0])
+    flow = [x for x in lines if x.get("correlation_id") == str(suggestions.correlation_id)]
+    assert flow, "no log line named the flow's correlation id"
+    assert {x["event_id"] for x in flow} >= {str(suggestions.event_id)}

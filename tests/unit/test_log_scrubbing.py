@@ -124,6 +124,22 @@ def test_tracebacks_are_masked() -> None:
     assert rec.exc_text is not None
     assert "cannot reach [redacted]" in rec.exc_text
     assert "petra@" not in logging.Formatter().format(rec)
+    as_json = json.loads(logs.json_formatter("lotse-test").format(rec))
+    assert "cannot reach [redacted]" in as_json["exception"]
+    assert "petra@" not in json.dumps(as_json)
+
+
+def test_json_lines_name_the_service_and_the_event_being_handled() -> None:
+    rec = record("suggested %s openings to %s", 3, "p@x.example")
+    formatter = logs.json_formatter("placement")
+    with logs.handling("corr-1", "event-1"):
+        line = json.loads(formatter.format(scrub_record(rec)))
+    assert line["service"] == "placement"
+    assert (line["level"], line["logger"]) == ("info", "lotse.test")
+    assert line["message"] == "suggested 3 openings to [redacted]"
+    assert (line["correlation_id"], line["event_id"]) == ("corr-1", "event-1")
+    outside = json.loads(formatter.format(scrub_record(record("idle"))))
+    assert "correlation_id" not in outside
 
 
 def sys_exc_info() -> logging._SysExcInfoType:
@@ -132,11 +148,16 @@ def sys_exc_info() -> logging._SysExcInfoType:
     return sys.exc_info()
 
 
-@pytest.fixture
-def installed() -> Iterator[io.StringIO]:
+FORMATS = {"text": logging.Formatter, "json": lambda: logs.json_formatter("lotse-test")}
+
+
+@pytest.fixture(params=sorted(FORMATS))
+def installed(request: pytest.FixtureRequest) -> Iterator[io.StringIO]:
+    """A handler in each of the formats a service writes (LOTSE_LOG_FORMAT)."""
     factory = logging.getLogRecordFactory()
     out = io.StringIO()
     handler = logging.StreamHandler(out)
+    handler.setFormatter(FORMATS[request.param]())
     root = logging.getLogger()
     root.addHandler(handler)
     logs.install()

@@ -19,7 +19,7 @@ def main() -> None:
     except ValidationError as exc:
         names = ", ".join("LOTSE_" + ".".join(map(str, e["loc"])).upper() for e in exc.errors())
         raise SystemExit(f"PortalSettings: refusing to start: check {names}") from None
-    logs.configure(settings.log_level, settings.service_name)
+    logs.configure(settings.log_level, settings.service_name, settings.log_format)
     # httpx logs every URL it calls, and a caseload search carries a name in its query
     logging.getLogger("httpx").setLevel(logging.WARNING)
     uvicorn.run(

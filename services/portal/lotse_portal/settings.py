@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, HttpUrl
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -24,6 +26,7 @@ class PortalSettings(BaseSettings):
 
     service_name: str = "portal"
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     forwarded_allow_ips: str = Field(

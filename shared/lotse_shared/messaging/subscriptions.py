@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from faststream.middlewares import AckPolicy
 from faststream.rabbit import RabbitBroker
 
+from lotse_shared import logs
 from lotse_shared.contracts.envelope import Event
 from lotse_shared.errors import RuleViolation
 from lotse_shared.persistence.retry import retry_transient
@@ -88,10 +89,11 @@ class Subscriptions:
             self._table[event_cls.ROUTING_KEY] = (event_cls, fn)
 
             async def consume(event: E) -> None:
-                refuse_unencodable_text(event)
-                if str(event.event_id) in self.fail_event_ids:
-                    raise InjectedFault(f"chaos: handling of {event.event_id} is set to fail")
-                await retry_transient(lambda: fn(event))
+                with logs.handling(str(event.correlation_id), str(event.event_id)):
+                    refuse_unencodable_text(event)
+                    if str(event.event_id) in self.fail_event_ids:
+                        raise InjectedFault(f"chaos: handling of {event.event_id} is set to fail")
+                    await retry_transient(lambda: fn(event))
 
             # FastStream validates against, and documents, the handler's signature
             consume.__signature__ = inspect.signature(fn, eval_str=True)  # type: ignore[attr-defined]
@@ -117,4 +119,5 @@ class Subscriptions:
         """Apply a message outside the broker (parked-event replay)."""
         event_cls, fn = self._table[routing_key]
         event = event_cls.model_validate_json(body)
-        await retry_transient(lambda: fn(event))
+        with logs.handling(str(event.correlation_id), str(event.event_id)):
+            await retry_transient(lambda: fn(event))
