@@ -141,56 +141,6 @@ async def test_a_dismissed_suggestion_is_never_suggested_again(service_env, rabb
         assert len(tap.bodies("placement.suggestions.ready.v1")) == 1
 
 
-async def test_an_ongoing_course_forecasts_the_level_for_a_later_start(
-    service_env, rabbit_url, namespace
-):
-    person = PersonRegistered.create(snapshot(), producer="intake")  # A2
-    in_autumn = opening_report(source_ref="AZUBI", start_date=TODAY + timedelta(days=250))
-    course = Enrolled.create(
-        EnrolledV1(
-            **enrolment_facts(person.payload.person_id)
-            | {"course_type": "berufssprachkurs", "target_level": CefrLevel.B1},
-            starts_on=TODAY,
-            ends_on=TODAY + timedelta(days=180),
-        ),
-        producer="courses",
-    )
-    app = placement_app()
-    async with EventTap(rabbit_url, namespace, "placement.#") as tap, running(app) as http:
-        opening = p.OpeningReported.create(in_autumn, producer="ba-jobsuche")
-        await publish(rabbit_url, namespace, person, opening)
-        await applied(app, person)
-        await applied(app, opening)
-        assert tap.bodies("placement.suggestions.ready.v1") == []  # A2 < B1, no course yet
-        await publish(rabbit_url, namespace, course)
-        ready = (await tap.wait_for("placement.suggestions.ready.v1"))[0]["payload"]
-        reason = ready["suggestions"][0]["reasons"][0]
-        assert reason.startswith("A2 erreicht, B1 voraussichtlich bis")
-        assert ready["suggestions"][0]["forecast"] is True
-        why = (await http.get(f"/people/{person.payload.person_id}/evaluation")).json()
-        assert why[0]["eligible"] is True
-
-        # the course is completed at B1: the same opening once more, now confirmed
-        done = CourseCompleted.create(
-            CourseCompletedV1(
-                **course.payload.model_dump(exclude={"starts_on", "ends_on"}),
-                level_reached=CefrLevel.B1,
-                completed_on=TODAY,
-            ),
-            producer="courses",
-        )
-        await publish(rabbit_url, namespace, done, done)
-        sets = await tap.wait_for("placement.suggestions.ready.v1", count=2)
-        confirmed = sets[1]["payload"]
-        assert confirmed["trigger"] == "course_completed"
-        assert confirmed["suggestions"][0]["opening_id"] == ready["suggestions"][0]["opening_id"]
-        assert confirmed["suggestions"][0]["forecast"] is False
-        assert confirmed["suggestions"][0]["reasons"][0] == "B1 erreicht, Stelle verlangt B1"
-        await applied(app, done)
-        await app.state.handlers.sweep_pending(older_than_s=0)
-        assert len(tap.bodies("placement.suggestions.ready.v1")) == 2  # not a third time
-
-
 async def test_report_counts_stages_sectors_places_and_the_headline(
     service_env, rabbit_url, namespace
 ):

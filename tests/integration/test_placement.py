@@ -23,7 +23,7 @@ from lotse_shared.contracts.common import (
     WorkPermission,
 )
 from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
-from lotse_shared.contracts.intake import Consent, PersonRegistered, PersonUpdated
+from lotse_shared.contracts.intake import PersonRegistered, PersonUpdated
 from lotse_shared.places import all_places, find_place
 from tests.support import EventTap, applied, bearer, eventually, publish, running
 
@@ -98,18 +98,6 @@ async def test_course_completed_produces_ranked_suggestions_with_reasons(
         why = (await http.get(f"/people/{person.payload.person_id}/evaluation")).json()
         far = next(e for e in why if e["employer"] and not e["eligible"])
         assert [r["rule"] for r in far["rules"] if not r["passed"]] == ["reachable"]
-
-
-async def test_no_matching_consent_no_suggestions(service_env, rabbit_url, namespace):
-    person = PersonRegistered.create(snapshot(consent=Consent(matching=False)), producer="intake")
-    event = completed(person.payload.person_id)
-    app = placement_app()
-    async with EventTap(rabbit_url, namespace, "placement.#") as tap, running(app):
-        await publish(rabbit_url, namespace, person, *openings())
-        await tap.wait_for("placement.opening.published.v1", count=3)
-        await publish(rabbit_url, namespace, event)
-        await applied(app, event)
-        assert tap.bodies("placement.suggestions.ready.v1") == []
 
 
 async def test_course_completed_before_the_person_is_known_is_kept(
@@ -272,8 +260,8 @@ async def test_ring_search_finds_exactly_the_best_of_all_openings(
         fetched = []
         openings_in = h.repo.openings_in
 
-        async def counting(cells, max_rank=6, session=None):
-            found = await openings_in(cells, max_rank, session)
+        async def counting(cells, max_rank=6, tx=None):
+            found = await openings_in(cells, max_rank, tx)
             fetched.extend(found)
             return found
 
