@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from faststream.specification import AsyncAPI, get_asyncapi_html
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
@@ -92,6 +93,7 @@ def create_http_app(
             yield
 
     app = FastAPI(title=title, description=description, version="1.0", lifespan=app_lifespan)
+    app.middleware("http")(rt.metrics.count_request)
     _api_keys_for_partners_only(app)
     _problem_responses_declared(app)
     _operations(app, rt, title, description)
@@ -138,6 +140,17 @@ def _operations(app: FastAPI, rt: ServiceRuntime, title: str, description: str) 
             },
             status_code=200 if ready else 503,
         )
+
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics (text exposition format); see docs/operations.md",
+        response_class=PlainTextResponse,
+    )
+    async def metrics() -> Response:
+        with contextlib.suppress(PyMongoError):  # a database outage must not hide the rest
+            await rt.metrics.read_outbox(rt.db)
+        return rt.metrics.exposition()
 
     ready_summary = "Ready: broker and database answer and the consumers are started"
     app.get("/readyz", tags=["operations"], summary=ready_summary)(readyz)

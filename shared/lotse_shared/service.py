@@ -30,6 +30,7 @@ from .messaging.outcomes import PartnerMessages
 from .messaging.parking import ParkingLot
 from .messaging.subscriptions import Subscriptions
 from .messaging.topology import Topology
+from .metrics import Metrics
 from .persistence.mongo import MongoUnitOfWork, ensure_plumbing_indexes, make_client
 from .settings import ServiceSettings
 from .transport import broker_security, mongo_tls_options
@@ -53,12 +54,14 @@ class ServiceRuntime:
     parking: ParkingLot
     subscriptions: Subscriptions
     partner_messages: PartnerMessages
+    metrics: Metrics
 
 
 def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
     logs.install()  # no personal data in any log line of this process
     topology = Topology(settings.namespace, settings.service_name)
-    dead_letters = DeadLetters(topology)
+    metrics = Metrics(settings.service_name)
+    dead_letters = DeadLetters(topology, metrics)
     client = make_client(settings.mongo_url, **mongo_tls_options(settings))
     db = client[settings.database_name]
     partner_messages = PartnerMessages(db, keep_s=settings.partner_messages_keep_days * 86400)
@@ -76,13 +79,15 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
         app_id=settings.service_name,
         graceful_timeout=15.0,
         middlewares=[
-            EventLogContext,  # outermost: the dead-letter and retry logs name the event too
+            metrics.broker,
+            EventLogContext,  # the dead-letter and retry logs name the event too
             failure_middleware(
                 dead_letters,
                 parking,
                 settings.retry_delays_s,
                 settings.redelivery_delay_s,
                 outcomes=partner_messages,
+                metrics=metrics,
             ),
         ],
         log_level=logging.DEBUG,
@@ -111,6 +116,7 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
             fail_event_ids=frozenset(settings.chaos_fail_event_ids),
         ),
         partner_messages=partner_messages,
+        metrics=metrics,
     )
 
 

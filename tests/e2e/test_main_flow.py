@@ -7,11 +7,13 @@ the assertions here check its outcome through each service's own API.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from lotse_devstack.demo import PEOPLE, run_demo
 from lotse_devstack.ports import free_port
@@ -90,6 +92,49 @@ async def test_course_completion_alerts_the_caseworker(stack: LocalStack) -> Non
         )
 
     await eventually(mailed, timeout_s=30, what="the email at the SMTP server")
+    await the_metrics_moved_and_name_nobody(stack)
+
+
+async def the_metrics_moved_and_name_nobody(stack: LocalStack) -> None:
+    """Every service's /metrics after the flow: its counters moved, and no label or
+    value holds a name, an address or an id."""
+    found: dict[str, dict[str, float]] = {}
+    async with httpx.AsyncClient(timeout=10) as http:
+        for service in SERVICES:
+            r = await http.get(f"{stack.url(service)}/metrics")
+            assert r.status_code == 200, service
+            assert r.headers["content-type"].startswith("text/plain"), service
+            personal = [
+                *(p["given_name"] for p in PEOPLE),
+                *(p["family_name"] for p in PEOPLE),
+                *(c["email"] for p in PEOPLE for c in p["contacts"]),
+                "@",
+            ]
+            assert not [x for x in personal if x in r.text], service
+            assert not UUID.search(r.text), service
+            found[service] = totals(r.text)
+
+    def moved(service: str, name: str) -> float:
+        return found[service].get(name, 0.0)
+
+    for service in ("courses", "placement", "notifications"):
+        assert moved(service, "faststream_received_processed_messages_total") > 0, service
+    for service in SERVICES:
+        assert moved(service, "lotse_http_requests_total") > 0, service
+    assert moved("placement", "lotse_suggestions_computed_total") > 0
+    assert moved("placement", "lotse_matching_duration_seconds_count") > 0
+
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def totals(exposition: str) -> dict[str, float]:
+    """Each sample's name with the sum of its values over all label sets."""
+    sums: dict[str, float] = {}
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
+    return sums
 
 
 def test_services_stop_cleanly_on_sigterm(stack: LocalStack) -> None:

@@ -51,6 +51,7 @@ from tests.support import applied, bearer, publish, running
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PUBLIC = {
     ("GET", "/livez"),
+    ("GET", "/metrics"),
     ("GET", "/readyz"),
     ("GET", "/healthz"),
     ("GET", "/asyncapi.json"),

@@ -55,6 +55,7 @@ def create_app(
         parking=rt.parking,
         suggestions_per_set=settings.suggestions_per_set,
         people_per_opening=settings.people_per_opening,
+        observe_matching=rt.metrics.matched,
     )
     pipeline = PipelineHandlers(uow=rt.uow, repo=repo)
     imports = ImportHandlers(uow=rt.uow, repo=repo, openings=handlers)

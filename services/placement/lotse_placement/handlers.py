@@ -5,6 +5,7 @@ on it; translate.py maps contracts to the domain."""
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -80,6 +81,8 @@ class PlacementHandlers:
     suggestions_per_set: int = 5
     people_per_opening: int = 20
     today: Callable[[], date] = lambda: datetime.now(UTC).date()
+    # told of every committed match: how many suggestions it kept, how long it took
+    observe_matching: Callable[[int, float], None] = lambda kept, seconds: None
 
     # Matching runs in two steps. The change (a person, a level, an opening) is
     # written first, with a "match pending" marker; the matching itself runs in a
@@ -391,7 +394,11 @@ class PlacementHandlers:
         to the sweep, which finds the marker still set."""
         for _ in range(5):
             try:
-                await retry_transient(lambda: self._match_and_clear(kind, doc_id, candidates))
+                started = time.perf_counter()
+                kept = await retry_transient(
+                    lambda: self._match_and_clear(kind, doc_id, candidates)
+                )
+                self.observe_matching(kept, time.perf_counter() - started)
                 return
             except AlreadyTold:
                 continue  # a concurrent step told the same pair; look again
@@ -401,20 +408,22 @@ class PlacementHandlers:
 
     async def _match_and_clear(
         self, kind: MatchedKind, doc_id: uuid.UUID, candidates: list[Candidate] | None = None
-    ) -> None:
+    ) -> int:
         """One attempt, one transaction: suggest for the pending person (or to the people
-        a pending opening suits best), then clear the marker it read."""
+        a pending opening suits best), then clear the marker it read. Returns how many
+        suggestions were kept."""
+        kept = 0
         async with self.uow.transaction() as tx:
             if kind == "person":
                 marker, person = await self.repo.pending_person(doc_id, tx)
                 if marker is None:
-                    return
+                    return 0
                 if person is not None:
-                    await self._suggest(tx, person, marker)
+                    kept += len(await self._suggest(tx, person, marker))
             else:
                 marker, opening = await self.repo.pending_opening(doc_id, tx)
                 if marker is None:
-                    return
+                    return 0
                 if opening is not None and opening.status is OpeningStatus.OPEN:
                     if candidates is None:
                         candidates = await self.repo.candidates_for(opening, tx)
@@ -422,8 +431,9 @@ class PlacementHandlers:
                         opening, candidates, self.today(), limit=self.people_per_opening
                     )
                     for person in chosen:
-                        await self._suggest(tx, person, marker, only=opening)
+                        kept += len(await self._suggest(tx, person, marker, only=opening))
             await self.repo.clear_pending(tx, kind, doc_id, marker)
+        return kept
 
     async def _suggest(
         self,

@@ -18,6 +18,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from lotse_shared.metrics import Metrics
+
 from .backend import (
     SERVICE_LABELS,
     CallLog,
@@ -74,6 +76,13 @@ def create_app(settings: PortalSettings, overrides: Overrides | None = None) -> 
     app.state.oidc_client = oidc_client  # current_user renews tokens through it
     app.include_router(make_signin_router(oidc_client))
     app.include_router(make_pages_router(services, pages))
+
+    metrics = Metrics(settings.service_name)
+    app.middleware("http")(metrics.count_request)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return metrics.exposition()
 
     # the portal keeps no connection of its own: alive is ready (the services it calls
     # answer for themselves, and a page says which part is unavailable)

@@ -33,6 +33,7 @@ from faststream.rabbit import RabbitBroker
 from pydantic import ValidationError
 
 from lotse_shared.errors import AboutErasedPerson, AlreadyApplied, DomainError, NotYetApplicable
+from lotse_shared.metrics import Metrics
 
 from .outcomes import NOT_IN_LOTSE, PartnerMessages, Status, failing_fields
 from .parking import ParkingLot
@@ -215,8 +216,9 @@ def _verified(producer: str | None) -> dict[str, Any]:
 class DeadLetters:
     """Publishes rejected messages to the service's dead-letter queue, with their reason."""
 
-    def __init__(self, topology: Topology) -> None:
+    def __init__(self, topology: Topology, metrics: Metrics | None = None) -> None:
         self.topology = topology
+        self.metrics = metrics
         self.broker: RabbitBroker | None = None
 
     def _broker(self) -> RabbitBroker:
@@ -237,6 +239,8 @@ class DeadLetters:
         attempts: int = 1,
         verified_producer: str | None = None,
     ) -> None:
+        if self.metrics is not None:
+            self.metrics.dead_lettered.labels(error_type).inc()
         dead_headers = {
             **_clean(headers),
             **_verified(verified_producer),
@@ -295,9 +299,11 @@ def failure_middleware(
     retry_delays_s: Sequence[float],
     redelivery_delay_s: float,
     outcomes: PartnerMessages | None = None,
+    metrics: Metrics | None = None,
 ) -> Callable[..., BaseMiddleware]:
     """Build the middleware class bound to one service's retry and dead-letter queues;
-    with ``outcomes``, each partner message's fate is recorded for its partner."""
+    with ``outcomes``, each partner message's fate is recorded for its partner; with
+    ``metrics``, parked events and retries are counted (dead letters count themselves)."""
 
     events_exchange = dead_letters.topology.events_exchange.name
 
@@ -374,6 +380,8 @@ def failure_middleware(
                     partner_event_id=sender.event_id if sender is not None else None,
                 ):
                     log.info("message %s on %s parked: %s", msg.message_id, routing_key, exc)
+                    if metrics is not None:
+                        metrics.parked.labels(type(exc).__name__).inc()
                 else:
                     log.info(
                         "message %s on %s about an erased person ignored",
@@ -404,6 +412,8 @@ def failure_middleware(
                         await dead_letters.retry_later(
                             msg, routing_key, attempt, error, verified_producer=producer
                         )
+                        if metrics is not None:
+                            metrics.retries.labels(f"{retry_delays_s[attempt - 1]:g}").inc()
                         log.warning(
                             "message %s on %s failed (attempt %d), retry in %ss: %s",
                             msg.message_id,

@@ -169,6 +169,21 @@ async def test_a_registered_person_is_suggested_what_fits_and_their_waiting_even
     assert len(uow.published(ev.OpeningPublished)) == 2
 
 
+async def test_every_committed_match_is_observed_with_what_it_kept(uow, store, parking) -> None:
+    seen: list[tuple[int, float]] = []
+    placement = PlacementHandlers(
+        uow=uow,
+        repo=store,
+        parking=parking,
+        today=lambda: TODAY,
+        observe_matching=lambda kept, seconds: seen.append((kept, seconds)),
+    )
+    await placement.opening_reported(kitchen())
+    await placement.person_changed(registered())
+    assert [kept for kept, _ in seen] == [0, 1]  # the opening: nobody yet; then Amal
+    assert all(seconds >= 0 for _, seconds in seen)
+
+
 async def test_a_new_opening_is_suggested_to_the_people_it_suits_only(
     placement, store, uow
 ) -> None:
