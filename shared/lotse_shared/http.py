@@ -149,7 +149,7 @@ def _operations(app: FastAPI, rt: ServiceRuntime, title: str, description: str) 
     )
     async def metrics() -> Response:
         with contextlib.suppress(PyMongoError):  # a database outage must not hide the rest
-            await rt.metrics.read_outbox(rt.db)
+            rt.metrics.outbox(*await rt.relay.waiting())
         return rt.metrics.exposition()
 
     ready_summary = "Ready: broker and database answer and the consumers are started"

@@ -6,8 +6,9 @@ conventions (base units in the name, ``_total`` for counters, added by the libra
 labels are bounded sets (a route template, an error type, a channel), never an id, an
 address or anything else about a person.
 
-- the broker's side: FastStream's Prometheus middleware (``faststream_*``: messages
-  received, processed and failed, and their durations, per queue);
+- the broker's side: FastStream's Prometheus middleware on the same registry
+  (``faststream_*``: messages received, processed and failed, and their durations, per
+  queue; attached by ``service.build_runtime``);
 - HTTP: requests and their durations per method, route template and status;
 - the plumbing: dead letters per error type, parked events per reason, retries per
   delay, outbox rows waiting and the age of the oldest (read at scrape time);
@@ -20,26 +21,18 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
 
-from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
-from pymongo.asynchronous.database import AsyncDatabase
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
-
-from .persistence.mongo import OUTBOX
-
-Document = dict[str, Any]
 
 
 class Metrics:
     def __init__(self, service: str) -> None:
         self.service = service
         self.registry = r = CollectorRegistry()
-        self.broker = RabbitPrometheusMiddleware(registry=r, app_name=service)
         self.http_requests = Counter(
             "lotse_http_requests",
             "HTTP requests answered, by method, route template and status.",
@@ -101,13 +94,9 @@ class Metrics:
         self.suggestions.inc(kept)
         self.matching_duration.observe(seconds)
 
-    async def read_outbox(self, db: AsyncDatabase[Document]) -> None:
-        """The outbox gauges, read when Prometheus scrapes (two indexed queries)."""
-        unsent = {"sent_at": None}
-        self.outbox_waiting.set(await db[OUTBOX].count_documents(unsent))
-        oldest = db[OUTBOX].find(unsent, {"created_at": 1}).sort("created_at", 1).limit(1)
-        rows = await oldest.to_list()
-        age = (datetime.now(UTC) - rows[0]["created_at"]).total_seconds() if rows else 0.0
+    def outbox(self, waiting: int, oldest: datetime | None) -> None:
+        self.outbox_waiting.set(waiting)
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
         self.outbox_oldest.set(max(age, 0.0))
 
     def exposition(self) -> Response:

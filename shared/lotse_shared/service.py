@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
+from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from faststream.rabbit.schemas import QueueType
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
@@ -79,7 +80,7 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
         app_id=settings.service_name,
         graceful_timeout=15.0,
         middlewares=[
-            metrics.broker,
+            RabbitPrometheusMiddleware(registry=metrics.registry, app_name=settings.service_name),
             EventLogContext,  # the dead-letter and retry logs name the event too
             failure_middleware(
                 dead_letters,

@@ -188,3 +188,25 @@ def test_every_service_has_the_same_anatomy(service: str) -> None:
         and any(getattr(t, "id", "") == "PRODUCER" for t in node.targets)
         for node in producer.body
     ), "PRODUCER is defined in mapping.py"
+
+
+# where each service keeps its use cases: they see ports (persistence.unit, the
+# repository's Protocol), never the database driver, so the unit tier runs them in memory
+USE_CASES = {
+    "intake": ["handlers.py"],
+    "courses": ["handlers.py"],
+    "placement": ["handlers.py", "pipeline.py", "imports.py"],
+    "notifications": ["handlers.py", "delivery.py"],
+}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_use_cases_import_no_database_driver(service: str) -> None:
+    for name in USE_CASES[service]:
+        path = ROOT / "services" / service / f"lotse_{service}" / name
+        bad = {
+            m
+            for m in imports_of(path)
+            if m.split(".")[0] == "pymongo" or m == "lotse_shared.persistence.mongo"
+        }
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}"

@@ -120,9 +120,7 @@ class CoursesRepository(Courses):
             # who may see this person's enrolments (caseworkers: only their own cases)
             "contact_emails": sorted({c.email.lower() for c in person.contacts}),
         }
-        session = session_of(tx)
-        assert session is not None
-        return await save_if_newer(self.people, doc, session)
+        return await save_if_newer(self.people, doc, session_of(tx))
 
     async def person_scope(
         self, person_id: uuid.UUID, tx: Transaction | None = None

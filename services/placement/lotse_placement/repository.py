@@ -327,9 +327,7 @@ class PlacementRepository(PlacementStore):
 
     # --- people read model ------------------------------------------------------
     async def save_candidate(self, tx: Transaction, person: Candidate) -> bool:
-        session = session_of(tx)
-        assert session is not None
-        return await save_if_newer(self.people, _candidate_doc(person), session)
+        return await save_if_newer(self.people, _candidate_doc(person), session_of(tx))
 
     async def candidate(
         self, person_id: uuid.UUID, tx: Transaction | None = None

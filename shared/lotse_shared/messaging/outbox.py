@@ -80,6 +80,19 @@ class OutboxRelay:
         self._next_recovery = 0.0 if full else time.monotonic() + self.recover_every_s
         return full
 
+    async def waiting(self) -> tuple[int, datetime | None]:
+        """How many rows wait unsent, and when the oldest of them was committed."""
+        unsent = {"sent_at": None}
+        count = await self.db[OUTBOX].count_documents(unsent)
+        oldest = (
+            await self.db[OUTBOX]
+            .find(unsent, {"created_at": 1})
+            .sort("created_at", 1)
+            .limit(1)
+            .to_list()
+        )
+        return count, oldest[0]["created_at"] if oldest else None
+
     async def publish_pending(self) -> int:
         """Lease, publish and mark one batch; returns how many were published."""
         now = datetime.now(UTC)

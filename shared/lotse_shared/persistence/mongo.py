@@ -158,7 +158,7 @@ def outbox_document(event: Event, lease_s: float = 0.0) -> Document:
 
 
 async def save_if_newer(
-    collection: AsyncCollection[Document], doc: Document, session: AsyncClientSession
+    collection: AsyncCollection[Document], doc: Document, session: AsyncClientSession | None
 ) -> bool:
     """Store a read-model snapshot unless we hold the same or a newer ``revision``.
 
