@@ -396,7 +396,7 @@ async def test_suggestions_that_overtake_their_completion_wait_for_it(s: Service
     assert s.all() == []
     assert s.repo.entries == {}
     await s.h.course_completed(done)
-    assert s.parking.asked_for[-1] == str(snap.person_id)  # the suggestions are replayed
+    assert s.parking.asked_for == [str(snap.person_id)] * 2  # the suggestions are replayed
     await s.h.suggestions_ready(found)
     [alert] = s.all()
     assert (alert.kind, titles(alert)) == (Kind.COURSE_COMPLETED, ["Lager"])
@@ -509,12 +509,15 @@ async def test_suggestions_after_the_email_went_join_the_alert_and_make_it_unrea
     s.clock.advance(minutes=3)
     assert await s.email.deliver_due() == 2
     alert = s.one()
+    sent = next(n for n in s.emails.sent if n.recipient_email == CASEWORKER)
+    assert "noch keine neuen passenden Stellen" in sent.email_body
     await s.h.mark_read(alert.notification_id)
 
     await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager", 72), cause=done))
     after = s.one()
     assert titles(after) == ["Lager"]
     assert after.read_at is None  # something was added: it shows as unread again
+    assert after.subject.endswith("– 1 passende Stelle")
     assert after.email_status is DeliveryStatus.SENT
     assert await s.email.deliver_due() == 0  # no second email
 
@@ -655,6 +658,10 @@ async def test_a_critical_email_ignores_the_opt_out_and_the_weekend_but_not_the_
     note = s.one()
     assert note.email_status is DeliveryStatus.PENDING
     assert note.email_next_attempt_at == datetime(2026, 11, 29, 7, 0, tzinfo=BERLIN)  # Sunday
+    s.clock.advance(hours=14)  # Sunday 13:30: the night's one goes, and a new one at once
+    await s.h.course_dropped(dropped(snap.person_id))
+    assert await s.email.deliver_due() == 4  # to the caseworker and the mentor, twice
+    assert {n.email_status for n in s.all()} == {DeliveryStatus.SENT}
     await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
     opted_out = next(n for n in s.all() if n.kind is Kind.SUGGESTIONS_READY)
     assert opted_out.email_status is DeliveryStatus.OPTED_OUT
@@ -867,6 +874,8 @@ async def test_an_unread_important_alert_escalates_to_the_coordinator_once(s: Se
     )
     assert escalation.escalate_at is None  # an escalation does not escalate again
     assert escalation.email_status is DeliveryStatus.PENDING
+    await s.email.deliver_due()
+    assert COORDINATOR in {n.recipient_email for n in s.emails.sent}
 
 
 async def test_escalation_falls_back_to_the_districts_coordinator() -> None:
@@ -887,13 +896,18 @@ async def test_without_a_coordinator_nobody_is_told_and_the_timer_ends(s: Servic
     assert all(n.escalate_at is None for n in s.repo.notifications.values())
 
 
-async def test_a_coordinator_is_not_told_about_their_own_unread_alert(s: Service) -> None:
+async def test_a_coordinator_is_not_told_about_their_own_unread_alert() -> None:
+    from lotse_notifications.domain.model import RoutingTable
+
+    routing = RoutingTable.with_overrides(
+        {"kassel": {"attendance_at_risk": ["education_coordinator"]}}
+    )
+    s = Service(routing=routing)
     snap = await s.knows(team())
-    await s.h.course_completed(completed(snap.person_id))  # normal: never escalates
     await s.h.attendance_recorded(attendance(snap.person_id, uuid.uuid4(), 0.5))  # important
     s.clock.advance(hours=25)
-    assert await s.h.escalate_due() == 1
-    assert [n.kind for n in s.all(COORDINATOR)] == [Kind.COURSE_COMPLETED, Kind.ESCALATION]
+    assert await s.h.escalate_due() == 0  # theirs is the only copy
+    assert [n.kind for n in s.all(COORDINATOR)] == [Kind.ATTENDANCE_AT_RISK]
 
 
 # --- the inbox -------------------------------------------------------------------------------
