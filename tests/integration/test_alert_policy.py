@@ -8,12 +8,10 @@ an injected clock (Tuesday 10:00 in Berlin unless a test moves it).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 from lotse_devstack.mailsink import MailSink
 from lotse_devstack.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
-from lotse_notifications.domain.model import BERLIN
 from lotse_shared.contracts.common import CefrLevel, OpeningType
 from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
 from lotse_shared.contracts.intake import PersonRegistered
@@ -170,36 +168,6 @@ async def test_suggestions_that_overtake_their_completion_wait_for_it(
         assert "Praktikum Lager Kassel" in mail.body
 
 
-async def test_suggestions_later_than_the_wait_join_the_sent_alert_without_a_second_email(
-    service_env, smtp, rabbit_url, namespace
-):
-    clock = Clock()
-    person = PersonRegistered.create(snapshot(), producer="intake")
-    pid = person.payload.person_id
-    done = completion_for(pid)
-    found = suggested(pid, opening("Praktikum Lager Kassel", 72), cause=done)
-    app = office_app(clock)
-    async with running(app) as http:
-        await publish(rabbit_url, namespace, person, done)
-        await applied(app, done)
-        clock.advance(minutes=3)  # longer than LOTSE_SUGGESTIONS_WAIT_S (120)
-        app.state.delivery.kick()
-        [mail] = await mails_to(smtp, CASEWORKER, 1)
-        assert "noch keine neuen passenden Stellen" in mail.body
-        [alert] = await inbox(http)
-        await http.post(f"/notifications/{alert['notification_id']}/read")
-
-        await publish(rabbit_url, namespace, found)
-        await applied(app, found)
-        [after] = await inbox(http)
-        assert after["notification_id"] == alert["notification_id"]
-        assert announced([after]) == ["Praktikum Lager Kassel"]
-        assert after["read_at"] is None  # something was added: it shows as unread again
-        assert after["subject"].endswith("– 1 passende Stelle")
-        await app.state.delivery.deliver_due()
-        assert len([m for m in smtp.mails if CASEWORKER in m.rcpt_tos]) == 1
-
-
 async def test_new_openings_wait_for_the_digest_closed_ones_are_left_out_or_marked(
     service_env, smtp, rabbit_url, namespace
 ):
@@ -247,38 +215,6 @@ async def test_new_openings_wait_for_the_digest_closed_ones_are_left_out_or_mark
         clock.advance(days=1)
         assert await app.state.delivery.digests() == 0  # nothing twice
         assert sorted(announced(await inbox(http))) == ["Küche", "Lager", "Lager"]
-
-
-async def test_a_forecast_that_is_reached_updates_its_first_announcement(
-    service_env, smtp, rabbit_url, namespace
-):
-    clock = Clock()
-    person = PersonRegistered.create(snapshot(), producer="intake")
-    pid = person.payload.person_id
-    forecast = opening("Ausbildung Lagerlogistik", 65, forecast=True)
-    first = suggested(pid, forecast)
-    done = completion_for(pid)
-    reached = suggested(
-        pid, forecast.model_copy(update={"forecast": False}), opening("Neu", 50), cause=done
-    )
-    app = office_app(clock)
-    async with running(app) as http:
-        await publish(rabbit_url, namespace, person, first)
-        await applied(app, first)
-        clock.advance(hours=6)
-        assert await app.state.delivery.digests() == 1
-        await publish(rabbit_url, namespace, done, reached)
-        await applied(app, reached)
-
-        items = await inbox(http)
-        assert sorted(announced(items)) == ["Ausbildung Lagerlogistik", "Neu"]  # each once
-        digest = next(n for n in items if n["kind"] == "digest")
-        [entry] = digest["facts"]["groups"][0]["entries"]
-        assert entry["forecast"] is False
-        assert entry["confirmed_note"] == "B1 jetzt erreicht"
-        alert = next(n for n in items if n["kind"] == "course_completed")
-        assert alert["facts"]["confirmed"] == ["Ausbildung Lagerlogistik"]
-        assert "jetzt mit erreichtem Niveau: Ausbildung Lagerlogistik" in alert["body"]
 
 
 async def test_the_daily_cap_moves_overflow_to_the_digest_and_critical_alerts_pass_it(
@@ -331,32 +267,6 @@ async def test_the_daily_cap_moves_overflow_to_the_digest_and_critical_alerts_pa
         assert "Stelle" in digest_mail.body
 
 
-async def test_critical_email_goes_out_at_weekends_but_waits_out_the_night(
-    service_env, smtp, rabbit_url, namespace
-):
-    clock = Clock(datetime(2026, 11, 28, 23, 30, tzinfo=BERLIN))  # a Saturday night
-    snap = snapshot()
-    app = office_app(clock)
-    async with running(app) as http:
-        night = dropped_for(snap)
-        await publish(rabbit_url, namespace, PersonRegistered.create(snap, producer="intake"))
-        await publish(rabbit_url, namespace, night)
-        await applied(app, night)
-        [alert] = await inbox(http)
-        raw = await app.state.runtime.db["notifications"].find_one(
-            {"_id": uuid.UUID(alert["notification_id"])}
-        )
-        assert alert["email_status"] == "pending"
-        # Sunday 07:00 in Berlin (stored in UTC): critical alerts go on Sundays too
-        assert f"{raw['email_next_attempt_at']:%Y-%m-%d %H:%M}" == "2026-11-29 06:00"
-
-        clock.advance(hours=14)  # Sunday 13:30
-        afternoon = dropped_for(snap)
-        await publish(rabbit_url, namespace, afternoon)
-        await applied(app, afternoon)
-        await mails_to(smtp, CASEWORKER, 2)  # the night's one at 07:00 and this one
-
-
 async def test_two_replicas_merge_a_completion_and_its_suggestions_once(
     service_env, smtp, rabbit_url, namespace
 ):
@@ -380,32 +290,6 @@ async def test_two_replicas_merge_a_completion_and_its_suggestions_once(
         assert len([m for m in smtp.mails if CASEWORKER in m.rcpt_tos]) == 1
         entries = first.state.runtime.db["suggestion_entries"]
         assert await entries.count_documents({"person_id": pid}) == 2
-
-
-async def test_a_reached_forecast_still_waiting_for_its_digest_moves_into_the_alert(
-    service_env, smtp, rabbit_url, namespace
-):
-    clock = Clock()
-    person = PersonRegistered.create(snapshot(), producer="intake")
-    pid = person.payload.person_id
-    forecast = opening("Ausbildung Lagerlogistik", 65, forecast=True)
-    first = suggested(pid, forecast)
-    done = completion_for(pid)
-    reached = suggested(pid, forecast.model_copy(update={"forecast": False}), cause=done)
-    app = office_app(clock)
-    async with running(app) as http:
-        await publish(rabbit_url, namespace, person, first)
-        await applied(app, first)  # waits for today's digest
-        await publish(rabbit_url, namespace, done, reached)
-        await applied(app, reached)
-        [alert] = await inbox(http)
-        [entry] = alert["facts"]["suggestions"]
-        assert entry["title"] == "Ausbildung Lagerlogistik"
-        assert entry["confirmed_note"] == "B1 jetzt erreicht"
-        assert "Ausbildung Lagerlogistik" in alert["body"]
-        clock.advance(hours=6)
-        assert await app.state.delivery.digests() == 0  # it left the digest
-        assert announced(await inbox(http)) == ["Ausbildung Lagerlogistik"]
 
 
 async def test_what_waits_for_the_digest_can_be_seen_before_it_goes(

@@ -22,7 +22,7 @@ from lotse_notifications.delivery import ChannelDelivery
 from lotse_notifications.domain.model import BERLIN, Channel
 from lotse_notifications.webhook import standard_secret, verify
 from lotse_shared.auth import Role
-from lotse_shared.contracts.common import CefrLevel, ContactRole, Language, OpeningType
+from lotse_shared.contracts.common import CefrLevel, ContactRole, OpeningType
 from lotse_shared.contracts.courses import (
     AttendanceRecorded,
     AttendanceRecordedV1,
@@ -32,9 +32,7 @@ from lotse_shared.contracts.courses import (
     EnrolledV1,
 )
 from lotse_shared.contracts.intake import (
-    Consent,
     PersonRegistered,
-    PersonUpdated,
     ResponsibleContact,
 )
 from lotse_shared.contracts.placement import SuggestionsReady, SuggestionsReadyV1, SuggestionV1
@@ -136,39 +134,6 @@ async def test_suggestions_reach_inbox_and_mailbox(service_env, smtp, rabbit_url
         assert len(tap.bodies("notifications.notification.delivered.v1")) == 1
 
 
-async def test_drop_out_tells_caseworker_and_mentor_in_their_language(
-    service_env, smtp, rabbit_url, namespace
-):
-    snap = snapshot(
-        contacts=[
-            ResponsibleContact(role=ContactRole.CASEWORKER, name="Petra Schmidt", email=CASEWORKER),
-            ResponsibleContact(
-                role=ContactRole.MENTOR,
-                name="John Miller",
-                email="john@mentors.example",
-                language=Language.EN,
-            ),
-        ]
-    )
-    person = PersonRegistered.create(snap, producer="intake")
-    dropped = CourseDropped.create(
-        CourseDroppedV1(
-            **enrolment_facts(snap.person_id), dropped_on=TODAY, reason="Umzug nach Bayern"
-        ),
-        producer="courses",
-    )
-    app = office_app()
-    async with running(app) as http:
-        await publish(rabbit_url, namespace, person, dropped)
-        await eventually(lambda: _count(smtp, 2), what="two emails")
-        german = (await inbox(http))[0]
-        assert german["subject"] == "Amal Haddad hat einen Kurs abgebrochen"
-        assert "Umzug nach Bayern" in german["body"]
-        english = (await inbox(http, "john@mentors.example"))[0]
-        assert english["subject"] == "Amal Haddad dropped out of a course"
-        assert english["language"] == "en"
-
-
 async def first_where(http, predicate, recipient: str = CASEWORKER) -> dict:
     """The newest notification of a recipient, once it satisfies ``predicate``."""
 
@@ -266,22 +231,6 @@ async def test_permanent_smtp_failure_is_recorded_and_inbox_keeps_it(
         assert await app.state.delivery.deliver_due() == 0  # never tried again
 
 
-async def test_no_email_without_consent(service_env, smtp, rabbit_url, namespace):
-    person = PersonRegistered.create(
-        snapshot(consent=Consent(matching=True, email_notifications=False)), producer="intake"
-    )
-    event = suggestions_for(person.payload.person_id)
-    app = office_app()
-    async with running(app) as http:
-        await publish(rabbit_url, namespace, person, event)
-        await applied(app, event)
-        note = (await inbox(http))[0]
-        assert note["email_status"] == "skipped"
-        app.state.delivery.kick()
-        assert await app.state.delivery.deliver_due() == 0
-        assert smtp.mails == []
-
-
 # --- rules: dedup, throttling, preferences, quiet hours, digest, escalation, webhook -------
 
 
@@ -350,34 +299,6 @@ def attendance(snap, enrolment_id: uuid.UUID, rate: float, day: int) -> Attendan
     )
 
 
-async def test_flip_flopping_attendance_alerts_once(service_env, smtp, rabbit_url, namespace):
-    snap = with_guide_and_coordinator()
-    person = PersonRegistered.create(snap, producer="intake")
-    enrolment = uuid.uuid4()
-    rates = [0.9, 0.7, 0.85, 0.7, 0.9, 0.6]  # up, down, up, down, up, down
-    events = [attendance(snap, enrolment, rate, day) for day, rate in enumerate(rates)]
-    clock = Clock()
-    app = office_app(clock)
-    async with running(app) as http:
-        await publish(rabbit_url, namespace, person)
-        for event in events:  # one by one: a throttle only means something in order
-            await publish(rabbit_url, namespace, event)
-            await applied(app, event)
-            clock.advance(hours=1)
-        items = await inbox(http)
-        assert [n["kind"] for n in items] == ["attendance_at_risk"]
-        assert items[0]["subject"] == "Anwesenheit von Amal Haddad gefährdet: 70 %"
-        assert items[0]["priority"] == 3
-        assert [n["kind"] for n in await inbox(http, GUIDE)] == ["attendance_at_risk"]
-        # after the window, a new drop is a new alert
-        clock.advance(days=8)
-        later = [attendance(snap, enrolment, 0.9, 20), attendance(snap, enrolment, 0.65, 21)]
-        for event in later:
-            await publish(rabbit_url, namespace, event)
-            await applied(app, event)
-        assert len(await inbox(http)) == 2
-
-
 async def test_opt_out_is_kept_except_for_critical_alerts(service_env, smtp, rabbit_url, namespace):
     snap = snapshot()
     person = PersonRegistered.create(snap, producer="intake")
@@ -412,27 +333,6 @@ async def test_opt_out_is_kept_except_for_critical_alerts(service_env, smtp, rab
         await eventually(lambda: _count(smtp, 2), what="emails to caseworker and mentor")
         assert CASEWORKER in {m.rcpt_tos[0] for m in smtp.mails}
         assert all("Vorschläge" not in m.subject for m in smtp.mails)
-
-
-async def test_quiet_hours_email_waits_for_the_office_the_inbox_does_not(
-    service_env, smtp, rabbit_url, namespace
-):
-    person = PersonRegistered.create(snapshot(), producer="intake")
-    event = suggestions_for(person.payload.person_id)
-    clock = Clock(datetime(2026, 11, 24, 22, 30, tzinfo=BERLIN))  # Tuesday night
-    app = office_app(clock)
-    async with running(app) as http:
-        await publish(rabbit_url, namespace, person, event)
-        await applied(app, event)
-        note = (await inbox(http))[0]  # in the inbox at once
-        assert note["email_status"] == "pending"
-        assert note["email_next_attempt_at"].startswith("2026-11-25T07:00:00")  # 08:00 Berlin
-        clock.advance(hours=9)  # 07:30: still quiet
-        assert await app.state.delivery.deliver_due() == 0
-        assert smtp.mails == []
-        clock.advance(minutes=31)  # 08:01
-        assert await app.state.delivery.deliver_due() == 1
-        assert [m.rcpt_tos for m in smtp.mails] == [(CASEWORKER,)]
 
 
 async def test_replicas_sending_one_batch_never_send_an_email_twice(
@@ -537,44 +437,6 @@ async def test_low_priority_items_go_out_as_one_daily_digest(
         assert len(smtp.mails) == 1
 
 
-async def test_unread_important_alert_escalates_to_the_coordinator_once(
-    service_env, smtp, rabbit_url, namespace, monkeypatch
-):
-    monkeypatch.setenv("LOTSE_DISPATCH_POLL_S", "3600")  # escalation only when the test asks
-    snap = with_guide_and_coordinator()
-    read_snap = with_guide_and_coordinator(display_name="Olena Kovalenko")
-    unread_alert, read_alert = dropped_for(snap), dropped_for(read_snap)
-    clock = Clock()
-    app = office_app(clock)
-    async with running(app) as http:
-        await publish(
-            rabbit_url,
-            namespace,
-            PersonRegistered.create(snap, producer="intake"),
-            PersonRegistered.create(read_snap, producer="intake"),
-            unread_alert,
-            read_alert,
-        )
-        await applied(app, unread_alert)
-        await applied(app, read_alert)
-        olena = next(n for n in await inbox(http, GUIDE) if "Olena" in n["subject"])
-        await http.post(  # the guide read it
-            f"/notifications/{olena['notification_id']}/read", headers=as_user(GUIDE)
-        )
-
-        clock.advance(hours=23)
-        assert await app.state.handlers.escalate_due() == 0
-        clock.advance(hours=2)  # 25 h: past LOTSE_ESCALATE_AFTER_S (24 h)
-        assert await app.state.handlers.escalate_due() == 1  # two unread copies, one escalation
-        assert await app.state.handlers.escalate_due() == 0
-        [escalation] = await inbox(http, COORDINATOR)
-        assert escalation["kind"] == "escalation"
-        assert escalation["subject"] == (
-            "Ungelesen seit 24.11.2026 10:00: Amal Haddad hat einen Kurs abgebrochen"
-        )
-        await eventually(lambda: _has_mail_to(smtp, COORDINATOR), what="the coordinator's email")
-
-
 async def _has_mail_to(sink: MailSink, address: str) -> bool:
     return any(address in m.rcpt_tos for m in sink.mails)
 
@@ -598,33 +460,6 @@ async def test_escalation_falls_back_to_the_districts_coordinator(
         tried = [app.state.handlers.escalate_due() for _ in range(3)]
         assert sorted(await asyncio.gather(*tried)) == [0, 0, 1]
         assert [n["kind"] for n in await inbox(http, "bk@kassel.example")] == ["escalation"]
-
-
-async def test_contacts_follow_intakes_changes(service_env, smtp, rabbit_url, namespace):
-    snap = snapshot()
-    new_caseworker = "k.yilmaz@landkreis-kassel.example"
-    changed = snap.model_copy(
-        update={
-            "revision": 2,
-            "contacts": [
-                ResponsibleContact(
-                    role=ContactRole.CASEWORKER, name="Kemal Yilmaz", email=new_caseworker
-                )
-            ],
-        }
-    )
-    event = suggestions_for(snap.person_id)
-    app = office_app()
-    async with running(app) as http:
-        updated = PersonUpdated.create(changed, producer="intake")
-        await publish(
-            rabbit_url, namespace, PersonRegistered.create(snap, producer="intake"), updated
-        )
-        await applied(app, updated)  # handlers run concurrently: let the change land first
-        await publish(rabbit_url, namespace, event)
-        await applied(app, event)
-        assert await inbox(http) == []
-        assert [n["recipient_name"] for n in await inbox(http, new_caseworker)] == ["Kemal Yilmaz"]
 
 
 async def test_archive_moves_a_notification_out_of_the_inbox(
@@ -813,35 +648,6 @@ async def test_the_inbox_stream_needs_a_bearer_token(service_env, smtp) -> None:
         # the service serves no browser inbox any more: the portal has it
         assert (await http.get("/inbox")).status_code == 404
         assert (await http.get("/notifications/events", headers=as_user(CASEWORKER))).is_success
-
-
-async def test_withdrawn_email_consent_stops_emails_still_waiting(
-    service_env, smtp, rabbit_url, namespace
-):
-    """An alert waits for the office (quiet hours) when the person withdraws email
-    consent: it is never emailed, the inbox keeps it, the log says why."""
-    snap = snapshot()
-    person = PersonRegistered.create(snap, producer="intake")
-    event = suggestions_for(snap.person_id)
-    clock = Clock(datetime(2026, 11, 24, 22, 30, tzinfo=BERLIN))  # Tuesday night
-    app = office_app(clock)
-    async with running(app) as http:
-        await publish(rabbit_url, namespace, person, event)
-        await applied(app, event)
-        assert (await inbox(http))[0]["email_status"] == "pending"
-        withdrawn = PersonUpdated.create(
-            snapshot(person_id=snap.person_id, revision=2, consent=Consent(matching=True)),
-            producer="intake",
-        )
-        await publish(rabbit_url, namespace, withdrawn)
-        await applied(app, withdrawn)
-        clock.advance(hours=10)  # 08:30: the office is open
-        assert await app.state.delivery.deliver_due() == 0
-        assert smtp.mails == []
-        [note] = await inbox(http)
-        assert note["email_status"] == "skipped"
-        log = (await http.get(f"/notifications/{note['notification_id']}/deliveries")).json()
-        assert log[-1]["detail"] == "consent.email_notifications withdrawn"
 
 
 async def test_unread_by_person_counts_only_the_callers_unread_items_per_person(
