@@ -14,10 +14,12 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from faststream.specification import AsyncAPI, get_asyncapi_html
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from . import tracing
 from .auth import Principal, Role
 from .auth.audit import SUBJECT_KEYS, AuditEntry, AuditLog
 from .auth.http import API_KEY_SCHEME, Authenticator
@@ -94,6 +96,8 @@ def create_http_app(
 
     app = FastAPI(title=title, description=description, version="1.0", lifespan=app_lifespan)
     app.middleware("http")(rt.metrics.count_request)
+    if tracing.enabled():
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="livez,readyz,healthz,metrics")
     _api_keys_for_partners_only(app)
     _problem_responses_declared(app)
     _operations(app, rt, title, description)

@@ -23,8 +23,8 @@ filter on the root handlers (fields added by ``extra=`` after the record was mad
 :func:`configure` writes text lines for people (the default) or, with
 ``LOTSE_LOG_FORMAT=json``, one JSON object per line for a log pipeline (structlog's
 formatter over the standard library's records): service, level, logger, message, time,
-and the ``correlation_id`` and ``event_id`` of the event being handled
-(:func:`handling`), scrubbed like the text.
+the ``correlation_id`` and ``event_id`` of the event being handled (:func:`handling`)
+and the ``trace_id`` and ``span_id`` when tracing is on, scrubbed like the text.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from contextlib import contextmanager
 from typing import Any, Final, Literal
 
 import structlog
+
+from .tracing import ids_of_current_span
 
 REDACTED: Final = "[redacted]"
 
@@ -242,6 +244,10 @@ def json_formatter(service_name: str) -> logging.Formatter:
         event["service"] = service_name
         return event
 
+    def add_trace(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+        event.update(ids_of_current_span())
+        return event
+
     def scrubbed(_: Any, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
         # the record was scrubbed already; what structlog formats from it (a traceback
         # from exc_info, say) is scrubbed here again before it is written
@@ -254,6 +260,7 @@ def json_formatter(service_name: str) -> logging.Formatter:
             structlog.stdlib.add_logger_name,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             add_service,
+            add_trace,
         ],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,

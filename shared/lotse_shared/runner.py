@@ -9,7 +9,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import ValidationError
 
-from . import logs
+from . import logs, tracing
 from .settings import ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -37,6 +37,7 @@ def load_settings(settings_cls: type[S]) -> S:
 
 def serve(settings: S, create_app: Callable[[S], FastAPI]) -> None:
     logs.configure(settings.log_level, settings.service_name, settings.log_format)
+    tracing.configure(settings.service_name)
     uvicorn.run(
         create_app(settings),
         host=settings.http_host,

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from faststream.rabbit import Channel, RabbitBroker, RabbitQueue
+from faststream.rabbit.opentelemetry import RabbitTelemetryMiddleware
 from faststream.rabbit.prometheus import RabbitPrometheusMiddleware
 from faststream.rabbit.schemas import QueueType
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from . import logs
+from . import logs, tracing
 from .contracts.catalogue import BY_ROUTING_KEY
 from .contracts.envelope import Event
 from .messaging.deadletter import DeadLetters, failure_middleware
@@ -73,6 +74,7 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
         recheck_s=settings.parking_recheck_s,
         outcomes=partner_messages,
     )
+    tracing_middleware = [RabbitTelemetryMiddleware()] if tracing.enabled() else []
     broker = RabbitBroker(
         settings.rabbit_url,
         security=broker_security(settings),  # TLS for amqps:// URLs
@@ -80,6 +82,7 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
         app_id=settings.service_name,
         graceful_timeout=15.0,
         middlewares=[
+            *tracing_middleware,  # outermost: the consumer's span covers all that follows
             RabbitPrometheusMiddleware(registry=metrics.registry, app_name=settings.service_name),
             EventLogContext,  # the dead-letter and retry logs name the event too
             failure_middleware(

@@ -7,9 +7,11 @@ the assertions here check its outcome through each service's own API.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,6 +35,8 @@ def stack(rabbit_url: str, mongo_url: str, namespace: str, tmp_path: Path) -> It
         mongo_url=mongo_url,
         log_dir=tmp_path / "logs",
         dev_keys=tmp_path / "dev-keys",
+        # every process writes its spans to a file of its own there (lotse_shared.tracing)
+        extra_env={"LOTSE_TRACE_DIR": str(tmp_path / "traces")},
     )
     with LocalStack(config) as running:
         yield running
@@ -93,6 +97,51 @@ async def test_course_completion_alerts_the_caseworker(stack: LocalStack) -> Non
 
     await eventually(mailed, timeout_s=30, what="the email at the SMTP server")
     await the_metrics_moved_and_name_nobody(stack)
+    await one_trace_follows_the_completion(stack.config.extra_env["LOTSE_TRACE_DIR"])
+
+
+async def one_trace_follows_the_completion(folder: str) -> None:
+    """The school's completion report starts a trace; courses, placement and
+    notifications each continue it (through their outboxes), in that order."""
+
+    def spans() -> list[dict[str, Any]]:
+        return [
+            json.loads(line)
+            for path in Path(folder).glob("*.jsonl")
+            for line in path.read_text(encoding="utf-8").splitlines()
+        ]
+
+    def service(span: dict[str, Any]) -> str:
+        return str(span["resource"]["attributes"]["service.name"])
+
+    def the_flow() -> list[dict[str, Any]]:
+        recorded = spans()
+        started = [
+            s
+            for s in recorded
+            if service(s) == "courses"
+            and s["kind"] == "SpanKind.CONSUMER"
+            and "completion_reported" in s["name"]
+        ]
+        if not started:
+            return []
+        trace_id = started[0]["context"]["trace_id"]
+        return [s for s in recorded if s["context"]["trace_id"] == trace_id]
+
+    async def complete() -> bool:  # spans are written in batches, every few seconds
+        consumers = {service(s) for s in the_flow() if s["kind"] == "SpanKind.CONSUMER"}
+        return consumers >= {"courses", "placement", "notifications"}
+
+    await eventually(complete, timeout_s=30, what="one trace across the three services")
+    flow = the_flow()
+    first = {
+        name: min(s["start_time"] for s in flow if service(s) == name)
+        for name in ("courses", "placement", "notifications")
+    }
+    assert first["courses"] < first["placement"] < first["notifications"], first
+    root = [s for s in flow if s["parent_id"] is None]
+    assert len(root) == 1, [s["name"] for s in root]  # one trace, one beginning
+    assert service(root[0]) == "courses"
 
 
 async def the_metrics_moved_and_name_nobody(stack: LocalStack) -> None:

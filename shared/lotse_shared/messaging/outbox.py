@@ -28,6 +28,7 @@ from typing import Any
 from faststream.rabbit import RabbitBroker, RabbitExchange
 from pymongo.asynchronous.database import AsyncDatabase
 
+from lotse_shared import tracing
 from lotse_shared.background import Periodic
 from lotse_shared.persistence.mongo import OUTBOX, OWN_LEASE_S, in_transaction
 
@@ -154,15 +155,16 @@ class OutboxRelay:
 
     async def _publish(self, doc: Document) -> bool:
         async with self._limit:
-            await self.broker.publish(
-                bytes(doc["body"]),
-                exchange=self.exchange,
-                routing_key=doc["routing_key"],
-                persist=True,
-                mandatory=True,
-                message_id=doc["_id"],
-                correlation_id=doc["correlation_id"],
-                content_type="application/json",
-                message_type=doc["event_type"],
-            )
+            with tracing.continued(doc.get("traceparent")):
+                await self.broker.publish(
+                    bytes(doc["body"]),
+                    exchange=self.exchange,
+                    routing_key=doc["routing_key"],
+                    persist=True,
+                    mandatory=True,
+                    message_id=doc["_id"],
+                    correlation_id=doc["correlation_id"],
+                    content_type="application/json",
+                    message_type=doc["event_type"],
+                )
         return True

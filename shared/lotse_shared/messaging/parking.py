@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from pymongo import IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 
+from lotse_shared import tracing
 from lotse_shared.background import Periodic
 from lotse_shared.errors import AboutErasedPerson, AlreadyApplied, DomainError, NotYetApplicable
 from lotse_shared.persistence.mongo import PARKED as PARKED_COLLECTION
@@ -116,6 +117,8 @@ class ParkingLot:
                     "retry_at": now + timedelta(seconds=self.sweep_every_s),
                     "producer": producer,
                     "partner_event_id": partner_event_id or event_id,
+                    # its replay, whenever and wherever, continues the event's trace
+                    "traceparent": tracing.current_traceparent(),
                 },
                 "$set": {"reason": reason},
             },
@@ -167,7 +170,8 @@ class ParkingLot:
         applied = 0
         for doc in sorted(docs, key=lambda d: d["parked_at"]):
             try:
-                await self._dispatch(doc["routing_key"], bytes(doc["body"]))
+                with tracing.continued(doc.get("traceparent")):
+                    await self._dispatch(doc["routing_key"], bytes(doc["body"]))
             except AboutErasedPerson:
                 await self._record(doc, Status.IGNORED, NOT_IN_LOTSE)
             except AlreadyApplied:

@@ -34,6 +34,7 @@ from lotse_shared.contracts.intake import PersonErased
 from lotse_shared.errors import AboutErasedPerson, AlreadyApplied
 from lotse_shared.persistence.retry import retry_transient
 from lotse_shared.persistence.unit import Transaction
+from lotse_shared.tracing import current_traceparent
 
 log = logging.getLogger("lotse.persistence")
 
@@ -151,6 +152,8 @@ def outbox_document(event: Event, lease_s: float = 0.0) -> Document:
         "created_at": now,
         "sent_at": None,
         "lease_until": now + timedelta(seconds=lease_s),
+        # the trace of the transaction that wrote it, which the relay's publish continues
+        "traceparent": current_traceparent(),
     }
     if (person_id := subject_of(event)) is not None:
         doc["person_id"] = person_id  # so an erasure finds the rows about the person
