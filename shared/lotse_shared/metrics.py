@@ -90,6 +90,9 @@ class Metrics:
             registry=r,
         )
 
+    def delivered(self, channel: str, result: str) -> None:
+        self.deliveries.labels(channel, result).inc()
+
     def matched(self, kept: int, seconds: float) -> None:
         self.suggestions.inc(kept)
         self.matching_duration.observe(seconds)

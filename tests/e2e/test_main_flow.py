@@ -172,6 +172,7 @@ async def the_metrics_moved_and_name_nobody(stack: LocalStack) -> None:
         assert moved(service, "lotse_http_requests_total") > 0, service
     assert moved("placement", "lotse_suggestions_computed_total") > 0
     assert moved("placement", "lotse_matching_duration_seconds_count") > 0
+    assert moved("notifications", "lotse_deliveries_total") > 0
 
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -155,10 +155,16 @@ def create_app(
         max_attempts=settings.email_max_attempts,
         office_hours=office,
         gate=EmailGate(repo, policy, timing),
+        observe=rt.metrics.delivered,
     )
     hook = (
         ChannelDelivery(
-            Channel.WEBHOOK, rt.uow, repo, send_webhook, max_attempts=settings.email_max_attempts
+            Channel.WEBHOOK,
+            rt.uow,
+            repo,
+            send_webhook,
+            max_attempts=settings.email_max_attempts,
+            observe=rt.metrics.delivered,
         )
         if webhook is not None
         else None

@@ -72,6 +72,9 @@ class ChannelDelivery:
     office_hours: OfficeHours | None = None  # email waits for them on retry too
     gate: EmailGate | None = None  # email: skip what was read, keep to the daily cap
     clock: Callable[[], datetime] = _now
+    # told of every delivery's outcome (channel, result): sent, skipped, deferred,
+    # temporary_failure or failed
+    observe: Callable[[str, str], None] = lambda channel, result: None
 
     async def deliver_due(self, limit: int = 50) -> int:
         """Try every due delivery once; returns how many were tried.
@@ -83,6 +86,8 @@ class ChannelDelivery:
         due = await self.repo.claim_due(self.channel, now, now + timedelta(minutes=2), limit)
         sent = await asyncio.gather(*(self._deliver(n, now) for n in due))
         delivered = [n for n, ok in zip(due, sent, strict=True) if ok]
+        for _ in delivered:
+            self.observe(self.channel.value, "sent")
         if delivered:
             async with self.uow.transaction() as tx:
                 await self.repo.record_sent(
@@ -116,6 +121,7 @@ class ChannelDelivery:
         if self.gate is not None and (verdict := await self.gate.check(n, now)) is not None:
             status, due, why = verdict
             result = "skipped" if status is DeliveryStatus.READ else "deferred"
+            self.observe(ch, result)
             await self.repo.record_delivery(
                 None,
                 self.channel,
@@ -146,6 +152,7 @@ class ChannelDelivery:
                 [self._attempt(n, "temporary_failure", str(exc))],
             )
             log.warning("%s %s failed (attempt %d): %s", ch, n.notification_id, attempts, exc)
+            self.observe(ch, "temporary_failure")
             return False
         except PermanentDeliveryError as exc:
             await self._give_up(n, attempts, str(exc))
@@ -155,6 +162,7 @@ class ChannelDelivery:
     async def _give_up(self, n: Notification, attempts: int, error: str) -> None:
         """Mark the channel failed and tell whoever watches (ops, partner tools)."""
         ch = self.channel.value
+        self.observe(ch, "failed")
         async with self.uow.transaction() as tx:
             await self.repo.record_delivery(
                 tx,

@@ -327,9 +327,7 @@ class NotificationsRepository(Notifications):
 
     # --- recipients -----------------------------------------------------------------
     async def save_recipients(self, tx: Transaction, r: Recipients) -> bool:
-        session = session_of(tx)
-        assert session is not None  # a write runs in a transaction
-        return await save_if_newer(self.recipients, to_document(r, "person_id"), session)
+        return await save_if_newer(self.recipients, to_document(r, "person_id"), session_of(tx))
 
     async def recipients_of(
         self, person_id: uuid.UUID, tx: Transaction | None = None

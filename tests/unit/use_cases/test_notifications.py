@@ -112,6 +112,7 @@ class Service:
             **options,
         )
         self.emails = RecordedSends()
+        self.observed: list[tuple[str, str]] = []  # what the metrics would count
         self.email = ChannelDelivery(
             Channel.EMAIL,
             self.uow,
@@ -121,6 +122,7 @@ class Service:
             office_hours=self.h.timing.office_hours,
             gate=EmailGate(self.repo, policy, self.h.timing),
             clock=self.clock,
+            observe=lambda channel, result: self.observed.append((channel, result)),
         )
         self.hooks = RecordedSends()
         self.webhook = ChannelDelivery(
@@ -1110,6 +1112,7 @@ async def test_a_temporary_failure_is_retried_later_and_in_office_hours(s: Servi
         ("email", "temporary_failure"),
         ("email", "sent"),
     ]
+    assert s.observed == [("email", "temporary_failure"), ("email", "sent")]
     # a retry that would fall into the night waits for the office
     s.clock.now = datetime(2026, 11, 24, 17, 59, 58, tzinfo=BERLIN)
     await s.h.course_dropped(dropped(snap.person_id))
