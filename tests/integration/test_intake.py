@@ -80,6 +80,7 @@ async def test_health_and_documents(service_env) -> None:
             "service": "intake",
             "broker": "up",
             "database": "up",
+            "consumers": "started",
         }
         assert "/people" in (await http.get("/openapi.json")).json()["paths"]
         asyncapi = (await http.get("/asyncapi.json")).json()
