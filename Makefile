@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := .tools/bin/uv
 PY := .venv/bin/python
 
-.PHONY: help demo up test unit security chaos bench bench-outbox bench-notifications bench-inbox bench-placement bench-alerts bench-portal docs lint format clean rabbitmq chromium
+.PHONY: help demo up test unit security chaos bench bench-outbox bench-notifications bench-inbox bench-placement bench-alerts bench-portal bench-observability docs lint format clean rabbitmq chromium
 
 help:
 	@echo "make demo   start RabbitMQ if needed, a local database and SMTP sink, the four"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench-placement  suggestion search at 1k/10k/100k openings; re-matching vs naive"
 	@echo "make bench-alerts  a district's week in simulated time, before (ac679f4) and after"
 	@echo "                   the alert policy: emails, inbox items per caseworker and day"
+	@echo "make bench-observability  the flow with metrics and tracing off, metrics on, both on"
 	@echo "make bench-portal  the portal at 4,000 people: caseload of 150, a file, the figures;"
 	@echo "                   server time p50/p95 and the service calls per page"
 	@echo "make lint   ruff (lint + format check) and mypy"
@@ -89,6 +90,10 @@ bench-placement: .venv/.synced
 bench-alerts: .venv/.synced rabbitmq
 	@# sizes: BENCH_ALERTS_PEOPLE (4000), _CASEWORKERS (27), _OPENINGS (300), _STOCK (200), ...
 	@$(PY) -m bench.alerts
+
+bench-observability: .venv/.synced rabbitmq
+	@# sizes: BENCH_OBS_N (800 events per configuration), BENCH_OBS_ROUNDS (2)
+	@$(PY) -m bench.observability
 
 bench-portal: .venv/.synced rabbitmq
 	@# sizes: BENCH_PORTAL_PEOPLE (4000), _CASELOAD (150), _REQUESTS (200), _OPENINGS (300), ...

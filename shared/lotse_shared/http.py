@@ -95,7 +95,8 @@ def create_http_app(
             yield
 
     app = FastAPI(title=title, description=description, version="1.0", lifespan=app_lifespan)
-    app.middleware("http")(rt.metrics.count_request)
+    if rt.settings.metrics:
+        app.middleware("http")(rt.metrics.count_request)
     if tracing.enabled():
         FastAPIInstrumentor.instrument_app(app, excluded_urls="livez,readyz,healthz,metrics")
     _api_keys_for_partners_only(app)

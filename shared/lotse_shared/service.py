@@ -75,6 +75,11 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
         outcomes=partner_messages,
     )
     tracing_middleware = [RabbitTelemetryMiddleware()] if tracing.enabled() else []
+    metrics_middleware = (
+        [RabbitPrometheusMiddleware(registry=metrics.registry, app_name=settings.service_name)]
+        if settings.metrics
+        else []
+    )
     broker = RabbitBroker(
         settings.rabbit_url,
         security=broker_security(settings),  # TLS for amqps:// URLs
@@ -83,7 +88,7 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
         graceful_timeout=15.0,
         middlewares=[
             *tracing_middleware,  # outermost: the consumer's span covers all that follows
-            RabbitPrometheusMiddleware(registry=metrics.registry, app_name=settings.service_name),
+            *metrics_middleware,
             EventLogContext,  # the dead-letter and retry logs name the event too
             failure_middleware(
                 dead_letters,

@@ -181,6 +181,11 @@ class ServiceSettings(BaseSettings):
         "(GET /partner/messages).",
     )
     log_level: str = Field(default="INFO", description="Python log level.")
+    metrics: bool = Field(
+        default=True,
+        description="Count for GET /metrics (the broker's and HTTP's middlewares); false "
+        "only to measure what counting costs (make bench-observability).",
+    )
     log_format: Literal["text", "json"] = Field(
         default="text",
         description="text: lines for people; json: one JSON object per line, with the "

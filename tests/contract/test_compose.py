@@ -67,6 +67,20 @@ def test_resolves_under_another_project_name_without_our_environment() -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_observability_is_an_optional_profile_on_this_machine_only() -> None:
+    assert "prometheus" not in yaml.safe_load(compose("config").stdout)["services"]
+    result = compose("--profile", "observability", "config")
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    for name in ("prometheus", "grafana", "otel-collector"):
+        assert ":" in services[name]["image"]
+        assert not services[name]["image"].endswith(":latest"), name  # pinned
+        assert all(p["host_ip"] == "127.0.0.1" for p in services[name]["ports"]), name
+    mounted = {v["source"] for s in services.values() for v in s.get("volumes", [])}
+    for path in ("prometheus/prometheus.yml", "prometheus/alerts.yml", "grafana/lotse.json"):
+        assert str(ROOT / "deploy" / path) in mounted, path
+
+
 def test_keycloak_is_an_optional_profile_with_a_realm_to_import() -> None:
     assert "keycloak" not in yaml.safe_load(compose("config").stdout)["services"]
     result = compose("--profile", "keycloak", "config")
