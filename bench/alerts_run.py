@@ -208,7 +208,7 @@ class Run:
             ):
                 pending = True
         due = await self.db("notifications")["notifications"].find_one(
-            {"email_status": "pending", "email_next_attempt_at": {"$lte": self.service_now()}},
+            {"email.status": "pending", "email.next_attempt_at": {"$lte": self.service_now()}},
             {"_id": 1},
         )
         pending = pending or due is not None

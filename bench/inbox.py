@@ -52,7 +52,13 @@ from lotse_devstack.ports import free_port
 from lotse_devstack.secantus import mongo_url, start_secantus, stop_secantus
 from lotse_devstack.tokens import DevIssuer
 from lotse_notifications.bootstrap import create_app
-from lotse_notifications.domain.model import DeliveryStatus, Kind, Notification, Priority
+from lotse_notifications.domain.model import (
+    ChannelState,
+    DeliveryStatus,
+    Kind,
+    Notification,
+    Priority,
+)
 from lotse_shared.auth import Role
 from lotse_shared.contracts.common import ContactRole, Language
 
@@ -149,7 +155,7 @@ def notification(
         correlation_id=str(uuid.uuid4()),
         created_at=created_at,
         read_at=created_at + timedelta(hours=3) if read else None,
-        email_status=DeliveryStatus.SENT,
+        email=ChannelState(status=DeliveryStatus.SENT),
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -55,7 +55,7 @@ def _key(n: Notification) -> Document:
         "created_at": n.created_at,
         "read_at": n.read_at,
         "archived_at": n.archived_at,
-        "email_status": n.email_status.value,
+        "email": {"status": n.email.status.value},
     }
 
 
@@ -98,9 +98,9 @@ class InMemoryNotifications(MemoryStore, Notifications):
 
     async def skip_emails_of(self, tx: Transaction, person_id: uuid.UUID, why: Attempt) -> None:
         for n in self.notifications.values():
-            if n.person_id == person_id and n.email_status in WAITING:
-                n.email_status = DeliveryStatus.SKIPPED
-                n.email_next_attempt_at = None
+            if n.person_id == person_id and n.email.status in WAITING:
+                n.email.status = DeliveryStatus.SKIPPED
+                n.email.next_attempt_at = None
                 n.deliveries.append(why.model_copy())
                 self.claims.discard((n.notification_id, Channel.EMAIL))
 
@@ -160,8 +160,8 @@ class InMemoryNotifications(MemoryStore, Notifications):
         return [
             n
             for n in self.notifications.values()
-            if getattr(n, f"{channel}_status") is DeliveryStatus.PENDING
-            and (due := getattr(n, f"{channel}_next_attempt_at")) is not None
+            if n.channel(channel).status is DeliveryStatus.PENDING
+            and (due := n.channel(channel).next_attempt_at) is not None
             and due <= now
         ]
 
@@ -171,7 +171,7 @@ class InMemoryNotifications(MemoryStore, Notifications):
         due = self._due(channel, now)[:limit]
         got = [n.model_copy(deep=True) for n in due]
         for n in due:
-            setattr(n, f"{channel}_next_attempt_at", until)
+            n.channel(channel).next_attempt_at = until
             self.claims.add((n.notification_id, channel))
         return got
 
@@ -181,11 +181,10 @@ class InMemoryNotifications(MemoryStore, Notifications):
         for i in ids:
             if (n := self.notifications.get(i)) is None:
                 continue
-            setattr(n, f"{channel}_status", DeliveryStatus.SENT)
-            setattr(n, f"{channel}_sent_at", attempt.at)
-            setattr(n, f"{channel}_last_error", None)
-            setattr(n, f"{channel}_next_attempt_at", None)
-            setattr(n, f"{channel}_attempts", getattr(n, f"{channel}_attempts") + 1)
+            state = n.channel(channel)
+            state.status, state.sent_at = DeliveryStatus.SENT, attempt.at
+            state.last_error, state.next_attempt_at = None, None
+            state.attempts += 1
             n.deliveries.append(attempt.model_copy())
             self.claims.discard((i, channel))
 
@@ -194,12 +193,13 @@ class InMemoryNotifications(MemoryStore, Notifications):
         tx: Transaction | None,
         channel: Channel,
         notification_id: uuid.UUID,
-        changes: Document,
+        changes: Mapping[str, Any],
         attempts: list[Attempt],
     ) -> None:
         if (kept := self.notifications.get(notification_id)) is None:
             return
-        changed = _changed(kept, changes)
+        state = kept.channel(channel)
+        changed = _changed(kept, {channel.value: {**state.model_dump(), **changes}})
         changed.deliveries += [a.model_copy() for a in attempts]
         self.notifications[notification_id] = changed
         self.claims.discard((notification_id, channel))
@@ -210,12 +210,12 @@ class InMemoryNotifications(MemoryStore, Notifications):
         n = self.notifications.get(notification_id)
         if (
             n is not None
-            and n.email_status is DeliveryStatus.PENDING
+            and n.email.status is DeliveryStatus.PENDING
             and (notification_id, Channel.EMAIL) not in self.claims
-            and n.email_next_attempt_at is not None
-            and n.email_next_attempt_at > now
+            and n.email.next_attempt_at is not None
+            and n.email.next_attempt_at > now
         ):
-            n.email_next_attempt_at = now
+            n.email.next_attempt_at = now
 
     # --- suggestion entries and the digest --------------------------------------------
     async def entries_by_key(
@@ -273,9 +273,9 @@ class InMemoryNotifications(MemoryStore, Notifications):
         return [
             n
             for n in self.notifications.values()
-            if n.email_status is DeliveryStatus.DIGEST
-            and n.email_next_attempt_at is not None
-            and n.email_next_attempt_at <= now
+            if n.email.status is DeliveryStatus.DIGEST
+            and n.email.next_attempt_at is not None
+            and n.email.next_attempt_at <= now
         ]
 
     async def digest_recipients_due(
@@ -316,9 +316,9 @@ class InMemoryNotifications(MemoryStore, Notifications):
         if entry_ids and len(waiting) != len(entry_ids):
             raise BundledMeanwhile
         items = [self.notifications[i] for i in notification_ids if i in self.notifications]
-        deferred = [n for n in items if n.email_status is DeliveryStatus.DIGEST]
+        deferred = [n for n in items if n.email.status is DeliveryStatus.DIGEST]
         for n in deferred:
-            n.email_status, n.digest_id, n.email_next_attempt_at = (
+            n.email.status, n.digest_id, n.email.next_attempt_at = (
                 DeliveryStatus.BUNDLED,
                 digest_id,
                 None,
@@ -419,8 +419,8 @@ class InMemoryNotifications(MemoryStore, Notifications):
 
     # --- the inbox --------------------------------------------------------------------
     def _skip_email(self, n: Notification, at: datetime) -> None:
-        n.email_status = DeliveryStatus.READ
-        n.email_next_attempt_at = None
+        n.email.status = DeliveryStatus.READ
+        n.email.next_attempt_at = None
         self.claims.discard((n.notification_id, Channel.EMAIL))
         n.deliveries.append(
             Attempt(
@@ -436,7 +436,7 @@ class InMemoryNotifications(MemoryStore, Notifications):
     ) -> Notification | None:
         if (n := self.notifications.get(notification_id)) is None:
             return None
-        if n.email_status in WAITING:
+        if n.email.status in WAITING:
             self._skip_email(n, at)
         if n.read_at is None:
             n.read_at = at
@@ -452,7 +452,7 @@ class InMemoryNotifications(MemoryStore, Notifications):
             if unread_in.keeps(_key(n)) and district_id in (None, n.district_id)
         ]
         for n in marked:
-            if n.email_status in WAITING:
+            if n.email.status in WAITING:
                 self._skip_email(n, at)
             n.read_at = at
         return len(marked)

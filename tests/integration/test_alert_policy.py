@@ -121,7 +121,7 @@ async def test_a_completion_and_its_suggestions_are_one_alert_and_one_email(
         await applied(app, done)
         [held] = await inbox(http)
         assert held["kind"] == "course_completed"
-        assert held["email_status"] == "pending"  # waits for the suggestions
+        assert held["email"]["status"] == "pending"  # waits for the suggestions
         assert "erscheinen in dieser Meldung, sobald" in held["body"]
         # the mentor is told about the completion at once, without suggestions
         [to_mentor] = await mails_to(smtp, MENTOR, 1)
@@ -250,8 +250,8 @@ async def test_the_daily_cap_moves_overflow_to_the_digest_and_critical_alerts_pa
         await mails_to(smtp, CASEWORKER, 2)
         await app.state.delivery.deliver_due()
         items = await inbox(http)
-        assert sorted(n["email_status"] for n in items) == ["digest", "digest", "sent", "sent"]
-        over = next(n for n in items if n["email_status"] == "digest")
+        assert sorted(n["email"]["status"] for n in items) == ["digest", "digest", "sent", "sent"]
+        over = next(n for n in items if n["email"]["status"] == "digest")
         log = (await http.get(f"/notifications/{over['notification_id']}/deliveries")).json()
         assert log[-1]["result"] == "deferred"
         assert log[-1]["detail"].startswith("Tageslimit von 2 E-Mails erreicht")

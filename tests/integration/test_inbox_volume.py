@@ -18,7 +18,13 @@ import httpx
 from fastapi import FastAPI
 
 from lotse_devstack.samples import CASEWORKER, snapshot
-from lotse_notifications.domain.model import BERLIN, DeliveryStatus, Kind, Notification
+from lotse_notifications.domain.model import (
+    BERLIN,
+    ChannelState,
+    DeliveryStatus,
+    Kind,
+    Notification,
+)
 from lotse_notifications.inbox import READ_BEFORE_SENT
 from lotse_shared.auth import Role
 from lotse_shared.contracts.common import ContactRole, Language
@@ -63,11 +69,13 @@ def note(
         created_at=created_at,
         read_at=created_at + timedelta(minutes=5) if read or archived else None,
         archived_at=created_at + timedelta(minutes=6) if archived else None,
-        email_status=email,
-        email_next_attempt_at=(
-            created_at + timedelta(days=40)
-            if email in (DeliveryStatus.PENDING, DeliveryStatus.DIGEST)
-            else None
+        email=ChannelState(
+            status=email,
+            next_attempt_at=(
+                created_at + timedelta(days=40)
+                if email in (DeliveryStatus.PENDING, DeliveryStatus.DIGEST)
+                else None
+            ),
         ),
     )
 
@@ -208,13 +216,13 @@ async def test_read_all_marks_only_the_filters_items_and_stops_their_emails(
         first, second, other = [
             (await http.get(f"/notifications/{n.notification_id}")).json() for n in waiting
         ]
-        assert first["email_status"] == second["email_status"] == "read"
-        assert first["email_next_attempt_at"] is None
+        assert first["email"]["status"] == second["email"]["status"] == "read"
+        assert first["email"]["next_attempt_at"] is None
         assert (first["deliveries"][-1]["result"], first["deliveries"][-1]["detail"]) == (
             "skipped",
             READ_BEFORE_SENT,
         )
-        assert other["email_status"] == "digest"
+        assert other["email"]["status"] == "digest"
         assert other["read_at"] is None
         assert (
             await http.post("/notifications/read-all", params={"kind": "course_dropped"})
@@ -225,8 +233,8 @@ async def test_read_all_marks_only_the_filters_items_and_stops_their_emails(
         assert r.status_code == 200, r.text
         left = unread(lambda n: n.kind is not Kind.COURSE_DROPPED and n.person_id != omar)
         assert set(await json_pages(http, unread_only=True)) == left
-        assert (await http.get(f"/notifications/{waiting[2].notification_id}")).json()[
-            "email_status"
+        assert (await http.get(f"/notifications/{waiting[2].notification_id}")).json()["email"][
+            "status"
         ] == "read"
         counts = (await http.get("/notifications/unread-counts")).json()
         assert counts["total"] == len(left)
@@ -312,13 +320,13 @@ async def test_an_email_waiting_for_the_morning_is_not_sent_once_read(
         await applied(app, at_risk)
         [item] = await inbox(http)
         assert item["kind"] == "attendance_at_risk"
-        assert item["email_status"] == "pending"
-        assert item["email_next_attempt_at"].startswith("2026-11-25T07:00:00")  # 08:00 Berlin
+        assert item["email"]["status"] == "pending"
+        assert item["email"]["next_attempt_at"].startswith("2026-11-25T07:00:00")  # 08:00 Berlin
 
         clock.advance(minutes=10)
         read = (await http.post(f"/notifications/{item['notification_id']}/read")).json()
-        assert read["email_status"] == "read"
-        assert read["email_next_attempt_at"] is None
+        assert read["email"]["status"] == "read"
+        assert read["email"]["next_attempt_at"] is None
         log = (await http.get(f"/notifications/{item['notification_id']}/deliveries")).json()
         assert (log[-1]["channel"], log[-1]["result"], log[-1]["detail"]) == (
             "email",
@@ -330,7 +338,7 @@ async def test_an_email_waiting_for_the_morning_is_not_sent_once_read(
         await app.state.delivery.deliver_due()
         assert smtp.mails == []
         [after] = await inbox(http)
-        assert after["email_status"] == "read"
+        assert after["email"]["status"] == "read"
         assert [a["result"] for a in after["deliveries"] if a["channel"] == "email"] == ["skipped"]
 
 

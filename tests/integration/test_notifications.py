@@ -107,7 +107,7 @@ async def test_suggestions_reach_inbox_and_mailbox(service_env, smtp, rabbit_url
         note = items[0]
         assert note["kind"] == "suggestions_ready"
         assert note["subject"] == "Neue Vorschläge für Amal Haddad: 1 passende Stelle"
-        assert note["email_status"] == "sent"
+        assert note["email"]["status"] == "sent"
         assert note["read_at"] is None
         # nothing to escalate: no escalate_at at all, so the sparse index stays small
         stored = app.state.runtime.db["notifications"]
@@ -176,18 +176,18 @@ async def test_temporary_smtp_failure_is_retried(service_env, smtp, rabbit_url, 
 
         async def failed_once() -> bool:
             items = await inbox(http)
-            return bool(items) and items[0]["email_attempts"] == 1
+            return bool(items) and items[0]["email"]["attempts"] == 1
 
         await eventually(failed_once, what="the first attempt")
         note = (await inbox(http))[0]
-        assert note["email_status"] == "pending"
-        assert note["email_last_error"].startswith("451")
+        assert note["email"]["status"] == "pending"
+        assert note["email"]["last_error"].startswith("451")
         assert smtp.mails == []
         clock.advance(seconds=6)  # past the first retry delay
         app.state.delivery.kick()
         await eventually(lambda: _count(smtp, 1), what="the retried email")
-        note = await first_where(http, lambda n: n["email_status"] == "sent")
-        assert note["email_attempts"] == 2
+        note = await first_where(http, lambda n: n["email"]["status"] == "sent")
+        assert note["email"]["attempts"] == 2
         log = (await http.get(f"/notifications/{note['notification_id']}/deliveries")).json()
         assert [(a["channel"], a["result"]) for a in log] == [
             ("inbox", "delivered"),
@@ -214,12 +214,12 @@ async def test_permanent_smtp_failure_is_recorded_and_inbox_keeps_it(
 
         async def failed() -> bool:
             items = await inbox(http)
-            return bool(items) and items[0]["email_status"] == "failed"
+            return bool(items) and items[0]["email"]["status"] == "failed"
 
         await eventually(failed, what="the failure to be recorded")
         note = (await inbox(http))[0]
-        assert note["email_attempts"] == 1
-        assert note["email_last_error"].startswith("550")
+        assert note["email"]["attempts"] == 1
+        assert note["email"]["last_error"].startswith("550")
         assert smtp.mails == []
         log = (await http.get(f"/notifications/{note['notification_id']}/deliveries")).json()
         assert [(a["channel"], a["result"]) for a in log] == [
@@ -322,7 +322,7 @@ async def test_opt_out_is_kept_except_for_critical_alerts(service_env, smtp, rab
         await publish(rabbit_url, namespace, person, suggestions)
         await applied(app, suggestions)
         note = (await inbox(http))[0]
-        assert (note["kind"], note["email_status"]) == ("suggestions_ready", "opted_out")
+        assert (note["kind"], note["email"]["status"]) == ("suggestions_ready", "opted_out")
         log = (await http.get(f"/notifications/{note['notification_id']}/deliveries")).json()
         assert [(a["channel"], a["result"]) for a in log] == [
             ("inbox", "delivered"),
@@ -362,7 +362,7 @@ async def test_replicas_sending_one_batch_never_send_an_email_twice(
         tried = await asyncio.gather(replica("a").deliver_due(), replica("b").deliver_due())
 
         async def all_sent() -> bool:  # the service's own loop is a third replica
-            return all(n["email_status"] == "sent" for n in await inbox(http))
+            return all(n["email"]["status"] == "sent" for n in await inbox(http))
 
         await eventually(all_sent, what="every email sent")
         notes = await inbox(http)
@@ -370,7 +370,7 @@ async def test_replicas_sending_one_batch_never_send_an_email_twice(
         sent = sent_by["a"] + sent_by["b"]
         assert len(sent) == len(set(sent))  # no notification went out twice
         assert len(notes) == 6
-        assert all(n["email_status"] == "sent" and n["email_attempts"] == 1 for n in notes)
+        assert all(n["email"]["status"] == "sent" and n["email"]["attempts"] == 1 for n in notes)
         for note in notes:
             log = (await http.get(f"/notifications/{note['notification_id']}/deliveries")).json()
             assert [(a["channel"], a["result"]) for a in log] == [
@@ -407,7 +407,7 @@ async def test_low_priority_items_go_out_as_one_daily_digest(
         for e in enrolments:
             await applied(app, e)
         items = await inbox(http)
-        assert [n["email_status"] for n in items] == ["digest", "digest"]
+        assert [n["email"]["status"] for n in items] == ["digest", "digest"]
         assert await app.state.delivery.deliver_due() == 0
         assert await app.state.delivery.digests() == 0
         clock.advance(hours=6)  # 16:00
@@ -424,9 +424,9 @@ async def test_low_priority_items_go_out_as_one_daily_digest(
         assert "- Olena Kovalenko ist in einem Kurs angemeldet" in mail.body
         items = await inbox(http)
         digest = next(n for n in items if n["kind"] == "digest")
-        assert digest["email_status"] == "sent"
+        assert digest["email"]["status"] == "sent"
         bundled = [n for n in items if n["kind"] == "enrolled"]
-        assert [n["email_status"] for n in bundled] == ["bundled", "bundled"]
+        assert [n["email"]["status"] for n in bundled] == ["bundled", "bundled"]
         assert {n["digest_id"] for n in bundled} == {digest["notification_id"]}
         log = (await http.get(f"/notifications/{bundled[0]['notification_id']}/deliveries")).json()
         assert log[-1]["result"] == "bundled"
@@ -532,12 +532,12 @@ async def test_signed_webhook_retries_a_5xx_and_gives_up_on_a_4xx(
     try:
         async with running(app) as http:
             await publish(rabbit_url, namespace, person, first)
-            note = await first_where(http, lambda n: n["webhook_attempts"] == 1)
-            assert note["webhook_status"] == "pending"
-            assert note["webhook_last_error"].startswith("HTTP 503")
+            note = await first_where(http, lambda n: n["webhook"]["attempts"] == 1)
+            assert note["webhook"]["status"] == "pending"
+            assert note["webhook"]["last_error"].startswith("HTTP 503")
             clock.advance(seconds=6)
             await app.state.delivery.deliver_due()
-            note = await first_where(http, lambda n: n["webhook_status"] == "sent")
+            note = await first_where(http, lambda n: n["webhook"]["status"] == "sent")
             [(headers, body)] = tool.received
             # what a partner does with the Standard Webhooks library and their whsec_ secret
             secret = standard_secret("partner-secret")
@@ -562,9 +562,9 @@ async def test_signed_webhook_retries_a_5xx_and_gives_up_on_a_4xx(
 
             await publish(rabbit_url, namespace, second)
             await applied(app, second)
-            note = await first_where(http, lambda n: n["webhook_status"] == "failed")
-            assert note["webhook_last_error"].startswith("HTTP 400")
-            assert note["email_status"] in ("pending", "sent")  # one channel failing is alone
+            note = await first_where(http, lambda n: n["webhook"]["status"] == "failed")
+            assert note["webhook"]["last_error"].startswith("HTTP 400")
+            assert note["email"]["status"] in ("pending", "sent")  # one channel failing is alone
             log = (await http.get(f"/notifications/{note['notification_id']}/deliveries")).json()
             assert ("webhook", "failed") in [(a["channel"], a["result"]) for a in log]
     finally:

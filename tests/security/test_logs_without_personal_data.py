@@ -113,7 +113,7 @@ async def test_a_whole_flow_logs_ids_but_no_names_or_addresses(
 
     # the details did flow through the system: the alert names the person ...
     assert f"{GIVEN} {FAMILY}" in note["subject"]
-    assert note["email_status"] == "failed"
+    assert note["email"]["status"] == "failed"
     # ... but the failure event carries the server's answer without the address
     assert failed["payload"]["error"].startswith("550 5.1.1")
     assert CASEWORKER not in failed["payload"]["error"]

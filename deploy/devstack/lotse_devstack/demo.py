@@ -178,7 +178,7 @@ def _print_inbox(recipient: str, items: list[dict[str, Any]]) -> None:
     print(f"\n=== Posteingang von {recipient}: {len(items)} Benachrichtigungen ===")
     for n in items:
         state = "ungelesen" if n["read_at"] is None else "gelesen"
-        print(f"\n--- [{state}] {n['subject']}  (E-Mail: {n['email_status']})")
+        print(f"\n--- [{state}] {n['subject']}  (E-Mail: {n['email']['status']})")
         print(textwrap.indent(n["body"].rstrip(), "    "))
 
 

@@ -117,7 +117,7 @@ class ChannelDelivery:
     async def _deliver(self, n: Notification, now: datetime) -> bool:
         """Send one claimed delivery; True if sent. A failure is recorded here."""
         ch = self.channel.value
-        attempts = getattr(n, f"{ch}_attempts") + 1
+        attempts = n.channel(self.channel).attempts + 1
         if self.gate is not None and (verdict := await self.gate.check(n, now)) is not None:
             status, due, why = verdict
             result = "skipped" if status is DeliveryStatus.READ else "deferred"
@@ -126,7 +126,7 @@ class ChannelDelivery:
                 None,
                 self.channel,
                 n.notification_id,
-                {f"{ch}_status": status.value, f"{ch}_next_attempt_at": due},
+                {"status": status, "next_attempt_at": due},
                 [self._attempt(n, result, why)],
             )
             return False
@@ -144,10 +144,10 @@ class ChannelDelivery:
                 self.channel,
                 n.notification_id,
                 {
-                    f"{ch}_attempts": attempts,
-                    f"{ch}_last_error": str(exc)[:500],
-                    f"{ch}_status": DeliveryStatus.PENDING.value,
-                    f"{ch}_next_attempt_at": retry_at,
+                    "attempts": attempts,
+                    "last_error": str(exc)[:500],
+                    "status": DeliveryStatus.PENDING,
+                    "next_attempt_at": retry_at,
                 },
                 [self._attempt(n, "temporary_failure", str(exc))],
             )
@@ -169,10 +169,10 @@ class ChannelDelivery:
                 self.channel,
                 n.notification_id,
                 {
-                    f"{ch}_attempts": attempts,
-                    f"{ch}_last_error": error[:500],
-                    f"{ch}_status": DeliveryStatus.FAILED.value,
-                    f"{ch}_next_attempt_at": None,
+                    "attempts": attempts,
+                    "last_error": error[:500],
+                    "status": DeliveryStatus.FAILED,
+                    "next_attempt_at": None,
                 },
                 [self._attempt(n, "failed", error)],
             )
@@ -227,7 +227,7 @@ class EmailGate:
         """None: send it; else the state to record instead, when it is due, and why."""
         if n.read_at is not None:
             return DeliveryStatus.READ, None, READ_BEFORE_SENT
-        if n.kind is Kind.DIGEST or n.priority >= Priority.CRITICAL or n.email_attempts > 0:
+        if n.kind is Kind.DIGEST or n.priority >= Priority.CRITICAL or n.email.attempts > 0:
             return None
         prefs = await self.repo.preferences_of(n.recipient_email)
         cap = self.policy.for_district(n.district_id).cap_for(prefs)

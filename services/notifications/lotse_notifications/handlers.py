@@ -304,11 +304,11 @@ class NotificationsHandlers:
         facts["awaiting_suggestions"] = False
         self._rerender(carrier, facts)
         changes: dict[str, Any] = {"updated_at": now}
-        if carrier.email_status is not DeliveryStatus.PENDING and carrier.read_at and added:
+        if carrier.email.status is not DeliveryStatus.PENDING and carrier.read_at and added:
             changes["read_at"] = None
             await self.repo.forget_tallies(tx, [carrier.recipient_email.lower()])
         await self.repo.replace_content(tx, carrier, changes)
-        if carrier.email_status is DeliveryStatus.PENDING:
+        if carrier.email.status is DeliveryStatus.PENDING:
             due = self.timing.office_hours.next_open(now)
             await self.repo.release_held_email(tx, carrier.notification_id, due)
 
@@ -511,7 +511,7 @@ class NotificationsHandlers:
         self._plan_email(n, recipients.email_consent, prefs, now, hold)
         self._plan_webhook(n, prefs, now)
         for channel in (Channel.EMAIL, Channel.WEBHOOK):
-            status = getattr(n, f"{channel}_status")
+            status = n.channel(channel).status
             if status in (DeliveryStatus.OPTED_OUT, DeliveryStatus.SKIPPED, DeliveryStatus.DIGEST):
                 if channel is Channel.WEBHOOK and not self.webhook_enabled:
                     continue
@@ -550,28 +550,28 @@ class NotificationsHandlers:
         office = self.timing.office_hours
         cadence = self.policy.for_district(n.district_id).cadence_for(n.kind, prefs, n.priority)
         if not consent:
-            n.email_status = DeliveryStatus.SKIPPED
+            n.email.status = DeliveryStatus.SKIPPED
         elif not prefs.wants(Channel.EMAIL, n.priority):
-            n.email_status = DeliveryStatus.OPTED_OUT
+            n.email.status = DeliveryStatus.OPTED_OUT
         elif cadence is not Cadence.IMMEDIATE:
-            n.email_status = DeliveryStatus.DIGEST
-            n.email_next_attempt_at = digest_due(cadence, now, self.timing.digest_at, office)
+            n.email.status = DeliveryStatus.DIGEST
+            n.email.next_attempt_at = digest_due(cadence, now, self.timing.digest_at, office)
         elif n.priority >= Priority.CRITICAL:
             # a drop-out cannot wait for Monday morning, but need not wake anyone at night
-            n.email_status = DeliveryStatus.PENDING
-            n.email_next_attempt_at = self.policy.critical_hours.next_open(now)
+            n.email.status = DeliveryStatus.PENDING
+            n.email.next_attempt_at = self.policy.critical_hours.next_open(now)
         else:
-            n.email_status = DeliveryStatus.PENDING
-            n.email_next_attempt_at = office.next_open(now + hold)
+            n.email.status = DeliveryStatus.PENDING
+            n.email.next_attempt_at = office.next_open(now + hold)
 
     def _plan_webhook(self, n: Notification, prefs: Preferences, now: datetime) -> None:
         if not self.webhook_enabled or n.person_id is None:
-            n.webhook_status = DeliveryStatus.SKIPPED  # a digest is for people, not tools
+            n.webhook.status = DeliveryStatus.SKIPPED  # a digest is for people, not tools
         elif not prefs.wants(Channel.WEBHOOK, n.priority):
-            n.webhook_status = DeliveryStatus.OPTED_OUT
+            n.webhook.status = DeliveryStatus.OPTED_OUT
         else:  # machines have no office hours
-            n.webhook_status = DeliveryStatus.PENDING
-            n.webhook_next_attempt_at = now
+            n.webhook.status = DeliveryStatus.PENDING
+            n.webhook.next_attempt_at = now
 
     # --- the digest ----------------------------------------------------------------------
     async def upcoming(self, recipient: str) -> list[SuggestionEntry]:

@@ -41,7 +41,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from lotse_shared.persistence.mongo import in_transaction
 
 from .domain.model import Attempt, Channel, DeliveryStatus, Kind, Notification
-from .repository import NotificationsRepository, _attempts, _notification
+from .repository import NotificationsRepository, _attempts, _notification, channel_update
 
 Document = dict[str, Any]
 
@@ -66,7 +66,7 @@ KEYS = {
     "created_at": 1,
     "read_at": 1,
     "archived_at": 1,
-    "email_status": 1,
+    "email.status": 1,
 }
 BUCKETS = ("open", "unread", "archived")
 log = logging.getLogger("lotse.notifications")
@@ -356,10 +356,10 @@ class InboxStore:
             ]
             if not keys:
                 return 0
-            waiting = [k["_id"] for k in keys if k.get("email_status") in WAITING]
+            waiting = [k["_id"] for k in keys if _email_waits(k)]
             if waiting:
                 await self.notifications.update_many(
-                    {"_id": {"$in": waiting}, "email_status": {"$in": list(WAITING)}},
+                    {"_id": {"$in": waiting}, "email.status": {"$in": list(WAITING)}},
                     _email_skipped(at),
                     session=session,
                 )
@@ -423,10 +423,10 @@ def _read_update(before: Document, at: datetime, archive: bool) -> Document:
         changes["read_at"] = at
     if archive and before.get("archived_at") is None:
         changes["archived_at"] = at
-    if not changes and before.get("email_status") not in WAITING:
+    if not changes and not _email_waits(before):
         return {}
     update: Document = {"$set": changes} if changes else {}
-    if before.get("email_status") in WAITING:
+    if _email_waits(before):
         skipped = _email_skipped(at)
         update = {**skipped, "$set": {**skipped["$set"], **changes}}
     return update
@@ -438,10 +438,15 @@ def _email_skipped(at: datetime) -> Document:
         channel=Channel.EMAIL, at=at, result=DeliveryStatus.SKIPPED.value, detail=READ_BEFORE_SENT
     )
     return {
-        "$set": {"email_status": DeliveryStatus.READ.value},
-        "$unset": {"email_next_attempt_at": "", "email_claim": "", "email_lease": ""},
+        "$set": channel_update(Channel.EMAIL, status=DeliveryStatus.READ, next_attempt_at=None),
+        "$unset": {"email.claim": ""},
         "$push": {"deliveries": _attempts([attempt])[0]},
     }
+
+
+def _email_waits(key: Document) -> bool:
+    """Has the email of this notification (as read with ``KEYS``) not gone out yet?"""
+    return (key.get("email") or {}).get("status") in WAITING
 
 
 def _buckets(key: Document) -> tuple[str, ...]:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -19,9 +21,11 @@ from lotse_shared.persistence.mongo import in_transaction, save_if_newer, sessio
 from lotse_shared.persistence.unit import Transaction
 
 from .domain.model import (
+    OPTIONAL_CHANNELS,
     Attempt,
     AttendanceState,
     Channel,
+    ChannelState,
     DeliveryStatus,
     Notification,
     Preferences,
@@ -33,6 +37,10 @@ if TYPE_CHECKING:
     from .inbox import InboxCounts, InboxFilter, InboxPage, InboxStore
 
 Document = dict[str, Any]
+# ensure_indexes drops these, whose keys were the flat ``email_status``, ``email_claim``
+# ... of before a channel's state became a sub-document (and the unused digest lease).
+# Documents of that shape were not migrated: no deployment held any.
+OBSOLETE_INDEXES = ("outgoing", "webhooks", "digest_lease", "email_claim", "webhook_claim")
 
 
 class Notifications(Protocol):
@@ -96,12 +104,12 @@ class Notifications(Protocol):
         tx: Transaction | None,
         channel: Channel,
         notification_id: uuid.UUID,
-        changes: Document,
+        changes: Mapping[str, Any],
         attempts: list[Attempt],
     ) -> None:
-        """Change a channel's state (``changes``: fields of the notification) and add
-        its attempts to the log; the claim ends with it (a claim marks a delivery in
-        flight)."""
+        """Change a channel's state (``changes``: fields of its :class:`ChannelState`)
+        and add its attempts to the log; the claim ends with it (a claim marks a
+        delivery in flight)."""
 
     async def release_held_email(
         self, tx: Transaction, notification_id: uuid.UUID, now: datetime
@@ -260,6 +268,9 @@ class NotificationsRepository(Notifications):
         self.email_counts = db["email_counts"]
 
     async def ensure_indexes(self) -> None:
+        existing = {ix["name"] async for ix in await self.notifications.list_indexes()}
+        for index in existing.intersection(OBSOLETE_INDEXES):
+            await self.notifications.drop_index(index)
         await self.notifications.create_indexes(
             [
                 # one notification per recipient, subject and cause
@@ -301,14 +312,13 @@ class NotificationsRepository(Notifications):
                     ],
                     name="inbox_kind_by_time",
                 ),
-                IndexModel([("email_status", 1), ("email_next_attempt_at", 1)], name="outgoing"),
+                IndexModel([("email.status", 1), ("email.next_attempt_at", 1)], name="email_due"),
                 IndexModel(
-                    [("webhook_status", 1), ("webhook_next_attempt_at", 1)], name="webhooks"
+                    [("webhook.status", 1), ("webhook.next_attempt_at", 1)], name="webhook_due"
                 ),
-                IndexModel("email_lease", name="digest_lease", sparse=True),
                 # a claimed batch, read back only when another replica claimed some of it
-                IndexModel("email_claim", name="email_claim", sparse=True),
-                IndexModel("webhook_claim", name="webhook_claim", sparse=True),
+                IndexModel("email.claim", name="email_claimed", sparse=True),
+                IndexModel("webhook.claim", name="webhook_claimed", sparse=True),
                 IndexModel("escalate_at", name="escalation", sparse=True),
                 IndexModel("correlation_id", name="by_flow"),
                 IndexModel([("cause_event_id", 1), ("kind", 1)], name="by_cause"),
@@ -341,13 +351,15 @@ class NotificationsRepository(Notifications):
         await self.notifications.update_many(
             {
                 "person_id": person_id,
-                "email_status": {
+                "email.status": {
                     "$in": [DeliveryStatus.PENDING.value, DeliveryStatus.DIGEST.value]
                 },
             },
             {
-                "$set": {"email_status": DeliveryStatus.SKIPPED.value},
-                "$unset": {"email_next_attempt_at": "", "email_claim": "", "email_lease": ""},
+                "$set": channel_update(
+                    Channel.EMAIL, status=DeliveryStatus.SKIPPED, next_attempt_at=None
+                ),
+                "$unset": {_path(Channel.EMAIL, "claim"): ""},
                 "$push": {"deliveries": _attempts([why])[0]},
             },
             session=session_of(tx),
@@ -388,8 +400,8 @@ class NotificationsRepository(Notifications):
         # a pending delivery always has a next attempt time (no $or: it would scan)
         cursor = self.notifications.find(
             {
-                f"{channel}_status": DeliveryStatus.PENDING.value,
-                f"{channel}_next_attempt_at": {"$lte": now},
+                _path(channel, "status"): DeliveryStatus.PENDING.value,
+                _path(channel, "next_attempt_at"): {"$lte": now},
             },
             session=session_of(tx),
         ).limit(limit)
@@ -408,16 +420,21 @@ class NotificationsRepository(Notifications):
             lambda session: self.notifications.update_many(
                 {
                     "_id": {"$in": [n.notification_id for n in due]},
-                    f"{channel}_status": DeliveryStatus.PENDING.value,
-                    f"{channel}_next_attempt_at": {"$lte": now},
+                    _path(channel, "status"): DeliveryStatus.PENDING.value,
+                    _path(channel, "next_attempt_at"): {"$lte": now},
                 },
-                {"$set": {f"{channel}_next_attempt_at": until, f"{channel}_claim": token}},
+                {
+                    "$set": {
+                        **channel_update(channel, next_attempt_at=until),
+                        _path(channel, "claim"): token,
+                    }
+                },
                 session=session,
             ),
         )
         if result.modified_count == len(due):
             return due  # the usual case: nobody else was claiming, no second read
-        cursor = self.notifications.find({f"{channel}_claim": token})
+        cursor = self.notifications.find({_path(channel, "claim"): token})
         return [_notification(d) async for d in cursor]
 
     async def record_sent(
@@ -427,14 +444,15 @@ class NotificationsRepository(Notifications):
         await self.notifications.update_many(
             {"_id": {"$in": ids}},
             {
-                "$set": {
-                    f"{channel}_status": DeliveryStatus.SENT.value,
-                    f"{channel}_sent_at": attempt.at,
-                    f"{channel}_last_error": None,
-                    f"{channel}_next_attempt_at": None,
-                },
-                "$inc": {f"{channel}_attempts": 1},
-                "$unset": {f"{channel}_claim": ""},
+                "$set": channel_update(
+                    channel,
+                    status=DeliveryStatus.SENT,
+                    sent_at=attempt.at,
+                    last_error=None,
+                    next_attempt_at=None,
+                ),
+                "$inc": {_path(channel, "attempts"): 1},
+                "$unset": {_path(channel, "claim"): ""},
                 "$push": {"deliveries": _attempts([attempt])[0]},
             },
             session=session_of(tx),
@@ -445,15 +463,15 @@ class NotificationsRepository(Notifications):
         tx: Transaction | None,
         channel: Channel,
         notification_id: uuid.UUID,
-        changes: Document,
+        changes: Mapping[str, Any],
         attempts: list[Attempt],
     ) -> None:
         """In one write."""
         await self.notifications.update_one(
             {"_id": notification_id},
             {
-                "$set": changes,
-                "$unset": {f"{channel}_claim": ""},
+                "$set": channel_update(channel, **changes),
+                "$unset": {_path(channel, "claim"): ""},
                 "$push": {"deliveries": {"$each": _attempts(attempts)}},
             },
             session=session_of(tx),
@@ -465,11 +483,11 @@ class NotificationsRepository(Notifications):
         await self.notifications.update_one(
             {
                 "_id": notification_id,
-                "email_status": DeliveryStatus.PENDING.value,
-                "email_claim": {"$exists": False},
-                "email_next_attempt_at": {"$gt": now},
+                "email.status": DeliveryStatus.PENDING.value,
+                "email.claim": {"$exists": False},
+                "email.next_attempt_at": {"$gt": now},
             },
-            {"$set": {"email_next_attempt_at": now}},
+            {"$set": channel_update(Channel.EMAIL, next_attempt_at=now)},
             session=session_of(tx),
         )
 
@@ -537,7 +555,7 @@ class NotificationsRepository(Notifications):
         )
         deferred = await self.notifications.distinct(
             "recipient_email",
-            {"email_status": DeliveryStatus.DIGEST.value, "email_next_attempt_at": {"$lte": now}},
+            {"email.status": DeliveryStatus.DIGEST.value, "email.next_attempt_at": {"$lte": now}},
             session=session_of(tx),
         )
         return sorted({*waiting, *deferred})
@@ -570,8 +588,8 @@ class NotificationsRepository(Notifications):
         cursor = self.notifications.find(
             {
                 "recipient_email": recipient_email,
-                "email_status": DeliveryStatus.DIGEST.value,
-                "email_next_attempt_at": {"$lte": now},
+                "email.status": DeliveryStatus.DIGEST.value,
+                "email.next_attempt_at": {"$lte": now},
             },
             session=session_of(tx),
         ).sort("created_at", 1)
@@ -598,12 +616,13 @@ class NotificationsRepository(Notifications):
                 raise BundledMeanwhile
         if notification_ids:
             result = await self.notifications.update_many(
-                {"_id": {"$in": notification_ids}, "email_status": DeliveryStatus.DIGEST.value},
+                {"_id": {"$in": notification_ids}, "email.status": DeliveryStatus.DIGEST.value},
                 {
                     "$set": {
-                        "email_status": DeliveryStatus.BUNDLED.value,
+                        **channel_update(
+                            Channel.EMAIL, status=DeliveryStatus.BUNDLED, next_attempt_at=None
+                        ),
                         "digest_id": digest_id,
-                        "email_next_attempt_at": None,
                     },
                     "$push": {"deliveries": _attempts([attempt])[0]},
                 },
@@ -815,9 +834,37 @@ class NotificationsRepository(Notifications):
         return await self.inbox.unread_by_person(recipient, district_id)
 
 
+def channel_update(channel: Channel, **changes: Any) -> Document:
+    """A ``$set`` of fields of one channel's :class:`ChannelState`, as stored:
+    ``channel_update(Channel.EMAIL, status=DeliveryStatus.SENT)`` is
+    ``{"email.status": "sent"}``. Timestamps stay BSON dates."""
+    unknown = changes.keys() - ChannelState.model_fields.keys()
+    if unknown:
+        raise ValueError(f"not a field of a channel's state: {sorted(unknown)}")
+    return {
+        _path(channel, name): value.value if isinstance(value, Enum) else value
+        for name, value in changes.items()
+    }
+
+
+def _path(channel: Channel, name: str) -> str:
+    """Where a field of a channel's state is stored (``claim``: the repository's own)."""
+    if channel not in OPTIONAL_CHANNELS:
+        raise ValueError(f"no delivery state for the {channel} channel")
+    return f"{channel.value}.{name}"
+
+
+def _channel_doc(state: ChannelState) -> Document:
+    doc = state.model_dump(mode="json")
+    doc.update({name: getattr(state, name) for name in _CHANNEL_DATES})
+    return doc
+
+
 def _doc(n: Notification) -> Document:
     doc = to_document(n, "notification_id", native=(*_DATES, *_UUIDS))
     doc["recipient_email"] = n.recipient_email.lower()
+    for ch in OPTIONAL_CHANNELS:
+        doc[ch.value] = _channel_doc(n.channel(ch))
     if doc["escalate_at"] is None:
         # left out, not null: the sparse index then holds only alerts that can escalate.
         # With a null in every notification, SecantusDB's range scan for due escalations
@@ -834,11 +881,8 @@ _DATES = (
     "archived_at",
     "escalate_at",
     "escalated_at",
-    "email_next_attempt_at",
-    "email_sent_at",
-    "webhook_next_attempt_at",
-    "webhook_sent_at",
 )
+_CHANNEL_DATES = ("next_attempt_at", "sent_at")
 _UUIDS = ("person_id", "digest_id")
 
 
@@ -857,4 +901,4 @@ def _attempts(attempts: list[Attempt]) -> list[Document]:
 
 
 def _notification(doc: Document) -> Notification:
-    return from_document(Notification, doc, "notification_id", drop=("email_lease",))
+    return from_document(Notification, doc, "notification_id")

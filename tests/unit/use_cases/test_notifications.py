@@ -322,16 +322,16 @@ async def test_withdrawn_email_consent_stops_the_emails_still_waiting(s: Service
     s.clock.now = datetime(2026, 11, 24, 22, 30, tzinfo=BERLIN)  # the email waits for 08:00
     snap = await s.knows()
     await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
-    assert s.one().email_status is DeliveryStatus.PENDING
+    assert s.one().email.status is DeliveryStatus.PENDING
     still = snap.model_copy(update={"revision": 2})  # consent kept: nothing changes
     await s.h.person_changed(PersonUpdated.create(still, producer="intake"))
-    assert s.one().email_status is DeliveryStatus.PENDING
+    assert s.one().email.status is DeliveryStatus.PENDING
 
     withdrawn = snap.model_copy(update={"revision": 3, "consent": Consent(matching=True)})
     await s.h.person_changed(PersonUpdated.create(withdrawn, producer="intake"))
     note = s.one()
-    assert note.email_status is DeliveryStatus.SKIPPED
-    assert note.email_next_attempt_at is None
+    assert note.email.status is DeliveryStatus.SKIPPED
+    assert note.email.next_attempt_at is None
     assert note.deliveries[-1].detail == "consent.email_notifications withdrawn"
     s.clock.advance(hours=10)
     assert await s.email.deliver_due() == 0
@@ -344,7 +344,7 @@ async def test_a_stale_snapshot_without_consent_does_not_stop_emails(s: Service)
     await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
     stale = snap.model_copy(update={"revision": 2, "consent": Consent(matching=True)})
     await s.h.person_changed(PersonUpdated.create(stale, producer="intake"))
-    assert s.one().email_status is DeliveryStatus.PENDING
+    assert s.one().email.status is DeliveryStatus.PENDING
 
 
 # --- erasure ---------------------------------------------------------------------------
@@ -417,9 +417,9 @@ async def test_suggestions_become_one_alert_for_the_caseworker_weak_ones_unannou
     assert note.subject == "Neue Vorschläge für Amal Haddad: 1 passende Stelle"
     assert note.priority is Priority.NORMAL
     assert note.escalate_at is None
-    assert note.email_status is DeliveryStatus.PENDING
-    assert note.email_next_attempt_at == s.clock.now  # in office hours: at once
-    assert note.webhook_status is DeliveryStatus.SKIPPED  # no webhook configured
+    assert note.email.status is DeliveryStatus.PENDING
+    assert note.email.next_attempt_at == s.clock.now  # in office hours: at once
+    assert note.webhook.status is DeliveryStatus.SKIPPED  # no webhook configured
     assert log_of(note) == [("inbox", "delivered")]
     [entry] = s.repo.entries.values()
     assert (entry.status, entry.notification_id) == ("announced", note.notification_id)
@@ -477,10 +477,10 @@ async def test_a_completion_and_its_suggestions_are_one_alert_with_one_email(
     await s.h.course_completed(done)
     held = s.one()
     assert held.facts["awaiting_suggestions"] is True
-    assert held.email_next_attempt_at == s.clock.now + timedelta(minutes=2)  # waits for them
+    assert held.email.next_attempt_at == s.clock.now + timedelta(minutes=2)  # waits for them
     to_mentor = s.one(MENTOR)
     assert "awaiting_suggestions" not in to_mentor.facts
-    assert to_mentor.email_next_attempt_at == s.clock.now  # not held
+    assert to_mentor.email.next_attempt_at == s.clock.now  # not held
 
     found = suggested(
         snap.person_id, opening("Lager", 72), opening("EQ", 55), opening("Schwach", 12), cause=done
@@ -494,7 +494,7 @@ async def test_a_completion_and_its_suggestions_are_one_alert_with_one_email(
         alert.subject
         == "Amal Haddad hat einen Kurs abgeschlossen: B1 erreicht – 2 passende Stellen"
     )
-    assert alert.email_next_attempt_at == s.clock.now  # released: the email goes now
+    assert alert.email.next_attempt_at == s.clock.now  # released: the email goes now
     assert alert.updated_at == s.clock.now
     assert {e.notification_id for e in s.repo.entries.values()} == {alert.notification_id}
     assert "suggestions" not in s.one(MENTOR).facts
@@ -520,7 +520,7 @@ async def test_suggestions_after_the_email_went_join_the_alert_and_make_it_unrea
     assert titles(after) == ["Lager"]
     assert after.read_at is None  # something was added: it shows as unread again
     assert after.subject.endswith("– 1 passende Stelle")
-    assert after.email_status is DeliveryStatus.SENT
+    assert after.email.status is DeliveryStatus.SENT
     assert await s.email.deliver_due() == 0  # no second email
 
 
@@ -658,15 +658,15 @@ async def test_a_critical_email_ignores_the_opt_out_and_the_weekend_but_not_the_
     snap = await s.knows()
     await s.h.course_dropped(dropped(snap.person_id))
     note = s.one()
-    assert note.email_status is DeliveryStatus.PENDING
-    assert note.email_next_attempt_at == datetime(2026, 11, 29, 7, 0, tzinfo=BERLIN)  # Sunday
+    assert note.email.status is DeliveryStatus.PENDING
+    assert note.email.next_attempt_at == datetime(2026, 11, 29, 7, 0, tzinfo=BERLIN)  # Sunday
     s.clock.advance(hours=14)  # Sunday 13:30: the night's one goes, and a new one at once
     await s.h.course_dropped(dropped(snap.person_id))
     assert await s.email.deliver_due() == 4  # to the caseworker and the mentor, twice
-    assert {n.email_status for n in s.all()} == {DeliveryStatus.SENT}
+    assert {n.email.status for n in s.all()} == {DeliveryStatus.SENT}
     await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
     opted_out = next(n for n in s.all() if n.kind is Kind.SUGGESTIONS_READY)
-    assert opted_out.email_status is DeliveryStatus.OPTED_OUT
+    assert opted_out.email.status is DeliveryStatus.OPTED_OUT
     assert log_of(opted_out) == [("inbox", "delivered"), ("email", "opted_out")]
 
 
@@ -675,7 +675,7 @@ async def test_quiet_hours_hold_the_email_not_the_inbox() -> None:
     snap = await s.knows()
     await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
     note = s.one()  # in the inbox at once
-    assert note.email_next_attempt_at == datetime(2026, 11, 25, 8, 0, tzinfo=BERLIN)
+    assert note.email.next_attempt_at == datetime(2026, 11, 25, 8, 0, tzinfo=BERLIN)
     s.clock.advance(hours=9)  # 07:30
     assert await s.email.deliver_due() == 0
     s.clock.advance(minutes=31)
@@ -687,7 +687,7 @@ async def test_no_email_without_the_persons_consent(s: Service) -> None:
     snap = await s.knows(snapshot(consent=Consent(matching=True, email_notifications=False)))
     await s.h.course_dropped(dropped(snap.person_id))  # critical, and still not emailed
     note = s.one()
-    assert note.email_status is DeliveryStatus.SKIPPED
+    assert note.email.status is DeliveryStatus.SKIPPED
     assert log_of(note) == [("inbox", "delivered"), ("email", "skipped")]
     assert await s.email.deliver_due() == 0
 
@@ -701,8 +701,8 @@ async def test_an_enrolment_is_low_priority_and_its_email_waits_for_the_digest(
     note = s.one()
     assert note.priority is Priority.LOW
     assert note.escalate_at is None
-    assert note.email_status is DeliveryStatus.DIGEST
-    assert note.email_next_attempt_at == datetime(2026, 11, 24, 16, 0, tzinfo=BERLIN)
+    assert note.email.status is DeliveryStatus.DIGEST
+    assert note.email.next_attempt_at == datetime(2026, 11, 24, 16, 0, tzinfo=BERLIN)
     assert log_of(note) == [("inbox", "delivered"), ("email", "digest")]
 
 
@@ -761,19 +761,19 @@ async def test_a_webhook_goes_at_once_to_those_who_want_it_and_never_for_a_diges
     snap = await s.knows()
     await s.h.course_completed(completed(snap.person_id))
     note = s.one()
-    assert note.webhook_status is DeliveryStatus.PENDING
-    assert note.webhook_next_attempt_at == s.clock.now  # machines have no office hours
-    assert s.one(MENTOR).webhook_status is DeliveryStatus.OPTED_OUT
+    assert note.webhook.status is DeliveryStatus.PENDING
+    assert note.webhook.next_attempt_at == s.clock.now  # machines have no office hours
+    assert s.one(MENTOR).webhook.status is DeliveryStatus.OPTED_OUT
     assert ("webhook", "opted_out") in log_of(s.one(MENTOR))
     assert await s.webhook.deliver_due() == 1
-    assert s.one().webhook_status is DeliveryStatus.SENT
+    assert s.one().webhook.status is DeliveryStatus.SENT
     assert s.uow.published(NotificationDelivered) == []  # told for email only
 
     await s.h.enrolled(enrolled(snap.person_id))
     s.clock.advance(hours=18)  # Wednesday 16:00
     assert await s.h.build_digests() == 1
     digest = next(n for n in s.all() if n.kind is Kind.DIGEST)
-    assert digest.webhook_status is DeliveryStatus.SKIPPED
+    assert digest.webhook.status is DeliveryStatus.SKIPPED
 
 
 # --- the digest ------------------------------------------------------------------------
@@ -800,11 +800,11 @@ async def test_low_priority_items_and_new_openings_go_out_as_one_digest() -> Non
     assert titles(digest) == ["Lager", "Lager", "Küche"]
     [item] = digest.facts["items"]
     assert item["kind"] == "enrolled"
-    assert digest.email_status is DeliveryStatus.PENDING
+    assert digest.email.status is DeliveryStatus.PENDING
     assert digest.email_body == ""  # written when it is sent
     assert "Amal" not in digest.body  # its inbox text names no one
     bundled = next(n for n in s.all() if n.kind is Kind.ENROLLED)
-    assert (bundled.email_status, bundled.digest_id) == (
+    assert (bundled.email.status, bundled.digest_id) == (
         DeliveryStatus.BUNDLED,
         digest.notification_id,
     )
@@ -828,7 +828,7 @@ async def test_a_digest_of_people_without_email_consent_is_not_emailed() -> None
     await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
     s.clock.advance(hours=6)
     assert await s.h.build_digests() == 1
-    assert s.one().email_status is DeliveryStatus.SKIPPED
+    assert s.one().email.status is DeliveryStatus.SKIPPED
 
 
 async def test_a_digest_bundled_meanwhile_by_another_replica_is_built_once() -> None:
@@ -875,7 +875,7 @@ async def test_an_unread_important_alert_escalates_to_the_coordinator_once(s: Se
         "Ungelesen seit 24.11.2026 10:00: Amal Haddad hat einen Kurs abgebrochen"
     )
     assert escalation.escalate_at is None  # an escalation does not escalate again
-    assert escalation.email_status is DeliveryStatus.PENDING
+    assert escalation.email.status is DeliveryStatus.PENDING
     await s.email.deliver_due()
     assert COORDINATOR in {n.recipient_email for n in s.emails.sent}
 
@@ -962,7 +962,7 @@ async def test_reading_stops_an_email_still_waiting_for_the_morning() -> None:
     read = await s.h.mark_read(s.one().notification_id, who(Role.CASEWORKER))
     assert read.read_at == s.clock.now
     assert s.changes == changes + 1
-    assert (read.email_status, read.email_next_attempt_at) == (DeliveryStatus.READ, None)
+    assert (read.email.status, read.email.next_attempt_at) == (DeliveryStatus.READ, None)
     last = read.deliveries[-1]
     assert (last.channel, last.result, last.detail) == (Channel.EMAIL, "skipped", READ_BEFORE_SENT)
     again = await s.h.mark_read(read.notification_id)  # idempotent
@@ -1036,10 +1036,10 @@ async def test_read_all_marks_the_filters_items_and_stops_their_emails() -> None
     assert await s.h.read_all(InboxFilter(CASEWORKER, kind=Kind.COURSE_DROPPED), me) == 0
     for n in s.all():
         if n.kind is Kind.COURSE_DROPPED:
-            assert (n.read_at, n.email_status) == (s.clock.now, DeliveryStatus.READ)
+            assert (n.read_at, n.email.status) == (s.clock.now, DeliveryStatus.READ)
             assert n.deliveries[-1].detail == READ_BEFORE_SENT
         else:
-            assert (n.read_at, n.email_status) == (None, DeliveryStatus.PENDING)
+            assert (n.read_at, n.email.status) == (None, DeliveryStatus.PENDING)
     assert await s.h.read_all(InboxFilter(CASEWORKER, person_id=omar.person_id), me) == 1
     assert [n.person_id for n in s.all() if n.read_at is None] == [amal.person_id]
     assert len(s.all(MENTOR)) == 2
@@ -1072,7 +1072,7 @@ async def test_sent_emails_are_recorded_and_announced_once(s: Service) -> None:
     assert await s.email.deliver_due() == 0
     assert {n.recipient_email for n in s.emails.sent} == {CASEWORKER, MENTOR}
     note = s.one()
-    assert (note.email_status, note.email_attempts, note.email_sent_at) == (
+    assert (note.email.status, note.email.attempts, note.email.sent_at) == (
         DeliveryStatus.SENT,
         1,
         s.clock.now,
@@ -1099,14 +1099,14 @@ async def test_a_temporary_failure_is_retried_later_and_in_office_hours(s: Servi
     s.emails.fail_next("451 4.3.0 Mailbox busy, try later")
     assert await s.email.deliver_due() == 1
     note = s.one()
-    assert (note.email_status, note.email_attempts) == (DeliveryStatus.PENDING, 1)
-    assert (note.email_last_error or "").startswith("451")
-    assert note.email_next_attempt_at == s.clock.now + timedelta(seconds=5)
+    assert (note.email.status, note.email.attempts) == (DeliveryStatus.PENDING, 1)
+    assert (note.email.last_error or "").startswith("451")
+    assert note.email.next_attempt_at == s.clock.now + timedelta(seconds=5)
     assert await s.email.deliver_due() == 0  # not yet
     s.clock.advance(seconds=6)
     assert await s.email.deliver_due() == 1
     note = s.one()
-    assert (note.email_status, note.email_attempts) == (DeliveryStatus.SENT, 2)
+    assert (note.email.status, note.email.attempts) == (DeliveryStatus.SENT, 2)
     assert log_of(note) == [
         ("inbox", "delivered"),
         ("email", "temporary_failure"),
@@ -1119,7 +1119,7 @@ async def test_a_temporary_failure_is_retried_later_and_in_office_hours(s: Servi
     s.emails.fail_next("451 busy", "451 busy")
     await s.email.deliver_due()
     late = next(n for n in s.all() if n.kind is Kind.COURSE_DROPPED)
-    assert late.email_next_attempt_at == datetime(2026, 11, 25, 8, 0, tzinfo=BERLIN)
+    assert late.email.next_attempt_at == datetime(2026, 11, 25, 8, 0, tzinfo=BERLIN)
 
 
 async def test_a_channel_fails_for_good_after_its_attempts_or_a_permanent_error(
@@ -1130,7 +1130,7 @@ async def test_a_channel_fails_for_good_after_its_attempts_or_a_permanent_error(
     s.emails.fail_next("550 5.1.1 <petra.schmidt@landkreis-kassel.example> unknown", permanent=True)
     assert await s.email.deliver_due() == 1
     note = s.one()
-    assert (note.email_status, note.email_attempts) == (DeliveryStatus.FAILED, 1)
+    assert (note.email.status, note.email.attempts) == (DeliveryStatus.FAILED, 1)
     assert log_of(note)[-1] == ("email", "failed")
     [failed] = s.uow.published(NotificationFailed)
     assert (failed.payload.channel, failed.payload.attempts) == ("email", 1)
@@ -1144,7 +1144,7 @@ async def test_a_channel_fails_for_good_after_its_attempts_or_a_permanent_error(
         await s.email.deliver_due()
         s.clock.advance(minutes=5)
     worn_out = s.all()[-1]
-    assert (worn_out.email_status, worn_out.email_attempts) == (DeliveryStatus.FAILED, 3)
+    assert (worn_out.email.status, worn_out.email.attempts) == (DeliveryStatus.FAILED, 3)
     assert len(s.uow.published(NotificationFailed)) == 2
     assert s.emails.sent == []
 
@@ -1158,13 +1158,13 @@ async def test_the_daily_cap_moves_overflow_to_the_digest_and_critical_alerts_pa
     for i in range(4):
         await s.h.suggestions_ready(suggested(snap.person_id, opening(f"Stelle {i}")))
     assert await s.email.deliver_due() == 4
-    assert [n.email_status for n in s.all()] == [DeliveryStatus.SENT] * 2 + [
+    assert [n.email.status for n in s.all()] == [DeliveryStatus.SENT] * 2 + [
         DeliveryStatus.DIGEST
     ] * 2
     over = s.all()[-1]
     assert over.deliveries[-1].result == "deferred"
     assert (over.deliveries[-1].detail or "").startswith("Tageslimit von 2 E-Mails erreicht")
-    assert over.email_next_attempt_at == datetime(2026, 11, 24, 16, 0, tzinfo=BERLIN)
+    assert over.email.next_attempt_at == datetime(2026, 11, 24, 16, 0, tzinfo=BERLIN)
     await s.h.course_dropped(dropped(snap.person_id))  # critical: over the cap
     assert await s.email.deliver_due() == 2  # to the caseworker and the mentor
     assert len(s.emails.sent) == 4
@@ -1185,7 +1185,7 @@ async def test_a_retry_does_not_count_against_the_cap_twice() -> None:
     await s.email.deliver_due()
     s.clock.advance(seconds=6)
     await s.email.deliver_due()
-    assert s.one().email_status is DeliveryStatus.SENT
+    assert s.one().email.status is DeliveryStatus.SENT
 
 
 async def test_an_email_read_before_it_went_is_skipped_by_the_gate(s: Service) -> None:

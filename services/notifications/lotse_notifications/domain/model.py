@@ -139,7 +139,7 @@ class Recipients(BaseModel):
 
 
 class DeliveryStatus(StrEnum):
-    PENDING = "pending"  # due at ``<channel>_next_attempt_at`` (office hours, retry delay)
+    PENDING = "pending"  # due at ``<channel>.next_attempt_at`` (office hours, retry delay)
     DIGEST = "digest"  # waits for the daily digest email
     SENT = "sent"
     FAILED = "failed"  # permanent error, or temporary ones until attempts ran out
@@ -272,6 +272,21 @@ class Attempt(BaseModel):
     detail: str | None = None
 
 
+class ChannelState(BaseModel):
+    """Where one optional channel (email, webhook) of a notification stands.
+
+    Stored as a sub-document (``email.status``, ``webhook.next_attempt_at`` ...). While
+    a delivery loop holds a notification, the database also keeps its claim token
+    there (``email.claim``); that is the repository's business, not the model's.
+    """
+
+    status: DeliveryStatus
+    attempts: int = 0
+    next_attempt_at: datetime | None = None  # when a pending or digest delivery is due
+    sent_at: datetime | None = None
+    last_error: str | None = None
+
+
 class Notification(BaseModel):
     notification_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     person_id: uuid.UUID | None  # None: a digest, about many people
@@ -294,18 +309,20 @@ class Notification(BaseModel):
     archived_at: datetime | None = None
     escalate_at: datetime | None = None  # set while an unread important alert may escalate
     escalated_at: datetime | None = None
-    email_status: DeliveryStatus = DeliveryStatus.PENDING
-    email_attempts: int = 0
-    email_next_attempt_at: datetime | None = None
-    email_sent_at: datetime | None = None
-    email_last_error: str | None = None
-    webhook_status: DeliveryStatus = DeliveryStatus.SKIPPED
-    webhook_attempts: int = 0
-    webhook_next_attempt_at: datetime | None = None
-    webhook_sent_at: datetime | None = None
-    webhook_last_error: str | None = None
+    email: ChannelState = Field(default_factory=lambda: ChannelState(status=DeliveryStatus.PENDING))
+    webhook: ChannelState = Field(
+        default_factory=lambda: ChannelState(status=DeliveryStatus.SKIPPED)
+    )
     deliveries: list[Attempt] = Field(default_factory=list)  # the delivery log, oldest first
     digest_id: uuid.UUID | None = None  # BUNDLED: the digest whose email carried this one
+
+    def channel(self, ch: Channel) -> ChannelState:
+        """The delivery state of ``ch``; the inbox has none (it is always delivered)."""
+        if ch is Channel.EMAIL:
+            return self.email
+        if ch is Channel.WEBHOOK:
+            return self.webhook
+        raise ValueError(f"no delivery state for the {ch} channel")
 
 
 RETRY_DELAYS = (
