@@ -330,24 +330,7 @@ class InMemoryPlacement(MemoryStore, PlacementStore):
             )
             if told is None or item is None:
                 continue
-            found[entry["person_id"]].append(
-                OpenSuggestion(
-                    opening_id=o.opening_id,
-                    suggestion_set_id=told["_id"],
-                    title=o.title,
-                    employer=o.employer,
-                    municipality=o.municipality,
-                    opening_type=o.opening_type,
-                    sector=o.sector,
-                    required_german_level=o.required_german_level,
-                    start_date=o.start_date,
-                    distance_km=item.get("distance_km"),
-                    score=item["score"],
-                    reasons=item.get("reasons", []),
-                    forecast=bool(item.get("forecast")),
-                    suggested_at=told["created_at"],
-                )
-            )
+            found[entry["person_id"]].append(OpenSuggestion.as_told(o, told, item))
         return found
 
     async def suggested_to(

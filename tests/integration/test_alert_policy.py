@@ -11,16 +11,20 @@ import uuid
 from typing import Any
 
 from lotse_devstack.mailsink import MailSink
-from lotse_devstack.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
-from lotse_shared.contracts.common import CefrLevel, OpeningType
+from lotse_devstack.samples import (
+    CASEWORKER,
+    TODAY,
+    enrolment_facts,
+    snapshot,
+    suggested,
+    suggestion,
+)
+from lotse_shared.contracts.common import CefrLevel
 from lotse_shared.contracts.courses import CourseCompleted, CourseCompletedV1
 from lotse_shared.contracts.intake import PersonRegistered
 from lotse_shared.contracts.placement import (
     OpeningClosed,
     OpeningClosedV1,
-    SuggestionsReady,
-    SuggestionsReadyV1,
-    SuggestionV1,
 )
 from tests.integration.test_notifications import Clock, dropped_for, inbox, office_app
 from tests.support import applied, as_user, eventually, publish, running
@@ -34,40 +38,6 @@ def completion_for(person_id: uuid.UUID) -> CourseCompleted:
             **enrolment_facts(person_id), level_reached=CefrLevel.B1, completed_on=TODAY
         ),
         producer="courses",
-    )
-
-
-def opening(title: str, score: float = 60.0, *, forecast: bool = False, **kw: Any) -> SuggestionV1:
-    return SuggestionV1(
-        opening_id=kw.pop("opening_id", None) or uuid.uuid4(),
-        opening_type=OpeningType.PRAKTIKUM,
-        title=title,
-        employer="NH Logistik",
-        municipality="Kassel",
-        distance_km=8.0,
-        score=score,
-        reasons=["Interesse an Logistik", "kurzer Arbeitsweg (8 km)"],
-        forecast=forecast,
-    )
-
-
-def suggested(
-    person_id: uuid.UUID,
-    *items: SuggestionV1,
-    cause: CourseCompleted | None = None,
-    level: CefrLevel = CefrLevel.A2,
-) -> SuggestionsReady:
-    return SuggestionsReady.create(
-        SuggestionsReadyV1(
-            suggestion_set_id=uuid.uuid4(),
-            person_id=person_id,
-            district_id="kassel",
-            trigger="course_completed" if cause else "opening_published",
-            german_level=CefrLevel.B1 if cause else level,
-            suggestions=list(items),
-        ),
-        producer="placement",
-        cause=cause,
     )
 
 
@@ -110,9 +80,9 @@ async def test_a_completion_and_its_suggestions_are_one_alert_and_one_email(
     done = completion_for(pid)
     found = suggested(
         pid,
-        opening("Praktikum Lager Kassel", 72),
-        opening("EQ Fachlagerist Baunatal", 55),
-        opening("Helfer Kommissionierung Fuldatal", 12),  # too weak to announce
+        suggestion("Praktikum Lager Kassel", 72),
+        suggestion("EQ Fachlagerist Baunatal", 55),
+        suggestion("Helfer Kommissionierung Fuldatal", 12),  # too weak to announce
         cause=done,
     )
     app = office_app()
@@ -152,7 +122,7 @@ async def test_suggestions_that_overtake_their_completion_wait_for_it(
     person = PersonRegistered.create(snapshot(), producer="intake")
     pid = person.payload.person_id
     done = completion_for(pid)
-    found = suggested(pid, opening("Praktikum Lager Kassel", 72), cause=done)
+    found = suggested(pid, suggestion("Praktikum Lager Kassel", 72), cause=done)
     app = office_app()
     async with running(app) as http:
         await publish(rabbit_url, namespace, person, found)
@@ -174,11 +144,13 @@ async def test_new_openings_wait_for_the_digest_closed_ones_are_left_out_or_mark
     clock = Clock()  # Tuesday 10:00; the digest goes at 16:00
     amal = PersonRegistered.create(snapshot(), producer="intake")
     olena = PersonRegistered.create(snapshot(display_name="Olena Kovalenko"), producer="intake")
-    lager, eq, kueche = (opening(t, s) for t, s in [("Lager", 70), ("EQ Büro", 40), ("Küche", 55)])
+    lager, eq, kueche = (
+        suggestion(t, s) for t, s in [("Lager", 70), ("EQ Büro", 40), ("Küche", 55)]
+    )
     events = [
         suggested(amal.payload.person_id, lager),
         suggested(amal.payload.person_id, eq),
-        suggested(amal.payload.person_id, kueche, opening("Schwach", 5)),
+        suggested(amal.payload.person_id, kueche, suggestion("Schwach", 5)),
         suggested(olena.payload.person_id, lager.model_copy(update={"score": 90.0})),
     ]
     app = office_app(clock)
@@ -224,7 +196,7 @@ async def test_the_daily_cap_moves_overflow_to_the_digest_and_critical_alerts_pa
     clock = Clock()
     snap = snapshot()
     person = PersonRegistered.create(snap, producer="intake")
-    events = [suggested(snap.person_id, opening(f"Stelle {i}", 60)) for i in range(4)]
+    events = [suggested(snap.person_id, suggestion(f"Stelle {i}", 60)) for i in range(4)]
     app = office_app(clock)
     async with running(app) as http:
         r = await http.put(
@@ -273,7 +245,7 @@ async def test_two_replicas_merge_a_completion_and_its_suggestions_once(
     person = PersonRegistered.create(snapshot(), producer="intake")
     pid = person.payload.person_id
     done = completion_for(pid)
-    found = suggested(pid, opening("Lager", 70), opening("Küche", 50), cause=done)
+    found = suggested(pid, suggestion("Lager", 70), suggestion("Küche", 50), cause=done)
     first, second = office_app(), office_app()
     async with running(first) as http, running(second):
         await publish(rabbit_url, namespace, person)
@@ -296,7 +268,7 @@ async def test_what_waits_for_the_digest_can_be_seen_before_it_goes(
     service_env, smtp, rabbit_url, namespace
 ):
     person = PersonRegistered.create(snapshot(), producer="intake")
-    event = suggested(person.payload.person_id, opening("Lager", 70), opening("Küche", 40))
+    event = suggested(person.payload.person_id, suggestion("Lager", 70), suggestion("Küche", 40))
     app = office_app()
     async with running(app) as http:
         await publish(rabbit_url, namespace, person, event)

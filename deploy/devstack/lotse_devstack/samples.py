@@ -154,6 +154,48 @@ def suggestions_ready(person_id: uuid.UUID, **changes: Any) -> pl.SuggestionsRea
     return pl.SuggestionsReady.create(pl.SuggestionsReadyV1(**data), producer="placement")
 
 
+def suggestion(
+    title: str,
+    score: float = 60.0,
+    *,
+    forecast: bool = False,
+    opening_id: uuid.UUID | None = None,
+) -> pl.SuggestionV1:
+    """One suggested internship in Kassel, 8 km away, with its two reasons."""
+    return pl.SuggestionV1(
+        opening_id=opening_id or uuid.uuid4(),
+        opening_type=OpeningType.PRAKTIKUM,
+        title=title,
+        employer="NH Logistik",
+        municipality="Kassel",
+        distance_km=8.0,
+        score=score,
+        reasons=["Interesse an Logistik", "kurzer Arbeitsweg (8 km)"],
+        forecast=forecast,
+    )
+
+
+def suggested(
+    person_id: uuid.UUID,
+    *items: pl.SuggestionV1,
+    cause: c.CourseCompleted | None = None,
+    level: CefrLevel = CefrLevel.A2,
+) -> pl.SuggestionsReady:
+    """Suggestions after a completion (``cause``, at B1) or a new opening (at ``level``)."""
+    return pl.SuggestionsReady.create(
+        pl.SuggestionsReadyV1(
+            suggestion_set_id=uuid.uuid4(),
+            person_id=person_id,
+            district_id="kassel",
+            trigger="course_completed" if cause else "opening_published",
+            german_level=CefrLevel.B1 if cause else level,
+            suggestions=list(items),
+        ),
+        producer="placement",
+        cause=cause,
+    )
+
+
 def one_of_each_event() -> list[Event]:
     """A valid instance of every event type in the catalogue."""
     snap = snapshot()

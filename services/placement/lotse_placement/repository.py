@@ -720,24 +720,7 @@ class PlacementRepository(PlacementStore):
             )
             if item is None:
                 continue
-            found[entry["person_id"]].append(
-                OpenSuggestion(
-                    opening_id=opening.opening_id,
-                    suggestion_set_id=told["_id"],
-                    title=opening.title,
-                    employer=opening.employer,
-                    municipality=opening.municipality,
-                    opening_type=opening.opening_type,
-                    sector=opening.sector,
-                    required_german_level=opening.required_german_level,
-                    start_date=opening.start_date,
-                    distance_km=item.get("distance_km"),
-                    score=item["score"],
-                    reasons=item.get("reasons", []),
-                    forecast=bool(item.get("forecast")),
-                    suggested_at=told["created_at"],
-                )
-            )
+            found[entry["person_id"]].append(OpenSuggestion.as_told(opening, told, item))
         return found
 
     async def suggested_to(

@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from lotse_devstack.samples import CASEWORKER, MENTOR, TODAY, enrolment_facts, snapshot
+from lotse_devstack.samples import (
+    CASEWORKER,
+    MENTOR,
+    TODAY,
+    enrolment_facts,
+    snapshot,
+    suggested,
+    suggestion,
+)
 from lotse_notifications.delivery import ChannelDelivery, EmailGate
 from lotse_notifications.domain.model import (
     BERLIN,
@@ -55,9 +63,6 @@ from lotse_shared.contracts.placement import (
     OpeningClosedV1,
     OpeningFactsV1,
     OpeningPublished,
-    SuggestionsReady,
-    SuggestionsReadyV1,
-    SuggestionV1,
 )
 from lotse_shared.errors import (
     AboutErasedPerson,
@@ -162,37 +167,6 @@ def team(**changes: Any) -> PersonSnapshotV1:
             ),
         ],
         **changes,
-    )
-
-
-def opening(title: str, score: float = 60.0, *, forecast: bool = False, **kw: Any) -> SuggestionV1:
-    return SuggestionV1(
-        opening_id=kw.pop("opening_id", None) or uuid.uuid4(),
-        opening_type=OpeningType.PRAKTIKUM,
-        title=title,
-        employer="NH Logistik",
-        municipality="Kassel",
-        distance_km=8.0,
-        score=score,
-        reasons=["Interesse an Logistik", "kurzer Arbeitsweg (8 km)"],
-        forecast=forecast,
-    )
-
-
-def suggested(
-    person_id: uuid.UUID, *items: SuggestionV1, cause: CourseCompleted | None = None
-) -> SuggestionsReady:
-    return SuggestionsReady.create(
-        SuggestionsReadyV1(
-            suggestion_set_id=uuid.uuid4(),
-            person_id=person_id,
-            district_id="kassel",
-            trigger="course_completed" if cause else "opening_published",
-            german_level=CefrLevel.B1 if cause else CefrLevel.A2,
-            suggestions=list(items),
-        ),
-        producer="placement",
-        cause=cause,
     )
 
 
@@ -321,7 +295,7 @@ async def test_a_repeated_event_is_applied_once(s: Service) -> None:
 async def test_withdrawn_email_consent_stops_the_emails_still_waiting(s: Service) -> None:
     s.clock.now = datetime(2026, 11, 24, 22, 30, tzinfo=BERLIN)  # the email waits for 08:00
     snap = await s.knows()
-    await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
+    await s.h.suggestions_ready(suggested(snap.person_id, suggestion("Lager")))
     assert s.one().email.status is DeliveryStatus.PENDING
     still = snap.model_copy(update={"revision": 2})  # consent kept: nothing changes
     await s.h.person_changed(PersonUpdated.create(still, producer="intake"))
@@ -341,7 +315,7 @@ async def test_withdrawn_email_consent_stops_the_emails_still_waiting(s: Service
 async def test_a_stale_snapshot_without_consent_does_not_stop_emails(s: Service) -> None:
     s.clock.now = datetime(2026, 11, 24, 22, 30, tzinfo=BERLIN)
     snap = await s.knows(snapshot(revision=3))
-    await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
+    await s.h.suggestions_ready(suggested(snap.person_id, suggestion("Lager")))
     stale = snap.model_copy(update={"revision": 2, "consent": Consent(matching=True)})
     await s.h.person_changed(PersonUpdated.create(stale, producer="intake"))
     assert s.one().email.status is DeliveryStatus.PENDING
@@ -357,7 +331,7 @@ async def test_an_erasure_forgets_everything_about_the_person_and_nothing_else(
     s = Service(policy)
     amal, olena = await s.knows(), await s.knows(snapshot(display_name="Olena Kovalenko"))
     for person in (amal, olena):
-        await s.h.suggestions_ready(suggested(person.person_id, opening("Lager")))
+        await s.h.suggestions_ready(suggested(person.person_id, suggestion("Lager")))
         await s.h.attendance_recorded(attendance(person.person_id, uuid.uuid4(), 0.5))
     s.clock.advance(hours=6)
     assert await s.h.build_digests() == 1
@@ -381,7 +355,7 @@ async def test_an_erasure_forgets_everything_about_the_person_and_nothing_else(
 
 
 async def test_suggestions_for_an_unknown_person_wait_and_write_nothing(s: Service) -> None:
-    event = suggested(uuid.uuid4(), opening("Lager"))
+    event = suggested(uuid.uuid4(), suggestion("Lager"))
     with pytest.raises(PersonNotYetKnown):
         await s.h.suggestions_ready(event)
     assert s.repo.notifications == {}
@@ -392,7 +366,7 @@ async def test_suggestions_for_an_unknown_person_wait_and_write_nothing(s: Servi
 async def test_suggestions_that_overtake_their_completion_wait_for_it(s: Service) -> None:
     snap = await s.knows()
     done = completed(snap.person_id)
-    found = suggested(snap.person_id, opening("Lager", 72), cause=done)
+    found = suggested(snap.person_id, suggestion("Lager", 72), cause=done)
     with pytest.raises(NotYetApplicable, match="course completion"):
         await s.h.suggestions_ready(found)
     assert s.all() == []
@@ -408,7 +382,7 @@ async def test_suggestions_become_one_alert_for_the_caseworker_weak_ones_unannou
     s: Service,
 ) -> None:
     snap = await s.knows()
-    event = suggested(snap.person_id, opening("Lager", 72), opening("Schwach", 12))
+    event = suggested(snap.person_id, suggestion("Lager", 72), suggestion("Schwach", 12))
     await s.h.suggestions_ready(event)
     note = s.one()
     assert s.all(MENTOR) == []  # mentors are not told about suggestions
@@ -428,14 +402,14 @@ async def test_suggestions_become_one_alert_for_the_caseworker_weak_ones_unannou
 
 async def test_an_opening_is_announced_once_per_person_and_recipient(s: Service) -> None:
     snap = await s.knows()
-    lager = opening("Lager", 72)
+    lager = suggestion("Lager", 72)
     await s.h.suggestions_ready(suggested(snap.person_id, lager))
-    await s.h.suggestions_ready(suggested(snap.person_id, lager, opening("Küche", 50)))
+    await s.h.suggestions_ready(suggested(snap.person_id, lager, suggestion("Küche", 50)))
     first, second = s.all()
     assert (titles(first), titles(second)) == (["Lager"], ["Küche"])
     await s.h.suggestions_ready(suggested(snap.person_id, lager))
     assert len(s.all()) == 2
-    event = suggested(snap.person_id, opening("Neu"))
+    event = suggested(snap.person_id, suggestion("Neu"))
     await s.h.suggestions_ready(event)
     with pytest.raises(AlreadyApplied):
         await s.h.suggestions_ready(event)
@@ -445,7 +419,7 @@ async def test_new_openings_wait_for_the_daily_digest_by_default() -> None:
     s = Service(AlertPolicy())
     snap = await s.knows()
     await s.h.suggestions_ready(
-        suggested(snap.person_id, opening("Küche", 40), opening("Lager", 70))
+        suggested(snap.person_id, suggestion("Küche", 40), suggestion("Lager", 70))
     )
     assert s.all() == []  # nothing at once
     upcoming = await s.h.upcoming(CASEWORKER.upper())
@@ -464,7 +438,7 @@ async def test_an_hourly_cadence_waits_for_the_next_full_hour() -> None:
     )
     s.clock.advance(minutes=17)
     snap = await s.knows()
-    await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
+    await s.h.suggestions_ready(suggested(snap.person_id, suggestion("Lager")))
     [entry] = await s.h.upcoming(CASEWORKER)
     assert entry.due_at == datetime(2026, 11, 24, 11, 0, tzinfo=BERLIN)
 
@@ -483,7 +457,11 @@ async def test_a_completion_and_its_suggestions_are_one_alert_with_one_email(
     assert to_mentor.email.next_attempt_at == s.clock.now  # not held
 
     found = suggested(
-        snap.person_id, opening("Lager", 72), opening("EQ", 55), opening("Schwach", 12), cause=done
+        snap.person_id,
+        suggestion("Lager", 72),
+        suggestion("EQ", 55),
+        suggestion("Schwach", 12),
+        cause=done,
     )
     await s.h.suggestions_ready(found)
     alert = s.one()
@@ -515,7 +493,7 @@ async def test_suggestions_after_the_email_went_join_the_alert_and_make_it_unrea
     assert "noch keine neuen passenden Stellen" in sent.email_body
     await s.h.mark_read(alert.notification_id)
 
-    await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager", 72), cause=done))
+    await s.h.suggestions_ready(suggested(snap.person_id, suggestion("Lager", 72), cause=done))
     after = s.one()
     assert titles(after) == ["Lager"]
     assert after.read_at is None  # something was added: it shows as unread again
@@ -527,14 +505,16 @@ async def test_suggestions_after_the_email_went_join_the_alert_and_make_it_unrea
 async def test_a_reached_forecast_updates_its_first_announcement() -> None:
     s = Service(AlertPolicy())
     snap = await s.knows()
-    forecast = opening("Ausbildung Lagerlogistik", 65, forecast=True)
+    forecast = suggestion("Ausbildung Lagerlogistik", 65, forecast=True)
     await s.h.suggestions_ready(suggested(snap.person_id, forecast))
     s.clock.advance(hours=6)
     assert await s.h.build_digests() == 1
     done = completed(snap.person_id)
     await s.h.course_completed(done)
     reached = forecast.model_copy(update={"forecast": False})
-    await s.h.suggestions_ready(suggested(snap.person_id, reached, opening("Neu", 50), cause=done))
+    await s.h.suggestions_ready(
+        suggested(snap.person_id, reached, suggestion("Neu", 50), cause=done)
+    )
 
     digest = next(n for n in s.all() if n.kind is Kind.DIGEST)
     [entry] = digest.facts["groups"][0]["entries"]
@@ -548,7 +528,7 @@ async def test_a_reached_forecast_updates_its_first_announcement() -> None:
 async def test_a_reached_forecast_still_waiting_for_its_digest_moves_into_the_alert() -> None:
     s = Service(AlertPolicy())
     snap = await s.knows()
-    forecast = opening("Ausbildung Lagerlogistik", 65, forecast=True)
+    forecast = suggestion("Ausbildung Lagerlogistik", 65, forecast=True)
     await s.h.suggestions_ready(suggested(snap.person_id, forecast))
     done = completed(snap.person_id)
     await s.h.course_completed(done)
@@ -572,7 +552,7 @@ async def test_a_reached_forecast_still_waiting_for_its_digest_moves_into_the_al
 async def test_a_closed_opening_leaves_the_digest_and_is_marked_where_shown() -> None:
     s = Service(AlertPolicy())
     snap = await s.knows()
-    lager, eq, kueche = opening("Lager", 70), opening("EQ Büro", 40), opening("Küche", 55)
+    lager, eq, kueche = suggestion("Lager", 70), suggestion("EQ Büro", 40), suggestion("Küche", 55)
     await s.h.suggestions_ready(suggested(snap.person_id, lager, eq, kueche))
     await s.h.opening_closed(closed(eq.opening_id))
     assert s.repo.entries[next(k for k in s.repo.entries if str(eq.opening_id) in k)].status == (
@@ -593,7 +573,7 @@ async def test_a_closed_opening_leaves_the_digest_and_is_marked_where_shown() ->
 
 async def test_a_re_sent_opening_without_seats_is_as_good_as_closed(s: Service) -> None:
     snap = await s.knows()
-    lager = opening("Lager", 70)
+    lager = suggestion("Lager", 70)
     await s.h.suggestions_ready(suggested(snap.person_id, lager))
     with_seats = published(lager.opening_id, seats_free=2)
     await s.h.opening_published(with_seats)
@@ -664,7 +644,7 @@ async def test_a_critical_email_ignores_the_opt_out_and_the_weekend_but_not_the_
     await s.h.course_dropped(dropped(snap.person_id))
     assert await s.email.deliver_due() == 4  # to the caseworker and the mentor, twice
     assert {n.email.status for n in s.all()} == {DeliveryStatus.SENT}
-    await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
+    await s.h.suggestions_ready(suggested(snap.person_id, suggestion("Lager")))
     opted_out = next(n for n in s.all() if n.kind is Kind.SUGGESTIONS_READY)
     assert opted_out.email.status is DeliveryStatus.OPTED_OUT
     assert log_of(opted_out) == [("inbox", "delivered"), ("email", "opted_out")]
@@ -673,7 +653,7 @@ async def test_a_critical_email_ignores_the_opt_out_and_the_weekend_but_not_the_
 async def test_quiet_hours_hold_the_email_not_the_inbox() -> None:
     s = Service(now=datetime(2026, 11, 24, 22, 30, tzinfo=BERLIN))  # Tuesday night
     snap = await s.knows()
-    await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
+    await s.h.suggestions_ready(suggested(snap.person_id, suggestion("Lager")))
     note = s.one()  # in the inbox at once
     assert note.email.next_attempt_at == datetime(2026, 11, 25, 8, 0, tzinfo=BERLIN)
     s.clock.advance(hours=9)  # 07:30
@@ -735,7 +715,7 @@ async def test_a_routing_override_changes_who_is_told() -> None:
     )
     s = Service(routing=routing)
     snap = await s.knows()
-    await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
+    await s.h.suggestions_ready(suggested(snap.person_id, suggestion("Lager")))
     assert s.one().recipient_role is ContactRole.CASEWORKER
     assert s.one(MENTOR).recipient_role is ContactRole.MENTOR
 
@@ -750,7 +730,7 @@ async def test_contacts_follow_intakes_changes(s: Service) -> None:
         }
     )
     await s.h.person_changed(PersonUpdated.create(changed, producer="intake"))
-    await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
+    await s.h.suggestions_ready(suggested(snap.person_id, suggestion("Lager")))
     assert s.all() == []
     assert s.one(new).recipient_name == "K Y"
 
@@ -783,8 +763,8 @@ async def test_low_priority_items_and_new_openings_go_out_as_one_digest() -> Non
     s = Service(AlertPolicy())
     amal = await s.knows()
     olena = await s.knows(snapshot(display_name="Olena Kovalenko"))
-    lager = opening("Lager", 70)
-    await s.h.suggestions_ready(suggested(amal.person_id, lager, opening("Küche", 55)))
+    lager = suggestion("Lager", 70)
+    await s.h.suggestions_ready(suggested(amal.person_id, lager, suggestion("Küche", 55)))
     await s.h.suggestions_ready(suggested(olena.person_id, lager.model_copy(update={"score": 90})))
     await s.h.enrolled(enrolled(amal.person_id))
     assert await s.h.build_digests() == 0  # not yet 16:00
@@ -825,7 +805,7 @@ async def test_low_priority_items_and_new_openings_go_out_as_one_digest() -> Non
 async def test_a_digest_of_people_without_email_consent_is_not_emailed() -> None:
     s = Service(AlertPolicy())
     snap = await s.knows(snapshot(consent=Consent(matching=True, email_notifications=False)))
-    await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
+    await s.h.suggestions_ready(suggested(snap.person_id, suggestion("Lager")))
     s.clock.advance(hours=6)
     assert await s.h.build_digests() == 1
     assert s.one().email.status is DeliveryStatus.SKIPPED
@@ -834,7 +814,7 @@ async def test_a_digest_of_people_without_email_consent_is_not_emailed() -> None
 async def test_a_digest_bundled_meanwhile_by_another_replica_is_built_once() -> None:
     s = Service(AlertPolicy())
     snap = await s.knows()
-    await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
+    await s.h.suggestions_ready(suggested(snap.person_id, suggestion("Lager")))
     s.clock.advance(hours=6)
     stale = await s.repo.due_entries(CASEWORKER, s.clock.now)
     for entry in s.repo.entries.values():  # another replica bundled them meanwhile
@@ -919,7 +899,7 @@ async def two_alerts(s: Service) -> tuple[Notification, Notification]:
     snap = await s.knows()
     await s.h.course_dropped(dropped(snap.person_id))
     s.clock.advance(minutes=5)
-    await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
+    await s.h.suggestions_ready(suggested(snap.person_id, suggestion("Lager")))
     first, second = s.all()
     return first, second
 
@@ -1013,7 +993,7 @@ async def test_unread_by_person_counts_the_callers_items_or_an_admins_district(
     amal, bilal = await s.knows(), await s.knows()
     for person in (amal, bilal):
         await s.h.course_dropped(dropped(person.person_id))
-    await s.h.suggestions_ready(suggested(amal.person_id, opening("Lager")))
+    await s.h.suggestions_ready(suggested(amal.person_id, suggestion("Lager")))
     me = who(Role.CASEWORKER)
     assert await s.h.unread_by_person(CASEWORKER, me) == {amal.person_id: 2, bilal.person_id: 1}
     bilals = next(n for n in s.all() if n.person_id == bilal.person_id)
@@ -1030,7 +1010,7 @@ async def test_read_all_marks_the_filters_items_and_stops_their_emails() -> None
     amal, omar = await s.knows(), await s.knows(snapshot(display_name="Omar Nasser"))
     for person in (amal, omar):
         await s.h.course_dropped(dropped(person.person_id))
-        await s.h.suggestions_ready(suggested(person.person_id, opening("Lager")))
+        await s.h.suggestions_ready(suggested(person.person_id, suggestion("Lager")))
     me = who(Role.CASEWORKER)
     assert await s.h.read_all(InboxFilter(CASEWORKER, kind=Kind.COURSE_DROPPED), me) == 2
     assert await s.h.read_all(InboxFilter(CASEWORKER, kind=Kind.COURSE_DROPPED), me) == 0
@@ -1095,7 +1075,7 @@ async def test_two_replicas_never_send_the_same_email(s: Service) -> None:
 
 async def test_a_temporary_failure_is_retried_later_and_in_office_hours(s: Service) -> None:
     snap = await s.knows()
-    await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
+    await s.h.suggestions_ready(suggested(snap.person_id, suggestion("Lager")))
     s.emails.fail_next("451 4.3.0 Mailbox busy, try later")
     assert await s.email.deliver_due() == 1
     note = s.one()
@@ -1126,7 +1106,7 @@ async def test_a_channel_fails_for_good_after_its_attempts_or_a_permanent_error(
     s: Service,
 ) -> None:
     snap = await s.knows()
-    await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
+    await s.h.suggestions_ready(suggested(snap.person_id, suggestion("Lager")))
     s.emails.fail_next("550 5.1.1 <petra.schmidt@landkreis-kassel.example> unknown", permanent=True)
     assert await s.email.deliver_due() == 1
     note = s.one()
@@ -1138,7 +1118,7 @@ async def test_a_channel_fails_for_good_after_its_attempts_or_a_permanent_error(
     assert CASEWORKER not in failed.payload.error  # events carry no address
     assert await s.email.deliver_due() == 0  # never tried again
 
-    await s.h.suggestions_ready(suggested(snap.person_id, opening("Küche")))
+    await s.h.suggestions_ready(suggested(snap.person_id, suggestion("Küche")))
     for _ in range(3):  # max_attempts
         s.emails.fail_next("451 busy")
         await s.email.deliver_due()
@@ -1156,7 +1136,7 @@ async def test_the_daily_cap_moves_overflow_to_the_digest_and_critical_alerts_pa
     )
     snap = await s.knows()
     for i in range(4):
-        await s.h.suggestions_ready(suggested(snap.person_id, opening(f"Stelle {i}")))
+        await s.h.suggestions_ready(suggested(snap.person_id, suggestion(f"Stelle {i}")))
     assert await s.email.deliver_due() == 4
     assert [n.email.status for n in s.all()] == [DeliveryStatus.SENT] * 2 + [
         DeliveryStatus.DIGEST
@@ -1180,7 +1160,7 @@ async def test_a_retry_does_not_count_against_the_cap_twice() -> None:
         CASEWORKER, Preferences(cadence={Kind.SUGGESTIONS_READY: Cadence.IMMEDIATE})
     )
     snap = await s.knows()
-    await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
+    await s.h.suggestions_ready(suggested(snap.person_id, suggestion("Lager")))
     s.emails.fail_next("451 busy")
     await s.email.deliver_due()
     s.clock.advance(seconds=6)
@@ -1190,7 +1170,7 @@ async def test_a_retry_does_not_count_against_the_cap_twice() -> None:
 
 async def test_an_email_read_before_it_went_is_skipped_by_the_gate(s: Service) -> None:
     snap = await s.knows()
-    await s.h.suggestions_ready(suggested(snap.person_id, opening("Lager")))
+    await s.h.suggestions_ready(suggested(snap.person_id, suggestion("Lager")))
     note = s.one()
     note.read_at = s.clock.now  # read by another replica after this one claimed it
     gate = s.email.gate

@@ -6,13 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from lotse_shared.contracts.common import CefrLevel, OpeningType, Sector, WorkPermission
 
-from .model import Candidate
+from .model import Candidate, Opening
 from .pipeline import Case, ClosingReason, Stage
 
 STAGE_ORDER = {stage: n for n, stage in enumerate(Stage)}
@@ -40,6 +40,28 @@ class OpenSuggestion(BaseModel):
     decision: Literal["accepted", "dismissed", "withdrawn"] | None = Field(
         default=None, description="Always empty here: decided suggestions are not open."
     )
+
+    @classmethod
+    def as_told(
+        cls, opening: Opening, told: Mapping[str, Any], item: Mapping[str, Any]
+    ) -> OpenSuggestion:
+        """The opening as it is now, with what the set ``told`` said of it (``item``)."""
+        return cls(
+            opening_id=opening.opening_id,
+            suggestion_set_id=told["_id"],
+            title=opening.title,
+            employer=opening.employer,
+            municipality=opening.municipality,
+            opening_type=opening.opening_type,
+            sector=opening.sector,
+            required_german_level=opening.required_german_level,
+            start_date=opening.start_date,
+            distance_km=item.get("distance_km"),
+            score=item["score"],
+            reasons=item.get("reasons", []),
+            forecast=bool(item.get("forecast")),
+            suggested_at=told["created_at"],
+        )
 
 
 def best_first(suggestions: Iterable[OpenSuggestion]) -> list[OpenSuggestion]:
