@@ -217,12 +217,6 @@ def make_router(
 
 def _openings(router: APIRouter, c: RouteContext) -> None:
     """Openings: partners publish and close their own; readers of the district search them."""
-    h = c.h
-    access = c.access
-    views = c.views
-    readers = c.readers
-    publishers = c.publishers
-    opening_readers = c.opening_readers
 
     @router.post(
         "/openings",
@@ -230,12 +224,12 @@ def _openings(router: APIRouter, c: RouteContext) -> None:
         tags=["openings"],
         summary="Publish or update an opening (same source and source_ref: update)",
     )
-    async def publish_opening(body: OpeningRequest, viewer: Principal = publishers) -> Opening:
+    async def publish_opening(body: OpeningRequest, viewer: Principal = c.publishers) -> Opening:
         report = OpeningReportedV1.model_validate(body.model_dump(exclude={"source"}))
         if report.district_id != viewer.district_id:
             raise RuleViolation("district_id", f"you publish for {viewer.district_id} only")
         source = source_for(viewer, body.source if "source" in body.model_fields_set else None)
-        return await h.report_opening(report, source)
+        return await c.h.report_opening(report, source)
 
     @router.get(
         "/openings",
@@ -263,7 +257,7 @@ def _openings(router: APIRouter, c: RouteContext) -> None:
         ] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-        viewer: Principal = opening_readers,
+        viewer: Principal = c.opening_readers,
     ) -> list[Opening]:
         place = find_place(municipality) if municipality else None
         which = OpeningFilter(
@@ -275,7 +269,7 @@ def _openings(router: APIRouter, c: RouteContext) -> None:
             starts_by=starts_by,
             text=q or None,
         )
-        return await h.list_openings(
+        return await c.h.list_openings(
             viewer,
             which,
             limit=limit,
@@ -293,10 +287,10 @@ def _openings(router: APIRouter, c: RouteContext) -> None:
         "where they differ from the opening now.",
     )
     async def get_opening(
-        opening_id: uuid.UUID, viewer: Principal = opening_readers
+        opening_id: uuid.UUID, viewer: Principal = c.opening_readers
     ) -> OpeningDetail:
-        opening = await access.opening(viewer, opening_id)
-        history = await views.opening_history(opening)
+        opening = await c.access.opening(viewer, opening_id)
+        history = await c.views.opening_history(opening)
         return OpeningDetail(**opening.model_dump(), history=history)
 
     @router.get(
@@ -311,25 +305,21 @@ def _openings(router: APIRouter, c: RouteContext) -> None:
     async def candidates(
         opening_id: uuid.UUID,
         limit: Annotated[int, Query(ge=1, le=200)] = 20,
-        viewer: Principal = readers,
+        viewer: Principal = c.readers,
     ) -> list[OpeningCandidate]:
-        opening = await access.opening(viewer, opening_id)
-        return await h.candidates_for_opening(opening, viewer, limit=limit)
+        opening = await c.access.opening(viewer, opening_id)
+        return await c.h.candidates_for_opening(opening, viewer, limit=limit)
 
     @router.post("/openings/{opening_id}/close", tags=["openings"])
     async def close_opening(
-        opening_id: uuid.UUID, body: CloseRequest, viewer: Principal = publishers
+        opening_id: uuid.UUID, body: CloseRequest, viewer: Principal = c.publishers
     ) -> Opening:
-        opening = await access.opening(viewer, opening_id)
-        return await h.close_opening(opening.source, opening.source_ref, body.reason)
+        opening = await c.access.opening(viewer, opening_id)
+        return await c.h.close_opening(opening.source, opening.source_ref, body.reason)
 
 
 def _suggestions(router: APIRouter, c: RouteContext) -> None:
     """A person's suggestions, the caseload overview and "why not?"."""
-    h = c.h
-    views = c.views
-    readers = c.readers
-    person_seen_by = c.person_seen_by
 
     @router.get(
         "/people/{person_id}/suggestions",
@@ -337,10 +327,10 @@ def _suggestions(router: APIRouter, c: RouteContext) -> None:
         summary="The person's suggestion sets, newest first",
     )
     async def suggestions(
-        person_id: uuid.UUID, request: Request, viewer: Principal = readers
+        person_id: uuid.UUID, request: Request, viewer: Principal = c.readers
     ) -> list[SuggestionSetOut]:
-        await person_seen_by(viewer, person_id, request)
-        sets, decisions = await views.suggestion_sets(person_id)
+        await c.person_seen_by(viewer, person_id, request)
+        sets, decisions = await c.views.suggestion_sets(person_id)
         return [_set_out(d, decisions) for d in sets]
 
     @router.get(
@@ -356,10 +346,10 @@ def _suggestions(router: APIRouter, c: RouteContext) -> None:
         request: Request,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-        viewer: Principal = readers,
+        viewer: Principal = c.readers,
     ) -> OpenSuggestionPage:
-        await person_seen_by(viewer, person_id, request)
-        found = await h.open_suggestions(person_id)
+        await c.person_seen_by(viewer, person_id, request)
+        found = await c.h.open_suggestions(person_id)
         return OpenSuggestionPage(
             total=len(found), items=found[offset : offset + limit], limit=limit, offset=offset
         )
@@ -373,8 +363,8 @@ def _suggestions(router: APIRouter, c: RouteContext) -> None:
         "best score, the furthest stage and open cases. One call, a fixed number of "
         "queries.",
     )
-    async def overview(body: PeopleQuery, viewer: Principal = readers) -> list[PersonOverview]:
-        return await h.overviews(body.person_ids, viewer)
+    async def overview(body: PeopleQuery, viewer: Principal = c.readers) -> list[PersonOverview]:
+        return await c.h.overviews(body.person_ids, viewer)
 
     @router.get(
         "/people/{person_id}/evaluation",
@@ -387,10 +377,10 @@ def _suggestions(router: APIRouter, c: RouteContext) -> None:
         person_id: uuid.UUID,
         request: Request,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        viewer: Principal = readers,
+        viewer: Principal = c.readers,
     ) -> list[EvaluationOut]:
-        await person_seen_by(viewer, person_id, request)
-        _, evaluations = await h.evaluate_person(person_id, limit=limit)
+        await c.person_seen_by(viewer, person_id, request)
+        _, evaluations = await c.h.evaluate_person(person_id, limit=limit)
         return [
             EvaluationOut(
                 opening_id=e.opening.opening_id,
@@ -406,12 +396,6 @@ def _suggestions(router: APIRouter, c: RouteContext) -> None:
 
 def _pipeline(router: APIRouter, c: RouteContext) -> None:
     """Taking a suggestion up, and the case it opens, to its end."""
-    pipeline = c.pipeline
-    views = c.views
-    staff = c.staff
-    readers = c.readers
-    person_seen_by = c.person_seen_by
-    case_seen_by = c.case_seen_by
 
     @router.post(
         "/people/{person_id}/suggestions/{opening_id}/accept",
@@ -423,10 +407,10 @@ def _pipeline(router: APIRouter, c: RouteContext) -> None:
         opening_id: uuid.UUID,
         body: AcceptRequest,
         request: Request,
-        viewer: Principal = staff,
+        viewer: Principal = c.staff,
     ) -> Case:
-        await person_seen_by(viewer, person_id, request)
-        return await pipeline.accept_suggestion(person_id, opening_id, body.note)
+        await c.person_seen_by(viewer, person_id, request)
+        return await c.pipeline.accept_suggestion(person_id, opening_id, body.note)
 
     @router.post(
         "/people/{person_id}/suggestions/{opening_id}/dismiss",
@@ -439,21 +423,21 @@ def _pipeline(router: APIRouter, c: RouteContext) -> None:
         opening_id: uuid.UUID,
         body: DismissRequest,
         request: Request,
-        viewer: Principal = staff,
+        viewer: Principal = c.staff,
     ) -> None:
-        await person_seen_by(viewer, person_id, request)
-        await pipeline.dismiss_suggestion(person_id, opening_id, body.reason)
+        await c.person_seen_by(viewer, person_id, request)
+        await c.pipeline.dismiss_suggestion(person_id, opening_id, body.reason)
 
     @router.get("/people/{person_id}/cases", tags=["pipeline"], summary="The person's cases")
     async def cases_of(
-        person_id: uuid.UUID, request: Request, viewer: Principal = readers
+        person_id: uuid.UUID, request: Request, viewer: Principal = c.readers
     ) -> list[Case]:
-        await person_seen_by(viewer, person_id, request)
-        return await views.cases_of(person_id)
+        await c.person_seen_by(viewer, person_id, request)
+        return await c.views.cases_of(person_id)
 
     @router.get("/cases/{case_id}", tags=["pipeline"], summary="A case with its history")
-    async def get_case(case_id: uuid.UUID, request: Request, viewer: Principal = readers) -> Case:
-        return await case_seen_by(viewer, case_id, request)
+    async def get_case(case_id: uuid.UUID, request: Request, viewer: Principal = c.readers) -> Case:
+        return await c.case_seen_by(viewer, case_id, request)
 
     @router.post(
         "/cases/{case_id}/stage",
@@ -462,23 +446,21 @@ def _pipeline(router: APIRouter, c: RouteContext) -> None:
         "still employed after 3 and 6 months)",
     )
     async def advance(
-        case_id: uuid.UUID, body: StageRequest, request: Request, viewer: Principal = staff
+        case_id: uuid.UUID, body: StageRequest, request: Request, viewer: Principal = c.staff
     ) -> Case:
-        await case_seen_by(viewer, case_id, request)
-        return await pipeline.advance_case(case_id, body.stage, body.on, body.note)
+        await c.case_seen_by(viewer, case_id, request)
+        return await c.pipeline.advance_case(case_id, body.stage, body.on, body.note)
 
     @router.post("/cases/{case_id}/close", tags=["pipeline"], summary="Close a case with a reason")
     async def close_case(
-        case_id: uuid.UUID, body: CloseCaseRequest, request: Request, viewer: Principal = staff
+        case_id: uuid.UUID, body: CloseCaseRequest, request: Request, viewer: Principal = c.staff
     ) -> Case:
-        await case_seen_by(viewer, case_id, request)
-        return await pipeline.close_case(case_id, body.reason, body.on, body.note)
+        await c.case_seen_by(viewer, case_id, request)
+        return await c.pipeline.close_case(case_id, body.reason, body.on, body.note)
 
 
 def _report(router: APIRouter, c: RouteContext) -> None:
     """The district's placement figures, for coordinators and admins."""
-    pipeline = c.pipeline
-    district_wide = c.district_wide
 
     @router.get(
         "/reports/placement",
@@ -490,10 +472,10 @@ def _report(router: APIRouter, c: RouteContext) -> None:
     )
     async def report(
         fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
-        viewer: Principal = district_wide,
+        viewer: Principal = c.district_wide,
     ) -> PlacementReport | Response:
         district = viewer.district_id or ""
-        result = await pipeline.report(district)
+        result = await c.pipeline.report(district)
         if fmt == "csv":
             return Response(
                 report_csv(result),
@@ -507,9 +489,6 @@ def _report(router: APIRouter, c: RouteContext) -> None:
 
 def _imports(router: APIRouter, c: RouteContext) -> None:
     """Partners' lists in their own formats, by HTTP."""
-    imports = c.imports
-    access = c.access
-    importers = c.importers
 
     @router.post(
         "/imports/jobsuche",
@@ -530,7 +509,7 @@ def _imports(router: APIRouter, c: RouteContext) -> None:
         ] = None,
         import_id: uuid.UUID | None = None,
         row_offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-        viewer: Principal = importers,
+        viewer: Principal = c.importers,
     ) -> ImportCompletedV1:
         feed = parse_feed("jobsuche", document, angebotsart).shifted(row_offset)
         sent_by = source_for(viewer, source, default="ba-jobsuche")
@@ -555,7 +534,7 @@ def _imports(router: APIRouter, c: RouteContext) -> None:
         full_feed: bool = False,
         import_id: uuid.UUID | None = None,
         row_offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-        viewer: Principal = importers,
+        viewer: Principal = c.importers,
     ) -> ImportCompletedV1:
         feed = parse_feed("csv", await request.body()).shifted(row_offset)
         return await _import(
@@ -572,15 +551,15 @@ def _imports(router: APIRouter, c: RouteContext) -> None:
     ) -> ImportCompletedV1:
         district = viewer.district_id
         if import_id is None:
-            return await imports.import_feed(
+            return await c.imports.import_feed(
                 feed, source, fmt=fmt, full_feed=full_feed, district_id=district
             )
         if full_feed:
             raise RuleViolation(
                 "full_feed", "a batch cannot be a full feed; say so when completing the import"
             )
-        await access.import_record(viewer, import_id, missing_ok=True)
-        return await imports.import_batch(
+        await c.access.import_record(viewer, import_id, missing_ok=True)
+        return await c.imports.import_batch(
             feed, source, fmt=fmt, import_id=import_id, district_id=district
         )
 
@@ -590,14 +569,14 @@ def _imports(router: APIRouter, c: RouteContext) -> None:
         summary="End an import sent in batches; full_feed closes what no batch named",
     )
     async def complete_import(
-        import_id: uuid.UUID, full_feed: bool = False, viewer: Principal = importers
+        import_id: uuid.UUID, full_feed: bool = False, viewer: Principal = c.importers
     ) -> ImportCompletedV1:
-        await access.import_record(viewer, import_id)
-        return await imports.complete_import(import_id, full_feed=full_feed)
+        await c.access.import_record(viewer, import_id)
+        return await c.imports.complete_import(import_id, full_feed=full_feed)
 
     @router.get("/imports/{import_id}", tags=["imports"], summary="An import's totals so far")
     async def import_status(
-        import_id: uuid.UUID, viewer: Principal = importers
+        import_id: uuid.UUID, viewer: Principal = c.importers
     ) -> ImportCompletedV1:
-        await access.import_record(viewer, import_id)
-        return await imports.import_status(import_id)
+        await c.access.import_record(viewer, import_id)
+        return await c.imports.import_status(import_id)
