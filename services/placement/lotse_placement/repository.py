@@ -654,53 +654,44 @@ class PlacementRepository(PlacementStore):
     ) -> dict[uuid.UUID, dict[uuid.UUID, float | None]]:
         """Two queries, reading neither the suggestion sets (their reasons) nor the
         openings' texts: those cost a caseload of 150 people most of its time."""
-        entries = [
-            d
-            async for d in self.suggested.find(
-                {"person_id": {"$in": person_ids}, "decision": None},
-                {"person_id": 1, "opening_id": 1, "score": 1},
-                session=session_of(tx),
-            )
-        ]
-        if not entries:
-            return {}
-        still_open = {
-            d["_id"]
-            async for d in self.openings.find(
-                {"_id": {"$in": list({e["opening_id"] for e in entries})}, "status": "open"},
-                {"_id": 1},
-                session=session_of(tx),
-            )
-        }
+        entries, still_open = await self._undecided_and_open(
+            person_ids, {"score": 1}, {"_id": 1}, tx
+        )
         found: dict[uuid.UUID, dict[uuid.UUID, float | None]] = defaultdict(dict)
         for entry in entries:
             if entry["opening_id"] in still_open:
                 found[entry["person_id"]][entry["opening_id"]] = entry.get("score")
         return found
 
+    async def _undecided_and_open(
+        self,
+        person_ids: list[uuid.UUID],
+        entry_fields: Document,
+        opening_fields: Document,
+        tx: Transaction | None,
+    ) -> tuple[list[Document], dict[uuid.UUID, Document]]:
+        """These people's suggestions not decided on, and those of their openings still
+        open (by id), each read with the fields asked for."""
+        fields = {"person_id": 1, "opening_id": 1, **entry_fields}
+        query = {"person_id": {"$in": person_ids}, "decision": None}
+        entries = await self.suggested.find(query, fields, session=session_of(tx)).to_list()
+        if not entries:
+            return [], {}
+        wanted = {"_id": {"$in": list({e["opening_id"] for e in entries})}, "status": "open"}
+        cursor = self.openings.find(wanted, opening_fields, session=session_of(tx))
+        return entries, {d["_id"]: d async for d in cursor}
+
     async def open_suggestions_of(
         self, person_ids: list[uuid.UUID], tx: Transaction | None = None
     ) -> dict[uuid.UUID, list[OpenSuggestion]]:
         """Three queries whatever the number of people; the set that told it last is the
         one its told-marker names."""
-        entries = [
-            d
-            async for d in self.suggested.find(
-                {"person_id": {"$in": person_ids}, "decision": None},
-                {"person_id": 1, "opening_id": 1, "suggestion_set_id": 1},
-                session=session_of(tx),
-            )
-        ]
+        entries, still_open = await self._undecided_and_open(
+            person_ids, {"suggestion_set_id": 1}, {"history": 0, "description": 0}, tx
+        )
         if not entries:
             return {}
-        openings = {
-            d["_id"]: _opening(d)
-            async for d in self.openings.find(
-                {"_id": {"$in": list({e["opening_id"] for e in entries})}, "status": "open"},
-                {"history": 0, "description": 0},
-                session=session_of(tx),
-            )
-        }
+        openings = {opening_id: _opening(d) for opening_id, d in still_open.items()}
         sets = {
             d["_id"]: d
             async for d in self.sets.find(
