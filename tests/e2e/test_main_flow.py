@@ -128,17 +128,26 @@ async def one_trace_follows_the_completion(folder: str) -> None:
         trace_id = started[0]["context"]["trace_id"]
         return [s for s in recorded if s["context"]["trace_id"] == trace_id]
 
+    def consumed(flow: list[dict[str, Any]], name: str, what: str) -> list[str]:
+        """When ``name`` started handling ``what`` in this trace."""
+        return sorted(
+            s["start_time"]
+            for s in flow
+            if service(s) == name and s["kind"] == "SpanKind.CONSUMER" and what in s["name"]
+        )
+
     async def complete() -> bool:  # spans are written in batches, every few seconds
-        consumers = {service(s) for s in the_flow() if s["kind"] == "SpanKind.CONSUMER"}
-        return consumers >= {"courses", "placement", "notifications"}
+        return bool(consumed(the_flow(), "notifications", "suggestions.ready"))
 
     await eventually(complete, timeout_s=30, what="one trace across the three services")
     flow = the_flow()
-    first = {
-        name: min(s["start_time"] for s in flow if service(s) == name)
-        for name in ("courses", "placement", "notifications")
-    }
-    assert first["courses"] < first["placement"] < first["notifications"], first
+    # the chain, in order: the school's report, the completion, the suggestions
+    steps = [
+        consumed(flow, "courses", "completion_reported")[0],
+        consumed(flow, "placement", "course.completed")[0],
+        consumed(flow, "notifications", "suggestions.ready")[0],
+    ]
+    assert steps == sorted(steps), steps
     root = [s for s in flow if s["parent_id"] is None]
     assert len(root) == 1, [s["name"] for s in root]  # one trace, one beginning
     assert service(root[0]) == "courses"
