@@ -138,9 +138,9 @@ class OutboxRelay:
         for doc, result in zip(docs, results, strict=True):
             if result is not True:
                 log.error("publishing outbox event %s failed: %r", doc["_id"], result)
-        if failed:  # try them again once their lease has run out
+        if failed:  # try them again once their lease has run out (or sooner, if due)
             retry_at = time.monotonic() + OWN_LEASE_S + 1.0
-            self._next_recovery = min(self._next_recovery or retry_at, retry_at)
+            self._next_recovery = min(self._next_recovery, retry_at)
         if sent:
             done = datetime.now(UTC)
             await in_transaction(
