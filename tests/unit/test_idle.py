@@ -3,6 +3,7 @@ parking lot's sweep query it only when something can be due."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -69,3 +70,25 @@ async def test_an_empty_parking_lot_is_looked_at_once_per_recheck() -> None:
     # an event parked here is due sooner: the sweep comes for it then, not later
     await lot.park(event_id="e1", routing_key="k", body=b"{}", person_id="p", reason="why")
     assert lot._next_due < datetime.now(UTC) + timedelta(seconds=6)
+
+
+class RefusingBroker:
+    async def publish(self, *args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("broker unreachable")
+
+
+async def test_a_failed_publish_brings_the_next_look_for_leftovers_forward() -> None:
+    relay = OutboxRelay(
+        CountingDatabase(),  # type: ignore[arg-type]
+        broker=RefusingBroker(),  # type: ignore[arg-type]
+        exchange=None,  # type: ignore[arg-type]
+        recover_every_s=600,
+    )
+    row = {"_id": "e1", "body": b"{}", "routing_key": "k", "correlation_id": "c", "event_type": "t"}
+    relay._next_recovery = time.monotonic() + 600
+    assert await relay._publish_and_mark([row]) == 0
+    # once its lease has run out (10 s), not at the next interval (600 s)
+    assert relay._next_recovery < time.monotonic() + 12
+    relay._next_recovery = 0.0  # a recovery already due stays due
+    await relay._publish_and_mark([row])
+    assert relay._next_recovery == 0.0
