@@ -196,6 +196,28 @@ def suggested(
     )
 
 
+def opening_published(opening_id: uuid.UUID, seats_free: int = 1) -> pl.OpeningPublished:
+    """An apprenticeship in Kassel, as placement announces it."""
+    return pl.OpeningPublished.create(
+        pl.OpeningFactsV1(
+            opening_id=opening_id,
+            district_id="kassel",
+            source="ba-jobsuche",
+            source_ref="R1",
+            opening_type=OpeningType.AUSBILDUNG,
+            title="Ausbildung",
+            employer="E",
+            occupation_code="51322",
+            sector=Sector.LOGISTIK,
+            required_german_level=CefrLevel.B1,
+            municipality="Kassel",
+            start_date=TODAY,
+            seats_free=seats_free,
+        ),
+        producer="placement",
+    )
+
+
 def one_of_each_event() -> list[Event]:
     """A valid instance of every event type in the catalogue."""
     snap = snapshot()
@@ -259,24 +281,7 @@ def one_of_each_event() -> list[Event]:
         c.CourseDropped.create(
             c.CourseDroppedV1(**facts, dropped_on=TODAY, reason="moved away"), producer="courses"
         ),
-        pl.OpeningPublished.create(
-            pl.OpeningFactsV1(
-                opening_id=uuid.uuid4(),
-                district_id="kassel",
-                source="ba-jobsuche",
-                source_ref="R1",
-                opening_type=OpeningType.AUSBILDUNG,
-                title="Ausbildung",
-                employer="E",
-                occupation_code="51322",
-                sector=Sector.LOGISTIK,
-                required_german_level=CefrLevel.B1,
-                municipality="Kassel",
-                start_date=TODAY,
-                seats_free=1,
-            ),
-            producer="placement",
-        ),
+        opening_published(uuid.uuid4()),
         pl.OpeningClosed.create(
             pl.OpeningClosedV1(
                 opening_id=uuid.uuid4(),

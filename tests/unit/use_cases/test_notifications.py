@@ -16,6 +16,7 @@ from lotse_devstack.samples import (
     MENTOR,
     TODAY,
     enrolment_facts,
+    opening_published,
     snapshot,
     suggested,
     suggestion,
@@ -37,7 +38,7 @@ from lotse_notifications.handlers import NotificationsHandlers
 from lotse_notifications.inbox import READ_BEFORE_SENT, InboxFilter
 from lotse_notifications.templates import Templates
 from lotse_shared.auth import Role
-from lotse_shared.contracts.common import CefrLevel, ContactRole, Language, OpeningType, Sector
+from lotse_shared.contracts.common import CefrLevel, ContactRole, Language
 from lotse_shared.contracts.courses import (
     AttendanceRecorded,
     AttendanceRecordedV1,
@@ -61,8 +62,6 @@ from lotse_shared.contracts.notifications import NotificationDelivered, Notifica
 from lotse_shared.contracts.placement import (
     OpeningClosed,
     OpeningClosedV1,
-    OpeningFactsV1,
-    OpeningPublished,
 )
 from lotse_shared.errors import (
     AboutErasedPerson,
@@ -213,27 +212,6 @@ def closed(opening_id: uuid.UUID) -> OpeningClosed:
             source="ba-jobsuche",
             source_ref="R1",
             reason="besetzt",
-        ),
-        producer="placement",
-    )
-
-
-def published(opening_id: uuid.UUID, seats_free: int) -> OpeningPublished:
-    return OpeningPublished.create(
-        OpeningFactsV1(
-            opening_id=opening_id,
-            district_id="kassel",
-            source="ba-jobsuche",
-            source_ref="R1",
-            opening_type=OpeningType.AUSBILDUNG,
-            title="Ausbildung",
-            employer="E",
-            occupation_code="51322",
-            sector=Sector.LOGISTIK,
-            required_german_level=CefrLevel.B1,
-            municipality="Kassel",
-            start_date=TODAY,
-            seats_free=seats_free,
         ),
         producer="placement",
     )
@@ -575,12 +553,12 @@ async def test_a_re_sent_opening_without_seats_is_as_good_as_closed(s: Service) 
     snap = await s.knows()
     lager = suggestion("Lager", 70)
     await s.h.suggestions_ready(suggested(snap.person_id, lager))
-    with_seats = published(lager.opening_id, seats_free=2)
+    with_seats = opening_published(lager.opening_id, seats_free=2)
     await s.h.opening_published(with_seats)
     assert s.uow.inbox[str(with_seats.event_id)] == "seats free"  # handled, nothing to do
     assert s.one().facts["suggestions"][0]["unavailable"] is False
 
-    await s.h.opening_published(published(lager.opening_id, seats_free=0))
+    await s.h.opening_published(opening_published(lager.opening_id, seats_free=0))
     assert s.one().facts["suggestions"][0]["unavailable"] is True
     assert "nicht mehr verfügbar" in s.one().body
 
