@@ -90,6 +90,18 @@ class Metrics:
             registry=r,
         )
 
+        self.batch_size = Histogram(
+            "lotse_group_commit_messages",
+            "Transactions per group commit, by result (committed, or rolled back and "
+            "each run again alone).",
+            ["result"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=r,
+        )
+
+    def batched(self, members: int, committed: bool) -> None:
+        self.batch_size.labels("committed" if committed else "rolled_back").observe(members)
+
     def delivered(self, channel: str, result: str) -> None:
         self.deliveries.labels(channel, result).inc()
 

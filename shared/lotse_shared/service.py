@@ -106,7 +106,13 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
         db, broker, topology.events_exchange, recover_every_s=settings.outbox_recover_every_s
     )
     uow = MongoUnitOfWork(
-        client, db, on_committed=relay.kick, max_concurrent=settings.transaction_concurrency
+        client,
+        db,
+        on_committed=relay.kick,
+        max_concurrent=settings.transaction_concurrency,
+        batch_max=settings.batch_max,
+        batch_wait_s=settings.batch_wait_ms / 1000,
+        on_batch=metrics.batched,
     )
     return ServiceRuntime(
         settings=settings,

@@ -142,6 +142,17 @@ class ServiceSettings(BaseSettings):
         default=4,
         description="Transactions one process runs at the same time; more handlers wait.",
     )
+    batch_max: int = Field(
+        default=64,
+        ge=1,
+        description="Group commit: at most this many messages applied in one database "
+        "transaction (1: each message in its own).",
+    )
+    batch_wait_ms: float = Field(
+        default=5.0,
+        ge=0,
+        description="Group commit: how long a batch waits for more messages after its first.",
+    )
     redelivery_delay_s: float = Field(
         default=1.0,
         description="Pause before a message is requeued when not even its retry could be "

@@ -20,6 +20,7 @@ from lotse_shared import logs
 from lotse_shared.contracts.envelope import Event
 from lotse_shared.errors import RuleViolation
 from lotse_shared.persistence.retry import retry_transient
+from lotse_shared.persistence.unit import group_commit
 
 from .topology import Topology
 
@@ -89,7 +90,9 @@ class Subscriptions:
             self._table[event_cls.ROUTING_KEY] = (event_cls, fn)
 
             async def consume(event: E) -> None:
-                with logs.handling(str(event.correlation_id), str(event.event_id)):
+                # the messages applied at the same time may share one commit (the unit
+                # of work's group commit); the message is acknowledged after it
+                with logs.handling(str(event.correlation_id), str(event.event_id)), group_commit():
                     refuse_unencodable_text(event)
                     if str(event.event_id) in self.fail_event_ids:
                         raise InjectedFault(f"chaos: handling of {event.event_id} is set to fail")

@@ -19,6 +19,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -33,7 +34,7 @@ from lotse_shared.contracts.envelope import Event
 from lotse_shared.contracts.intake import PersonErased
 from lotse_shared.errors import AboutErasedPerson, AlreadyApplied
 from lotse_shared.persistence.retry import retry_transient
-from lotse_shared.persistence.unit import Transaction
+from lotse_shared.persistence.unit import BatchAborted, Transaction, group_commit_allowed
 from lotse_shared.tracing import current_traceparent
 
 log = logging.getLogger("lotse.persistence")
@@ -139,6 +140,15 @@ async def is_erased(
     return await db[ERASURES].find_one({"_id": person_id}, {"_id": 1}, session=session) is not None
 
 
+def inbox_row(event: Event) -> Document:
+    """The inbox's record that this service applied ``event`` (its id is the key)."""
+    return {
+        "_id": str(event.event_id),
+        "event_type": event.event_type,
+        "applied_at": datetime.now(UTC),
+    }
+
+
 def outbox_document(event: Event, lease_s: float = 0.0) -> Document:
     """An outbox row; with ``lease_s`` the committing process keeps it to itself that
     long (it publishes from memory), after which any relay may take it."""
@@ -187,11 +197,16 @@ class MongoTransaction:
     db: AsyncDatabase[Document]
     session: AsyncClientSession
     events: list[Event] = field(default_factory=list)
+    # in a group commit, the events its earlier members applied: their inbox rows are
+    # written at its commit
+    applied_before: set[str] = field(default_factory=set)
 
     def publish(self, event: Event) -> None:
         self.events.append(event)
 
     async def has_applied(self, event_id: str) -> bool:
+        if event_id in self.applied_before:
+            return True
         found = await self.db[INBOX].count_documents(
             {"_id": event_id}, session=self.session, limit=1
         )
@@ -270,15 +285,19 @@ class MongoUnitOfWork:
         db: AsyncDatabase[Document],
         on_committed: Callable[[list[Document]], None] | None = None,
         max_concurrent: int = 4,
+        batch_max: int = 1,
+        batch_wait_s: float = 0.005,
+        on_batch: Callable[[int, bool], None] = lambda members, committed: None,
     ) -> None:
         self.client = client
         self.db = db
         self._on_committed = on_committed
+        self._group = GroupCommit(self, batch_max, batch_wait_s, on_batch) if batch_max > 1 else None
         # More concurrent transactions than this buy nothing but write conflicts and
         # latency (measured: SecantusDB's throughput is flat from 1 to 64), and every
         # transaction open when a process is killed lingers on the server until it
         # expires. Handlers beyond the gate wait here, not in the database.
-        self._gate = asyncio.Semaphore(max_concurrent)
+        self.gate = asyncio.Semaphore(max_concurrent)
 
     async def handled_without_effects(self, event: Event, why: str) -> None:
         """In one write and no transaction: there is nothing else to write."""
@@ -286,6 +305,10 @@ class MongoUnitOfWork:
 
     @asynccontextmanager
     async def transaction(self, applying: Event | None = None) -> AsyncIterator[Transaction]:
+        if self._group is not None and self._group.may_join(applying):
+            async with self._group.member(applying) as member:
+                yield member
+            return
         try:
             async with self._transaction(applying) as tx:
                 yield tx
@@ -296,19 +319,12 @@ class MongoUnitOfWork:
 
     @asynccontextmanager
     async def _transaction(self, applying: Event | None) -> AsyncIterator[MongoTransaction]:
-        async with self._gate, self.client.start_session() as session:  # noqa: SIM117
+        async with self.gate, self.client.start_session() as session:  # noqa: SIM117
             async with await session.start_transaction():
                 tx = MongoTransaction(db=self.db, session=session)
                 if applying is not None:
                     try:
-                        await self.db[INBOX].insert_one(
-                            {
-                                "_id": str(applying.event_id),
-                                "event_type": applying.event_type,
-                                "applied_at": datetime.now(UTC),
-                            },
-                            session=session,
-                        )
+                        await self.db[INBOX].insert_one(inbox_row(applying), session=session)
                     except DuplicateKeyError:
                         raise AlreadyApplied(str(applying.event_id)) from None
                     person_id = subject_of(applying)
@@ -321,11 +337,17 @@ class MongoUnitOfWork:
                 yield tx
                 if applying is None and tx.events:
                     tx.events = await self._without_erased(tx.events, session)
-                # rows the committing process will publish itself are leased to it
-                lease_s = OWN_LEASE_S if self._on_committed is not None else 0.0
-                rows = [outbox_document(e, lease_s) for e in tx.events]
+                rows = [outbox_document(e, self.lease_s) for e in tx.events]
                 if rows:
                     await self.db[OUTBOX].insert_many(rows, session=session)
+        self.committed(rows)
+
+    @property
+    def lease_s(self) -> float:
+        """Rows the committing process will publish itself are leased to it."""
+        return OWN_LEASE_S if self._on_committed is not None else 0.0
+
+    def committed(self, rows: list[Document]) -> None:
         if rows and self._on_committed is not None:
             self._on_committed(rows)
 
@@ -353,3 +375,207 @@ class MongoUnitOfWork:
         return [
             e for e in events if e.event_type == ERASED_EVENT_TYPE or subject_of(e) not in erased
         ]
+
+
+# --- group commit -------------------------------------------------------------------------
+
+_IN_BATCH_BODY: ContextVar[bool] = ContextVar("lotse_in_batch_body", default=False)
+
+
+@dataclass(eq=False)
+class _Batch:
+    """Transactions of several messages in one MongoDB transaction. Their bodies run one
+    after another in its session; their inbox and outbox rows are written together at
+    the end, in one ``insert_many`` each, then one commit."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sealed: asyncio.Event = field(default_factory=asyncio.Event)  # no one joins any more
+    all_in: asyncio.Event = field(default_factory=asyncio.Event)  # every body has run
+    settled: asyncio.Event = field(default_factory=asyncio.Event)  # committed or rolled back
+    reserved: int = 0
+    finished: int = 0
+    failed: BaseException | None = None
+    session: AsyncClientSession | None = None
+    applying: list[Event] = field(default_factory=list)
+    applied_ids: set[str] = field(default_factory=set)
+    outbox_rows: list[Document] = field(default_factory=list)
+    # rows of transactions that applied no event: dropped at commit if about people
+    # erased meanwhile, as a transaction on its own does (``_without_erased``)
+    plain_rows: list[Document] = field(default_factory=list)
+
+    def fail(self, exc: BaseException) -> None:
+        if self.failed is None:
+            self.failed = exc
+
+    def body_done(self) -> None:
+        self.finished += 1
+        if self.sealed.is_set() and self.finished == self.reserved:
+            self.all_in.set()
+
+
+class GroupCommit:
+    """Group commit for consumers: the transactions that concurrent handlers open while
+    a batch is open (up to ``max_size``, for ``max_wait_s`` from its first) are one
+    MongoDB transaction; each handler waits for that commit, so every message is
+    acknowledged only once its effects are durable.
+
+    A member that fails (its own exception, a duplicate inbox row, an event about an
+    erased person, a lost write conflict at commit) rolls the whole batch back; every
+    member then raises :class:`BatchAborted` and runs again alone (``retry_transient``),
+    where the retry, parking and dead-letter rules apply to each message by itself. An
+    erasure, and a transaction opened inside another, never join.
+    """
+
+    def __init__(
+        self,
+        uow: MongoUnitOfWork,
+        max_size: int,
+        max_wait_s: float,
+        observe: Callable[[int, bool], None] = lambda members, committed: None,
+    ) -> None:
+        self.uow = uow
+        self.max_size = max_size
+        self.max_wait_s = max_wait_s
+        self.observe = observe  # members, committed
+        self._open: _Batch | None = None
+        self._closers: set[asyncio.Task[None]] = set()
+
+    @staticmethod
+    def may_join(applying: Event | None) -> bool:
+        if not group_commit_allowed() or _IN_BATCH_BODY.get():
+            return False
+        return applying is None or applying.event_type != ERASED_EVENT_TYPE
+
+    @asynccontextmanager
+    async def member(self, applying: Event | None) -> AsyncIterator[Transaction]:
+        batch = self._join()
+        inside = _IN_BATCH_BODY.set(True)
+        try:
+            async with batch.lock:
+                if batch.failed is None and batch.session is None:
+                    await self._begin(batch)
+                if batch.failed is not None:
+                    raise BatchAborted from batch.failed
+                assert batch.session is not None
+                tx = MongoTransaction(
+                    db=self.uow.db, session=batch.session, applied_before=batch.applied_ids
+                )
+                try:
+                    yield tx
+                except Exception as exc:
+                    batch.fail(exc)
+                    raise BatchAborted from exc
+                except BaseException as exc:  # cancelled: the batch cannot commit either
+                    batch.fail(exc)
+                    raise
+                rows = [outbox_document(e, self.uow.lease_s) for e in tx.events]
+                if applying is not None:
+                    batch.applying.append(applying)
+                    batch.applied_ids.add(str(applying.event_id))
+                    batch.outbox_rows.extend(rows)
+                else:
+                    batch.plain_rows.extend(rows)
+        finally:
+            _IN_BATCH_BODY.reset(inside)
+            batch.body_done()
+        await batch.settled.wait()
+        if batch.failed is not None:
+            raise BatchAborted from batch.failed
+
+    def _join(self) -> _Batch:
+        batch = self._open
+        if batch is None:
+            batch = self._open = _Batch()
+            closer = asyncio.create_task(self._close(batch))
+            self._closers.add(closer)
+            closer.add_done_callback(self._closers.discard)
+        batch.reserved += 1
+        if batch.reserved >= self.max_size:
+            self._seal(batch)
+        return batch
+
+    def _seal(self, batch: _Batch) -> None:
+        if self._open is batch:
+            self._open = None
+        batch.sealed.set()
+        if batch.finished == batch.reserved:
+            batch.all_in.set()
+
+    async def _begin(self, batch: _Batch) -> None:
+        await self.uow.gate.acquire()
+        session = self.uow.client.start_session()
+        try:
+            await session.start_transaction()
+        except Exception as exc:
+            batch.fail(exc)
+            await session.end_session()
+            self.uow.gate.release()
+            return
+        batch.session = session
+
+    async def _close(self, batch: _Batch) -> None:
+        with suppress(TimeoutError):
+            await asyncio.wait_for(batch.sealed.wait(), self.max_wait_s)
+        self._seal(batch)
+        await batch.all_in.wait()
+        rows: list[Document] = []
+        try:
+            if batch.failed is None and batch.session is not None:
+                rows = await self._commit(batch, batch.session)
+        except Exception as exc:
+            batch.fail(exc)
+        finally:
+            await self._end(batch)
+        self.observe(batch.reserved, batch.failed is None)
+        if batch.failed is None:
+            self.uow.committed(rows)
+        else:
+            log.info(
+                "a batch of %d rolled back (%s); each runs again alone",
+                batch.reserved,
+                type(batch.failed).__name__,
+            )
+        batch.settled.set()
+
+    async def _commit(self, batch: _Batch, session: AsyncClientSession) -> list[Document]:
+        db = self.uow.db
+        # one read for the tombstones of everyone the batch is about
+        subjects = {
+            s
+            for e in batch.applying
+            if e.event_type != ERASED_EVENT_TYPE and (s := subject_of(e)) is not None
+        }
+        about = subjects | {r["person_id"] for r in batch.plain_rows if "person_id" in r}
+        erased: set[Any] = set()
+        if about:
+            erased = {
+                d["_id"]
+                async for d in db[ERASURES].find(
+                    {"_id": {"$in": list(about)}}, {"_id": 1}, session=session
+                )
+            }
+        if erased & subjects:
+            raise _SubjectErased  # that member, alone, records its event as ignored
+        rows = batch.outbox_rows + [
+            r
+            for r in batch.plain_rows
+            if r["event_type"] == ERASED_EVENT_TYPE or r.get("person_id") not in erased
+        ]
+        if batch.applying:  # a duplicate fails the batch: alone, it is AlreadyApplied
+            await db[INBOX].insert_many([inbox_row(e) for e in batch.applying], session=session)
+        if rows:
+            await db[OUTBOX].insert_many(rows, session=session)
+        await session.commit_transaction()
+        return rows
+
+    async def _end(self, batch: _Batch) -> None:
+        session = batch.session
+        if session is None:
+            return
+        try:
+            if session.in_transaction:
+                with suppress(Exception):
+                    await session.abort_transaction()
+            await session.end_session()
+        finally:
+            self.uow.gate.release()

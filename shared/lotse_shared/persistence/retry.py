@@ -3,6 +3,8 @@
 Concurrent transactions touching the same documents abort with MongoDB's
 ``TransientTransactionError`` label; the whole use case (which is idempotent:
 its transaction was rolled back) is simply run again after a short random pause.
+A use case whose group commit was rolled back (``BatchAborted``) runs again at once, on
+its own: whichever member failed the batch then fails alone.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from pymongo.errors import PyMongoError
+
+from lotse_shared.persistence.unit import BatchAborted, group_commit
 
 T = TypeVar("T")
 
@@ -28,6 +32,9 @@ async def retry_transient(fn: Callable[[], Awaitable[T]], *, attempts: int = 8) 
     for attempt in range(attempts):
         try:
             return await fn()
+        except BatchAborted:
+            with group_commit(allowed=False):
+                return await retry_transient(fn, attempts=attempts)
         except PyMongoError as exc:
             if not is_transient(exc) or attempt == attempts - 1:
                 raise

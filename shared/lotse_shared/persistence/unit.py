@@ -10,8 +10,9 @@ on; ``tests/fakes`` holds an in-memory one for the unit tier.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Protocol
 
@@ -51,6 +52,30 @@ class UnitOfWork(Protocol):
 
     async def handled_without_effects(self, event: Event, why: str) -> None:
         """Record ``event`` as handled with nothing to do, so a redelivery is known."""
+
+
+class BatchAborted(Exception):
+    """The group commit this transaction joined was rolled back, because of one of its
+    members (this one, maybe): nothing of it was written. ``retry_transient`` runs the
+    use case again on its own, so a failure is the failing message's alone."""
+
+
+_GROUP_COMMIT: ContextVar[bool] = ContextVar("lotse_group_commit", default=False)
+
+
+@contextmanager
+def group_commit(allowed: bool = True) -> Iterator[None]:
+    """Inside, a unit of work may commit this task's transactions together with other
+    tasks' (a consumer applying one message among many); ``allowed=False``: alone."""
+    token = _GROUP_COMMIT.set(allowed)
+    try:
+        yield
+    finally:
+        _GROUP_COMMIT.reset(token)
+
+
+def group_commit_allowed() -> bool:
+    return _GROUP_COMMIT.get()
 
 
 class WaitingEvents(Protocol):
