@@ -13,7 +13,9 @@ its own SecantusDB), in these phases:
               message, insert one notification document (quorum queues, persistent
               messages, publisher confirms, prefetch 32, as the services use);
 2. throughput N events published as fast as confirms allow; events / (last inbox row
-              - first publish);
+              - first publish): first with each message in a transaction of its own
+              (LOTSE_BATCH_MAX=1, as before group commit) in placement and
+              notifications, then as they run by default (group commit);
 3. latency    events offered at a fixed rate of half that throughput; publish ->
               inbox row (the row's created_at, stamped in the same transaction);
 4. replicas   the same burst with one and with two placement processes on the same
@@ -25,6 +27,7 @@ its own SecantusDB), in these phases:
 0. idle       before any traffic, the same profiler counts what each service asks of
               the database per second while nothing happens (BENCH_IDLE_S, 60 s).
 
+The two throughput runs are the before and after of group commit, in the same run.
 Writes bench/results/pipeline.json (and .png, and profile-*.txt), prints the JSON.
 A benchmark: it prints figures and fails on none of them.
 """
@@ -65,6 +68,9 @@ OPS_N = int(os.environ.get("BENCH_OPS_N", "200"))
 RABBIT_URL = os.environ.get("LOTSE_RABBIT_URL", "amqp://guest:guest@127.0.0.1:5672/")
 RESULTS = Path(__file__).parent / "results"
 PUBLISH_CONCURRENCY = 64
+# each message in a transaction of its own: how the flow ran before group commit
+PER_MESSAGE = {"LOTSE_BATCH_MAX": "1"}
+FLOW_SERVICES = ("placement", "notifications")
 PREFETCH = 32
 Document = dict[str, Any]
 
@@ -294,6 +300,14 @@ def pct(samples: Sequence[float], p: float) -> float:
     return round(samples[min(len(samples) - 1, int(len(samples) * p))], 1)
 
 
+async def restart(h: FlowStack, services: Sequence[str], env: dict[str, str] | None = None) -> None:
+    """Restart services with ``env`` added to their settings (none: as configured)."""
+    for service in services:
+        await asyncio.to_thread(h.stack.stop_service, service)
+        h.stack.start_service(service, env=env)
+    await asyncio.to_thread(h.stack.wait_healthy, tuple(services), 60)
+
+
 async def profile(h: FlowStack, service: str, events: Sequence[Event]) -> dict[str, Any]:
     """pyinstrument inside ``service`` (restarted under it) during one burst. py-spy
     cannot read other processes' memory on these machines."""
@@ -461,17 +475,18 @@ def draw(result: dict[str, Any], latencies: Sequence[float], path: Path) -> None
 
 async def main() -> dict[str, Any]:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    total = N + LATENCY_N + 3 * BURST_N + OPS_N
+    total = 2 * N + LATENCY_N + 3 * BURST_N + OPS_N
     workdir = Path(tempfile.mkdtemp(prefix="lotse-bench-"))
     h = FlowStack("bench", total, RABBIT_URL, workdir)
     events = h.events
     phases = {
+        "per_message": events[-N:],
         "throughput": events[:N],
         "latency": events[N : N + LATENCY_N],
         "one_placement": events[N + LATENCY_N : N + LATENCY_N + BURST_N],
         "two_placements": events[N + LATENCY_N + BURST_N : N + LATENCY_N + 2 * BURST_N],
         "profile": events[N + LATENCY_N + 2 * BURST_N : N + LATENCY_N + 3 * BURST_N],
-        "database_ops": events[N + LATENCY_N + 3 * BURST_N :],
+        "database_ops": events[N + LATENCY_N + 3 * BURST_N : N + LATENCY_N + 3 * BURST_N + OPS_N],
     }
     try:
         print(f"bench: floor, {N} events ...", flush=True)
@@ -488,7 +503,15 @@ async def main() -> dict[str, Any]:
         print(f"bench: idle, {IDLE_S:.0f} s without traffic ...", flush=True)
         idle = await idle_database_ops(h, IDLE_S)
 
-        print(f"bench: throughput, {N} events ...", flush=True)
+        print(f"bench: throughput, {N} events, each in a transaction of its own ...", flush=True)
+        await restart(h, FLOW_SERVICES, PER_MESSAGE)
+        per_message = await burst(h, phases["per_message"])
+        await restart(h, FLOW_SERVICES)
+        probe = Probe(
+            {**{s: p.pid for s, p in h.stack.procs.items()}, **shared_pids(h.db_proc.pid)}
+        )
+
+        print(f"bench: throughput, {N} events, group commit ...", flush=True)
         cpu_before = probe.cpu_s()
         run = await burst(h, phases["throughput"])
         cpu = probe.cpu_ms_per_event(cpu_before, N)
@@ -517,6 +540,8 @@ async def main() -> dict[str, Any]:
 
     result: dict[str, Any] = {
         "throughput_eps": round(run["eps"], 1),
+        "per_message_eps": round(per_message["eps"], 1),
+        "per_message_efficiency": round(per_message["eps"] / floor_run["eps"], 3),
         "latency_ms": {
             "offered_eps": round(rate, 1),
             "events": len(latencies),
@@ -540,7 +565,13 @@ async def main() -> dict[str, Any]:
         "profile": profiles,
         "database_ops_per_event": ops,
         "idle_database_ops_per_s": idle,
-        "runs": {"floor": floor_run, "throughput": run, "one": one, "two": two},
+        "runs": {
+            "floor": floor_run,
+            "per_message": per_message,
+            "throughput": run,
+            "one": one,
+            "two": two,
+        },
         "setup": {
             "events": N,
             "database": "SecantusDB (MongoDB wire, Python, one process)",

@@ -122,6 +122,15 @@ class InMemoryNotifications(MemoryStore, Notifications):
     ) -> bool:
         return await self._by_cause(recipient_email, kind, cause_event_id) is not None
 
+    async def told_of(
+        self, kind: str, cause_event_id: str, tx: Transaction | None = None
+    ) -> set[str]:
+        return {
+            n.recipient_email
+            for n in self.notifications.values()
+            if (n.kind.value, n.cause_event_id) == (kind, cause_event_id)
+        }
+
     async def _by_cause(self, email: str, kind: str, cause: str) -> Notification | None:
         return next(
             (
@@ -401,6 +410,11 @@ class InMemoryNotifications(MemoryStore, Notifications):
     ) -> Preferences:
         found = self.preferences.get(recipient_email.lower())
         return found.model_copy(deep=True) if found else Preferences()
+
+    async def preferences_for(
+        self, recipient_emails: list[str], tx: Transaction | None = None
+    ) -> dict[str, Preferences]:
+        return {e.lower(): await self.preferences_of(e) for e in recipient_emails}
 
     async def save_preferences(self, recipient_email: str, prefs: Preferences) -> None:
         self.preferences[recipient_email.lower()] = prefs.model_copy(deep=True)

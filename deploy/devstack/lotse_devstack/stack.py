@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,11 +154,17 @@ class LocalStack:
         }
 
     def start_service(
-        self, service: str, replica: int = 1, *, python_args: Sequence[str] = ()
+        self,
+        service: str,
+        replica: int = 1,
+        *,
+        python_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> str:
         """Start a service process; replica 2, 3, ... competes on the same queues
         under the name ``<service>-<replica>`` with a free HTTP port of its own.
-        ``python_args`` go before ``-m lotse_<service>`` (a profiler, say)."""
+        ``python_args`` go before ``-m lotse_<service>`` (a profiler, say); ``env``
+        adds to or overrides its settings."""
         name = service if replica == 1 else f"{service}-{replica}"
         if name not in self.config.ports:
             self.config.ports[name] = free_port()
@@ -168,6 +174,7 @@ class LocalStack:
             env={
                 **self.service_env(service, self.config.ports[name]),
                 **(self.portal_env() if service == "portal" else {}),
+                **(env or {}),
             },
             stdout=log,
             stderr=subprocess.STDOUT,

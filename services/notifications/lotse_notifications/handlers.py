@@ -450,21 +450,33 @@ class NotificationsHandlers:
             if with_suggestions
             else set()
         )
+        cause = str(event.event_id)
+        contacts = recipients.told_about(kind, self.routing)
+        # one read each for who has it already and for everyone's preferences, one write
+        told = await self.repo.told_of(kind.value, cause, tx)
+        fresh = []
+        for contact in contacts:  # one each; a second role of the same address, not again
+            if contact.email.lower() not in told:
+                told.add(contact.email.lower())
+                fresh.append(contact)
+        contacts = fresh
+        prefs = await self.repo.preferences_for([c.email for c in contacts], tx)
         created = []
-        for contact in recipients.told_about(kind, self.routing):
+        for contact in contacts:
             waits = contact.email.lower() in awaiting
-            n = await self._one(
-                tx,
-                recipients,
-                contact,
-                kind,
-                {**facts, "awaiting_suggestions": True} if waits else facts,
-                str(event.event_id),
-                str(event.correlation_id),
-                hold=self.policy.suggestions_wait if waits else timedelta(0),
+            created.append(
+                self._build(
+                    recipients,
+                    contact,
+                    kind,
+                    {**facts, "awaiting_suggestions": True} if waits else facts,
+                    cause,
+                    str(event.correlation_id),
+                    prefs[contact.email.lower()],
+                    hold=self.policy.suggestions_wait if waits else timedelta(0),
+                )
             )
-            if n is not None:
-                created.append(n)
+        await self.repo.add(tx, created)
         return created
 
     async def _one(
@@ -484,6 +496,23 @@ class NotificationsHandlers:
         if await self.repo.exists(address, kind.value, cause, tx):
             return None
         prefs = await self.repo.preferences_of(address, tx)
+        n = self._build(recipients, contact, kind, facts, cause, correlation_id, prefs, hold=hold)
+        await self.repo.add(tx, [n])
+        return n
+
+    def _build(
+        self,
+        recipients: Recipients,
+        contact: ResponsibleContact,
+        kind: Kind,
+        facts: dict[str, Any],
+        cause: str,
+        correlation_id: str | None,
+        prefs: Preferences,
+        *,
+        hold: timedelta = timedelta(0),
+    ) -> Notification:
+        """A recipient's notification, its text and its delivery plan, not yet stored."""
         priority = self.routing.rule_for(kind, recipients.district_id).priority
         now = self.clock()
         n = Notification(
@@ -517,7 +546,6 @@ class NotificationsHandlers:
                     continue
                 log_lines.append(Attempt(channel=channel, at=now, result=status.value))
         n.deliveries = log_lines
-        await self.repo.add(tx, [n])
         return n
 
     def _rerender(self, n: Notification, facts: dict[str, Any]) -> None:

@@ -68,6 +68,11 @@ class Notifications(Protocol):
         self, recipient_email: str, kind: str, cause_event_id: str, tx: Transaction | None = None
     ) -> bool: ...
 
+    async def told_of(
+        self, kind: str, cause_event_id: str, tx: Transaction | None = None
+    ) -> set[str]:
+        """The (lower-case) addresses that have a notification of this kind for this cause."""
+
     async def get(
         self, notification_id: uuid.UUID, tx: Transaction | None = None
     ) -> Notification | None: ...
@@ -204,6 +209,11 @@ class Notifications(Protocol):
         self, recipient_email: str, tx: Transaction | None = None
     ) -> Preferences:
         """The recipient's (any case of the address), or the defaults."""
+
+    async def preferences_for(
+        self, recipient_emails: list[str], tx: Transaction | None = None
+    ) -> dict[str, Preferences]:
+        """Each recipient's, by lower-case address (the defaults for one with none)."""
 
     async def save_preferences(self, recipient_email: str, prefs: Preferences) -> None: ...
 
@@ -386,6 +396,18 @@ class NotificationsRepository(Notifications):
                 limit=1,
             )
         )
+
+    async def told_of(
+        self, kind: str, cause_event_id: str, tx: Transaction | None = None
+    ) -> set[str]:
+        return {
+            d["recipient_email"]
+            async for d in self.notifications.find(
+                {"cause_event_id": cause_event_id, "kind": kind},
+                {"recipient_email": 1, "_id": 0},
+                session=session_of(tx),
+            )
+        }
 
     async def get(
         self, notification_id: uuid.UUID, tx: Transaction | None = None
@@ -772,6 +794,16 @@ class NotificationsRepository(Notifications):
             {"_id": recipient_email.lower()}, session=session_of(tx)
         )
         return Preferences.model_validate(doc) if doc else Preferences()
+
+    async def preferences_for(
+        self, recipient_emails: list[str], tx: Transaction | None = None
+    ) -> dict[str, Preferences]:
+        wanted = sorted({e.lower() for e in recipient_emails})
+        found = {
+            d["_id"]: Preferences.model_validate(d)
+            async for d in self.preferences.find({"_id": {"$in": wanted}}, session=session_of(tx))
+        }
+        return {e: found.get(e) or Preferences() for e in wanted}
 
     async def save_preferences(self, recipient_email: str, prefs: Preferences) -> None:
         await self.preferences.replace_one(

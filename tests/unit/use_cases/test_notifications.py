@@ -609,6 +609,26 @@ async def test_a_drop_out_is_critical_tells_everyone_in_their_language_and_escal
     assert guide.escalate_at == s.clock.now + timedelta(hours=24)
 
 
+async def test_one_address_in_two_roles_gets_one_notification_with_its_own_preferences() -> None:
+    s = Service(webhook_enabled=True)
+    snap = snapshot(
+        contacts=[
+            ResponsibleContact(role=ContactRole.CASEWORKER, name="Petra Schmidt", email=CASEWORKER),
+            ResponsibleContact(
+                role=ContactRole.MENTOR, name="Petra Schmidt", email=CASEWORKER.upper()
+            ),
+            ResponsibleContact(role=ContactRole.MENTOR, name="John Miller", email=MENTOR),
+        ]
+    )
+    await s.knows(snap)
+    await s.h.save_preferences(MENTOR, Preferences(opted_out={Channel.WEBHOOK}))
+    await s.h.course_completed(completed(snap.person_id))
+    assert len(s.all()) == 1  # caseworker and mentor are one address: told once
+    assert s.one().recipient_role is ContactRole.CASEWORKER  # as the first role named
+    assert s.one().webhook.status is DeliveryStatus.PENDING
+    assert s.one(MENTOR).webhook.status is DeliveryStatus.OPTED_OUT  # the mentor's own
+
+
 async def test_a_critical_email_ignores_the_opt_out_and_the_weekend_but_not_the_night() -> None:
     saturday_night = datetime(2026, 11, 28, 23, 30, tzinfo=BERLIN)
     s = Service(now=saturday_night)
