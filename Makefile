@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := .tools/bin/uv
 PY := .venv/bin/python
 
-.PHONY: help demo up test unit security chaos bench bench-outbox bench-notifications bench-inbox bench-placement bench-alerts bench-portal bench-observability docs lint format clean rabbitmq chromium
+.PHONY: help demo up test unit security chaos bench bench-outbox bench-notifications bench-inbox bench-placement bench-alerts bench-portal bench-observability docs lint format clean rabbitmq chromium k8s-check
 
 help:
 	@echo "make demo   start RabbitMQ if needed, a local database and SMTP sink, the four"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench-observability  the flow with metrics and tracing off, metrics on, both on"
 	@echo "make bench-portal  the portal at 4,000 people: caseload of 150, a file, the figures;"
 	@echo "                   server time p50/p95 and the service calls per page"
+	@echo "make k8s-check  render deploy/k8s, validate it offline, cross-check it, run checkov"
 	@echo "make lint   ruff (lint + format check) and mypy"
 	@echo "make docs   regenerate the partners' AsyncAPI document and page (docs/asyncapi/)"
 
@@ -59,7 +60,19 @@ ASYNCAPI_PARSER := .tools/asyncapi/node_modules/@asyncapi/parser/package.json
 $(ASYNCAPI_PARSER):
 	@npm install --silent --no-audit --no-fund --prefix .tools/asyncapi @asyncapi/parser@3.6.0
 
-test: .venv/.synced rabbitmq chromium $(AXE) $(ASYNCAPI_PARSER)
+# kubernetes-validate and checkov for the Kubernetes manifests' test (tests/contract/test_k8s.py),
+# in a venv of their own: checkov's pins would fight uv.lock. Locked with hashes in deploy/k8s/tools.txt
+K8S_TOOLS := .tools/k8s/.installed
+$(K8S_TOOLS): deploy/k8s/tools.txt | $(UV)
+	@$(UV) venv --quiet --allow-existing --python python3 .tools/k8s
+	@$(UV) pip install --quiet --python .tools/k8s/bin/python --require-hashes -r deploy/k8s/tools.txt
+	@touch $@
+
+# render the Kubernetes manifests, validate them offline, cross-check them, run checkov (~15 s)
+k8s-check: .venv/.synced $(K8S_TOOLS)
+	@$(PY) -m pytest -q -p no:cacheprovider tests/contract/test_k8s.py
+
+test: .venv/.synced rabbitmq chromium $(AXE) $(ASYNCAPI_PARSER) $(K8S_TOOLS)
 	@$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 security: .venv/.synced rabbitmq
