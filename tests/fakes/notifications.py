@@ -184,6 +184,23 @@ class InMemoryNotifications(MemoryStore, Notifications):
             self.claims.add((n.notification_id, channel))
         return got
 
+    async def next_due(self, channels: list[Channel]) -> datetime | None:
+        found = [
+            state.next_attempt_at
+            for n in self.notifications.values()
+            for ch in channels
+            if (state := n.channel(ch)).status is DeliveryStatus.PENDING
+            and state.next_attempt_at is not None
+        ]
+        found += [
+            n.email.next_attempt_at
+            for n in self.notifications.values()
+            if n.email.status is DeliveryStatus.DIGEST and n.email.next_attempt_at is not None
+        ]
+        found += [e.due_at for e in self.entries.values() if e.status == "waiting" and e.due_at]
+        found += [n.escalate_at for n in self.notifications.values() if n.escalate_at is not None]
+        return min(found, default=None)
+
     async def record_sent(
         self, tx: Transaction, channel: Channel, ids: list[uuid.UUID], attempt: Attempt
     ) -> None:

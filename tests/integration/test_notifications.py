@@ -20,6 +20,7 @@ from lotse_devstack.samples import CASEWORKER, TODAY, enrolment_facts, snapshot
 from lotse_notifications.bootstrap import Overrides, create_app
 from lotse_notifications.delivery import ChannelDelivery
 from lotse_notifications.domain.model import BERLIN, Channel
+from lotse_notifications.repository import NotificationsRepository
 from lotse_notifications.webhook import standard_secret, verify
 from lotse_shared.auth import Role
 from lotse_shared.contracts.common import CefrLevel, ContactRole, OpeningType
@@ -36,6 +37,7 @@ from lotse_shared.contracts.intake import (
     ResponsibleContact,
 )
 from lotse_shared.contracts.placement import SuggestionsReady, SuggestionsReadyV1, SuggestionV1
+from lotse_shared.persistence.mongo import make_client
 from tests.support import EventTap, applied, as_user, eventually, publish, running
 
 # These tests use a suggestions event to exercise the channels (SMTP, webhook, consent,
@@ -706,3 +708,45 @@ async def test_unread_by_person_counts_only_the_callers_unread_items_per_person(
             "/notifications/unread-by-person", params={"recipient": jonas}, headers=fulda_admin
         )
         assert r.json() == {}  # not their district's
+
+
+def one() -> dict[str, Any]:
+    """A notification document with only what the unique index needs."""
+    return {"_id": uuid.uuid4(), "recipient_email": CASEWORKER, "cause_event_id": uuid.uuid4()}
+
+
+async def test_the_dispatcher_asks_the_database_when_the_next_item_falls_due(
+    mongo_url: str, namespace: str
+) -> None:
+    """The read behind the idle dispatcher's sleep, against the database's indexes."""
+    client = make_client(mongo_url)
+    repo = NotificationsRepository(client[f"{namespace}-next-due"])
+    await repo.ensure_indexes()
+    at = datetime(2026, 11, 24, 9, 0, tzinfo=BERLIN)
+    both = [Channel.EMAIL, Channel.WEBHOOK]
+    try:
+        assert await repo.next_due(both) is None
+        await repo.notifications.insert_many(
+            [
+                {**one(), "email": {"status": "sent", "next_attempt_at": None}},
+                {**one(), "email": {"status": "failed", "next_attempt_at": at}},
+                {**one(), "escalate_at": at + timedelta(hours=24)},
+            ]
+        )
+        assert await repo.next_due(both) == at + timedelta(hours=24)  # only the escalation
+        await repo.entries.insert_one({"_id": uuid.uuid4(), "status": "waiting", "due_at": at})
+        assert await repo.next_due(both) == at  # a digest entry
+        soon = at - timedelta(minutes=3)
+        await repo.notifications.insert_one(
+            {**one(), "webhook": {"status": "pending", "next_attempt_at": soon}}
+        )
+        assert await repo.next_due(both) == soon
+        assert await repo.next_due([Channel.EMAIL]) == at  # webhooks switched off
+        sooner = soon - timedelta(minutes=1)
+        await repo.notifications.insert_one(
+            {**one(), "email": {"status": "digest", "next_attempt_at": sooner}}
+        )
+        assert await repo.next_due(both) == sooner
+    finally:
+        await client.drop_database(f"{namespace}-next-due")
+        await client.close()

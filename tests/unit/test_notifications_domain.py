@@ -239,6 +239,47 @@ async def test_a_burst_of_kicks_checks_digest_and_escalation_once_per_poll_inter
     assert calls == {"deliver": 5, "digest": 1, "escalate": 1}
 
 
+async def test_with_nothing_to_do_the_dispatcher_sleeps_until_the_next_due_item() -> None:
+    now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    work = {"deliver": 0, "timed": 0}
+    upcoming: list[datetime | None] = [None]
+
+    class Fake:
+        async def deliver_due(self) -> int:
+            return work["deliver"]
+
+    async def timed() -> int:
+        return work["timed"]
+
+    async def next_due() -> datetime | None:
+        return upcoming[0]
+
+    dispatcher = Dispatcher(
+        email=cast(ChannelDelivery, Fake()),
+        digests=timed,
+        escalation=timed,
+        poll_s=0,  # the timed work runs every round here
+        next_due=next_due,
+        recheck_s=30,
+        clock=lambda: now,
+    )
+    await dispatcher._round()
+    assert dispatcher.loop.every_s == 30  # nothing waits: look again in recheck_s
+    upcoming[0] = now + timedelta(seconds=7)
+    await dispatcher._round()
+    assert dispatcher.loop.every_s == 7  # a retry or a digest due in 7 s
+    upcoming[0] = now + timedelta(hours=8)
+    await dispatcher._round()
+    assert dispatcher.loop.every_s == 30  # far off: another replica may make work meanwhile
+    upcoming[0] = now - timedelta(seconds=5)
+    await dispatcher._round()
+    assert dispatcher.loop.every_s == 0  # overdue: at once (poll_s)
+    work["deliver"] = 3
+    upcoming[0] = None
+    await dispatcher._round()
+    assert dispatcher.loop.every_s == 0  # busy: keep going every poll_s
+
+
 # --- the alert policy ----------------------------------------------------------------
 
 

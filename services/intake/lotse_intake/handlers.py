@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lotse_shared.auth import Principal
 from lotse_shared.contracts.intake import (
@@ -29,6 +30,10 @@ log = logging.getLogger("lotse.intake")
 class IntakeHandlers:
     uow: UnitOfWork
     people: People
+    # one re-announcement at a time in this process: each deletes and writes the outbox
+    # rows about the person, so ten at once lost their write conflicts to each other
+    # until one ran out of retries (a 503 for a double click)
+    _announcing: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     async def register(self, details: PersonDetails, viewer: Principal | None = None) -> Person:
         check_may_keep(viewer, details)
@@ -174,7 +179,7 @@ class IntakeHandlers:
         """Asked again: publish the erasure again, so every service applies it once more
         (harmless if done; the way to re-apply it after a service's database was
         restored from a backup). intake's own leftovers are swept again too."""
-        async with self.uow.transaction() as tx:
+        async with self._announcing, self.uow.transaction() as tx:
             await tx.erase_plumbing(erasure.person_id, erasure.erasure_id)
             tx.publish(erased_event(erasure))
         log.warning("erasure %s announced again", erasure.erasure_id)

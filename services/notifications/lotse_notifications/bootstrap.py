@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -176,9 +177,13 @@ def create_app(
         webhook=hook,
         poll_s=settings.dispatch_poll_s,
         webhook_sender=webhook,
+        next_due=functools.partial(
+            repo.next_due, [Channel.EMAIL] if hook is None else [Channel.EMAIL, Channel.WEBHOOK]
+        ),
+        recheck_s=settings.dispatch_recheck_s,
     )
     clock = overrides.clock or clock_from(settings.clock_file)
-    handlers.clock = email.clock = clock
+    handlers.clock = email.clock = dispatcher.clock = clock
     if hook is not None:
         hook.clock = clock
     changes = InboxChanges()

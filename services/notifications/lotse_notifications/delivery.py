@@ -247,9 +247,15 @@ class EmailGate:
 
 @dataclass
 class Dispatcher:
-    """The one background loop: channels every ``poll_s`` or when kicked; digests and
-    escalation, which are due by the clock and not by a new notification, every ``poll_s``
-    only (a burst of kicks would otherwise add a write per notification)."""
+    """The one background loop: channels when kicked (a notification was made here) or
+    when something is due; digests and escalation, which are due by the clock and not by
+    a new notification, at most every ``poll_s`` (a burst of kicks would otherwise add a
+    write per notification).
+
+    With nothing to do it asks when the next email, webhook, digest or escalation falls
+    due (``next_due``) and sleeps until then, at most ``recheck_s``: what another replica
+    made, or a claim a crashed one left, is found by then. An idle service so costs the
+    database a few queries per ``recheck_s``, not per second."""
 
     email: ChannelDelivery
     digests: Callable[[], Awaitable[int]]
@@ -257,6 +263,9 @@ class Dispatcher:
     webhook: ChannelDelivery | None = None
     poll_s: float = 1.0
     webhook_sender: WebhookSender | None = None
+    next_due: Callable[[], Awaitable[datetime | None]] | None = None
+    recheck_s: float = 30.0
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     loop: Periodic = field(init=False)
     _timed_at: float = field(init=False, default=float("-inf"))
 
@@ -283,8 +292,18 @@ class Dispatcher:
 
     async def _round(self) -> bool:
         busy = await self.deliver_due()
+        timed = 0
         if monotonic() - self._timed_at >= self.poll_s:
             self._timed_at = monotonic()
-            await self.digests()
-            await self.escalation()
+            timed = await self.digests() + await self.escalation()
+        self.loop.every_s = self.poll_s if busy or timed else await self._idle_wait()
         return busy > 0
+
+    async def _idle_wait(self) -> float:
+        """Seconds until the next due item (at least ``poll_s``, at most ``recheck_s``)."""
+        if self.next_due is None:
+            return self.poll_s
+        due = await self.next_due()
+        if due is None:
+            return self.recheck_s
+        return min(max((due - self.clock()).total_seconds(), self.poll_s), self.recheck_s)

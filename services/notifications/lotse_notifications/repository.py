@@ -8,11 +8,12 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
@@ -97,6 +98,11 @@ class Notifications(Protocol):
         """Lease up to ``limit`` deliveries of a channel that are pending and due by
         ``now`` (their next attempt moves to ``until``), so two replicas never send the
         same one; returns what this process got."""
+
+    async def next_due(self, channels: list[Channel]) -> datetime | None:
+        """When the earliest of these falls due: a pending delivery on one of these
+        channels (a claim's end included), an email deferred to the digest, a waiting
+        digest entry, an escalation. None if nothing waits."""
 
     async def record_sent(
         self, tx: Transaction, channel: Channel, ids: list[uuid.UUID], attempt: Attempt
@@ -566,6 +572,35 @@ class NotificationsRepository(Notifications):
             {"$set": {"status": "withdrawn"}},
             session=session_of(tx),
         )
+
+    async def next_due(self, channels: list[Channel]) -> datetime | None:
+        # each an indexed range read in index order: one document per query
+        since = {"$gt": datetime(1970, 1, 1, tzinfo=UTC)}
+        pending = DeliveryStatus.PENDING.value
+        looks: list[tuple[AsyncCollection[Document], Document, str]] = [
+            (self.notifications, {_path(ch, "status"): pending}, _path(ch, "next_attempt_at"))
+            for ch in channels
+        ]
+        looks += [
+            (
+                self.notifications,
+                {"email.status": DeliveryStatus.DIGEST.value},
+                "email.next_attempt_at",
+            ),
+            (self.entries, {"status": "waiting"}, "due_at"),
+            (self.notifications, {}, "escalate_at"),
+        ]
+        found: list[datetime] = []
+        for collection, query, at in looks:
+            first = (
+                await collection.find({**query, at: since}, {at: 1}).sort(at, 1).limit(1).to_list()
+            )
+            if first:
+                value: Any = first[0]
+                for key in at.split("."):  # "email.next_attempt_at": a sub-document's
+                    value = value[key]
+                found.append(value)
+        return min(found, default=None)
 
     async def digest_recipients_due(
         self, now: datetime, tx: Transaction | None = None

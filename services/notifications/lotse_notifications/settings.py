@@ -55,7 +55,15 @@ class NotificationsSettings(ServiceSettings):
     )
     email_max_attempts: int = Field(default=6, description="Attempts before an email fails.")
     dispatch_poll_s: float = Field(
-        default=1.0, description="How often due emails, webhooks, digests, escalations are sought."
+        default=1.0,
+        description="While there is work, how often due emails, webhooks, digests and "
+        "escalations are sought.",
+    )
+    dispatch_recheck_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="With nothing due, the longest the dispatcher sleeps before it looks "
+        "again (for what another replica made, or a crashed one left claimed).",
     )
     office_hours_start: time = Field(
         default=time(8, 0), description="Email goes out from (Europe/Berlin, Mon-Fri)."
