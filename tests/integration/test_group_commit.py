@@ -77,6 +77,7 @@ async def test_a_poison_message_in_the_middle_of_a_batch_fails_alone(
         reports = [completion(pid) for pid in people]
         reports[4] = poison
         rolled_back_before, _ = batches(app, "rolled_back")
+        _, committed_before = batches(app, "committed")
         await publish(rabbit_url, namespace, *reports)
 
         await tap.wait_for(COMPLETED, count=9)
@@ -96,6 +97,9 @@ async def test_a_poison_message_in_the_middle_of_a_batch_fails_alone(
         assert await inbox.count_documents({"_id": str(poison.event_id)}) == 0
         rolled_back, _ = batches(app, "rolled_back")
         assert rolled_back - rolled_back_before >= 1  # the poison's batch, others in it
+        _, committed = batches(app, "committed")
+        # the others ran again in a batch of their own; the poison alone, outside any
+        assert committed - committed_before == 8
 
 
 async def test_messages_applied_together_share_a_commit_and_a_repeat_applies_once(

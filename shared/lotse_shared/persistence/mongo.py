@@ -15,6 +15,7 @@ event must not bring an erased person back. A transaction that applies no event
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -28,7 +29,7 @@ from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from lotse_shared.contracts.envelope import Event
 from lotse_shared.contracts.intake import PersonErased
@@ -91,6 +92,14 @@ def subject_of(event: Event) -> uuid.UUID | None:
     """The person an event is about, if any (every person event names ``person_id``)."""
     person_id = getattr(getattr(event, "payload", None), "person_id", None)
     return person_id if isinstance(person_id, uuid.UUID) else None
+
+
+class _Culprits(Exception):
+    """A group commit failed at its end because of these members (their ids)."""
+
+    def __init__(self, members: set[int]) -> None:
+        super().__init__(f"{len(members)} member(s) cannot be applied")
+        self.members = members
 
 
 class _SubjectErased(Exception):
@@ -292,7 +301,9 @@ class MongoUnitOfWork:
         self.client = client
         self.db = db
         self._on_committed = on_committed
-        self._group = GroupCommit(self, batch_max, batch_wait_s, on_batch) if batch_max > 1 else None
+        self._group = (
+            GroupCommit(self, batch_max, batch_wait_s, on_batch) if batch_max > 1 else None
+        )
         # More concurrent transactions than this buy nothing but write conflicts and
         # latency (measured: SecantusDB's throughput is flat from 1 to 64), and every
         # transaction open when a process is killed lingers on the server until it
@@ -395,17 +406,26 @@ class _Batch:
     reserved: int = 0
     finished: int = 0
     failed: BaseException | None = None
+    # the members that caused the failure (by their transaction); None: not one of them
+    # (the commit itself failed), so every member runs again alone
+    culprits: set[int] | None = field(default_factory=set)
     session: AsyncClientSession | None = None
     applying: list[Event] = field(default_factory=list)
+    applying_members: list[int] = field(default_factory=list)
     applied_ids: set[str] = field(default_factory=set)
     outbox_rows: list[Document] = field(default_factory=list)
     # rows of transactions that applied no event: dropped at commit if about people
     # erased meanwhile, as a transaction on its own does (``_without_erased``)
     plain_rows: list[Document] = field(default_factory=list)
 
-    def fail(self, exc: BaseException) -> None:
+    def fail(self, exc: BaseException, culprits: set[int] | None = None) -> None:
         if self.failed is None:
             self.failed = exc
+            self.culprits = culprits
+
+    def aborted(self, member: int) -> BatchAborted:
+        alone = self.culprits is None or member in self.culprits
+        return BatchAborted(alone=alone)
 
     def body_done(self) -> None:
         self.finished += 1
@@ -419,11 +439,13 @@ class GroupCommit:
     MongoDB transaction; each handler waits for that commit, so every message is
     acknowledged only once its effects are durable.
 
-    A member that fails (its own exception, a duplicate inbox row, an event about an
-    erased person, a lost write conflict at commit) rolls the whole batch back; every
-    member then raises :class:`BatchAborted` and runs again alone (``retry_transient``),
-    where the retry, parking and dead-letter rules apply to each message by itself. An
-    erasure, and a transaction opened inside another, never join.
+    A failure rolls the whole batch back (MongoDB has no savepoints) and every member
+    raises :class:`BatchAborted`; ``retry_transient`` runs each again at once. The member
+    that caused it (its own exception, its inbox row a duplicate, its person erased) runs
+    alone, where the retry, parking and dead-letter rules apply to it by itself; the
+    others run in a new batch (twice at most, then alone too). A failure of the commit
+    itself sends every member alone. An erasure, and a transaction opened inside
+    another, never join.
     """
 
     def __init__(
@@ -439,6 +461,7 @@ class GroupCommit:
         self.observe = observe  # members, committed
         self._open: _Batch | None = None
         self._closers: set[asyncio.Task[None]] = set()
+        self._members = itertools.count()
 
     @staticmethod
     def may_join(applying: Event | None) -> bool:
@@ -449,13 +472,14 @@ class GroupCommit:
     @asynccontextmanager
     async def member(self, applying: Event | None) -> AsyncIterator[Transaction]:
         batch = self._join()
+        member = next(self._members)
         inside = _IN_BATCH_BODY.set(True)
         try:
             async with batch.lock:
                 if batch.failed is None and batch.session is None:
                     await self._begin(batch)
                 if batch.failed is not None:
-                    raise BatchAborted from batch.failed
+                    raise batch.aborted(member) from batch.failed
                 assert batch.session is not None
                 tx = MongoTransaction(
                     db=self.uow.db, session=batch.session, applied_before=batch.applied_ids
@@ -463,14 +487,15 @@ class GroupCommit:
                 try:
                     yield tx
                 except Exception as exc:
-                    batch.fail(exc)
-                    raise BatchAborted from exc
+                    batch.fail(exc, {member})
+                    raise batch.aborted(member) from exc
                 except BaseException as exc:  # cancelled: the batch cannot commit either
-                    batch.fail(exc)
+                    batch.fail(exc, {member})
                     raise
                 rows = [outbox_document(e, self.uow.lease_s) for e in tx.events]
                 if applying is not None:
                     batch.applying.append(applying)
+                    batch.applying_members.append(member)
                     batch.applied_ids.add(str(applying.event_id))
                     batch.outbox_rows.extend(rows)
                 else:
@@ -480,10 +505,13 @@ class GroupCommit:
             batch.body_done()
         await batch.settled.wait()
         if batch.failed is not None:
-            raise BatchAborted from batch.failed
+            raise batch.aborted(member) from batch.failed
 
     def _join(self) -> _Batch:
         batch = self._open
+        if batch is not None and batch.failed is not None:
+            self._seal(batch)  # its members rejoin: into a new one
+            batch = None
         if batch is None:
             batch = self._open = _Batch()
             closer = asyncio.create_task(self._close(batch))
@@ -522,18 +550,22 @@ class GroupCommit:
         try:
             if batch.failed is None and batch.session is not None:
                 rows = await self._commit(batch, batch.session)
+        except _Culprits as exc:
+            batch.fail(exc, exc.members)
         except Exception as exc:
-            batch.fail(exc)
+            batch.fail(exc, None)  # the commit itself: every member runs again alone
         finally:
             await self._end(batch)
         self.observe(batch.reserved, batch.failed is None)
         if batch.failed is None:
             self.uow.committed(rows)
         else:
+            alone = "all" if batch.culprits is None else str(len(batch.culprits))
             log.info(
-                "a batch of %d rolled back (%s); each runs again alone",
+                "a batch of %d rolled back (%s); %s run again alone, the others in a new one",
                 batch.reserved,
                 type(batch.failed).__name__,
+                alone,
             )
         batch.settled.set()
 
@@ -554,15 +586,27 @@ class GroupCommit:
                     {"_id": {"$in": list(about)}}, {"_id": 1}, session=session
                 )
             }
-        if erased & subjects:
-            raise _SubjectErased  # that member, alone, records its event as ignored
+        if erased & subjects:  # those members, alone, record their events as ignored
+            raise _Culprits(
+                {
+                    m
+                    for m, e in zip(batch.applying_members, batch.applying, strict=True)
+                    if subject_of(e) in erased and e.event_type != ERASED_EVENT_TYPE
+                }
+            )
         rows = batch.outbox_rows + [
             r
             for r in batch.plain_rows
             if r["event_type"] == ERASED_EVENT_TYPE or r.get("person_id") not in erased
         ]
-        if batch.applying:  # a duplicate fails the batch: alone, it is AlreadyApplied
-            await db[INBOX].insert_many([inbox_row(e) for e in batch.applying], session=session)
+        if batch.applying:
+            try:
+                await db[INBOX].insert_many([inbox_row(e) for e in batch.applying], session=session)
+            except BulkWriteError as exc:  # applied before: alone, it is AlreadyApplied
+                first = exc.details.get("writeErrors", [{}])[0].get("index")
+                if first is None:
+                    raise
+                raise _Culprits({batch.applying_members[first]}) from exc
         if rows:
             await db[OUTBOX].insert_many(rows, session=session)
         await session.commit_transaction()

@@ -55,9 +55,14 @@ class UnitOfWork(Protocol):
 
 
 class BatchAborted(Exception):
-    """The group commit this transaction joined was rolled back, because of one of its
-    members (this one, maybe): nothing of it was written. ``retry_transient`` runs the
-    use case again on its own, so a failure is the failing message's alone."""
+    """The group commit this transaction joined was rolled back: nothing of it was
+    written. ``retry_transient`` runs the use case again at once: ``alone`` if this
+    transaction caused it (its failure is then its own, under the usual rules), else
+    in another batch."""
+
+    def __init__(self, alone: bool) -> None:
+        super().__init__("the batch was rolled back; " + ("alone" if alone else "rejoin"))
+        self.alone = alone
 
 
 _GROUP_COMMIT: ContextVar[bool] = ContextVar("lotse_group_commit", default=False)
