@@ -1,5 +1,9 @@
-// Health check of the mongo container: initiate the single-node replica set
-// on first run (transactions need one), then report whether it is primary.
+// Health check of the mongo container: as the root user (its password is a compose
+// secret), initiate the single-node replica set on first run (transactions need one),
+// then report whether it is primary.
+const fs = require("fs");
+const password = fs.readFileSync("/run/secrets/mongo-root-password", "utf8").trim();
+db.getSiblingDB("admin").auth(process.env.MONGO_INITDB_ROOT_USERNAME || "root", password);
 try {
   rs.status();
 } catch (e) {

@@ -26,6 +26,7 @@ import os
 import secrets
 import threading
 import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar, Self
 
@@ -149,10 +150,22 @@ def partner_url(rabbit_url: str, partner_id: str, password: str) -> str:
 
 
 class PartnerPublisher:
-    def __init__(self, rabbit_url: str, namespace: str, *, exchange: str | None = None) -> None:
+    def __init__(
+        self,
+        rabbit_url: str,
+        namespace: str,
+        *,
+        exchange: str | None = None,
+        passwords: Mapping[str, str] | None = None,
+    ) -> None:
         """Publishes to the namespace's events exchange, or to ``exchange`` if given
         (``""`` is the broker's default exchange, which routes by queue name; only a
-        measuring floor uses it, as the connection of ``rabbit_url``)."""
+        measuring floor uses it, as the connection of ``rabbit_url``).
+
+        ``passwords``: partners whose broker users exist already (docker-compose's, made
+        by its provision job), signed in with these passwords as they are; any other
+        partner is made a local one on first use (:class:`DevPartners`)."""
+        self.passwords = dict(passwords or {})
         self.rabbit_url = rabbit_url
         self.exchange_name = f"{namespace}.events" if exchange is None else exchange
         self._connection: aio_pika.abc.AbstractRobustConnection | None = None
@@ -188,11 +201,13 @@ class PartnerPublisher:
             return self._partners[partner_id]
         async with self._opening.setdefault(partner_id, asyncio.Lock()):
             if partner_id not in self._partners:
-                if self._dev is None:
-                    self._dev = await asyncio.to_thread(DevPartners)
-                password = await asyncio.to_thread(
-                    self._dev.ensure, partner_id, routing_key, self.exchange_name
-                )
+                password = self.passwords.get(partner_id)
+                if password is None:
+                    if self._dev is None:
+                        self._dev = await asyncio.to_thread(DevPartners)
+                    password = await asyncio.to_thread(
+                        self._dev.ensure, partner_id, routing_key, self.exchange_name
+                    )
                 connection = await aio_pika.connect_robust(
                     partner_url(self.rabbit_url, partner_id, password)
                 )

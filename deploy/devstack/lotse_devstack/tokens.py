@@ -2,8 +2,10 @@
 
 The first use generates an EC P-256 key into a git-ignored directory
 (``.lotse/dev-keys/`` or ``LOTSE_DEV_KEYS``): ``signing-key.pem`` (0600, never
-leaves the machine) and ``jwks.json`` (the public key), which the services read
-through ``LOTSE_AUTH_JWKS_FILE``. Production points the services at the district's
+leaves the machine) and ``jwks.json`` (the public key, 0644), which the services read
+through ``LOTSE_AUTH_JWKS_FILE``. The directory is 0755: docker-compose mounts it into
+containers that run as another user (uid 10001), who must read the public key; the
+private key's own mode keeps it to its owner. Production points the services at the district's
 identity provider instead (``LOTSE_AUTH_JWKS_URL``); nothing here is used then.
 """
 
@@ -43,6 +45,14 @@ def _write_private(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
+def _readable_by_containers(directory: Path, jwks: Path) -> None:
+    """The public half readable by any user, whatever the umask (and keys made 0700 by
+    earlier versions, which answered 503 in containers); the signing key stays 0600."""
+    for path, mode in ((directory, 0o755), (jwks, 0o644)):
+        if path.stat().st_mode & 0o777 != mode:
+            path.chmod(mode)
+
+
 @dataclass
 class DevIssuer:
     """Signs tokens as the local identity provider ``lotse-dev``."""
@@ -62,8 +72,9 @@ class DevIssuer:
     def ensure(self) -> DevIssuer:
         """Create the key pair and the public JWKS unless they exist."""
         if self.key_file.exists() and self.jwks_file.exists():
+            _readable_by_containers(self.directory, self.jwks_file)
             return self
-        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.directory.mkdir(parents=True, exist_ok=True)
         if not self.key_file.exists():
             key = ec.generate_private_key(ec.SECP256R1())
             _write_private(
@@ -79,6 +90,7 @@ class DevIssuer:
         tmp = self.jwks_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"keys": [jwk]}, indent=2))
         tmp.replace(self.jwks_file)
+        _readable_by_containers(self.directory, self.jwks_file)
         return self
 
     def _key(self) -> ec.EllipticCurvePrivateKey:
