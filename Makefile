@@ -5,7 +5,7 @@ export UV_PYTHON_DOWNLOADS := never
 UV := .tools/bin/uv
 PY := .venv/bin/python
 
-.PHONY: help demo up test unit security chaos bench bench-outbox bench-notifications bench-inbox bench-placement bench-alerts bench-portal bench-observability docs lint format clean rabbitmq chromium k8s-check
+.PHONY: help demo up test unit security chaos bench bench-outbox bench-notifications bench-inbox bench-placement bench-alerts bench-portal bench-observability docs lint format clean rabbitmq chromium k8s-check compose-check
 
 help:
 	@echo "make demo   start RabbitMQ if needed, a local database and SMTP sink, the four"
