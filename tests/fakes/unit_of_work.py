@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from lotse_shared.contracts.envelope import Event
 from lotse_shared.contracts.intake import PersonErased
-from lotse_shared.errors import AboutErasedPerson, AlreadyApplied
+from lotse_shared.errors import AboutErasedPerson, AlreadyApplied, NotYetApplicable
 from lotse_shared.persistence.mongo import subject_of
 from lotse_shared.persistence.unit import Transaction
 
@@ -92,10 +92,18 @@ class InMemoryUnitOfWork:
         tx = InMemoryTransaction(self)
         try:
             yield tx
-        except BaseException:
+        except BaseException as exc:
+            # the port's rule, which group commit relies on: waiting is decided before
+            # any write
+            written = isinstance(exc, NotYetApplicable) and (
+                tx.events
+                or any(s.snapshot() != b for s, b in zip(self.stores, before[3], strict=True))
+            )
             self.inbox, self.outbox, self.erased = before[0], before[1], before[2]
             for store, state in zip(self.stores, before[3], strict=True):
                 store.restore(state)
+            if written:
+                raise AssertionError(f"NotYetApplicable after a write: {exc}") from exc
             raise
         events = tx.events
         if applying is None:

@@ -126,3 +126,27 @@ async def test_messages_applied_together_share_a_commit_and_a_repeat_applies_onc
         assert sorted(causes) == sorted(str(r.event_id) for r in reports)  # each once
         rolled_back, _ = batches(app, "rolled_back")
         assert rolled_back - rolled_back_before >= 1
+
+
+async def test_a_message_that_must_wait_is_parked_without_rolling_back_its_batch(
+    service_env, wide_batches, rabbit_url, namespace
+):
+    app = create_app()
+    async with EventTap(rabbit_url, namespace, COMPLETED) as tap, running(app):
+        people = await enrolled_people(rabbit_url, namespace, app, 6)
+        # no level and no exam on record yet: it waits for the school's exam result
+        waiting = p.CompletionReported.create(
+            p.CompletionReportedV1(person_id=people[2], course=COURSE_REF, completed_on=TODAY),
+            producer=SCHOOL,
+        )
+        reports = [completion(pid) for pid in people]
+        reports[2] = waiting
+        rolled_back_before, _ = batches(app, "rolled_back")
+        await publish(rabbit_url, namespace, *reports)
+
+        await tap.wait_for(COMPLETED, count=5)
+        await eventually(lambda: app.state.runtime.parking.count(), what="the parked one")
+        rolled_back, _ = batches(app, "rolled_back")
+        assert rolled_back == rolled_back_before  # the others committed in their batch
+        causes = sorted(b["causation_id"] for b in tap.bodies(COMPLETED))
+        assert causes == sorted(str(r.event_id) for r in reports if r is not waiting)

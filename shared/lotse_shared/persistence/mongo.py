@@ -33,7 +33,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from lotse_shared.contracts.envelope import Event
 from lotse_shared.contracts.intake import PersonErased
-from lotse_shared.errors import AboutErasedPerson, AlreadyApplied
+from lotse_shared.errors import AboutErasedPerson, AlreadyApplied, NotYetApplicable
 from lotse_shared.persistence.retry import retry_transient
 from lotse_shared.persistence.unit import BatchAborted, Transaction, group_commit_allowed
 from lotse_shared.tracing import current_traceparent
@@ -434,10 +434,10 @@ class _Batch:
 
 
 class GroupCommit:
-    """Group commit for consumers: the transactions that concurrent handlers open while
-    a batch is open (up to ``max_size``, for ``max_wait_s`` from its first) are one
-    MongoDB transaction; each handler waits for that commit, so every message is
-    acknowledged only once its effects are durable.
+    """Group commit for consumers: the transactions that concurrent handlers open within
+    ``max_wait_s`` of the first (up to ``max_size``) are one MongoDB transaction, begun
+    when that window closes and run one body after another; each handler waits for its
+    commit, so every message is acknowledged only once its effects are durable.
 
     A failure rolls the whole batch back (MongoDB has no savepoints) and every member
     raises :class:`BatchAborted`; ``retry_transient`` runs each again at once. The member
@@ -475,6 +475,10 @@ class GroupCommit:
         member = next(self._members)
         inside = _IN_BATCH_BODY.set(True)
         try:
+            # The transaction begins once no one joins any more: every member's snapshot
+            # is then younger than its arrival, so it sees what committed before (its own
+            # first step, say), as a transaction of its own would.
+            await batch.sealed.wait()
             async with batch.lock:
                 if batch.failed is None and batch.session is None:
                     await self._begin(batch)
@@ -486,6 +490,10 @@ class GroupCommit:
                 )
                 try:
                     yield tx
+                except NotYetApplicable:
+                    # decided before anything is written (the port's rule, which the
+                    # in-memory unit of work checks): the batch goes on without it
+                    raise
                 except Exception as exc:
                     batch.fail(exc, {member})
                     raise batch.aborted(member) from exc

@@ -48,7 +48,11 @@ class UnitOfWork(Protocol):
     ) -> AbstractAsyncContextManager[Transaction]:
         """Open a transaction; with ``applying``, the event is recorded in the inbox in
         it: a repeat raises ``AlreadyApplied``, one about an erased person
-        ``AboutErasedPerson`` (after recording the event as handled)."""
+        ``AboutErasedPerson`` (after recording the event as handled).
+
+        A use case decides ``NotYetApplicable`` (the event waits in the parking lot)
+        before it writes anything in the transaction: a group commit then goes on
+        without that event instead of rolling back the others'."""
 
     async def handled_without_effects(self, event: Event, why: str) -> None:
         """Record ``event`` as handled with nothing to do, so a redelivery is known."""
