@@ -4,15 +4,21 @@ takes the transaction it runs in, reads included; a read outside one passes none
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import re
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import numpy as np
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo.asynchronous.change_stream import AsyncChangeStream
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 
 from lotse_shared.contracts.common import CefrLevel
 from lotse_shared.persistence.documents import from_document, to_document
@@ -25,8 +31,10 @@ from .domain.matching import max_reach_km, permitted_types
 from .domain.model import Candidate, MatchPending, Opening, OpeningFilter, OpeningStatus
 from .domain.pipeline import Case
 from .domain.reporting import PersonFigures
+from .domain.vectorised import Crowd, OpeningTable, PeopleTable
 
 Document = dict[str, Any]
+log = logging.getLogger("lotse.placement")
 # Indexes of earlier versions, dropped on start: their compound range queries were
 # never used by the database's planner (it scanned), and they cost every write.
 OBSOLETE_INDEXES = {"openings": ["open_by_type_level"], "people": ["matchable"]}
@@ -160,6 +168,17 @@ class PlacementStore(Protocol):
         """Open openings with a free seat with a place in these grid cells that ask for
         German up to ``max_rank``, without their history and description."""
 
+    async def opening_table(self) -> OpeningTable | None:
+        """The matching features of every open opening with a free seat, as committed
+        before this call (at least as new as any transaction begun before it); None
+        where the store cannot keep one (the search then walks rings)."""
+
+    async def openings_by_id(
+        self, opening_ids: list[uuid.UUID], tx: Transaction | None = None
+    ) -> list[Opening]:
+        """Those of ``opening_ids`` that are open with a free seat, without their
+        history and description."""
+
     async def list_openings(
         self,
         which: OpeningFilter,
@@ -289,6 +308,7 @@ class PlacementRepository(PlacementStore):
         self.suggested = db["suggested"]
         self.cases = db["cases"]
         self.imports = db["imports"]
+        self.index = OpeningIndex(self.openings)
 
     async def ensure_indexes(self) -> None:
         for name, indexes in OBSOLETE_INDEXES.items():
@@ -375,24 +395,34 @@ class PlacementRepository(PlacementStore):
     async def candidates_for_each(
         self, openings: list[Opening], tx: Transaction | None = None
     ) -> dict[uuid.UUID, list[Candidate]]:
-        """One indexed lookup for the union of their reach keys."""
+        """One indexed lookup for the union of their reach keys; the features of the
+        people found are computed once, for every opening of the batch (a ``Crowd``)."""
         wanted = {o.opening_id: _reach_keys(o) for o in openings}
         every_key = sorted({k for keys in wanted.values() for k in keys})
-        by_key: dict[str, list[list[Candidate]]] = {}
+        people: list[Candidate] = []
+        by_key: dict[str, list[list[int]]] = {}
         async for doc in self.people.find(
             {"reach_key": {"$in": every_key}}, session=session_of(tx)
         ):
             person = _candidate(doc)
             ranks = by_key.setdefault(doc["reach_key"], [[] for _ in range(7)])
-            ranks[person.reachable_rank].append(person)
+            ranks[person.reachable_rank].append(len(people))
+            people.append(person)
+        table = PeopleTable.of(people)
         return {
-            o.opening_id: [
-                p
-                for key in wanted[o.opening_id]
-                for group in by_key.get(key, [])[o.required_rank :]
-                for p in group
-                if p.district_id == o.district_id
-            ]
+            o.opening_id: Crowd(
+                table,
+                np.array(
+                    [
+                        i
+                        for key in wanted[o.opening_id]
+                        for group in by_key.get(key, [])[o.required_rank :]
+                        for i in group
+                        if people[i].district_id == o.district_id
+                    ],
+                    dtype=np.int64,
+                ),
+            )
             for o in openings
         }
 
@@ -505,6 +535,19 @@ class PlacementRepository(PlacementStore):
         keys = [f"{cell}|{rank}" for cell in cells for rank in range(max_rank + 1)]
         cursor = self.openings.find(
             {"cell": {"$in": keys}}, {"history": 0, "description": 0}, session=session_of(tx)
+        )
+        return [_opening(d) async for d in cursor]
+
+    async def opening_table(self) -> OpeningTable | None:
+        return await self.index.current()
+
+    async def openings_by_id(
+        self, opening_ids: list[uuid.UUID], tx: Transaction | None = None
+    ) -> list[Opening]:
+        cursor = self.openings.find(
+            {"_id": {"$in": opening_ids}, "cell": {"$exists": True}},
+            {"history": 0, "description": 0},
+            session=session_of(tx),
         )
         return [_opening(d) async for d in cursor]
 
@@ -876,6 +919,111 @@ class PlacementRepository(PlacementStore):
             return_document=ReturnDocument.AFTER,
             session=session_of(tx),
         )
+
+
+class OpeningIndex:
+    """Every searchable opening's matching features in memory (an ``OpeningTable``),
+    kept current by the openings collection's change stream.
+
+    Several placement processes may write openings: each keeps its own table and
+    follows the database's own record of commits, not its own writes. Before every
+    search the stream is read until the database has nothing more (one getMore when
+    nothing changed); the openings named by the changes read are then read again by id
+    and put into the table or dropped from it. So the table holds everything committed
+    before the search asked, whoever wrote it; an opening changed after that may be in
+    it in a newer version than the search's transaction sees, and the search confirms
+    the openings it keeps by reading them in its transaction. A stream that ends (the
+    collection dropped, its history gone after a long pause, a lost connection) or a
+    change of more than ``RELOAD_ABOVE`` openings starts the table afresh from one read
+    of the searchable openings; a database without change streams (a standalone
+    server) gives no table, and the search walks rings as before."""
+
+    RELOAD_ABOVE = 5000
+    FIELDS: Document = {"history": 0, "description": 0}  # noqa: RUF012
+
+    def __init__(self, collection: AsyncCollection[Document]) -> None:
+        self.collection = collection
+        self.table = OpeningTable.empty()
+        self.rows: dict[uuid.UUID, int] = {}
+        self.free: list[int] = []
+        self.stream: AsyncChangeStream[Document] | None = None
+        self.unsupported = False
+        self.lock = asyncio.Lock()
+
+    async def current(self) -> OpeningTable | None:
+        if self.unsupported:
+            return None
+        async with self.lock:
+            try:
+                if self.stream is None or not await self._catch_up():
+                    await self._load()
+            except OperationFailure as e:
+                await self._close()
+                if e.code in (40573, 136):  # not a replica set; change streams disabled
+                    log.warning("no change streams (%s): the search walks rings", e)
+                    self.unsupported = True
+                    return None
+                raise
+            except PyMongoError:
+                await self._close()
+                raise
+            return self.table
+
+    async def _load(self) -> None:
+        """Watch first, then read: a change committed in between is in both."""
+        for _ in range(3):
+            await self._close()
+            self.stream = await self.collection.watch(
+                [{"$project": {"documentKey": 1, "operationType": 1}}], max_await_time_ms=1
+            )
+            self.table, self.rows, self.free = OpeningTable.empty(), {}, []
+            async for doc in self.collection.find({"cell": {"$exists": True}}, self.FIELDS):
+                self._put(_opening(doc))
+            if await self._catch_up(reload_above=None):
+                return
+        raise RuntimeError("the openings collection kept being dropped while it was read")
+
+    async def _catch_up(self, reload_above: int | None = RELOAD_ABOVE) -> bool:
+        """Apply what was committed since the last read; False if the table must be
+        loaded afresh."""
+        assert self.stream is not None
+        changed: set[uuid.UUID] = set()
+        while (change := await self.stream.try_next()) is not None:
+            key = change.get("documentKey")
+            if key is None:
+                return False  # a drop, a rename, an invalidation
+            changed.add(key["_id"])
+            if reload_above is not None and len(changed) > reload_above:
+                return False  # reading them all is cheaper than one by one
+        if not changed:
+            return True
+        found = {
+            d["_id"]: d
+            async for d in self.collection.find(
+                {"_id": {"$in": list(changed)}, "cell": {"$exists": True}}, self.FIELDS
+            )
+        }
+        for opening_id in changed:
+            doc = found.get(opening_id)
+            if doc is not None:
+                self._put(_opening(doc))
+            elif (row := self.rows.pop(opening_id, None)) is not None:
+                self.table.drop(row)
+                self.free.append(row)
+        return True
+
+    def _put(self, opening: Opening) -> None:
+        row = self.rows.get(opening.opening_id)
+        if row is None:
+            row = self.free.pop() if self.free else self.table.size
+            self.rows[opening.opening_id] = row
+        self.table.put(row, opening)
+
+    async def _close(self) -> None:
+        if self.stream is not None:
+            stream, self.stream = self.stream, None
+            with contextlib.suppress(PyMongoError):
+                await stream.close()
 
 
 def _only_duplicates(error: BulkWriteError) -> bool:
