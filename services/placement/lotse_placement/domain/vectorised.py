@@ -65,7 +65,7 @@ def _code(code: str | None, digits: int) -> int:
 class PeopleTable:
     """The matching features of a list of people, one row each."""
 
-    people: list[Candidate]
+    people: npt.NDArray[np.object_]  # the Candidates, by row
     types: Ints  # bit per permitted opening type
     german: Ints
     course_end: Ints  # (P, K) ordinal, NEVER when fewer courses
@@ -86,7 +86,6 @@ class PeopleTable:
 
     @classmethod
     def of(cls, people: Sequence[Candidate]) -> PeopleTable:
-        people = list(people)
         n = len(people)
         k = max((len(p.ongoing_courses) for p in people), default=0)
         e = max((len(p.experience_occupations) for p in people), default=0)
@@ -126,8 +125,10 @@ class PeopleTable:
         cols = list(zip(*rows, strict=True)) if rows else [()] * 12
         order = np.empty(n, dtype=np.int64)
         order[sorted(range(n), key=lambda i: str(people[i].person_id))] = np.arange(n)
+        objects = np.empty(n, dtype=object)
+        objects[:] = list(people)
         return cls(
-            people=people,
+            people=objects,
             types=np.array(cols[0], dtype=np.int64),
             german=np.array(cols[1], dtype=np.int64),
             course_end=course_end,
@@ -149,12 +150,9 @@ class PeopleTable:
 
     def take(self, rows: Ints) -> PeopleTable:
         """The rows ``rows`` (their tie-break order kept)."""
-        arrays = {
-            name: getattr(self, name)[rows]
-            for name in self.__dataclass_fields__
-            if name != "people"
-        }
-        return PeopleTable(people=[self.people[i] for i in rows.tolist()], **arrays)
+        return PeopleTable(
+            **{name: getattr(self, name)[rows] for name in self.__dataclass_fields__}
+        )
 
 
 class Crowd(list[Candidate]):
@@ -162,7 +160,7 @@ class Crowd(list[Candidate]):
     opening of the batch takes its rows of one table instead of recomputing them."""
 
     def __init__(self, table: PeopleTable, rows: Ints) -> None:
-        super().__init__(table.people[i] for i in rows.tolist())
+        super().__init__(table.people[rows].tolist())
         self.table = table
         self.rows = rows
 
@@ -327,12 +325,14 @@ def _haversine(plat: Floats, plon: Floats, olat: Floats, olon: Floats) -> Floats
     return result
 
 
-def _round1(values: Floats, exact: Any) -> Floats:
-    """``round(v, 1)`` of each value; those within EDGE of a rounding edge come from
-    ``exact(index)``, the rule-by-rule value."""
+def _round1(values: Floats, exact: Any, where: Bools | None = None) -> Floats:
+    """``round(v, 1)`` of each value; those within EDGE of a rounding edge (of them,
+    those ``where`` says matter) come from ``exact(index)``, the rule-by-rule value."""
     rounded: Floats = np.round(values, 1)
     tenths = values * 10
     edge = np.abs(tenths - np.floor(tenths) - 0.5) < EDGE
+    if where is not None:
+        edge &= where
     if edge.any():
         for index in zip(*np.nonzero(edge), strict=True):
             rounded[index] = exact(tuple(int(i) for i in index))
@@ -444,7 +444,9 @@ def grid(
     points = points + np.where(above, 5.0, 0.0)
     penalty = o.skilled[rows][None, :] & p.unskilled[:, None]
     points = points - np.where(penalty, 15.0, 0.0)
-    score = _round1(points, lambda index: round(float(points[index]), 1))
+    # (a score only counts where the pair is eligible; a tenth ending in 5 is common:
+    # 20 km of 40 and the like)
+    score = _round1(points, lambda index: round(float(points[index]), 1), ok)
     return Grid(eligible=ok, km=km, score=score)
 
 
@@ -459,7 +461,7 @@ def best_people(
     if opening.status is not OpeningStatus.OPEN or opening.seats_free <= 0:
         return []
     table = people.features() if isinstance(people, Crowd) else PeopleTable.of(list(people))
-    if not table.people:
+    if not len(table.people):
         return []
     found = grid(table, OpeningTable.of([opening]), today)
     chosen = np.nonzero(found.eligible[:, 0])[0]
@@ -467,7 +469,8 @@ def best_people(
         return []
     keys = (table.order[chosen], found.km[chosen, 0], -found.score[chosen, 0])
     best = chosen[np.lexsort(keys)[:limit]]
-    return [table.people[i] for i in best.tolist()]
+    chosen_people: list[Candidate] = table.people[best].tolist()
+    return chosen_people
 
 
 @dataclass(frozen=True)
