@@ -557,12 +557,11 @@ class PlacementRepository(PlacementStore):
     async def openings_by_id(
         self, opening_ids: list[uuid.UUID], tx: Transaction | None = None
     ) -> list[Opening]:
+        # by id alone: with ``cell`` in the query SecantusDB may walk that index instead
         cursor = self.openings.find(
-            {"_id": {"$in": opening_ids}, "cell": {"$exists": True}},
-            {"history": 0, "description": 0},
-            session=session_of(tx),
+            {"_id": {"$in": opening_ids}}, {"history": 0, "description": 0}, session=session_of(tx)
         )
-        return [_opening(d) async for d in cursor]
+        return [_opening(d) async for d in cursor if "cell" in d]
 
     async def list_openings(
         self,

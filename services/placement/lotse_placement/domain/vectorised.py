@@ -339,6 +339,23 @@ def _round1(values: Floats, exact: Any, where: Bools | None = None) -> Floats:
     return rounded
 
 
+def _round1_exactly(values: Floats) -> Floats:
+    """``round(v, 1)`` as Python rounds: by the exact binary value, and a value exactly
+    on the midpoint (k + 1/2) / 10 (such as 40.75) to the even tenth. Integer
+    arithmetic decides the side: v = M * 2**E exactly, and v > (2k + 1) / 20  <=>
+    20 * M > (2k + 1) * 2**-E (both within 64 bits for |v| < 2**10)."""
+    size = np.abs(values)
+    mantissa, exponent = np.frexp(size)
+    m = (mantissa * 2.0**53).astype(np.int64)
+    shift = (53 - exponent).astype(np.int64)  # -E, >= 0 below 2**53
+    k = np.floor(size * 10)
+    lhs, rhs = 20 * m, np.left_shift((2 * k + 1).astype(np.int64), shift)
+    up = (lhs > rhs) | ((lhs == rhs) & (k % 2 == 1))
+    rounded: Floats = np.copysign((k + up) / 10, values)
+    # nearer 0 than any midpoint (and too small for the shift): no edge to decide
+    return np.where(size < 0.04, np.round(values, 1), rounded)
+
+
 def _reach(p: PeopleTable, there_rail: Bools) -> Floats:
     """``_reach_to``: the person's limit, less without a car (by rail if both places
     are on the railway)."""
@@ -444,9 +461,13 @@ def grid(
     points = points + np.where(above, 5.0, 0.0)
     penalty = o.skilled[rows][None, :] & p.unskilled[:, None]
     points = points - np.where(penalty, 15.0, 0.0)
-    # (a score only counts where the pair is eligible; a tenth ending in 5 is common:
-    # 20 km of 40 and the like)
-    score = _round1(points, lambda index: round(float(points[index]), 1), ok)
+    # ``points`` are bit for bit the rules' points, so their rounding edges (common: a
+    # way of 12.3 km of 40 gives 6.15 points) are decided exactly, in integers
+    score = np.round(points, 1)
+    tenths = points * 10
+    edge = (np.abs(tenths - np.floor(tenths) - 0.5) < EDGE) & ok
+    if edge.any():
+        score[edge] = _round1_exactly(points[edge])
     return Grid(eligible=ok, km=km, score=score)
 
 
