@@ -1,22 +1,31 @@
 """Placement: how suggestion search and re-matching grow with the data.
 
 Runs placement's own repository and search (no broker: this measures the matching,
-not the messaging) against a MongoDB-wire server started for the run.
+not the messaging) against a MongoDB-wire server started for the run. Each figure is
+taken for the matching in arrays (what the service runs) and, unless
+``BENCH_PLACEMENT_OLD=0``, for the rule-by-rule path it replaced, in the same run.
 
-- ``suggest_ms``: median milliseconds to compute one person's suggestions (the ring
-  search over the grid-cell index, exactly as the service runs it) against 1,000,
-  10,000 and 100,000 open openings spread over North Hesse; 60 people per size.
+- ``suggest_ms``: median milliseconds to compute one person's suggestions against
+  1,000, 10,000 and 100,000 open openings spread over North Hesse; 60 people per size.
+  In arrays: the in-memory feature table of the searchable openings (kept current by
+  the collection's change stream), scored with numpy, the kept openings read and
+  rated by the rules; ``table_fill_ms`` is the first search after the openings were
+  stored, which reads them into the table (once per process, and after a large
+  change). Rule by rule (``suggest_rules_ms``): the ring search over the grid-cell
+  index. ``suggest_same_as_rules``: both gave every person the same suggestions.
 - ``growth_ratio``: suggest_ms at 100k / at 1k (a scan would be about 100).
 - ``rematch_s``: seconds to find, for each of 5,000 newly imported openings, the
   people it suits best among 4,000 (as the service does: per import batch of 500
   openings one reach-key index lookup, then each opening's own keys, the hard rules
-  and the score; ``LOTSE_PEOPLE_PER_OPENING`` people per opening);
-- ``naive_rematch_s``: the same over all 5,000 x 4,000 pairs (people loaded once, in
-  memory: the naive side gets no database cost at all);
+  and the score in arrays; ``LOTSE_PEOPLE_PER_OPENING`` people per opening);
+  ``rematch_rules_s``: the same lookup, rule by rule;
+- ``naive_rematch_s``: rule by rule over all 5,000 x 4,000 pairs (people loaded once,
+  in memory: the naive side gets no database cost at all); ``rematch_speedup``: naive
+  / rematch;
 - ``rematch_same_people_as_naive``: both chose the same people for every opening,
-  or the index missed someone.
+  or the index missed someone (``rematch_rules_same_people_as_naive`` for the old).
 
-Both re-match figures are compute only: suggestion sets are not written. Writes
+Re-match figures are compute only: suggestion sets are not written. Writes
 bench/results/placement.json and prints it.
 """
 
@@ -36,8 +45,9 @@ from typing import Any
 
 from lotse_devstack.ports import free_port
 from lotse_devstack.secantus import mongo_url, start_secantus, stop_secantus
-from lotse_placement.domain.matching import best_people
+from lotse_placement.domain.matching import best_people_by_rules
 from lotse_placement.domain.model import Candidate, Opening
+from lotse_placement.domain.vectorised import best_people
 from lotse_placement.handlers import PlacementHandlers
 from lotse_placement.repository import PlacementRepository, _candidate_doc, _opening_doc
 from lotse_placement.settings import PlacementSettings
@@ -56,6 +66,7 @@ SIZES = [int(s) for s in os.environ.get("BENCH_SIZES", "1000,10000,100000").spli
 PEOPLE_PER_SIZE = int(os.environ.get("BENCH_SEARCH_PEOPLE", "60"))
 REMATCH_OPENINGS = int(os.environ.get("BENCH_REMATCH_OPENINGS", "5000"))
 REMATCH_PEOPLE = int(os.environ.get("BENCH_REMATCH_PEOPLE", "4000"))
+OLD = os.environ.get("BENCH_PLACEMENT_OLD", "1") != "0"  # also the rule-by-rule path
 IMPORT_BATCH = 500  # openings matched together, as an import batch is
 RESULTS = Path(__file__).parent / "results" / "placement.json"
 TODAY = date(2026, 11, 24)
@@ -142,18 +153,32 @@ async def suggest_ms(repo: PlacementRepository, handlers: PlacementHandlers) -> 
         await insert(repo.openings, docs)
         held = size
         print(f"  {size:>7} openings stored ({time.monotonic() - started:.0f} s)", flush=True)
-        times, found = [], 0
-        for person in people:
-            t0 = time.perf_counter()
-            best = await handlers.search(person, {})
-            times.append((time.perf_counter() - t0) * 1000)
-            found += len(best)
-        out[str(size)] = {
-            "median_ms": round(statistics.median(times), 1),
-            "p90_ms": round(statistics.quantiles(times, n=10)[-1], 1),
-            "suggestions_per_person": round(found / len(people), 2),
-        }
-        print(f"  {size:>7}: median {out[str(size)]['median_ms']} ms", flush=True)
+        t0 = time.perf_counter()
+        await handlers.search(make_person(rng), {})  # reads what was stored into the table
+        fill_ms = (time.perf_counter() - t0) * 1000
+        figures = {"table_fill_ms": round(fill_ms, 1)}
+        chosen: dict[bool, list[list[tuple[Any, ...]]]] = {}
+        for arrays in (True, False) if OLD else (True,):
+            handlers.match_in_arrays = arrays
+            times, found, picks = [], 0, []
+            for person in people:
+                t0 = time.perf_counter()
+                best = await handlers.search(person, {})
+                times.append((time.perf_counter() - t0) * 1000)
+                found += len(best)
+                picks.append([(s.opening.opening_id, s.score, s.reasons) for s in best])
+            chosen[arrays] = picks
+            name = "" if arrays else "rules_"
+            figures |= {
+                f"{name}median_ms": round(statistics.median(times), 1),
+                f"{name}p90_ms": round(statistics.quantiles(times, n=10)[-1], 1),
+                f"{name}suggestions_per_person": round(found / len(people), 2),
+            }
+        handlers.match_in_arrays = True
+        if OLD:
+            figures["same_as_rules"] = chosen[True] == chosen[False]
+        out[str(size)] = figures
+        print(f"  {size:>7}: {figures}", flush=True)
     return out
 
 
@@ -165,34 +190,48 @@ async def rematch(repo: PlacementRepository) -> dict[str, Any]:
     openings = [make_opening(rng, n, "import") for n in range(REMATCH_OPENINGS)]
 
     limit = PlacementSettings().people_per_opening
-    started = time.perf_counter()
-    chosen: dict[uuid.UUID, list[uuid.UUID]] = {}
+    chosen: dict[str, dict[uuid.UUID, list[uuid.UUID]]] = {}
+    seconds: dict[str, float] = {}
     looked_at = 0
-    for i in range(0, len(openings), IMPORT_BATCH):
-        batch = openings[i : i + IMPORT_BATCH]
-        found = await repo.candidates_for_each(batch)
-        for opening in batch:
-            candidates = found[opening.opening_id]
-            looked_at += len(candidates)
-            best = best_people(opening, candidates, TODAY, limit=limit)
-            chosen[opening.opening_id] = [p.person_id for p in best]
-    indexed_s = time.perf_counter() - started
-    print(f"  indexed re-match: {indexed_s:.1f} s", flush=True)
+    for way, choose in (("arrays", best_people), ("rules", best_people_by_rules)):
+        if way == "rules" and not OLD:
+            continue
+        started = time.perf_counter()
+        chosen[way], looked_at = {}, 0
+        for i in range(0, len(openings), IMPORT_BATCH):
+            batch = openings[i : i + IMPORT_BATCH]
+            found = await repo.candidates_for_each(batch)
+            for opening in batch:
+                candidates = found[opening.opening_id]
+                looked_at += len(candidates)
+                best = choose(opening, candidates, TODAY, limit=limit)
+                chosen[way][opening.opening_id] = [p.person_id for p in best]
+        seconds[way] = time.perf_counter() - started
+        print(f"  indexed re-match, {way}: {seconds[way]:.1f} s", flush=True)
 
     started = time.perf_counter()
     everyone = [p async for p in (await _all_people(repo))]
     naive = {
-        o.opening_id: [p.person_id for p in best_people(o, everyone, TODAY, limit=limit)]
+        o.opening_id: [p.person_id for p in best_people_by_rules(o, everyone, TODAY, limit=limit)]
         for o in openings
     }
     naive_s = time.perf_counter() - started
-    print(f"  naive all pairs: {naive_s:.1f} s", flush=True)
-    return {
-        "rematch_s": round(indexed_s, 2),
+    print(f"  naive all pairs, rule by rule: {naive_s:.1f} s", flush=True)
+    result: dict[str, Any] = {
+        "rematch_s": round(seconds["arrays"], 2),
         "naive_rematch_s": round(naive_s, 2),
-        "rematch_same_people_as_naive": chosen == naive,
+        "rematch_speedup": round(naive_s / seconds["arrays"], 1),
+        "rematch_same_people_as_naive": chosen["arrays"] == naive,
+    }
+    if OLD:
+        result |= {
+            "rematch_rules_s": round(seconds["rules"], 2),
+            "rematch_rules_speedup": round(naive_s / seconds["rules"], 2),
+            "rematch_rules_same_people_as_naive": chosen["rules"] == naive,
+        }
+    return result | {
         "rematch_people_told_per_opening": round(
-            sum(len(v) for v in chosen.values()) / len(openings), 1
+            sum(len(v) for v in chosen["arrays"].values()) / len(openings), 1
         ),
         "rematch_people_looked_at_per_opening": round(looked_at / len(openings), 1),
     }
@@ -225,6 +264,16 @@ async def run(url: str) -> dict[str, Any]:
     small, large = sizes[str(min(SIZES))], sizes[str(max(SIZES))]
     return {
         "suggest_ms": {k: v["median_ms"] for k, v in sizes.items()},
+        "suggest_p90_ms": {k: v["p90_ms"] for k, v in sizes.items()},
+        **(
+            {
+                "suggest_rules_ms": {k: v["rules_median_ms"] for k, v in sizes.items()},
+                "suggest_rules_p90_ms": {k: v["rules_p90_ms"] for k, v in sizes.items()},
+                "suggest_same_as_rules": all(v["same_as_rules"] for v in sizes.values()),
+            }
+            if OLD
+            else {}
+        ),
         "suggest_detail": sizes,
         "growth_ratio": round(large["median_ms"] / max(small["median_ms"], 0.001), 2),
         **again,

@@ -19,6 +19,7 @@ from lotse_placement.domain.model import (
 )
 from lotse_placement.domain.pipeline import Case
 from lotse_placement.domain.reporting import PersonFigures
+from lotse_placement.domain.vectorised import OpeningTable
 from lotse_placement.repository import AlreadyTold, CaseExists, PlacementStore
 from lotse_shared.persistence.unit import Transaction
 
@@ -203,6 +204,18 @@ class InMemoryPlacement(MemoryStore, PlacementStore):
             o.model_copy(deep=True)
             for o in self.openings.values()
             if _cells(o) and district_id in (None, o.district_id)
+        ]
+
+    async def opening_table(self) -> OpeningTable | None:
+        return OpeningTable.of(o for o in self.openings.values() if _cells(o))
+
+    async def openings_by_id(
+        self, opening_ids: list[uuid.UUID], tx: Transaction | None = None
+    ) -> list[Opening]:
+        return [
+            self.openings[i].model_copy(deep=True)
+            for i in opening_ids
+            if i in self.openings and _cells(self.openings[i])
         ]
 
     async def openings_in(

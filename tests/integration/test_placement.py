@@ -193,7 +193,8 @@ async def test_ring_search_finds_exactly_the_best_of_all_openings(
     service_env, namespace, monkeypatch
 ):
     """The early-stopping search against ranking every opening: the same top list.
-    Half the openings fit the person perfectly, so the search can stop early."""
+    Half the openings fit the person perfectly, so the search can stop early. The
+    search in arrays (the table the change stream keeps) gives that list too."""
     rng = random.Random(7)
     places = [pl for pl in all_places().values()]
     openings = []
@@ -281,15 +282,72 @@ async def test_ring_search_finds_exactly_the_best_of_all_openings(
                     experience_occupations=[],
                 )
             )
-            fetched.clear()
-            got = await h.search(person, {})
             want = rank(person, openings, TODAY, limit=h.suggestions_per_set)
+            in_arrays = await h.search(person, {})
+            assert [(s.opening.source_ref, s.score, s.reasons) for s in in_arrays] == [
+                (s.opening.source_ref, s.score, s.reasons) for s in want
+            ]
+            fetched.clear()
+            h.match_in_arrays = False
+            got = await h.search(person, {})
+            h.match_in_arrays = True
             assert [s.opening.source_ref for s in got] == [s.opening.source_ref for s in want]
             assert [s.score for s in got] == [s.score for s in want]
             if sector is Sector.LOGISTIK and km == 80:  # reaches all, stops near
                 assert len(fetched) < len(openings)
             if sector is Sector.HANDWERK:
                 assert {s.opening.title for s in got} >= {"Tischler 0", "Tischler 1"}
+
+
+async def test_the_opening_table_follows_what_any_process_commits(service_env, namespace):
+    """Each process keeps its own table of the searchable openings, current through the
+    change stream: an opening stored, filled or closed by another process (here another
+    repository on the same database) is seen by the next search, without a restart."""
+    from lotse_placement.repository import PlacementRepository
+    from lotse_shared.persistence.mongo import session_of
+
+    app = placement_app()
+    async with running(app):
+        h = app.state.handlers
+        other = PlacementRepository(h.repo.db)  # another process's store
+        person = candidate_from(snapshot(municipality="Baunatal"))
+
+        async def refs() -> list[str]:
+            return [s.opening.source_ref for s in await h.search(person, {})]
+
+        assert await refs() == []  # the table is filled here, empty
+        near = Opening(
+            source="ihk-kassel",
+            source_ref="NEU",
+            opening_type=OpeningType.AUSBILDUNG,
+            title="Ausbildung Lager",
+            employer="Firma",
+            occupation_code="51312",
+            sector=Sector.LOGISTIK,
+            required_german_level=CefrLevel.A2,
+            municipality="Baunatal",
+            lat=find_place("Baunatal").lat,  # type: ignore[union-attr]
+            lon=find_place("Baunatal").lon,  # type: ignore[union-attr]
+            start_date=TODAY + timedelta(days=20),
+        )
+        async with h.uow.transaction() as tx:
+            await other.save_opening(tx, near, None)
+        assert await refs() == ["NEU"]
+        full = near.model_copy(update={"seats_taken": near.seats})
+        async with h.uow.transaction() as tx:
+            await other.save_opening(tx, full, near)
+        assert await refs() == []  # full: out of the table
+        async with h.uow.transaction() as tx:
+            await other.save_opening(tx, near, full)  # a seat free again
+            # the match marker alone changes no feature
+            await other.openings.update_one(
+                {"_id": near.opening_id},
+                {"$set": {"match_pending": {"at": TODAY.isoformat()}}},
+                session=session_of(tx),
+            )
+        assert await refs() == ["NEU"]
+        await other.openings.delete_many({})
+        assert await refs() == []
 
 
 async def test_openings_are_filtered_by_type_sector_town_level_start_and_text(

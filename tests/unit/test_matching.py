@@ -12,7 +12,7 @@ import pytest
 from lotse_devstack.samples import TODAY
 from lotse_placement.domain.area import cell_of, reach_class, reach_key, reach_keys_around, rings
 from lotse_placement.domain.matching import (
-    best_people,
+    best_people_by_rules,
     eligible,
     evaluate,
     max_reach_km,
@@ -453,8 +453,8 @@ def test_a_new_opening_goes_to_the_people_it_suits_best() -> None:
         person(sectors_of_interest=[Sector.PFLEGE], experience_occupations=[]) for _ in range(5)
     ]
     unfit = [person(german_level=CefrLevel.A1) for _ in range(4)]
-    chosen = best_people(o, [*others, *unfit, *keen], TODAY, limit=4)
+    chosen = best_people_by_rules(o, [*others, *unfit, *keen], TODAY, limit=4)
     assert len(chosen) == 4
     assert set(map(id, keen)) <= set(map(id, chosen))  # the keen ones first
     assert not set(map(id, unfit)) & set(map(id, chosen))  # never an ineligible one
-    assert len(best_people(o, unfit, TODAY, limit=4)) == 0
+    assert len(best_people_by_rules(o, unfit, TODAY, limit=4)) == 0

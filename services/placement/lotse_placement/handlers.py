@@ -46,7 +46,6 @@ from .domain.matching import (
     Evaluation,
     Suggestion,
     best_of,
-    best_people,
     evaluate,
     fits_of_people,
     max_reach_km,
@@ -64,6 +63,7 @@ from .domain.model import (
     OpeningStatus,
     same_version,
 )
+from .domain.vectorised import OpeningTable, best_openings, best_people
 from .mapping import PRODUCER, candidate_from, opening_facts, opening_from, suggestion_doc
 from .repository import AlreadyTold, PlacementStore
 
@@ -80,6 +80,9 @@ class PlacementHandlers:
     parking: WaitingEvents
     suggestions_per_set: int = 5
     people_per_opening: int = 20
+    # the search scores every opening in arrays (False: the ring search, rule by rule,
+    # as before: the benchmark's old path and the fallback where no table can be kept)
+    match_in_arrays: bool = True
     today: Callable[[], date] = lambda: datetime.now(UTC).date()
     # told of every committed match: how many suggestions it kept, how long it took
     observe_matching: Callable[[int, float], None] = lambda kept, seconds: None
@@ -479,6 +482,48 @@ class PlacementHandlers:
         return best
 
     async def search(
+        self,
+        person: Candidate,
+        told: Mapping[str, bool],
+        tx: Transaction | None = None,
+    ) -> list[Suggestion]:
+        """The best eligible openings (the exact top list ``rank`` would make of every
+        open opening of the person's district). Every searchable opening is scored in
+        arrays over the store's feature table; only the openings kept are read and rated
+        rule by rule, which gives their reasons and confirms the choice. Without a table
+        (or should the openings read disagree with it, a change racing the search) it
+        walks rings of grid cells instead."""
+        if not permitted_types(person):
+            return []
+        if self.match_in_arrays:
+            table = await self.repo.opening_table()
+            if table is not None:
+                found = await self._search_table(person, told, table, tx)
+                if found is not None:
+                    return found
+        return await self.search_by_rings(person, told, tx)
+
+    async def _search_table(
+        self,
+        person: Candidate,
+        told: Mapping[str, bool],
+        table: OpeningTable,
+        tx: Transaction | None,
+    ) -> list[Suggestion] | None:
+        limit, today = self.suggestions_per_set, self.today()
+        picks = best_openings(person, table, today, limit=limit, told=told)
+        if not picks:
+            return []
+        openings = await self.repo.openings_by_id([p.opening_id for p in picks], tx)
+        best = rank(person, openings, today, limit=limit, told=told)
+        if [(s.opening.opening_id, s.score, s.distance_km) for s in best] != [
+            (p.opening_id, p.score, p.km) for p in picks
+        ]:
+            log.info("the opening table disagrees with the openings read; searching rings")
+            return None
+        return best
+
+    async def search_by_rings(
         self,
         person: Candidate,
         told: Mapping[str, bool],

@@ -532,7 +532,7 @@ async def test_matching_that_fails_otherwise_is_left_to_the_sweep(placement, sto
     assert len(uow.published(ev.SuggestionsReady)) == 1
 
 
-async def test_the_ring_search_finds_what_reading_every_opening_finds(
+async def test_the_searches_in_arrays_by_rings_and_by_reading_all_agree(
     placement, monkeypatch
 ) -> None:
     for n, town in enumerate(["Baunatal", "Kassel", "Wolfhagen", "Hofgeismar", "Wesertal"]):
@@ -541,12 +541,17 @@ async def test_the_ring_search_finds_what_reading_every_opening_finds(
             await placement.opening_reported(report)
     person = await placement.repo.candidate(await _person(placement, driving_licence=True))
     assert person is not None
+    in_arrays = await placement.search(person, {})
+    placement.match_in_arrays = False  # rule by rule: every opening read, then by rings
     scanned = await placement.search(person, {})
     monkeypatch.setattr("lotse_placement.handlers.SCAN_BELOW", 0)
     assert [s.opening.opening_id for s in await placement.search(person, {})] == [
         s.opening.opening_id for s in scanned
     ]
     assert scanned
+    assert [(s.opening.opening_id, s.score, s.reasons) for s in in_arrays] == [
+        (s.opening.opening_id, s.score, s.reasons) for s in scanned
+    ]
 
 
 async def _person(placement, **changes: Any) -> uuid.UUID:

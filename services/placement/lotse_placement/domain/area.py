@@ -13,6 +13,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
 
 from lotse_shared.places import Place, all_places, distance_km
 
@@ -43,11 +47,37 @@ def reach_key(reach_km: float, place: str) -> str:
 def reach_keys_around(lat: float, lon: float, places: dict[str, Place] | None = None) -> list[str]:
     """Every key of a person who might reach (lat, lon): their place is within their
     reach class of it."""
+    if places is None:
+        return _reach_keys_in_arrays(lat, lon)
     keys: list[str] = []
-    for place in (places or all_places()).values():
+    for place in places.values():
         km = round(distance_km(place.lat, place.lon, lat, lon), 1)  # as the reach rule rounds
         keys.extend(f"{limit}|{place.name}" for limit in REACH_CLASSES if km <= limit)
     return keys
+
+
+@cache
+def _places_in_arrays() -> tuple[list[Place], Any, Any, list[list[str]]]:
+    places = list(all_places().values())
+    lat = np.radians(np.array([p.lat for p in places]))
+    keys = [[f"{limit}|{p.name}" for limit in REACH_CLASSES] for p in places]
+    return places, lat, np.array([p.lon for p in places]), keys
+
+
+def _reach_keys_in_arrays(lat: float, lon: float) -> list[str]:
+    """:func:`reach_keys_around` over all places at once (an import batch asks this of
+    every opening): the same keys, in the same order; a way within 1e-7 of a rounding
+    edge is rounded as the rules round it."""
+    places, p1, plon, keys = _places_in_arrays()
+    p2 = math.radians(lat)
+    dl = np.radians(lon - plon)
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * math.cos(p2) * np.sin(dl / 2) ** 2
+    tenths = 2 * 6371.0 * np.arcsin(np.sqrt(a)) * 10
+    km = np.round(tenths) / 10
+    for i in np.nonzero(np.abs(tenths - np.floor(tenths) - 0.5) < 1e-7)[0].tolist():
+        km[i] = round(distance_km(places[i].lat, places[i].lon, lat, lon), 1)
+    first = np.searchsorted(np.array(REACH_CLASSES, dtype=np.float64), km, side="left")
+    return [key for i, start in enumerate(first.tolist()) for key in keys[i][start:]]
 
 
 @dataclass(frozen=True)

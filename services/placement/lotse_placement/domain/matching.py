@@ -386,12 +386,14 @@ def rank(
     return best_of(suggestions, limit)
 
 
-def best_people(
+def best_people_by_rules(
     opening: Opening, people: Iterable[Candidate], today: date, *, limit: int
 ) -> list[Candidate]:
     """Whom a new or changed opening suits best: the eligible people by score, then
-    distance. A new opening goes to these, not to everyone it could fit, so that an
-    opening in a town where hundreds qualify does not alert hundreds of caseworkers."""
+    distance, then person id. A new opening goes to these, not to everyone it could fit,
+    so that an opening in a town where hundreds qualify does not alert hundreds of
+    caseworkers. Rule by rule, pair by pair: the reference that
+    :func:`vectorised.best_people` (what the service runs) must agree with."""
     scored = []
     for person in people:
         if eligible(person, opening, today):
@@ -424,9 +426,9 @@ class Fit:
 
 def fits_of_people(opening: Opening, people: Iterable[Candidate], today: date) -> list[Fit]:
     """Every person's fit for ``opening``: the eligible by score, then distance (as
-    ``best_people`` picks whom a new opening is suggested to), then the near misses by
-    the number of rules they fail. The reasons of an eligible person are a suggestion's;
-    a near miss's start with the rules it fails."""
+    ``best_people_by_rules`` picks whom a new opening is suggested to), then the near
+    misses by the number of rules they fail. The reasons of an eligible person are a
+    suggestion's; a near miss's start with the rules it fails."""
     found: list[Fit] = []
     for person in people:
         evaluation = evaluate(person, opening, today)
