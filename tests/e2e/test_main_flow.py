@@ -137,7 +137,15 @@ async def one_trace_follows_the_completion(folder: str) -> None:
         )
 
     async def complete() -> bool:  # spans are written in batches, every few seconds
-        return bool(consumed(the_flow(), "notifications", "suggestions.ready"))
+        flow = the_flow()
+        return all(
+            consumed(flow, name, what)
+            for name, what in [
+                ("courses", "completion_reported"),
+                ("placement", "course.completed"),
+                ("notifications", "suggestions.ready"),
+            ]
+        )
 
     await eventually(complete, timeout_s=30, what="one trace across the three services")
     flow = the_flow()
