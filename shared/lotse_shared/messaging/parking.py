@@ -16,8 +16,10 @@ An empty parking lot costs the database one query pair per ``recheck_s``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -68,7 +70,12 @@ class ParkingLot:
         self.recheck = timedelta(seconds=recheck_s)
         self._next_due: datetime | None = None  # None: not known yet, look now
         self._dispatch: Dispatch | None = None
-        self._lock = asyncio.Lock()
+        # replays run side by side (one person's at a time), a sweep alone
+        self._turn = asyncio.Condition()
+        self._replays = 0
+        self._sweeps_waiting = 0
+        self._sweeping = False
+        self._people: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self.loop = Periodic("parking-sweep", sweep_every_s, self.sweep_if_due)
         self.start = self.loop.start
         self.stop = self.loop.stop
@@ -143,25 +150,55 @@ class ParkingLot:
 
     @asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[None]:
-        """One replay or sweep at a time in this process. Without it the sweep could
-        dead-letter an expired event that a replay was applying at that moment: the
-        event was then applied *and* dead-lettered. A
-        replay started from inside a replayed handler runs in the same task and does
-        not wait for itself."""
+        """A sweep runs alone in this process. Without that it could dead-letter an
+        expired event that a replay was applying at that moment: the event was then
+        applied *and* dead-lettered. A replay or sweep started from inside a replayed
+        handler runs in the same task and does not wait for itself."""
         if _INSIDE.get():
             yield
             return
-        async with self._lock:
-            token = _INSIDE.set(True)
-            try:
+        async with self._turn:
+            self._sweeps_waiting += 1  # no new replay starts meanwhile: the sweep's turn
+            await self._turn.wait_for(lambda: not self._sweeping and self._replays == 0)
+            self._sweeps_waiting -= 1
+            self._sweeping = True
+        token = _INSIDE.set(True)
+        try:
+            yield
+        finally:
+            _INSIDE.reset(token)
+            async with self._turn:
+                self._sweeping = False
+                self._turn.notify_all()
+
+    @asynccontextmanager
+    async def _replaying(self, person_ids: list[str]) -> AsyncIterator[None]:
+        """Replays side by side, never during a sweep; one person's one at a time (so
+        the same parked event is not applied by two and reported a duplicate)."""
+        if _INSIDE.get():
+            yield
+            return
+        async with self._turn:
+            await self._turn.wait_for(lambda: not self._sweeping and not self._sweeps_waiting)
+            self._replays += 1
+        token = _INSIDE.set(True)
+        try:
+            async with contextlib.AsyncExitStack() as held:
+                for person_id in sorted(set(person_ids)):  # one order: no deadlock
+                    lock = self._people.setdefault(person_id, asyncio.Lock())
+                    await held.enter_async_context(lock)
                 yield
-            finally:
-                _INSIDE.reset(token)
+        finally:
+            _INSIDE.reset(token)
+            async with self._turn:
+                self._replays -= 1
+                self._turn.notify_all()
 
     async def replay_for(self, person_ids: Iterable[str]) -> int:
         """Try the parked events of these people now; returns how many were applied."""
-        async with self._exclusive():
-            docs = await self.db[PARKED].find({"person_id": {"$in": list(person_ids)}}).to_list()
+        people = list(person_ids)
+        async with self._replaying(people):
+            docs = await self.db[PARKED].find({"person_id": {"$in": people}}).to_list()
             return await self._replay(docs)
 
     async def _replay(self, docs: list[Document]) -> int:

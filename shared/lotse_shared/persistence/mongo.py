@@ -516,10 +516,7 @@ class GroupCommit:
             raise batch.aborted(member) from batch.failed
 
     def _join(self) -> _Batch:
-        batch = self._open
-        if batch is not None and batch.failed is not None:
-            self._seal(batch)  # its members rejoin: into a new one
-            batch = None
+        batch = self._open  # never one that failed: bodies run only once it is sealed
         if batch is None:
             batch = self._open = _Batch()
             closer = asyncio.create_task(self._close(batch))
