@@ -278,6 +278,19 @@ async def test_with_nothing_to_do_the_dispatcher_sleeps_until_the_next_due_item(
     upcoming[0] = None
     await dispatcher._round()
     assert dispatcher.loop.every_s == 0  # busy: keep going every poll_s
+    work["deliver"] = 0
+    dispatcher.kick()  # a notification was made here: no question asked of the database
+    asked = []
+
+    async def counted() -> datetime | None:
+        asked.append(1)
+        return None
+
+    dispatcher.next_due = counted
+    await dispatcher._round()
+    assert (asked, dispatcher.loop.every_s) == ([], 0)
+    await dispatcher._round()  # woke by itself, nothing to do: now it asks
+    assert (asked, dispatcher.loop.every_s) == ([1], 30)
 
 
 # --- the alert policy ----------------------------------------------------------------

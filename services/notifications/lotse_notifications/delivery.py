@@ -268,11 +268,13 @@ class Dispatcher:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     loop: Periodic = field(init=False)
     _timed_at: float = field(init=False, default=float("-inf"))
+    _kicked: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.loop = Periodic("notifications-dispatch", self.poll_s, self._round)
 
     def kick(self) -> None:
+        self._kicked = True
         self.loop.kick()
 
     async def start(self) -> None:
@@ -291,12 +293,16 @@ class Dispatcher:
         return tried
 
     async def _round(self) -> bool:
+        kicked, self._kicked = self._kicked, False
         busy = await self.deliver_due()
         timed = 0
         if monotonic() - self._timed_at >= self.poll_s:
             self._timed_at = monotonic()
             timed = await self.digests() + await self.escalation()
-        self.loop.every_s = self.poll_s if busy or timed else await self._idle_wait()
+        # under traffic (kicked by new notifications) it keeps to poll_s; it asks when
+        # the next item is due only when it woke by itself and found nothing to do
+        quiet = not (kicked or busy or timed)
+        self.loop.every_s = await self._idle_wait() if quiet else self.poll_s
         return busy > 0
 
     async def _idle_wait(self) -> float:
