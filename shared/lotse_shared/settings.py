@@ -143,10 +143,11 @@ class ServiceSettings(BaseSettings):
         description="Transactions one process runs at the same time; more handlers wait.",
     )
     batch_max: int = Field(
-        default=64,
+        default=1,
         ge=1,
         description="Group commit: at most this many messages applied in one database "
-        "transaction (1: each message in its own).",
+        "transaction; 1 (the default): each message in its own. Measured slower on "
+        "SecantusDB in the main flow (docs/performance.md), so off unless asked for.",
     )
     batch_wait_ms: float = Field(
         default=5.0,

@@ -57,6 +57,7 @@ async def enrolled_people(rabbit_url: str, namespace: str, app: FastAPI, n: int)
 
 @pytest.fixture
 def wide_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOTSE_BATCH_MAX", "64")  # off by default
     # the publisher confirms one message at a time; a wide window gathers them all
     monkeypatch.setenv("LOTSE_BATCH_WAIT_MS", "300")
     monkeypatch.setenv("LOTSE_RETRY_DELAYS_S", "[0.2]")
