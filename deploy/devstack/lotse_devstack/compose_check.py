@@ -45,11 +45,10 @@ from typing import Any
 import httpx
 
 from lotse_shared.contracts import partner as p
-from lotse_shared.contracts.common import CefrLevel, CourseType
 
 from . import samples
 from .compose_secrets import STANDIN_MONGO_OPTIONS, make_secrets
-from .demo import COORDINATOR, COURSE, SCHOOL, openings
+from .demo import COORDINATOR, COURSE, SCHOOL, integration_course, openings
 from .observe import eventually
 from .partner import PartnerPublisher
 from .ports import free_port
@@ -451,16 +450,7 @@ async def main_flow(
             if with_openings:
                 for source, report in openings(today):
                     await pub.publish(p.OpeningReported.create(report, producer=source))
-            details = p.CourseDetails(
-                **COURSE.model_dump(),
-                course_type=CourseType.INTEGRATIONSKURS,
-                title="Integrationskurs Modul 1-6",
-                target_level=CefrLevel.B1,
-                starts_on=today - timedelta(days=300),
-                ends_on=today,
-                municipality="Baunatal",
-                teaching_units=700,
-            )
+            details = integration_course(today)
             for pid in ids:
                 await pub.publish(
                     p.EnrolmentReported.create(

@@ -96,6 +96,20 @@ PEOPLE: list[dict[str, Any]] = [
 ]
 
 
+def integration_course(today: date) -> p.CourseDetails:
+    """The demo's course, as the school reports it: ending today."""
+    return p.CourseDetails(
+        **COURSE.model_dump(),
+        course_type=CourseType.INTEGRATIONSKURS,
+        title="Integrationskurs Modul 1-6",
+        target_level=CefrLevel.B1,
+        starts_on=today - timedelta(days=300),
+        ends_on=today,
+        municipality="Baunatal",
+        teaching_units=700,
+    )
+
+
 def openings(today: date) -> list[tuple[str, p.OpeningReportedV1]]:
     def loc(m: str) -> p.OpeningLocation:
         return p.OpeningLocation(municipality=m)
@@ -215,16 +229,7 @@ async def run_demo(stack: LocalStack) -> int:
 
         async with PartnerPublisher(stack.config.rabbit_url, stack.config.namespace) as pub:
             print("2. school (AMQP): enrolment in an Integrationskurs")
-            details = p.CourseDetails(
-                **COURSE.model_dump(),
-                course_type=CourseType.INTEGRATIONSKURS,
-                title="Integrationskurs Modul 1-6",
-                target_level=CefrLevel.B1,
-                starts_on=today - timedelta(days=300),
-                ends_on=today,
-                municipality="Baunatal",
-                teaching_units=700,
-            )
+            details = integration_course(today)
             for pid in ids:
                 await pub.publish(
                     p.EnrolmentReported.create(
