@@ -103,7 +103,11 @@ def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
     )
     dead_letters.broker = broker
     relay = OutboxRelay(
-        db, broker, topology.events_exchange, recover_every_s=settings.outbox_recover_every_s
+        db,
+        broker,
+        topology.events_exchange,
+        recover_every_s=settings.outbox_recover_every_s,
+        mark_every_s=settings.outbox_mark_every_s,
     )
     uow = MongoUnitOfWork(
         client,

@@ -175,6 +175,13 @@ class ServiceSettings(BaseSettings):
         description="How often the outbox relay looks for events left unsent by a crashed "
         "process or a failed publish; its own commits it publishes at once.",
     )
+    outbox_mark_every_s: float = Field(
+        default=0.25,
+        ge=0,
+        description="The relay publishes each commit's events at once and marks them sent "
+        "together at most this often: one write for all of them instead of one per round "
+        "(0: after every round).",
+    )
     parked_max_age_s: float = Field(
         default=7 * 24 * 3600.0,
         description="How long an event about a not-yet-known person waits before it is "

@@ -354,16 +354,13 @@ class InMemoryNotifications(MemoryStore, Notifications):
             raise BundledMeanwhile
 
     # --- the daily email cap ----------------------------------------------------------
-    async def take_email_slot(self, recipient_email: str, day: str, cap: int) -> bool:
+    async def take_email_slots(self, recipient_email: str, day: str, cap: int, wanted: int) -> int:
+        if cap <= 0 or wanted <= 0:
+            return 0
         key = f"{recipient_email.lower()}|{day}"
-        sent = self.email_counts.get(key)
-        if sent is not None and sent < cap:
-            self.email_counts[key] = sent + 1
-            return True
-        if cap <= 0 or sent is not None:
-            return False
-        self.email_counts[key] = 1
-        return True
+        sent = self.email_counts.get(key, 0)
+        self.email_counts[key] = max(sent, min(cap, sent + wanted))
+        return max(0, min(cap, sent + wanted) - sent)
 
     # --- escalation -------------------------------------------------------------------
     async def due_escalations(

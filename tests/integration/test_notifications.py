@@ -750,3 +750,27 @@ async def test_the_dispatcher_asks_the_database_when_the_next_item_falls_due(
     finally:
         await client.drop_database(f"{namespace}-next-due")
         await client.close()
+
+
+async def test_a_rounds_emails_take_their_places_under_the_cap_in_one_write_each(
+    mongo_url: str, namespace: str
+) -> None:
+    """Two replicas counting a recipient's emails at once never take more than the cap
+    between them, and each learns how many of its emails may go."""
+    client = make_client(mongo_url)
+    repo = NotificationsRepository(client[f"{namespace}-cap"])
+    day = "2026-11-24"
+    try:
+        taken = await asyncio.gather(
+            *(repo.take_email_slots(CASEWORKER.upper(), day, 5, 3) for _ in range(2))
+        )
+        assert sorted(taken) == [2, 3]  # the first comes, the second gets what is left
+        assert await repo.take_email_slots(CASEWORKER, day, 5, 1) == 0
+        assert await repo.take_email_slots(CASEWORKER, day, 7, 4) == 2  # the cap was raised
+        assert await repo.take_email_slots(CASEWORKER, day, 3, 1) == 0  # lowered: none
+        doc = await repo.email_counts.find_one({"_id": f"{CASEWORKER.lower()}|{day}"})
+        assert doc is not None and doc["sent"] == 7  # never counted down
+        assert await repo.take_email_slots(CASEWORKER, day, 0, 2) == 0  # no cap: not counted
+    finally:
+        await client.drop_database(f"{namespace}-cap")
+        await client.close()

@@ -3,6 +3,7 @@ parking lot's sweep query it only when something can be due."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -92,3 +93,68 @@ async def test_a_failed_publish_brings_the_next_look_for_leftovers_forward() -> 
     relay._next_recovery = 0.0  # a recovery already due stays due
     await relay._publish_and_mark([row])
     assert relay._next_recovery == 0.0
+
+
+class ConfirmingBroker:
+    def __init__(self) -> None:
+        self.published: list[str] = []
+
+    async def publish(self, *args: Any, message_id: str, **kwargs: Any) -> None:
+        self.published.append(message_id)
+
+
+async def test_what_is_published_in_quick_rounds_is_marked_sent_in_one_write(
+    monkeypatch: Any,
+) -> None:
+    """Each commit kicks a round; under load a round publishes a row or two. They are
+    published at once and marked together, not with a write per round."""
+    marks: list[list[str]] = []
+
+    async def recording(db: Any, write: Any) -> None:
+        class Outbox:
+            async def update_many(self, query: Any, update: Any, session: Any) -> None:
+                assert set(update["$set"]) == {"sent_at", "sent_at_ttl"}
+                marks.append(list(query["_id"]["$in"]))
+
+        class Db:
+            def __getitem__(self, name: str) -> Outbox:
+                assert name == "outbox"
+                return Outbox()
+
+        relay.db = Db()  # type: ignore[assignment]
+        await write(None)
+
+    monkeypatch.setattr("lotse_shared.messaging.outbox.in_transaction", recording)
+    broker = ConfirmingBroker()
+    relay = OutboxRelay(
+        CountingDatabase(),  # type: ignore[arg-type]
+        broker=broker,  # type: ignore[arg-type]
+        exchange=None,  # type: ignore[arg-type]
+        recover_every_s=600,
+        mark_every_s=0.3,
+    )
+    relay._next_recovery = time.monotonic() + 600
+    await relay.start()
+
+    def row(i: int) -> dict[str, Any]:
+        return {
+            "_id": f"e{i}",
+            "body": b"{}",
+            "routing_key": "k",
+            "correlation_id": "c",
+            "event_type": "t",
+        }
+
+    try:
+        for i in range(6):
+            relay.kick([row(i)])
+            await asyncio.sleep(0.02)
+        assert broker.published == [f"e{i}" for i in range(6)]  # none waited for a mark
+        await asyncio.sleep(0.5)
+        # the first at once, the other five together once the interval had passed
+        assert marks == [["e0"], ["e1", "e2", "e3", "e4", "e5"]]
+        relay.kick([row(6)])
+        await asyncio.sleep(0.02)
+    finally:
+        await relay.stop()
+    assert marks[-1] == ["e6"]  # stopping marks what it sent, so no one sends it again

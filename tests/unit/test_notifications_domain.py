@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, time, timedelta
 from typing import cast
@@ -215,6 +216,8 @@ async def test_a_burst_of_kicks_checks_digest_and_escalation_once_per_poll_inter
     calls = {"deliver": 0, "digest": 0, "escalate": 0}
 
     class Fake:
+        batch_size = 50
+
         async def deliver_due(self) -> int:
             calls["deliver"] += 1
             return 0
@@ -245,6 +248,8 @@ async def test_with_nothing_to_do_the_dispatcher_sleeps_until_the_next_due_item(
     upcoming: list[datetime | None] = [None]
 
     class Fake:
+        batch_size = 50
+
         async def deliver_due(self) -> int:
             return work["deliver"]
 
@@ -291,6 +296,48 @@ async def test_with_nothing_to_do_the_dispatcher_sleeps_until_the_next_due_item(
     assert (asked, dispatcher.loop.every_s) == ([], 0)
     await dispatcher._round()  # woke by itself, nothing to do: now it asks
     assert (asked, dispatcher.loop.every_s) == ([1], 30)
+
+
+async def test_kicks_close_together_make_one_delivery_round() -> None:
+    """Every new notification kicks the dispatcher; the ones made within ``gather_s`` of
+    the first are emailed in one round (one claim, one record), and a round that did not
+    fill its batch does not look again at once."""
+    rounds: list[int] = []
+    due = [0]
+
+    class Fake:
+        batch_size = 3
+
+        async def deliver_due(self) -> int:
+            rounds.append(due[0])
+            tried, due[0] = min(due[0], 3), max(due[0] - 3, 0)
+            return tried
+
+    async def nothing() -> int:
+        return 0
+
+    dispatcher = Dispatcher(
+        email=cast(ChannelDelivery, Fake()),
+        digests=nothing,
+        escalation=nothing,
+        poll_s=60,
+        gather_s=0.2,
+    )
+    await dispatcher.start()
+    try:
+        for _ in range(2):
+            due[0] += 1
+            dispatcher.kick()
+            await asyncio.sleep(0.05)
+        assert rounds == []  # gathering
+        await asyncio.sleep(0.3)
+        assert rounds == [2]  # both in one round, and no second look
+        due[0] = 5
+        dispatcher.kick()
+        await asyncio.sleep(0.3)
+        assert rounds == [2, 5, 2]  # a full batch: the rest at once
+    finally:
+        await dispatcher.stop()
 
 
 # --- the alert policy ----------------------------------------------------------------

@@ -181,6 +181,7 @@ def create_app(
             repo.next_due, [Channel.EMAIL] if hook is None else [Channel.EMAIL, Channel.WEBHOOK]
         ),
         recheck_s=settings.dispatch_recheck_s,
+        gather_s=settings.dispatch_gather_s,
     )
     clock = overrides.clock or clock_from(settings.clock_file)
     handlers.clock = email.clock = dispatcher.clock = clock

@@ -54,6 +54,8 @@ def _now() -> datetime:
 
 
 Send = Callable[[Notification, datetime], Awaitable[None]]
+# None: send it; else the state to record instead, when it is due, and why
+Verdict = tuple[DeliveryStatus, datetime | None, str] | None
 
 
 @dataclass
@@ -75,16 +77,22 @@ class ChannelDelivery:
     # told of every delivery's outcome (channel, result): sent, skipped, deferred,
     # temporary_failure or failed
     observe: Callable[[str, str], None] = lambda channel, result: None
+    batch_size: int = 50  # claimed per round; a full batch: more may be due
 
-    async def deliver_due(self, limit: int = 50) -> int:
-        """Try every due delivery once; returns how many were tried.
+    async def deliver_due(self, limit: int | None = None) -> int:
+        """Try every due delivery once (at most ``limit``, by default ``batch_size``);
+        returns how many were tried.
 
         Claiming and recording success are one write each for the whole batch (and
         one transaction with the "delivered" events): per delivery they were the
         service's biggest share of database work under load."""
         now = self.clock()
-        due = await self.repo.claim_due(self.channel, now, now + timedelta(minutes=2), limit)
-        sent = await asyncio.gather(*(self._deliver(n, now) for n in due))
+        until = now + timedelta(minutes=2)
+        due = await self.repo.claim_due(self.channel, now, until, limit or self.batch_size)
+        verdicts = await self.gate.check_all(due, now) if self.gate else [None] * len(due)
+        sent = await asyncio.gather(
+            *(self._deliver(n, now, v) for n, v in zip(due, verdicts, strict=True))
+        )
         delivered = [n for n, ok in zip(due, sent, strict=True) if ok]
         for _ in delivered:
             self.observe(self.channel.value, "sent")
@@ -114,11 +122,12 @@ class ChannelDelivery:
                         )
         return len(due)
 
-    async def _deliver(self, n: Notification, now: datetime) -> bool:
-        """Send one claimed delivery; True if sent. A failure is recorded here."""
+    async def _deliver(self, n: Notification, now: datetime, verdict: Verdict) -> bool:
+        """Send one claimed delivery unless the gate's ``verdict`` holds it back; True if
+        sent. A failure is recorded here."""
         ch = self.channel.value
         attempts = n.channel(self.channel).attempts + 1
-        if self.gate is not None and (verdict := await self.gate.check(n, now)) is not None:
+        if verdict is not None:
             status, due, why = verdict
             result = "skipped" if status is DeliveryStatus.READ else "deferred"
             self.observe(ch, result)
@@ -221,21 +230,42 @@ class EmailGate:
     policy: AlertPolicy
     timing: Timing
 
-    async def check(
-        self, n: Notification, now: datetime
-    ) -> tuple[DeliveryStatus, datetime | None, str] | None:
+    async def check(self, n: Notification, now: datetime) -> Verdict:
         """None: send it; else the state to record instead, when it is due, and why."""
-        if n.read_at is not None:
-            return DeliveryStatus.READ, None, READ_BEFORE_SENT
-        if n.kind is Kind.DIGEST or n.priority >= Priority.CRITICAL or n.email.attempts > 0:
-            return None
-        prefs = await self.repo.preferences_of(n.recipient_email)
-        cap = self.policy.for_district(n.district_id).cap_for(prefs)
-        if cap == 0:
-            return None
+        return (await self.check_all([n], now))[0]
+
+    async def check_all(self, due: list[Notification], now: datetime) -> list[Verdict]:
+        """``check`` for a round's emails: one read of their recipients' preferences and
+        one count per recipient for all of them (per email, these were two database
+        operations each). Within a recipient's share, the first in line get the places
+        left under the cap."""
+        verdicts: list[Verdict] = [None] * len(due)
+        capped: dict[str, list[int]] = {}
+        for i, n in enumerate(due):
+            if n.read_at is not None:
+                verdicts[i] = (DeliveryStatus.READ, None, READ_BEFORE_SENT)
+            elif not (
+                n.kind is Kind.DIGEST or n.priority >= Priority.CRITICAL or n.email.attempts > 0
+            ):
+                capped.setdefault(n.recipient_email.lower(), []).append(i)
+        if not capped:
+            return verdicts
+        prefs = await self.repo.preferences_for(list(capped))
         day = now.astimezone(BERLIN).date().isoformat()
-        if await self.repo.take_email_slot(n.recipient_email, day, cap):
-            return None
+        for address, waiting in capped.items():
+            by_cap: dict[int, list[int]] = {}
+            for i in waiting:  # districts may differ in their cap for the same person
+                cap = self.policy.for_district(due[i].district_id).cap_for(prefs[address])
+                by_cap.setdefault(cap, []).append(i)
+            for cap, line in by_cap.items():
+                if cap == 0:
+                    continue  # no cap
+                taken = await self.repo.take_email_slots(address, day, cap, len(line))
+                for i in line[taken:]:
+                    verdicts[i] = self._to_digest(cap, now)
+        return verdicts
+
+    def _to_digest(self, cap: int, now: datetime) -> Verdict:
         office = self.timing.office_hours
         due = office.next_open(next_digest(now, self.timing.digest_at))
         return (
@@ -255,7 +285,12 @@ class Dispatcher:
     With nothing to do it asks when the next email, webhook, digest or escalation falls
     due (``next_due``) and sleeps until then, at most ``recheck_s``: what another replica
     made, or a claim a crashed one left, is found by then. An idle service so costs the
-    database a few queries per ``recheck_s``, not per second."""
+    database a few queries per ``recheck_s``, not per second.
+
+    A kick starts a round ``gather_s`` later, not at once: under traffic every new
+    notification kicks, and a round per notification cost four database operations
+    each (look, claim, record, mark its event sent); the notifications made meanwhile
+    go in the same round. Email is not instant anyway; the inbox row already is."""
 
     email: ChannelDelivery
     digests: Callable[[], Awaitable[int]]
@@ -265,36 +300,55 @@ class Dispatcher:
     webhook_sender: WebhookSender | None = None
     next_due: Callable[[], Awaitable[datetime | None]] | None = None
     recheck_s: float = 30.0
+    gather_s: float = 0.0
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     loop: Periodic = field(init=False)
     _timed_at: float = field(init=False, default=float("-inf"))
     _kicked: bool = field(init=False, default=False)
+    _gathering: asyncio.TimerHandle | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.loop = Periodic("notifications-dispatch", self.poll_s, self._round)
 
     def kick(self) -> None:
         self._kicked = True
+        if self.gather_s <= 0:
+            self.loop.kick()
+        elif self._gathering is None:
+            self._gathering = asyncio.get_running_loop().call_later(self.gather_s, self._gathered)
+
+    def _gathered(self) -> None:
+        self._gathering = None
         self.loop.kick()
 
     async def start(self) -> None:
         await self.loop.start()
 
     async def stop(self) -> None:
+        if self._gathering is not None:
+            self._gathering.cancel()
+            self._gathering = None
         await self.loop.stop()
         if self.webhook_sender is not None:
             await self.webhook_sender.close()
 
     async def deliver_due(self) -> int:
         """Emails and webhooks that are due, once each."""
-        tried = await self.email.deliver_due()
+        return sum(await self._deliver_each())
+
+    async def _deliver_each(self) -> list[int]:
+        tried = [await self.email.deliver_due()]
         if self.webhook is not None:
-            tried += await self.webhook.deliver_due()
+            tried.append(await self.webhook.deliver_due())
         return tried
 
     async def _round(self) -> bool:
         kicked, self._kicked = self._kicked, False
-        busy = await self.deliver_due()
+        each = await self._deliver_each()
+        busy = sum(each)
+        # only a full batch leaves more due now; anything else, one more look finds nothing
+        channels = [self.email] if self.webhook is None else [self.email, self.webhook]
+        full = any(n >= ch.batch_size for n, ch in zip(each, channels, strict=True))
         timed = 0
         if monotonic() - self._timed_at >= self.poll_s:
             self._timed_at = monotonic()
@@ -303,7 +357,7 @@ class Dispatcher:
         # the next item is due only when it woke by itself and found nothing to do
         quiet = not (kicked or busy or timed)
         self.loop.every_s = await self._idle_wait() if quiet else self.poll_s
-        return busy > 0
+        return full
 
     async def _idle_wait(self) -> float:
         """Seconds until the next due item (at least ``poll_s``, at most ``recheck_s``)."""

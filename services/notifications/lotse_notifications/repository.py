@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError, OperationFailure
@@ -184,9 +184,10 @@ class Notifications(Protocol):
         any of them first, raises :class:`BundledMeanwhile` (run again)."""
 
     # --- the daily email cap ----------------------------------------------------------
-    async def take_email_slot(self, recipient_email: str, day: str, cap: int) -> bool:
-        """Count one immediate email for the recipient's day, if the cap allows it.
-        Two replicas can never both take the last slot."""
+    async def take_email_slots(self, recipient_email: str, day: str, cap: int, wanted: int) -> int:
+        """Count up to ``wanted`` immediate emails for the recipient's day, as far as the
+        cap allows; returns how many were counted. Two replicas can never both take the
+        last slot."""
 
     # --- escalation -------------------------------------------------------------------
     async def due_escalations(
@@ -723,21 +724,33 @@ class NotificationsRepository(Notifications):
         return _notification(doc) if doc else None
 
     # --- the daily email cap ------------------------------------------------------------
-    async def take_email_slot(self, recipient_email: str, day: str, cap: int) -> bool:
-        """One conditional increment: two replicas can never both take the last slot."""
+    async def take_email_slots(self, recipient_email: str, day: str, cap: int, wanted: int) -> int:
+        """One atomic write for a round's emails to the recipient (it was one per email):
+        the count becomes ``min(cap, count + wanted)``, never less than it was, and the
+        count before says how many were taken. Two replicas can never both take the last
+        slot. The day's first count is an insert, not an upsert: SecantusDB answers two
+        concurrent upserts of a missing document both with "there was none"."""
+        if cap <= 0 or wanted <= 0:
+            return 0
         key = f"{recipient_email.lower()}|{day}"
-        result = await self.email_counts.update_one(
-            {"_id": key, "sent": {"$lt": cap}}, {"$inc": {"sent": 1}}
-        )
-        if result.modified_count == 1:
-            return True
-        if cap <= 0:
-            return False
-        try:
-            await self.email_counts.insert_one({"_id": key, "sent": 1, "day": day})
-        except DuplicateKeyError:
-            return False  # the day's count exists and is at the cap
-        return True
+        sent = {"$ifNull": ["$sent", 0]}
+        for _ in range(3):
+            before = await self.email_counts.find_one_and_update(
+                {"_id": key},
+                [{"$set": {"sent": {"$max": [sent, {"$min": [cap, {"$add": [sent, wanted]}]}]}}}],
+                return_document=ReturnDocument.BEFORE,
+            )
+            if before is not None:
+                counted = int(before.get("sent", 0))
+                return max(0, min(cap, counted + wanted) - counted)
+            try:
+                await self.email_counts.insert_one(
+                    {"_id": key, "sent": min(cap, wanted), "day": day}
+                )
+            except DuplicateKeyError:
+                continue  # another replica counted the day's first: add to its count
+            return min(cap, wanted)
+        return 0
 
     # --- escalation ------------------------------------------------------------------------
     async def due_escalations(

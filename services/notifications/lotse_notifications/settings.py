@@ -59,6 +59,13 @@ class NotificationsSettings(ServiceSettings):
         description="While there is work, how often due emails, webhooks, digests and "
         "escalations are sought.",
     )
+    dispatch_gather_s: float = Field(
+        default=0.25,
+        ge=0,
+        description="A new notification starts the dispatcher's round this much later, so "
+        "the notifications made meanwhile are emailed in the same round (one claim and one "
+        "record for all of them; 0: at once).",
+    )
     dispatch_recheck_s: float = Field(
         default=30.0,
         gt=0,

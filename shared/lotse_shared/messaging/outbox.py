@@ -2,7 +2,11 @@
 
 Fast path: the unit of work writes its outbox rows leased to this process for a
 few seconds and hands them to the relay after the commit; the relay publishes
-them from memory and marks them sent (one database round trip per batch).
+them from memory at once and marks them sent a little later (``mark_every_s``), in
+one write for everything it published meanwhile: under load a round publishes one
+or two rows, and a write per round was one more database operation per event. A
+crash before the mark only means those events are published again once their lease
+runs out, which consumers recognise (their inbox).
 
 Recovery: every ``recover_every_s`` (not on every kick: under load that would be one
 more query per commit), and soon after one of its own publishes failed, the relay
@@ -48,6 +52,7 @@ class OutboxRelay:
         batch_size: int = 500,
         concurrency: int = 64,
         lease_s: float = 30.0,
+        mark_every_s: float = 0.25,
     ) -> None:
         self.db = db
         self.broker = broker
@@ -58,10 +63,24 @@ class OutboxRelay:
         self._limit = asyncio.Semaphore(concurrency)
         self._fresh: list[Document] = []
         self._next_recovery = 0.0  # monotonic time of the next look for leftovers
+        # far shorter than the own lease (OWN_LEASE_S): marked before any relay may retake
+        self.mark_every_s = min(mark_every_s, OWN_LEASE_S / 4)
+        self._published: list[str] = []  # sent, not yet marked
+        self._next_mark = 0.0
+        self._mark_timer: asyncio.TimerHandle | None = None
         # kicked by every commit; otherwise it wakes only when recovery is due
         self.loop = Periodic("outbox-relay", recover_every_s, self._round)
         self.start = self.loop.start
-        self.stop = self.loop.stop
+
+    async def stop(self) -> None:
+        await self.loop.stop()
+        if self._mark_timer is not None:
+            self._mark_timer.cancel()
+        if self._published:  # what it sent is marked, so no one sends it again
+            try:
+                await self._mark(force=True)
+            except Exception:
+                log.exception("marking %d sent event(s) at stop failed", len(self._published))
 
     def kick(self, committed: list[Document] | None = None) -> None:
         """Called after a commit with the rows it wrote (leased to this process)."""
@@ -75,6 +94,7 @@ class OutboxRelay:
         while self._fresh:
             batch, self._fresh = self._fresh[: self.batch_size], self._fresh[self.batch_size :]
             await self._publish_and_mark(batch)
+        await self._mark()
         if time.monotonic() < self._next_recovery:
             return False
         full = await self.publish_pending() == self.batch_size
@@ -125,11 +145,14 @@ class OutboxRelay:
             .sort("created_at", 1)
             .to_list()
         )
-        return await self._publish_and_mark(leased)
+        sent = await self._publish_and_mark(leased)
+        await self._mark(force=True)  # leased ones at once: the lease is the recovery's
+        return sent
 
     async def _publish_and_mark(self, docs: list[Document]) -> int:
-        """Publish concurrently; mark what the broker confirmed. Failures stay leased
-        until their lease runs out, then the recovery path tries again."""
+        """Publish concurrently; what the broker confirmed is marked by ``_mark``.
+        Failures stay leased until their lease runs out, then the recovery path tries
+        again."""
         results = await asyncio.gather(
             *(self._publish(doc) for doc in docs), return_exceptions=True
         )
@@ -141,17 +164,40 @@ class OutboxRelay:
         if failed:  # try them again once their lease has run out (or sooner, if due)
             retry_at = time.monotonic() + OWN_LEASE_S + 1.0
             self._next_recovery = min(self._next_recovery, retry_at)
-        if sent:
-            done = datetime.now(UTC)
+        self._published.extend(sent)
+        return len(sent)
+
+    async def _mark(self, *, force: bool = False) -> None:
+        """Mark what was published as sent, in one write, once ``mark_every_s`` has
+        passed since the last mark (or a batch is full); else wake up for it then."""
+        if not self._published:
+            return
+        now = time.monotonic()
+        if not force and now < self._next_mark and len(self._published) < self.batch_size:
+            if self._mark_timer is None:
+                self._mark_timer = asyncio.get_running_loop().call_later(
+                    self._next_mark - now, self._mark_due
+                )
+            return
+        ids, self._published = self._published, []
+        self._next_mark = now + self.mark_every_s
+        done = datetime.now(UTC)
+        try:
             await in_transaction(
                 self.db,
                 lambda session: self.db[OUTBOX].update_many(
-                    {"_id": {"$in": sent}},
+                    {"_id": {"$in": ids}},
                     {"$set": {"sent_at": done, "sent_at_ttl": done}},
                     session=session,
                 ),
             )
-        return len(sent)
+        except BaseException:
+            self._published[:0] = ids  # marked with the next round
+            raise
+
+    def _mark_due(self) -> None:
+        self._mark_timer = None
+        self.loop.kick()
 
     async def _publish(self, doc: Document) -> bool:
         async with self._limit:
