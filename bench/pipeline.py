@@ -13,13 +13,16 @@ its own SecantusDB), in these phases:
               message, insert one notification document (quorum queues, persistent
               messages, publisher confirms, prefetch 32, as the services use);
 2. throughput N events published as fast as confirms allow; events / (last inbox row
-              - first publish): first with group commit in placement and notifications
-              (LOTSE_BATCH_MAX=64), then as they run by default (each message in a
-              transaction of its own);
+              - first publish), with the CPU each process spent: first with group commit
+              in placement and notifications (LOTSE_BATCH_MAX=64), then with a relay and
+              dispatch round per event (LOTSE_OUTBOX_MARK_EVERY_S=0,
+              LOTSE_DISPATCH_GATHER_S=0: as before they gathered), then as they run by
+              default (each message in a transaction of its own);
 3. latency    events offered at a fixed rate of half that throughput; publish ->
               inbox row (the row's created_at, stamped in the same transaction);
 4. replicas   the same burst with one and with two placement processes on the same
-              queues, then a count of suggestion sets and notifications per event;
+              queues, with how busy the database was (share of one core), then a count
+              of suggestion sets and notifications per event;
 5. profile    pyinstrument inside the busiest service (by CPU seconds in phase 2)
               during one more burst (py-spy cannot attach to processes here);
 6. db ops     the database's own profiler counts operations per event and service
@@ -27,7 +30,8 @@ its own SecantusDB), in these phases:
 0. idle       before any traffic, the same profiler counts what each service asks of
               the database per second while nothing happens (BENCH_IDLE_S, 60 s).
 
-The two throughput runs compare group commit with its absence, in the same run.
+The three throughput runs compare group commit and gathered rounds with their absence,
+in the same run.
 Writes bench/results/pipeline.json (and .png, and profile-*.txt), prints the JSON.
 A benchmark: it prints figures and fails on none of them.
 """
@@ -70,6 +74,8 @@ RESULTS = Path(__file__).parent / "results"
 PUBLISH_CONCURRENCY = 64
 # up to 64 messages in one transaction (off by default: docs/performance.md)
 GROUP_COMMIT = {"LOTSE_BATCH_MAX": "64"}
+# what the relay and the dispatcher did before they gathered a burst's work into one round
+ONE_ROUND_PER_EVENT = {"LOTSE_OUTBOX_MARK_EVERY_S": "0", "LOTSE_DISPATCH_GATHER_S": "0"}
 FLOW_SERVICES = ("placement", "notifications")
 PREFETCH = 32
 Document = dict[str, Any]
@@ -275,6 +281,27 @@ async def burst(h: FlowStack, events: Sequence[Event]) -> dict[str, Any]:
     }
 
 
+def stack_probe(h: FlowStack) -> Probe:
+    """The stack's processes as they run now (a restart gives new ones) and the shared."""
+    assert h.db_proc is not None
+    return Probe({**{s: p.pid for s, p in h.stack.procs.items()}, **shared_pids(h.db_proc.pid)})
+
+
+async def measured_burst(
+    h: FlowStack, events: Sequence[Event]
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """``burst``, and the CPU milliseconds per event each process spent on it."""
+    probe = stack_probe(h)
+    before = probe.cpu_s()
+    run = await burst(h, events)
+    return run, probe.cpu_ms_per_event(before, len(events))
+
+
+def busy(run: dict[str, Any], cpu_ms: dict[str, float]) -> float:
+    """The share of one core the database used during ``run`` (1.0: saturated)."""
+    return round(cpu_ms["database"] * run["events"] / 1000 / run["seconds"], 2)
+
+
 async def offered(
     h: FlowStack, events: Sequence[Event], per_s: float
 ) -> tuple[list[float], list[float]]:
@@ -475,12 +502,13 @@ def draw(result: dict[str, Any], latencies: Sequence[float], path: Path) -> None
 
 async def main() -> dict[str, Any]:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    total = 2 * N + LATENCY_N + 3 * BURST_N + OPS_N
+    total = 3 * N + LATENCY_N + 3 * BURST_N + OPS_N
     workdir = Path(tempfile.mkdtemp(prefix="lotse-bench-"))
     h = FlowStack("bench", total, RABBIT_URL, workdir)
     events = h.events
     phases = {
         "group_commit": events[-N:],
+        "one_round_per_event": events[-2 * N : -N],
         "throughput": events[:N],
         "latency": events[N : N + LATENCY_N],
         "one_placement": events[N + LATENCY_N : N + LATENCY_N + BURST_N],
@@ -505,16 +533,15 @@ async def main() -> dict[str, Any]:
 
         print(f"bench: throughput, {N} events, group commit ...", flush=True)
         await restart(h, FLOW_SERVICES, GROUP_COMMIT)
-        group_commit = await burst(h, phases["group_commit"])
+        group_commit, group_commit_cpu = await measured_burst(h, phases["group_commit"])
+        print(f"bench: throughput, {N} events, a relay/dispatch round per event ...", flush=True)
+        await restart(h, FLOW_SERVICES, ONE_ROUND_PER_EVENT)
+        per_round, per_round_cpu = await measured_burst(h, phases["one_round_per_event"])
         await restart(h, FLOW_SERVICES)
-        probe = Probe(
-            {**{s: p.pid for s, p in h.stack.procs.items()}, **shared_pids(h.db_proc.pid)}
-        )
+        probe = stack_probe(h)
 
-        print(f"bench: throughput, {N} events, each in a transaction of its own ...", flush=True)
-        cpu_before = probe.cpu_s()
-        run = await burst(h, phases["throughput"])
-        cpu = probe.cpu_ms_per_event(cpu_before, N)
+        print(f"bench: throughput, {N} events, as configured ...", flush=True)
+        run, cpu = await measured_burst(h, phases["throughput"])
 
         rate = run["eps"] / 2
         print(f"bench: latency, {LATENCY_N} events at {rate:.0f}/s ...", flush=True)
@@ -522,11 +549,11 @@ async def main() -> dict[str, Any]:
         rss = probe.services_peak_rss_mb()
 
         print(f"bench: one placement process, {BURST_N} events ...", flush=True)
-        one = await burst(h, phases["one_placement"])
+        one, one_cpu = await measured_burst(h, phases["one_placement"])
         second = h.stack.start_service("placement", replica=2)
         await asyncio.to_thread(h.stack.wait_healthy, (second,), 60)
         print(f"bench: two placement processes, {BURST_N} events ...", flush=True)
-        two = await burst(h, phases["two_placements"])
+        two, two_cpu = await measured_burst(h, phases["two_placements"])
 
         busiest = max((s for s in cpu if s in SERVICES), key=lambda s: cpu[s])
         print(f"bench: profiling {busiest}, {BURST_N} events ...", flush=True)
@@ -542,6 +569,8 @@ async def main() -> dict[str, Any]:
         "throughput_eps": round(run["eps"], 1),
         "group_commit_eps": round(group_commit["eps"], 1),
         "group_commit_efficiency": round(group_commit["eps"] / floor_run["eps"], 3),
+        "one_round_per_event_eps": round(per_round["eps"], 1),
+        "one_round_per_event_efficiency": round(per_round["eps"] / floor_run["eps"], 3),
         "latency_ms": {
             "offered_eps": round(rate, 1),
             "events": len(latencies),
@@ -557,9 +586,16 @@ async def main() -> dict[str, Any]:
         "efficiency": round(run["eps"] / floor_run["eps"], 3),
         "rss_mb": rss,
         "placement_replicas": {"1": round(one["eps"], 1), "2": round(two["eps"], 1)},
+        # how much of one core the database was busy during each: it runs on one
+        "database_busy": {"1": busy(one, one_cpu), "2": busy(two, two_cpu)},
         "duplicates": checked,
         "cpu_ms_per_event": {
             "flow": {**cpu, "total": round(sum(cpu.values()), 2)},
+            "one_round_per_event": {
+                **per_round_cpu,
+                "total": round(sum(per_round_cpu.values()), 2),
+            },
+            "group_commit": {**group_commit_cpu, "total": round(sum(group_commit_cpu.values()), 2)},
             "floor": {**floor_cpu, "total": round(sum(floor_cpu.values()), 2)},
         },
         "profile": profiles,
@@ -568,6 +604,7 @@ async def main() -> dict[str, Any]:
         "runs": {
             "floor": floor_run,
             "group_commit": group_commit,
+            "one_round_per_event": per_round,
             "throughput": run,
             "one": one,
             "two": two,

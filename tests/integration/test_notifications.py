@@ -769,7 +769,8 @@ async def test_a_rounds_emails_take_their_places_under_the_cap_in_one_write_each
         assert await repo.take_email_slots(CASEWORKER, day, 7, 4) == 2  # the cap was raised
         assert await repo.take_email_slots(CASEWORKER, day, 3, 1) == 0  # lowered: none
         doc = await repo.email_counts.find_one({"_id": f"{CASEWORKER.lower()}|{day}"})
-        assert doc is not None and doc["sent"] == 7  # never counted down
+        assert doc is not None
+        assert doc["sent"] == 7  # never counted down
         assert await repo.take_email_slots(CASEWORKER, day, 0, 2) == 0  # no cap: not counted
     finally:
         await client.drop_database(f"{namespace}-cap")
