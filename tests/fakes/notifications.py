@@ -154,12 +154,25 @@ class InMemoryNotifications(MemoryStore, Notifications):
         return found.model_copy(deep=True) if found else None
 
     async def replace_content(
-        self, tx: Transaction, n: Notification, changes: Document | None = None
+        self,
+        tx: Transaction,
+        n: Notification,
+        changes: Document | None = None,
+        release_email_at: datetime | None = None,
     ) -> None:
         if (kept := self.notifications.get(n.notification_id)) is None:
             return
         text = {"facts": n.facts, "subject": n.subject, "body": n.body, "email_body": n.email_body}
-        self.notifications[n.notification_id] = _changed(kept, {**text, **(changes or {})})
+        changed = _changed(kept, {**text, **(changes or {})})
+        self.notifications[n.notification_id] = changed
+        if (
+            release_email_at is not None
+            and changed.email.status is DeliveryStatus.PENDING
+            and (n.notification_id, Channel.EMAIL) not in self.claims
+            and changed.email.next_attempt_at is not None
+            and changed.email.next_attempt_at > release_email_at
+        ):
+            changed.email.next_attempt_at = release_email_at
 
     async def forget_tallies(self, tx: Transaction, recipients: list[str]) -> None:
         """Nothing to forget: counts are counted afresh on every read here."""
@@ -229,19 +242,6 @@ class InMemoryNotifications(MemoryStore, Notifications):
         changed.deliveries += [a.model_copy() for a in attempts]
         self.notifications[notification_id] = changed
         self.claims.discard((notification_id, channel))
-
-    async def release_held_email(
-        self, tx: Transaction, notification_id: uuid.UUID, now: datetime
-    ) -> None:
-        n = self.notifications.get(notification_id)
-        if (
-            n is not None
-            and n.email.status is DeliveryStatus.PENDING
-            and (notification_id, Channel.EMAIL) not in self.claims
-            and n.email.next_attempt_at is not None
-            and n.email.next_attempt_at > now
-        ):
-            n.email.next_attempt_at = now
 
     # --- suggestion entries and the digest --------------------------------------------
     async def entries_by_key(

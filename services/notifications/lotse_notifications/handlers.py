@@ -307,10 +307,10 @@ class NotificationsHandlers:
         if carrier.email.status is not DeliveryStatus.PENDING and carrier.read_at and added:
             changes["read_at"] = None
             await self.repo.forget_tallies(tx, [carrier.recipient_email.lower()])
-        await self.repo.replace_content(tx, carrier, changes)
+        release = None
         if carrier.email.status is DeliveryStatus.PENDING:
-            due = self.timing.office_hours.next_open(now)
-            await self.repo.release_held_email(tx, carrier.notification_id, due)
+            release = self.timing.office_hours.next_open(now)
+        await self.repo.replace_content(tx, carrier, changes, release_email_at=release)
 
     async def _change_entry(
         self, tx: Transaction, entry: SuggestionEntry, update: dict[str, Any]

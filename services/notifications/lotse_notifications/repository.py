@@ -83,10 +83,16 @@ class Notifications(Protocol):
     ) -> Notification | None: ...
 
     async def replace_content(
-        self, tx: Transaction, n: Notification, changes: Document | None = None
+        self,
+        tx: Transaction,
+        n: Notification,
+        changes: Document | None = None,
+        release_email_at: datetime | None = None,
     ) -> None:
         """Write a notification's new facts and text (an alert its suggestions joined,
-        an entry that became unavailable), with other ``changes``."""
+        an entry that became unavailable), with other ``changes``; with
+        ``release_email_at``, an email held for them is due then, unless in flight (or
+        not pending, or due sooner)."""
 
     async def forget_tallies(self, tx: Transaction, recipients: list[str]) -> None:
         """Drop inbox tallies that a change made wrong; the next read counts afresh."""
@@ -121,12 +127,6 @@ class Notifications(Protocol):
         """Change a channel's state (``changes``: fields of its :class:`ChannelState`)
         and add its attempts to the log; the claim ends with it (a claim marks a
         delivery in flight)."""
-
-    async def release_held_email(
-        self, tx: Transaction, notification_id: uuid.UUID, now: datetime
-    ) -> None:
-        """An email held for suggestions that have come: due now, unless in flight (or
-        not pending, or due already)."""
 
     # --- suggestion entries and the digest --------------------------------------------
     async def entries_by_key(
@@ -506,20 +506,6 @@ class NotificationsRepository(Notifications):
             session=session_of(tx),
         )
 
-    async def release_held_email(
-        self, tx: Transaction, notification_id: uuid.UUID, now: datetime
-    ) -> None:
-        await self.notifications.update_one(
-            {
-                "_id": notification_id,
-                "email.status": DeliveryStatus.PENDING.value,
-                "email.claim": {"$exists": False},
-                "email.next_attempt_at": {"$gt": now},
-            },
-            {"$set": channel_update(Channel.EMAIL, next_attempt_at=now)},
-            session=session_of(tx),
-        )
-
     # --- suggestion entries and the digest --------------------------------------------
     async def entries_by_key(
         self, keys: list[str], tx: Transaction | None = None
@@ -690,20 +676,35 @@ class NotificationsRepository(Notifications):
                 raise BundledMeanwhile
 
     async def replace_content(
-        self, tx: Transaction, n: Notification, changes: Document | None = None
+        self,
+        tx: Transaction,
+        n: Notification,
+        changes: Document | None = None,
+        release_email_at: datetime | None = None,
     ) -> None:
+        """In one write, the release too (it was a second one on a document with many
+        indexes, each write of which SecantusDB pays per index): a pipeline update, its
+        values literals, the release a condition on the email's state as stored."""
+        content = {
+            "facts": n.facts,
+            "subject": n.subject,
+            "body": n.body,
+            "email_body": n.email_body,
+            **(changes or {}),
+        }
+        stage: Document = {k: {"$literal": v} for k, v in content.items()}
+        if release_email_at is not None:
+            held = {
+                "$and": [
+                    {"$eq": ["$email.status", DeliveryStatus.PENDING.value]},
+                    {"$eq": [{"$type": "$email.claim"}, "missing"]},
+                    {"$gt": ["$email.next_attempt_at", release_email_at]},
+                ]
+            }
+            due = {"$cond": [held, release_email_at, "$email.next_attempt_at"]}
+            stage["email"] = {"$mergeObjects": ["$email", {"next_attempt_at": due}]}
         await self.notifications.update_one(
-            {"_id": n.notification_id},
-            {
-                "$set": {
-                    "facts": n.facts,
-                    "subject": n.subject,
-                    "body": n.body,
-                    "email_body": n.email_body,
-                    **(changes or {}),
-                }
-            },
-            session=session_of(tx),
+            {"_id": n.notification_id}, [{"$set": stage}], session=session_of(tx)
         )
 
     async def forget_tallies(self, tx: Transaction, recipients: list[str]) -> None:
