@@ -41,7 +41,17 @@ Document = dict[str, Any]
 # ensure_indexes drops these, whose keys were the flat ``email_status``, ``email_claim``
 # ... of before a channel's state became a sub-document (and the unused digest lease).
 # Documents of that shape were not migrated: no deployment held any.
-OBSOLETE_INDEXES = ("outgoing", "webhooks", "digest_lease", "email_claim", "webhook_claim")
+# the claim indexes: every write of a notification paid for them (SecantusDB rewrites each
+# index entry on an update); a claim is read back by the ids claimed instead
+OBSOLETE_INDEXES = (
+    "outgoing",
+    "webhooks",
+    "digest_lease",
+    "email_claim",
+    "webhook_claim",
+    "email_claimed",
+    "webhook_claimed",
+)
 
 
 class Notifications(Protocol):
@@ -333,9 +343,6 @@ class NotificationsRepository(Notifications):
                 IndexModel(
                     [("webhook.status", 1), ("webhook.next_attempt_at", 1)], name="webhook_due"
                 ),
-                # a claimed batch, read back only when another replica claimed some of it
-                IndexModel("email.claim", name="email_claimed", sparse=True),
-                IndexModel("webhook.claim", name="webhook_claimed", sparse=True),
                 IndexModel("escalate_at", name="escalation", sparse=True),
                 IndexModel("correlation_id", name="by_flow"),
                 IndexModel([("cause_event_id", 1), ("kind", 1)], name="by_cause"),
@@ -463,7 +470,9 @@ class NotificationsRepository(Notifications):
         )
         if result.modified_count == len(due):
             return due  # the usual case: nobody else was claiming, no second read
-        cursor = self.notifications.find({_path(channel, "claim"): token})
+        # another replica claimed some of them: read back which are ours (by _id)
+        ids = [n.notification_id for n in due]
+        cursor = self.notifications.find({"_id": {"$in": ids}, _path(channel, "claim"): token})
         return [_notification(d) async for d in cursor]
 
     async def record_sent(
