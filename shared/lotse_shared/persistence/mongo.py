@@ -216,10 +216,9 @@ class MongoTransaction:
     async def has_applied(self, event_id: str) -> bool:
         if event_id in self.applied_before:
             return True
-        found = await self.db[INBOX].count_documents(
-            {"_id": event_id}, session=self.session, limit=1
-        )
-        return bool(found)
+        # a point read: a count is an aggregation, several times its cost on SecantusDB
+        found = await self.db[INBOX].find_one({"_id": event_id}, {"_id": 1}, session=self.session)
+        return found is not None
 
     async def erase_plumbing(self, person_id: uuid.UUID, erasure_id: uuid.UUID) -> dict[str, int]:
         db, session = self.db, self.session
