@@ -48,6 +48,7 @@ import pstats
 import shutil
 import signal
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -493,13 +494,39 @@ async def duplicates(h: FlowStack, events: Sequence[Event]) -> dict[str, int]:
     }
 
 
+def cpu_per_event(ax: Any, cpu: dict[str, dict[str, float]]) -> None:
+    """Stacked CPU milliseconds per event by process, for each way the flow ran."""
+    runs = {
+        "floor": "floor",
+        "flow": "as configured",
+        "again": "again",
+        "one_round_per_event": "a round\nper event",
+        "group_commit": "group\ncommit",
+    }
+    runs = {k: label for k, label in runs.items() if k in cpu}
+    parts = ["database", "placement", "notifications", "rabbitmq", "bench", "intake", "courses"]
+    colours = ["#c44", "#2a6f97", "#61a5c2", "#f4a261", "#999", "#bbb", "#ddd"]
+    bottom = [0.0] * len(runs)
+    for part, colour in zip(parts, colours, strict=True):
+        values = [cpu[k].get(part, 0.0) for k in runs]
+        ax.bar(list(runs.values()), values, bottom=bottom, color=colour, label=part)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    for i, total in enumerate(bottom):
+        ax.text(i, total, f"{total:.0f}", ha="center", va="bottom")
+    ax.set_ylabel("CPU ms per event")
+    ax.set_title("Where the time goes (CPU per event, 2 cores)")
+    ax.legend(loc="upper left", fontsize=7, ncols=2)
+
+
 def draw(result: dict[str, Any], latencies: Sequence[float], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, middle, right) = plt.subplots(
+        1, 3, figsize=(16, 4.4), gridspec_kw={"width_ratios": [1.0, 1.2, 1.0]}
+    )
     bars = {
         "floor\n(bare I/O)": result["floor_eps"],
         "Lotse\nflow": result["throughput_eps"],
@@ -511,6 +538,7 @@ def draw(result: dict[str, Any], latencies: Sequence[float], path: Path) -> None
         left.text(i, v, f"{v:.0f}", ha="center", va="bottom")
     left.set_ylabel("events per second")
     left.set_title(f"Throughput (efficiency {result['efficiency']:.2f})")
+    cpu_per_event(middle, result["cpu_ms_per_event"])
     ordered = sorted(latencies)
     right.plot(ordered, [i / len(ordered) for i in range(len(ordered))], color="#2a6f97")
     for key, style in (("p50", ":"), ("p95", "--"), ("p99", "-")):
@@ -649,11 +677,17 @@ async def main() -> dict[str, Any]:
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         },
     }
+    (RESULTS / "pipeline-latencies.json").write_text(json.dumps([round(x, 1) for x in latencies]))
     draw(result, latencies, RESULTS / "pipeline.png")
     return result
 
 
 if __name__ == "__main__":
+    if "--draw" in sys.argv:  # the chart again, from the last run's results
+        drawn = json.loads((RESULTS / "pipeline.json").read_text())
+        samples = json.loads((RESULTS / "pipeline-latencies.json").read_text())
+        draw(drawn, samples, RESULTS / "pipeline.png")
+        raise SystemExit(0)
     outcome = asyncio.run(main())
     (RESULTS / "pipeline.json").write_text(json.dumps(outcome, indent=2) + "\n")
     print(json.dumps(outcome, indent=2))
