@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from lotse_devstack.samples import TODAY, enrolment_facts, opening_report, snapshot
 from lotse_placement.bootstrap import Overrides, create_app
@@ -118,6 +119,38 @@ async def test_course_completed_before_the_person_is_known_is_kept(
             "Ausbildung Fachkraft für Lagerlogistik",
             "Praktikum Küche",
         }
+
+
+async def test_an_event_parked_for_a_person_then_erased_is_accounted_for_not_dropped(
+    service_env, rabbit_url, namespace
+):
+    """The erasure deletes what is parked about the person; each such event is recorded
+    in the inbox as handled without effects, as one arriving after the erasure is."""
+    person_id = uuid.uuid4()
+    event = completed(person_id)
+    erased = i.PersonErased.create(
+        i.PersonErasedV1(
+            person_id=person_id,
+            district_id="kassel",
+            erasure_id=uuid.uuid4(),
+            erased_at=datetime.now(UTC),
+        ),
+        producer="intake",
+    )
+    app = placement_app()
+    async with running(app):
+        await publish(rabbit_url, namespace, event)
+        await eventually(lambda: app.state.runtime.parking.count(), what="event parked")
+        await publish(rabbit_url, namespace, erased)
+        await applied(app, erased)
+        db = app.state.runtime.db
+        assert await db["parked"].count_documents({"person_id": str(person_id)}) == 0
+        row = await db["inbox"].find_one({"_id": str(event.event_id)})
+        assert row is not None
+        assert row["ignored"] == "person erased while the event was parked"
+        await publish(rabbit_url, namespace, event)  # delivered again: recognised, not parked
+        await asyncio.sleep(0.5)
+        assert await app.state.runtime.parking.count() == 0
 
 
 async def test_a_new_permit_rematches_and_an_update_of_an_opening_does_not_duplicate(

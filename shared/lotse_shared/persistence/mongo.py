@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient, IndexModel, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -223,12 +223,44 @@ class MongoTransaction:
     async def erase_plumbing(self, person_id: uuid.UUID, erasure_id: uuid.UUID) -> dict[str, int]:
         db, session = self.db, self.session
         outbox = await db[OUTBOX].delete_many({"person_id": person_id}, session=session)
+        await self._ignore_parked(person_id)
         parked = await db[PARKED].delete_many({"person_id": str(person_id)}, session=session)
         return {
             OUTBOX: outbox.deleted_count,
             PARKED: parked.deleted_count,
             AUDIT: await self._anonymise_audit(person_id, erasure_id),
         }
+
+    async def _ignore_parked(self, person_id: uuid.UUID) -> None:
+        """The events parked about the person go with the erasure; each is recorded as
+        handled without effects first, as one arriving after the erasure is, so none of
+        them is unaccounted for and a redelivery is recognised. Upserts, not inserts: a
+        duplicate key would abort the erasure's transaction."""
+        waiting = (
+            await self.db[PARKED]
+            .find({"person_id": str(person_id)}, {"routing_key": 1}, session=self.session)
+            .to_list()
+        )
+        if not waiting:
+            return
+        now = datetime.now(UTC)
+        await self.db[INBOX].bulk_write(
+            [
+                UpdateOne(
+                    {"_id": row["_id"]},
+                    {
+                        "$setOnInsert": {
+                            "event_type": row.get("routing_key"),
+                            "applied_at": now,
+                            "ignored": "person erased while the event was parked",
+                        }
+                    },
+                    upsert=True,
+                )
+                for row in waiting
+            ],
+            session=self.session,
+        )
 
     async def _anonymise_audit(self, person_id: uuid.UUID, erasure_id: uuid.UUID) -> int:
         """The one change the append-only audit log allows: the erased person's id, in
