@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from lotse_devstack.samples import TODAY, enrolment_facts, opening_report, snapshot
+from lotse_devstack.samples import TODAY, enrolment_facts, erasure, opening_report, snapshot
 from lotse_placement.bootstrap import Overrides, create_app
 from lotse_placement.domain.matching import rank
 from lotse_placement.domain.model import Opening
@@ -128,15 +128,7 @@ async def test_an_event_parked_for_a_person_then_erased_is_accounted_for_not_dro
     in the inbox as handled without effects, as one arriving after the erasure is."""
     person_id = uuid.uuid4()
     event = completed(person_id)
-    erased = i.PersonErased.create(
-        i.PersonErasedV1(
-            person_id=person_id,
-            district_id="kassel",
-            erasure_id=uuid.uuid4(),
-            erased_at=datetime.now(UTC),
-        ),
-        producer="intake",
-    )
+    erased = erasure(person_id)
     app = placement_app()
     async with running(app):
         await publish(rabbit_url, namespace, event)

@@ -95,6 +95,19 @@ def opening_report(**changes: Any) -> p.OpeningReportedV1:
     return p.OpeningReportedV1(**data)
 
 
+def erasure(person_id: uuid.UUID, at: datetime | None = None) -> i.PersonErased:
+    """intake's announcement that a person of Kassel was erased."""
+    return i.PersonErased.create(
+        i.PersonErasedV1(
+            person_id=person_id,
+            district_id="kassel",
+            erasure_id=uuid.uuid4(),
+            erased_at=at or datetime.now(UTC),
+        ),
+        producer="intake",
+    )
+
+
 def enrolment_facts(person_id: uuid.UUID | None = None) -> dict[str, Any]:
     return {
         "enrolment_id": uuid.uuid4(),
@@ -252,15 +265,7 @@ def one_of_each_event() -> list[Event]:
     return [
         i.PersonRegistered.create(snap, producer="intake"),
         i.PersonUpdated.create(snap.model_copy(update={"revision": 2}), producer="intake"),
-        i.PersonErased.create(
-            i.PersonErasedV1(
-                person_id=snap.person_id,
-                district_id="kassel",
-                erasure_id=uuid.uuid4(),
-                erased_at=datetime(2026, 11, 24, 9, 0, tzinfo=UTC),
-            ),
-            producer="intake",
-        ),
+        erasure(snap.person_id, at=datetime(2026, 11, 24, 9, 0, tzinfo=UTC)),
         c.Enrolled.create(
             c.EnrolledV1(**facts, starts_on=TODAY, ends_on=TODAY), producer="courses"
         ),

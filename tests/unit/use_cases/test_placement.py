@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from lotse_devstack.samples import TODAY, enrolment_facts, opening_report, snapshot
+from lotse_devstack.samples import TODAY, enrolment_facts, erasure, opening_report, snapshot
 from lotse_placement.domain.importing.feed import CLOSED_NOT_IN_FEED, FeedError, parse_feed
 from lotse_placement.domain.model import OpeningFilter, OpeningStatus
 from lotse_placement.domain.pipeline import ClosingReason, Stage
@@ -381,15 +381,7 @@ async def test_an_erased_person_is_forgotten_and_stays_forgotten(
 ) -> None:
     person_id, kitchen_id, person = await suggested_pair(placement, store)
     await pipeline.accept_suggestion(person_id, kitchen_id)
-    erased = i.PersonErased.create(
-        i.PersonErasedV1(
-            person_id=person_id,
-            district_id="kassel",
-            erasure_id=uuid.uuid4(),
-            erased_at=datetime.now(UTC),
-        ),
-        producer="intake",
-    )
+    erased = erasure(person_id)
     await placement.person_erased(erased)
     assert (store.people, store.sets, store.suggested, store.cases) == ({}, [], {}, {})
     assert kitchen_id in store.openings  # openings are no one's data
